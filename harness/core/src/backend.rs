@@ -1,0 +1,190 @@
+//! The small interface a backend implements: describe itself, validate a variant, manage its
+//! broker (coordinator side), and make producers and consumers (worker side).
+//!
+//! Adding a backend is a module implementing [`Backend`] plus one line in the registry the
+//! `bench` binary builds. The coordinator, the checker and the reports never name a backend.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{Key, Partition, Seq};
+use crate::scenario::{FieldError, VariantPlan};
+use crate::settings::{ConsumerAck, Durability, ProducerAck};
+
+/// The delivery settings of one variant, after defaults are applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub producer_ack: ProducerAck,
+    pub consumer_ack: ConsumerAck,
+    pub durability: Durability,
+}
+
+/// One backend option, for `bench list` and the README.
+#[derive(Debug, Clone)]
+pub struct OptionInfo {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub help: &'static str,
+}
+
+/// What a backend supports, shown by `bench list` and used to fill in defaults.
+#[derive(Debug, Clone)]
+pub struct BackendInfo {
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub producer_ack: Vec<(ProducerAck, &'static str)>,
+    pub consumer_ack: Vec<(ConsumerAck, &'static str)>,
+    pub durability: Vec<(Durability, &'static str)>,
+    pub defaults: Delivery,
+    pub options: Vec<OptionInfo>,
+}
+
+/// An error from a backend, phrased for the person running the benchmark.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("{backend}: {what}: {source}")]
+    Io { backend: &'static str, what: String, source: std::io::Error },
+    #[error("{backend}: {message}")]
+    Other { backend: &'static str, message: String },
+    #[error("{backend}: interrupted")]
+    Interrupted { backend: &'static str },
+}
+
+impl BackendError {
+    pub fn other(backend: &'static str, message: impl Into<String>) -> BackendError {
+        BackendError::Other { backend, message: message.into() }
+    }
+    pub fn io(backend: &'static str, what: impl Into<String>, source: std::io::Error) -> BackendError {
+        BackendError::Io { backend, what: what.into(), source }
+    }
+}
+
+/// A backend cannot run here (e.g. its broker is not installed): the variant is reported as
+/// skipped with this reason, never silently dropped.
+#[derive(Debug, Clone)]
+pub struct Unavailable {
+    pub reason: String,
+    /// The command that would make it available.
+    pub fix: Option<String>,
+}
+
+/// How deep the broker itself says the backlog is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Depth {
+    pub messages: u64,
+    pub bytes: Option<u64>,
+}
+
+/// Everything a worker process needs to open its producer or consumer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkerCtx {
+    pub plan: VariantPlan,
+    /// What [`Broker::setup`] returned: queue ids, addresses, topic names.
+    pub endpoint: serde_json::Value,
+    /// Worker index within its role.
+    pub index: u16,
+    /// Partitions this consumer reads (all of them for a producer).
+    pub partitions: Vec<Partition>,
+    pub run_id: u32,
+}
+
+/// The registry of backends, built once by the binary.
+pub type Registry = Vec<Box<dyn Backend>>;
+
+/// A pluggable backend.
+pub trait Backend: Send + Sync {
+    fn info(&self) -> BackendInfo;
+
+    /// Backend-specific checks of a variant, before anything is created. Paths in the errors are
+    /// relative to the variant (e.g. `options.msg_qbytes`, `consumer_ack`).
+    fn validate(&self, plan: &VariantPlan) -> Vec<FieldError>;
+
+    /// Whether this machine can run the variant now; `Err` makes it a reported skip.
+    fn available(&self, _plan: &VariantPlan) -> Result<(), Unavailable> {
+        Ok(())
+    }
+
+    /// Coordinator side: the broker handle for one variant of a run.
+    fn broker(&self, plan: &VariantPlan, run_dir: &std::path::Path) -> Result<Box<dyn Broker>, BackendError>;
+
+    /// Worker side: a producer.
+    fn producer(&self, ctx: &WorkerCtx) -> Result<Box<dyn Producer>, BackendError>;
+
+    /// Worker side: a consumer of `ctx.partitions`.
+    fn consumer(&self, ctx: &WorkerCtx) -> Result<Box<dyn Consumer>, BackendError>;
+}
+
+/// Coordinator side of a backend: starts or reaches the broker, creates and removes what the run
+/// uses, and reports its depth.
+pub trait Broker: Send {
+    /// Starts a managed broker if needed and creates queues/topics. Returns the endpoint handed to
+    /// every worker.
+    fn setup(&mut self) -> Result<serde_json::Value, BackendError>;
+
+    /// The backlog the broker itself reports, if it can.
+    fn depth(&mut self) -> Option<Depth> {
+        None
+    }
+
+    /// Removes what `setup` created and stops a managed broker. Called on success, on error and on
+    /// Ctrl-C; must be safe to call twice.
+    fn teardown(&mut self) -> Result<(), BackendError>;
+
+    /// Versions of the broker and client library, for the report.
+    fn versions(&mut self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+}
+
+/// The outcome of one send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Acked,
+    Failed,
+}
+
+/// Where a producer reports confirmations; the worker timestamps and records them.
+pub trait AckSink {
+    fn ack(&mut self, seq: Seq, outcome: Outcome);
+}
+
+/// One message to send.
+#[derive(Debug)]
+pub struct Outgoing<'a> {
+    pub seq: Seq,
+    pub key: Key,
+    pub partition: Partition,
+    /// Envelope plus padding, `message_size` bytes.
+    pub payload: &'a [u8],
+}
+
+/// Worker side: sends messages and reports their outcome.
+pub trait Producer {
+    /// Sends one message. Outcomes (of this or earlier sends) go to `acks` as they are known.
+    /// `Err` means the producer cannot go on; sends without an outcome then count as unknown.
+    /// `Err(Interrupted)` means a blocking send was interrupted by the worker's stop signal.
+    fn send(&mut self, msg: &Outgoing<'_>, acks: &mut dyn AckSink) -> Result<(), BackendError>;
+
+    /// Waits up to `timeout` for the outcomes of every send so far.
+    fn flush(&mut self, timeout: Duration, acks: &mut dyn AckSink) -> Result<(), BackendError>;
+}
+
+/// Where a consumer hands what it took; the worker decodes, timestamps and records it.
+pub trait DeliverySink {
+    fn deliver(&mut self, payload: &[u8], partition: Partition);
+}
+
+/// Worker side: takes messages of its partitions.
+pub trait Consumer {
+    /// Takes what is available, waiting up to about `max_wait` when nothing is. Each message goes
+    /// to `sink` before it is acknowledged when the consumer-ack setting is `after-process`, after
+    /// when it is `auto`. Returns how many were taken. A backend whose wait cannot time out may
+    /// block longer: the worker interrupts it with a signal (then `Err(Interrupted)`).
+    fn poll(&mut self, max_wait: Duration, sink: &mut dyn DeliverySink) -> Result<usize, BackendError>;
+
+    /// Leaves cleanly (commits, closes channels).
+    fn close(&mut self) -> Result<(), BackendError> {
+        Ok(())
+    }
+}

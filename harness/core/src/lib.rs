@@ -1,0 +1,20 @@
+//! mq-core: the vocabulary every other mq-bench crate speaks.
+//!
+//! The scenario a user writes, the envelope every message carries, the history each worker
+//! writes, and the traits a backend implements. Nothing here names a concrete backend.
+
+pub mod backend;
+pub mod clock;
+pub mod envelope;
+pub mod history;
+pub mod ids;
+pub mod paths;
+pub mod scenario;
+pub mod settings;
+pub mod spec;
+
+pub use backend::{
+    AckSink, Backend, BackendError, BackendInfo, Broker, Consumer, Delivery, DeliverySink, Depth,
+    OptionInfo, Outcome, Outgoing, Producer, Registry, Unavailable, WorkerCtx,
+};
+pub use ids::{ConsumerId, Key, Partition, ProducerId, Seq};

@@ -1,0 +1,413 @@
+//! Scenario files: parsing, defaults and validation, with errors that point at file:line:column.
+//!
+//! A scenario is validated whole before anything is created: every error names the file, the
+//! position, the field and what would be valid.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::backend::{Backend, Delivery, Registry};
+use crate::envelope::ENVELOPE_LEN;
+use crate::settings::{ConsumerAck, Durability, ProducerAck};
+
+/// Largest message a scenario may ask for (any backend).
+pub const MAX_MESSAGE_SIZE: usize = 16 << 20;
+
+/// A duration written as `"10s"`, `"250ms"`, `"2m"` (humantime) in scenarios.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Dur(pub Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s)
+            .map(Dur)
+            .map_err(|e| serde::de::Error::custom(format!("{e}: expected a duration such as \"10s\", \"250ms\" or \"2m\"")))
+    }
+}
+
+impl Serialize for Dur {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(self.0).to_string())
+    }
+}
+
+/// The load every variant of a scenario runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    /// Total messages over all producers (exactly one of `messages` and `duration`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages: Option<u64>,
+    /// Or: send for this long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<Dur>,
+    /// Bytes per message, envelope included.
+    #[serde(default = "defaults::message_size")]
+    pub message_size: usize,
+    #[serde(default = "defaults::one")]
+    pub producers: u32,
+    #[serde(default = "defaults::one")]
+    pub consumers: u32,
+    /// Partitions (Kafka partitions, SysV message types, log partitions, RabbitMQ queues).
+    #[serde(default = "defaults::one")]
+    pub partitions: u32,
+    /// Ordering keys; key k goes to partition k % partitions. Defaults to `partitions`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<u32>,
+    /// Target rate in messages per second over all producers; 0 = as fast as possible.
+    #[serde(default)]
+    pub rate: u64,
+    /// Latency and throughput figures ignore messages scheduled in this first stretch.
+    #[serde(default)]
+    pub warmup: Dur,
+    /// After the producers end, how long consumers may go without a delivery before the run stops
+    /// waiting for the rest. Also how long a run may make no progress at all before it is stopped.
+    #[serde(default = "defaults::drain_timeout")]
+    pub drain_timeout: Dur,
+    /// How long a producer waits for outstanding confirmations at its end.
+    #[serde(default = "defaults::ack_timeout")]
+    pub ack_timeout: Dur,
+}
+
+mod defaults {
+    use super::Dur;
+    use std::time::Duration;
+    pub fn message_size() -> usize {
+        100
+    }
+    pub fn one() -> u32 {
+        1
+    }
+    pub fn drain_timeout() -> Dur {
+        Dur(Duration::from_secs(10))
+    }
+    pub fn ack_timeout() -> Dur {
+        Dur(Duration::from_secs(30))
+    }
+}
+
+impl Workload {
+    pub fn keys(&self) -> u32 {
+        self.keys.unwrap_or(self.partitions)
+    }
+
+    /// How many messages producer `i` sends (None: until the duration ends).
+    pub fn messages_for(&self, producer: u32) -> Option<u64> {
+        self.messages.map(|m| {
+            let p = self.producers as u64;
+            m / p + u64::from((producer as u64) < m % p)
+        })
+    }
+
+    /// Each producer's share of the target rate (0 = unbounded).
+    pub fn rate_per_producer(&self) -> f64 {
+        self.rate as f64 / self.producers as f64
+    }
+}
+
+/// A variant as written in the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVariant {
+    name: String,
+    backend: String,
+    #[serde(default)]
+    producer_ack: Option<ProducerAck>,
+    #[serde(default)]
+    consumer_ack: Option<ConsumerAck>,
+    #[serde(default)]
+    durability: Option<Durability>,
+    #[serde(default)]
+    options: toml::Table,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    name: String,
+    #[serde(default)]
+    description: String,
+    workload: Workload,
+    #[serde(default)]
+    variants: Vec<RawVariant>,
+}
+
+/// One variant, validated, with its backend's defaults filled in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VariantPlan {
+    pub name: String,
+    pub backend: String,
+    pub delivery: Delivery,
+    /// Backend options, as written (each backend parses its own).
+    pub options: serde_json::Value,
+    pub workload: Workload,
+}
+
+impl VariantPlan {
+    /// Parses this variant's `options` into a backend's own struct (use `deny_unknown_fields`).
+    pub fn options<T: DeserializeOwned>(&self) -> Result<T, FieldError> {
+        serde_path_to_error::deserialize(&self.options).map_err(|e| {
+            let path = e.path().to_string();
+            let path = if path == "." { "options".to_owned() } else { format!("options.{path}") };
+            FieldError::new(path, e.into_inner().to_string())
+        })
+    }
+}
+
+/// A validated scenario.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    pub path: PathBuf,
+    pub text: String,
+    pub workload: Workload,
+    pub variants: Vec<VariantPlan>,
+}
+
+/// A problem with one field; the path is dotted (`variants[1].options.msg_qbytes`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub path: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> FieldError {
+        FieldError { path: path.into(), message: message.into() }
+    }
+}
+
+/// A scenario error located in its file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for Located {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.column)?;
+        if !self.field.is_empty() {
+            write!(f, "{}: ", self.field)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// Why a scenario cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("cannot read scenario {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Located>),
+}
+
+/// Reads, parses and validates the scenario at `path` against the backends in `registry`.
+pub fn load(path: &Path, registry: &Registry) -> Result<Scenario, ScenarioError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { path: path.to_owned(), source })?;
+    parse(path, text, registry)
+}
+
+/// Parses and validates scenario `text`, naming `path` in errors.
+pub fn parse(path: &Path, text: String, registry: &Registry) -> Result<Scenario, ScenarioError> {
+    let locator = Locator { file: path.to_owned(), text: &text };
+    let doc = toml_edit::Document::parse(text.as_str())
+        .map_err(|e| ScenarioError::Invalid(vec![locator.at(e.span(), "", e.message().trim_end().to_owned())]))?;
+    let raw: RawScenario = {
+        let de = toml::Deserializer::parse(&text)
+            .map_err(|e| ScenarioError::Invalid(vec![locator.at(e.span(), "", e.message().trim_end().to_owned())]))?;
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let field = e.path().to_string();
+            let inner = e.into_inner();
+            let span = inner.span().or_else(|| span_of(&doc, &field));
+            ScenarioError::Invalid(vec![locator.at(span, &field, inner.message().trim_end().to_owned())])
+        })?
+    };
+
+    let mut errors = validate_workload(&raw);
+    let mut variants = Vec::new();
+    for (i, v) in raw.variants.iter().enumerate() {
+        let at = |e: FieldError| FieldError::new(format!("variants[{i}].{}", e.path), e.message);
+        let Some(backend) = registry.iter().find(|b| b.info().name == v.backend) else {
+            let known: Vec<_> = registry.iter().map(|b| b.info().name).collect();
+            errors.push(at(FieldError::new(
+                "backend",
+                format!("unknown backend {:?}; valid: {}", v.backend, known.join(", ")),
+            )));
+            continue;
+        };
+        match plan_variant(backend.as_ref(), v, &raw.workload) {
+            Ok(plan) => {
+                errors.extend(backend.validate(&plan).into_iter().map(at));
+                variants.push(plan);
+            }
+            Err(es) => errors.extend(es.into_iter().map(at)),
+        }
+    }
+
+    if !errors.is_empty() {
+        let located = errors
+            .into_iter()
+            .map(|e| {
+                let span = span_of(&doc, &e.path);
+                locator.at(span, &e.path, e.message)
+            })
+            .collect();
+        return Err(ScenarioError::Invalid(located));
+    }
+    Ok(Scenario {
+        name: raw.name,
+        description: raw.description,
+        path: path.to_owned(),
+        workload: raw.workload,
+        variants,
+        text,
+    })
+}
+
+fn validate_workload(raw: &RawScenario) -> Vec<FieldError> {
+    let w = &raw.workload;
+    let mut e = Vec::new();
+    let mut err = |path: &str, msg: String| e.push(FieldError::new(path, msg));
+    if raw.name.is_empty() || !raw.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        err("name", format!("{:?} is not a valid scenario name: use letters, digits, '-', '_' or '.'", raw.name));
+    }
+    match (w.messages, w.duration) {
+        (None, None) => err("workload", "set either messages (a count) or duration (e.g. \"30s\")".into()),
+        (Some(_), Some(_)) => err("workload.duration", "set either messages or duration, not both".into()),
+        (Some(0), _) => err("workload.messages", "messages = 0: must be at least 1".into()),
+        (_, Some(Dur(d))) if d.is_zero() => err("workload.duration", "duration must be above 0".into()),
+        _ => {}
+    }
+    if w.message_size < ENVELOPE_LEN || w.message_size > MAX_MESSAGE_SIZE {
+        err(
+            "workload.message_size",
+            format!(
+                "message_size = {} is out of range: valid is {ENVELOPE_LEN} (the envelope) to {MAX_MESSAGE_SIZE} bytes",
+                w.message_size
+            ),
+        );
+    }
+    for (field, v, max) in [("producers", w.producers, 1024), ("consumers", w.consumers, 1024), ("partitions", w.partitions, 65_535)] {
+        if v == 0 || v > max {
+            err(&format!("workload.{field}"), format!("{field} = {v}: valid is 1 to {max}"));
+        }
+    }
+    if let Some(k) = w.keys {
+        if k == 0 {
+            err("workload.keys", "keys = 0: valid is at least 1 (or leave it out: one key per partition)".into());
+        }
+    }
+    if w.consumers > w.partitions && w.partitions > 0 {
+        err(
+            "workload.consumers",
+            format!(
+                "consumers = {} exceeds partitions = {}: each partition is read by one consumer; raise partitions or lower consumers",
+                w.consumers, w.partitions
+            ),
+        );
+    }
+    if raw.variants.is_empty() {
+        err("variants", "no variants: add at least one [[variants]] table with a name and a backend".into());
+    }
+    for (i, v) in raw.variants.iter().enumerate() {
+        if v.name.is_empty() || !v.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            err(&format!("variants[{i}].name"), format!("{:?}: use letters, digits, '-', '_' or '.'", v.name));
+        }
+        if raw.variants[..i].iter().any(|o| o.name == v.name) {
+            err(&format!("variants[{i}].name"), format!("{:?} is used by an earlier variant: names must be unique", v.name));
+        }
+    }
+    e
+}
+
+fn plan_variant(backend: &dyn Backend, v: &RawVariant, w: &Workload) -> Result<VariantPlan, Vec<FieldError>> {
+    let info = backend.info();
+    let delivery = Delivery {
+        producer_ack: v.producer_ack.unwrap_or(info.defaults.producer_ack),
+        consumer_ack: v.consumer_ack.unwrap_or(info.defaults.consumer_ack),
+        durability: v.durability.unwrap_or(info.defaults.durability),
+    };
+    let mut errors = Vec::new();
+    fn check<T: PartialEq + fmt::Display + Copy>(
+        errors: &mut Vec<FieldError>,
+        backend: &str,
+        field: &str,
+        value: T,
+        supported: &[(T, &str)],
+    ) {
+        if !supported.iter().any(|(s, _)| *s == value) {
+            let valid: Vec<String> = supported.iter().map(|(s, _)| s.to_string()).collect();
+            errors.push(FieldError::new(
+                field,
+                format!("backend {backend} cannot honour {field} = \"{value}\"; valid: {}", valid.join(", ")),
+            ));
+        }
+    }
+    check(&mut errors, info.name, "producer_ack", delivery.producer_ack, &info.producer_ack);
+    check(&mut errors, info.name, "consumer_ack", delivery.consumer_ack, &info.consumer_ack);
+    check(&mut errors, info.name, "durability", delivery.durability, &info.durability);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let options = serde_json::to_value(&v.options).map_err(|e| vec![FieldError::new("options", e.to_string())])?;
+    Ok(VariantPlan { name: v.name.clone(), backend: v.backend.clone(), delivery, options, workload: w.clone() })
+}
+
+struct Locator<'a> {
+    file: PathBuf,
+    text: &'a str,
+}
+
+impl Locator<'_> {
+    fn at(&self, span: Option<Range<usize>>, field: &str, message: String) -> Located {
+        let (line, column) = match span {
+            Some(s) => {
+                let before = &self.text[..s.start.min(self.text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                (line, column)
+            }
+            None => (1, 1),
+        };
+        Located { file: self.file.clone(), line, column, field: field.to_owned(), message }
+    }
+}
+
+/// The span of the deepest existing item along a dotted path such as `variants[0].options.x`.
+fn span_of(doc: &toml_edit::Document<&str>, path: &str) -> Option<Range<usize>> {
+    let mut item = doc.as_item();
+    let mut best = None;
+    for seg in path.split('.').filter(|s| !s.is_empty()) {
+        let (name, index) = match seg.split_once('[') {
+            Some((n, rest)) => (n, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (seg, None),
+        };
+        if !name.is_empty() {
+            match item.get(name) {
+                Some(next) => item = next,
+                None => break,
+            }
+            best = item.span().or(best);
+        }
+        if let Some(i) = index {
+            match item.get(i) {
+                Some(next) => item = next,
+                None => break,
+            }
+            best = item.span().or(best);
+        }
+    }
+    best
+}
