@@ -1,0 +1,284 @@
+//! mq-checker: reads a variant's history files and reports what happened to every message.
+//!
+//! Memory is a few bits per (producer, seq) (sent, acked, failed, delivered), a last-seen seq
+//! per (consumer, producer, key), and two HdrHistograms: tens of millions of messages fit easily.
+
+mod bits;
+pub mod report;
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
+use hdrhistogram::Histogram;
+use mq_core::history::{HistoryError, HistoryReader, Record, Role};
+
+use bits::Bits;
+pub use report::{Counts, DepthSample, Latency, Percentiles, Report, Series, Throughput};
+
+/// What the checker reads.
+#[derive(Debug, Clone)]
+pub struct Input {
+    pub producer_files: Vec<PathBuf>,
+    pub consumer_files: Vec<PathBuf>,
+    /// The broker-depth samples written by the coordinator (JSON lines), if any.
+    pub depth_file: Option<PathBuf>,
+    /// The variant's start (monotonic ns): series and rates count from here.
+    pub start_ns: u64,
+    /// Messages scheduled before start + warmup are left out of latency figures.
+    pub warmup_ns: u64,
+    pub message_size: usize,
+    pub producers: u32,
+    pub keys: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error(transparent)]
+    History(#[from] HistoryError),
+    #[error("{path}: a {found:?} history where a {expected:?} history was expected")]
+    WrongRole { path: PathBuf, expected: Role, found: Role },
+    #[error("reading {path}: {source}")]
+    Depth { path: PathBuf, source: std::io::Error },
+}
+
+const NONE: u64 = u64::MAX;
+
+struct Producer {
+    sent: Bits,
+    acked: Bits,
+    failed: Bits,
+    delivered: Bits,
+}
+
+/// Reads every history of one variant and counts.
+pub fn check(input: &Input) -> Result<Report, CheckError> {
+    let mut producers: Vec<Producer> = (0..input.producers)
+        .map(|_| Producer { sent: Bits::default(), acked: Bits::default(), failed: Bits::default(), delivered: Bits::default() })
+        .collect();
+    let mut c = Counts::default();
+    let mut s = Series::default();
+    let mut publish = new_histogram();
+    let mut e2e = new_histogram();
+    let latency_from = input.start_ns + input.warmup_ns;
+    let second = |t: u64| (t.saturating_sub(input.start_ns) / 1_000_000_000) as usize;
+    let mut last_ack = input.start_ns;
+    let mut last_delivery = input.start_ns;
+    let mut records = 0u64;
+
+    for path in &input.producer_files {
+        let mut r = open(path, Role::Producer)?;
+        while let Some(rec) = r.next_record()? {
+            records += 1;
+            match rec {
+                Record::Sent { producer, seq, intended_ns, .. } => {
+                    if let Some(p) = producers.get_mut(producer.0 as usize) {
+                        if !p.sent.set(seq.0) {
+                            c.sent += 1;
+                            bump(&mut s.sent, second(intended_ns));
+                        }
+                    }
+                }
+                Record::Acked { producer, seq, at_ns, intended_ns } => {
+                    if let Some(p) = producers.get_mut(producer.0 as usize) {
+                        if !p.acked.set(seq.0) {
+                            bump(&mut s.acked, second(at_ns));
+                            last_ack = last_ack.max(at_ns);
+                            if intended_ns >= latency_from {
+                                record(&mut publish, at_ns.saturating_sub(intended_ns));
+                            }
+                        }
+                    }
+                }
+                Record::Failed { producer, seq, at_ns } => {
+                    if let Some(p) = producers.get_mut(producer.0 as usize) {
+                        if !p.failed.set(seq.0) {
+                            bump(&mut s.failed, second(at_ns));
+                        }
+                    }
+                }
+                Record::Delivered { .. } | Record::Unexpected { .. } => {}
+            }
+        }
+    }
+
+    let keys = input.keys.max(1) as usize;
+    for path in &input.consumer_files {
+        let mut r = open(path, Role::Consumer)?;
+        // Highest seq delivered so far per (producer, key), for this consumer.
+        let mut last = vec![NONE; producers.len() * keys];
+        while let Some(rec) = r.next_record()? {
+            records += 1;
+            match rec {
+                Record::Delivered { producer, seq, key, sent_ns, at_ns } => {
+                    c.deliveries += 1;
+                    let pi = producer.0 as usize;
+                    let known = pi < producers.len() && (key.0 as usize) < keys && producers[pi].sent.get(seq.0);
+                    if !known {
+                        c.unexpected += 1;
+                        continue;
+                    }
+                    if producers[pi].delivered.set(seq.0) {
+                        c.duplicated += 1;
+                        continue;
+                    }
+                    bump(&mut s.delivered, second(at_ns));
+                    last_delivery = last_delivery.max(at_ns);
+                    if sent_ns >= latency_from {
+                        record(&mut e2e, at_ns.saturating_sub(sent_ns));
+                    }
+                    let slot = &mut last[pi * keys + key.0 as usize];
+                    if *slot != NONE && seq.0 < *slot {
+                        c.reordered += 1;
+                    } else {
+                        *slot = seq.0;
+                    }
+                }
+                Record::Unexpected { .. } => {
+                    c.deliveries += 1;
+                    c.unexpected += 1;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    for p in &producers {
+        let words = p.sent.words();
+        for w in 0..words {
+            let (sent, acked, failed, delivered) = (p.sent.word(w), p.acked.word(w), p.failed.word(w), p.delivered.word(w));
+            let acked = acked & sent;
+            let failed = failed & sent & !acked;
+            let unknown = sent & !acked & !failed;
+            c.acked += u64::from(acked.count_ones());
+            c.failed += u64::from(failed.count_ones());
+            c.unknown += u64::from(unknown.count_ones());
+            c.delivered += u64::from((delivered & sent).count_ones());
+            c.lost += u64::from((acked & !delivered).count_ones());
+            c.unacked_lost += u64::from((unknown & !delivered).count_ones());
+            c.recovered += u64::from((unknown & delivered).count_ones());
+            c.failed_delivered += u64::from((failed & delivered).count_ones());
+        }
+    }
+
+    let len = [s.sent.len(), s.acked.len(), s.failed.len(), s.delivered.len()].into_iter().max().unwrap_or(0);
+    for v in [&mut s.sent, &mut s.acked, &mut s.failed, &mut s.delivered] {
+        v.resize(len, 0);
+    }
+    let (mut acked, mut delivered) = (0i64, 0i64);
+    s.backlog = (0..len)
+        .map(|i| {
+            acked += s.acked[i] as i64;
+            delivered += s.delivered[i] as i64;
+            acked - delivered
+        })
+        .collect();
+
+    let secs = |end: u64| (end.saturating_sub(input.start_ns)) as f64 / 1e9;
+    let rate = |n: u64, end: u64| if secs(end) > 0.0 { n as f64 / secs(end) } else { 0.0 };
+    let mb = input.message_size as f64 / 1e6;
+    let throughput = Throughput {
+        seconds: secs(last_ack.max(last_delivery)),
+        acked_msgs_per_s: rate(c.acked, last_ack),
+        acked_mb_per_s: rate(c.acked, last_ack) * mb,
+        delivered_msgs_per_s: rate(c.delivered, last_delivery),
+        delivered_mb_per_s: rate(c.delivered, last_delivery) * mb,
+    };
+
+    let broker_depth = match &input.depth_file {
+        Some(p) => read_depth(p, input.start_ns)?,
+        None => Vec::new(),
+    };
+    Ok(Report {
+        counts: c,
+        throughput,
+        latency: Latency {
+            publish: percentiles(&publish),
+            end_to_end: percentiles(&e2e),
+            publish_hdr: encode_histogram(&publish),
+            end_to_end_hdr: encode_histogram(&e2e),
+        },
+        backlog_peak: s.backlog.iter().copied().max().unwrap_or(0),
+        broker_depth_peak: broker_depth.iter().map(|d| d.messages).max(),
+        series: s,
+        broker_depth,
+        records,
+    })
+}
+
+fn open(path: &Path, expected: Role) -> Result<HistoryReader, CheckError> {
+    let r = HistoryReader::open(path)?;
+    if r.header.role != expected {
+        return Err(CheckError::WrongRole { path: path.to_owned(), expected, found: r.header.role });
+    }
+    Ok(r)
+}
+
+#[inline]
+fn bump(v: &mut Vec<u64>, i: usize) {
+    if i >= v.len() {
+        v.resize(i + 1, 0);
+    }
+    v[i] += 1;
+}
+
+/// Latency histograms hold nanoseconds, 1 ns to 1 hour, 3 significant digits.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid histogram bounds")
+}
+
+#[inline]
+fn record(h: &mut Histogram<u64>, ns: u64) {
+    h.saturating_record(ns.max(1));
+}
+
+/// p50 … max of a nanosecond histogram, in microseconds.
+pub fn percentiles(h: &Histogram<u64>) -> Percentiles {
+    if h.is_empty() {
+        return Percentiles::default();
+    }
+    let us = |ns: u64| ns as f64 / 1e3;
+    Percentiles {
+        count: h.len(),
+        min_us: us(h.min()),
+        mean_us: h.mean() / 1e3,
+        p50_us: us(h.value_at_quantile(0.50)),
+        p90_us: us(h.value_at_quantile(0.90)),
+        p99_us: us(h.value_at_quantile(0.99)),
+        p999_us: us(h.value_at_quantile(0.999)),
+        max_us: us(h.max()),
+    }
+}
+
+/// Base64 of the V2-deflate serialization.
+pub fn encode_histogram(h: &Histogram<u64>) -> String {
+    let mut buf = Vec::new();
+    V2DeflateSerializer::new().serialize(h, &mut buf).expect("serializing to memory");
+    base64::engine::general_purpose::STANDARD.encode(buf)
+}
+
+/// The inverse of [`encode_histogram`].
+pub fn decode_histogram(s: &str) -> Option<Histogram<u64>> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(s).ok()?;
+    hdrhistogram::serialization::Deserializer::new().deserialize(&mut bytes.as_slice()).ok()
+}
+
+fn read_depth(path: &Path, start_ns: u64) -> Result<Vec<DepthSample>, CheckError> {
+    #[derive(serde::Deserialize)]
+    struct Line {
+        t_ns: u64,
+        messages: u64,
+        bytes: Option<u64>,
+    }
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(CheckError::Depth { path: path.to_owned(), source }),
+    };
+    // A torn last line (coordinator killed mid-write) is skipped.
+    Ok(text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Line>(l).ok())
+        .map(|l| DepthSample { t: l.t_ns.saturating_sub(start_ns) as f64 / 1e9, messages: l.messages, bytes: l.bytes })
+        .collect())
+}

@@ -35,8 +35,8 @@ pub enum Role {
 pub enum Record {
     /// A send attempt, at its intended send time.
     Sent { producer: ProducerId, seq: Seq, key: Key, intended_ns: u64 },
-    /// The broker confirmed the send.
-    Acked { producer: ProducerId, seq: Seq, at_ns: u64 },
+    /// The broker confirmed the send; `intended_ns` repeats the send's intended time.
+    Acked { producer: ProducerId, seq: Seq, at_ns: u64, intended_ns: u64 },
     /// The broker refused the send (nack, error).
     Failed { producer: ProducerId, seq: Seq, at_ns: u64 },
     /// A consumer took a message of this run.
@@ -55,7 +55,7 @@ impl Record {
     fn encode(&self) -> [u8; RECORD_LEN] {
         let (kind, producer, key, seq, t1, t2) = match *self {
             Record::Sent { producer, seq, key, intended_ns } => (K_SENT, producer, key, seq, intended_ns, 0),
-            Record::Acked { producer, seq, at_ns } => (K_ACKED, producer, Key(0), seq, at_ns, 0),
+            Record::Acked { producer, seq, at_ns, intended_ns } => (K_ACKED, producer, Key(0), seq, at_ns, intended_ns),
             Record::Failed { producer, seq, at_ns } => (K_FAILED, producer, Key(0), seq, at_ns, 0),
             Record::Delivered { producer, seq, key, sent_ns, at_ns } => {
                 (K_DELIVERED, producer, key, seq, sent_ns, at_ns)
@@ -83,7 +83,7 @@ impl Record {
         Some(Ok(match b[0] {
             0 => return None,
             K_SENT => Record::Sent { producer, seq, key, intended_ns: t1 },
-            K_ACKED => Record::Acked { producer, seq, at_ns: t1 },
+            K_ACKED => Record::Acked { producer, seq, at_ns: t1, intended_ns: t2 },
             K_FAILED => Record::Failed { producer, seq, at_ns: t1 },
             K_DELIVERED => Record::Delivered { producer, seq, key, sent_ns: t1, at_ns: t2 },
             K_UNEXPECTED => Record::Unexpected { at_ns: t1 },
@@ -281,7 +281,7 @@ mod tests {
         let path = dir.path().join("p0.hist");
         let recs = vec![
             Record::Sent { producer: ProducerId(3), seq: Seq(0), key: Key(9), intended_ns: 10 },
-            Record::Acked { producer: ProducerId(3), seq: Seq(0), at_ns: 20 },
+            Record::Acked { producer: ProducerId(3), seq: Seq(0), at_ns: 20, intended_ns: 10 },
             Record::Failed { producer: ProducerId(3), seq: Seq(1), at_ns: 30 },
             Record::Delivered { producer: ProducerId(3), seq: Seq(0), key: Key(9), sent_ns: 10, at_ns: 40 },
             Record::Unexpected { at_ns: 50 },

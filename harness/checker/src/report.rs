@@ -1,0 +1,107 @@
+//! What the checker reports for one variant: counts, throughput, latency, series. Serialized
+//! as is into `results.json` (see `docs/results-schema.md`).
+
+use serde::{Deserialize, Serialize};
+
+/// Jepsen-style accounting of every send and delivery.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Send attempts.
+    pub sent: u64,
+    /// Confirmed by the broker.
+    pub acked: u64,
+    /// Refused by the broker (nack, error).
+    pub failed: u64,
+    /// No answer before the producer ended (crash, timeout).
+    pub unknown: u64,
+    /// Distinct messages delivered at least once.
+    pub delivered: u64,
+    /// Every delivery, duplicates included.
+    pub deliveries: u64,
+    /// Acked and never delivered. The number that matters.
+    pub lost: u64,
+    /// Unknown and never delivered (allowed by every contract).
+    pub unacked_lost: u64,
+    /// Unknown, yet delivered.
+    pub recovered: u64,
+    /// Refused by the broker, yet delivered.
+    pub failed_delivered: u64,
+    /// Deliveries beyond the first of the same (producer, seq).
+    pub duplicated: u64,
+    /// First deliveries of a key whose seq is below one already delivered for that key to the
+    /// same consumer.
+    pub reordered: u64,
+    /// Delivered but never sent. Must be 0.
+    pub unexpected: u64,
+}
+
+/// Latency percentiles in microseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    pub count: u64,
+    pub min_us: f64,
+    pub mean_us: f64,
+    pub p50_us: f64,
+    pub p90_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    pub max_us: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    /// Intended send → broker confirmation.
+    pub publish: Percentiles,
+    /// Intended send → delivery.
+    pub end_to_end: Percentiles,
+    /// The full histograms, HdrHistogram V2 + deflate, base64: charts and compare rebuild from these.
+    pub publish_hdr: String,
+    pub end_to_end_hdr: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Throughput {
+    /// From the variant's start to its last confirmation.
+    pub seconds: f64,
+    pub acked_msgs_per_s: f64,
+    pub acked_mb_per_s: f64,
+    pub delivered_msgs_per_s: f64,
+    pub delivered_mb_per_s: f64,
+}
+
+/// Per-second series, index i = second [i, i+1) since the variant's start.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Series {
+    pub sent: Vec<u64>,
+    pub acked: Vec<u64>,
+    pub failed: Vec<u64>,
+    /// First deliveries.
+    pub delivered: Vec<u64>,
+    /// Acked minus delivered so far, at the end of each second.
+    pub backlog: Vec<i64>,
+}
+
+/// One sample of the depth the broker itself reports.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DepthSample {
+    /// Seconds since the variant's start.
+    pub t: f64,
+    pub messages: u64,
+    pub bytes: Option<u64>,
+}
+
+/// Everything the checker found for one variant.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub counts: Counts,
+    pub throughput: Throughput,
+    pub latency: Latency,
+    pub series: Series,
+    pub broker_depth: Vec<DepthSample>,
+    /// Peak of the history backlog (acked − delivered) over the per-second series.
+    pub backlog_peak: i64,
+    /// Peak of the broker-reported depth, when the broker reports one.
+    pub broker_depth_peak: Option<u64>,
+    /// History records read (for the checker's own speed figure).
+    pub records: u64,
+}
