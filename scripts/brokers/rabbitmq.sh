@@ -21,7 +21,7 @@
 #   --timeout S  [RABBITMQ_START_TIMEOUT=90]  bound for the start wait
 #   other env: RABBITMQ_NODENAME (bench@localhost), RABBITMQ_MANAGEMENT=1 (enable the management
 #              plugin on 127.0.0.1:RABBITMQ_MGMT_PORT, default 15672), RABBITMQ_STOP_TIMEOUT (60),
-#              PERFTEST_VERSION (2.25.0), MQ_BENCH_CACHE
+#              PERFTEST_VERSION (2.22.1), MQ_BENCH_CACHE
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -55,7 +55,7 @@ DIST_PORT="${RABBITMQ_DIST_PORT:-$((PORT + 20000))}"
 NODENAME="${RABBITMQ_NODENAME:-bench@localhost}"
 MGMT="${RABBITMQ_MANAGEMENT:-0}"
 MGMT_PORT="${RABBITMQ_MGMT_PORT:-15672}"
-PERFTEST_VERSION="${PERFTEST_VERSION:-2.25.0}"
+PERFTEST_VERSION="${PERFTEST_VERSION:-2.22.1}"
 PERFTEST_HOME="$MQB_CACHE/perftest-$PERFTEST_VERSION"
 B=/usr/lib/rabbitmq/bin
 PIDFILE="$DIR/rabbitmq.pid"
