@@ -1,0 +1,2 @@
+// placeholder until the engine benches land
+fn main() {}

@@ -1,0 +1,28 @@
+//! The storage engine: topics of partitions of segment files, batches framed with a CRC32C,
+//! sparse offset indexes, group commit, recovery, retention and consumer-group offsets.
+//! Usable on its own through [`Log`].
+
+mod batch;
+mod commit;
+mod config;
+mod error;
+mod index;
+mod log;
+mod offsets;
+mod partition;
+mod segment;
+mod topic;
+
+pub use batch::{
+    check_batch, decode_batches, encode_batch, encode_records, validate_records, BatchError,
+    BatchHeader, Record, BATCH_HEADER_LEN, RECORD_OVERHEAD,
+};
+pub use commit::{CommitStats, CommitTicket, Committer};
+pub use config::{FsyncPolicy, LogConfig, MAX_BATCH_BYTES, MAX_SEGMENT_BYTES};
+pub use error::{Result, StorageError};
+pub use index::{IndexEntry, OffsetIndex, INDEX_ENTRY_LEN};
+pub use log::Log;
+pub use offsets::OffsetStore;
+pub use partition::{AppendOutcome, Partition, ReadResult};
+pub use segment::{parse_segment_name, segment_paths, Segment, Truncation};
+pub use topic::{validate_name, Topic, MAX_PARTITIONS};

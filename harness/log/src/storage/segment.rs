@@ -1,0 +1,457 @@
+//! One segment: a log file of consecutive batches named by its base offset
+//! (`00000000000000000000.log`) and its sparse index (`….index`).
+//!
+//! Owns appending to the file, recovering it on open (validate, truncate a torn or corrupt
+//! tail, rebuild a missing or damaged index) and reading whole batches from it with `pread`.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::batch::{check_batch, BatchHeader, BATCH_HEADER_LEN};
+use super::error::{IoContext, Result, StorageError};
+use super::index::{IndexEntry, OffsetIndex};
+
+/// The log and index file paths of the segment starting at `base_offset` in `dir`.
+pub fn segment_paths(dir: &Path, base_offset: u64) -> (PathBuf, PathBuf) {
+    (
+        dir.join(format!("{base_offset:020}.log")),
+        dir.join(format!("{base_offset:020}.index")),
+    )
+}
+
+/// The base offset named by a segment log file name, if it is one.
+pub fn parse_segment_name(name: &str) -> Option<u64> {
+    let stem = name.strip_suffix(".log")?;
+    if stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()) {
+        stem.parse().ok()
+    } else {
+        None
+    }
+}
+
+/// What recovery cut from the end of a segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Truncation {
+    /// The segment log file.
+    pub path: PathBuf,
+    /// Where the first bad batch started: the file's new length.
+    pub position: u64,
+    /// How many bytes were dropped.
+    pub dropped_bytes: u64,
+    /// Why the batch at `position` was refused.
+    pub reason: String,
+}
+
+/// One segment, open for appends (the last of a partition) or reads.
+#[derive(Debug)]
+pub struct Segment {
+    base_offset: u64,
+    log_path: PathBuf,
+    index_path: PathBuf,
+    file: Arc<File>,
+    size: u64,
+    next_offset: u64,
+    max_timestamp_ms: u64,
+    index: OffsetIndex,
+}
+
+/// A snapshot of where to read in a segment, taken under the partition lock and used without it.
+#[derive(Debug, Clone)]
+pub struct ReadView {
+    file: Arc<File>,
+    path: PathBuf,
+    start_position: u64,
+    end: u64,
+}
+
+/// Result of scanning a run of batches.
+struct Scan {
+    valid_end: u64,
+    next_offset: u64,
+    max_timestamp_ms: u64,
+    entries: Vec<IndexEntry>,
+    bytes_since_entry: u64,
+    error: Option<String>,
+}
+
+/// Reads batches from `from` up to `len` in `file`, checking that each starts at the expected
+/// offset (and its CRC when `verify`), and builds the index entries an appender would have made.
+fn scan(
+    file: &File,
+    from: u64,
+    expect_offset: u64,
+    len: u64,
+    verify: bool,
+    interval: u32,
+    base_offset: u64,
+) -> std::io::Result<Scan> {
+    let mut reader = BufReader::with_capacity(256 << 10, file);
+    reader.seek(SeekFrom::Start(from))?;
+    let mut out = Scan {
+        valid_end: from,
+        next_offset: expect_offset,
+        max_timestamp_ms: 0,
+        entries: Vec::new(),
+        bytes_since_entry: 0,
+        error: None,
+    };
+    let mut buf = vec![0u8; BATCH_HEADER_LEN];
+    let mut pos = from;
+    while pos < len {
+        let remaining = len - pos;
+        if remaining < BATCH_HEADER_LEN as u64 {
+            out.error = Some(format!("torn batch header: {remaining} bytes left"));
+            break;
+        }
+        buf.resize(BATCH_HEADER_LEN, 0);
+        reader.read_exact(&mut buf)?;
+        let Some(h) = BatchHeader::parse(&buf) else {
+            out.error = Some("implausible batch header".into());
+            break;
+        };
+        if h.total_len() > remaining {
+            out.error = Some(format!(
+                "torn batch: {} bytes promised, {remaining} left",
+                h.total_len()
+            ));
+            break;
+        }
+        if h.base_offset != out.next_offset {
+            out.error = Some(format!(
+                "batch base offset {} where {} was expected",
+                h.base_offset, out.next_offset
+            ));
+            break;
+        }
+        let rel = h.base_offset - base_offset;
+        if rel > u64::from(u32::MAX) {
+            out.error = Some("offset too far from the segment base".into());
+            break;
+        }
+        if verify {
+            buf.resize(h.total_len() as usize, 0);
+            reader.read_exact(&mut buf[BATCH_HEADER_LEN..])?;
+            if let Err(e) = check_batch(&buf) {
+                out.error = Some(e.to_string());
+                break;
+            }
+        } else {
+            reader.seek_relative((h.total_len() - BATCH_HEADER_LEN as u64) as i64)?;
+        }
+        if out.entries.is_empty() || out.bytes_since_entry >= u64::from(interval) {
+            out.entries.push(IndexEntry {
+                rel_offset: rel as u32,
+                position: pos as u32,
+            });
+            out.bytes_since_entry = 0;
+        }
+        out.bytes_since_entry += h.total_len();
+        pos += h.total_len();
+        out.valid_end = pos;
+        out.next_offset = h.next_offset();
+        out.max_timestamp_ms = out.max_timestamp_ms.max(h.timestamp_ms);
+    }
+    Ok(out)
+}
+
+/// Whether index entries are plausible for a log file of `len` bytes.
+fn entries_plausible(entries: &[IndexEntry], len: u64) -> bool {
+    entries
+        .first()
+        .is_none_or(|e| e.position == 0 && e.rel_offset == 0)
+        && entries
+            .windows(2)
+            .all(|w| w[0].rel_offset < w[1].rel_offset && w[0].position < w[1].position)
+        && entries.iter().all(|e| u64::from(e.position) < len)
+}
+
+fn open_rw(path: &Path, create: bool) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(create)
+        .truncate(false)
+        .open(path)
+        .ctx(|| format!("opening segment {}", path.display()))
+}
+
+fn read_header_at(file: &File, path: &Path, pos: u64) -> Result<BatchHeader> {
+    let mut buf = [0u8; BATCH_HEADER_LEN];
+    file.read_exact_at(&mut buf, pos)
+        .ctx(|| format!("reading batch header in {} at {pos}", path.display()))?;
+    BatchHeader::parse(&buf).ok_or_else(|| StorageError::Corrupt {
+        path: path.to_owned(),
+        position: pos,
+        reason: "implausible batch header".into(),
+    })
+}
+
+impl Segment {
+    /// Creates an empty segment starting at `base_offset`.
+    pub fn create(dir: &Path, base_offset: u64, interval: u32) -> Result<Segment> {
+        let (log_path, index_path) = segment_paths(dir, base_offset);
+        let file = open_rw(&log_path, true)?;
+        file.set_len(0)
+            .ctx(|| format!("truncating new segment {}", log_path.display()))?;
+        let index = OffsetIndex::create(&index_path, interval, Vec::new())?;
+        Ok(Segment {
+            base_offset,
+            log_path,
+            index_path,
+            file: Arc::new(file),
+            size: 0,
+            next_offset: base_offset,
+            max_timestamp_ms: 0,
+            index,
+        })
+    }
+
+    /// Opens an existing segment. The last segment of a partition (`last`) is fully validated
+    /// and truncated at its first torn or corrupt batch; an older one is trusted up to its index
+    /// and scanned from its last index entry. A missing or damaged index is rebuilt.
+    pub fn open(
+        dir: &Path,
+        base_offset: u64,
+        last: bool,
+        interval: u32,
+    ) -> Result<(Segment, Option<Truncation>)> {
+        let (log_path, index_path) = segment_paths(dir, base_offset);
+        let file = open_rw(&log_path, false)?;
+        let len = file
+            .metadata()
+            .ctx(|| format!("reading size of {}", log_path.display()))?
+            .len();
+        let disk_index = OffsetIndex::read_entries(&index_path)?;
+
+        // An older segment with a plausible index: check its last entry and scan only past it.
+        if !last {
+            if let Some((entries, true)) = &disk_index {
+                if entries_plausible(entries, len) {
+                    let start = entries.last().copied().unwrap_or(IndexEntry {
+                        rel_offset: 0,
+                        position: 0,
+                    });
+                    let ok = len == 0
+                        || read_header_at(&file, &log_path, u64::from(start.position))
+                            .map(|h| h.base_offset == base_offset + u64::from(start.rel_offset))
+                            .unwrap_or(false);
+                    if ok {
+                        let s = scan(
+                            &file,
+                            u64::from(start.position),
+                            base_offset + u64::from(start.rel_offset),
+                            len,
+                            false,
+                            interval,
+                            base_offset,
+                        )
+                        .ctx(|| format!("scanning {}", log_path.display()))?;
+                        if s.error.is_none() {
+                            let index = OffsetIndex::open(&index_path, interval, entries.clone())?;
+                            let seg = Segment {
+                                base_offset,
+                                log_path,
+                                index_path,
+                                file: Arc::new(file),
+                                size: len,
+                                next_offset: s.next_offset,
+                                max_timestamp_ms: s.max_timestamp_ms,
+                                index,
+                            };
+                            return Ok((seg, None));
+                        }
+                    }
+                }
+            }
+        }
+
+        // Full validation: the last segment always, an older one whose index did not hold up.
+        let s = scan(&file, 0, base_offset, len, true, interval, base_offset)
+            .ctx(|| format!("validating {}", log_path.display()))?;
+        let mut truncation = None;
+        if let Some(reason) = &s.error {
+            let t = Truncation {
+                path: log_path.clone(),
+                position: s.valid_end,
+                dropped_bytes: len - s.valid_end,
+                reason: reason.clone(),
+            };
+            if last {
+                tracing::warn!(
+                    segment = %log_path.display(),
+                    position = t.position,
+                    dropped_bytes = t.dropped_bytes,
+                    next_offset = s.next_offset,
+                    reason = %reason,
+                    "recovery truncated a torn or corrupt tail"
+                );
+                file.set_len(s.valid_end)
+                    .ctx(|| format!("truncating {}", log_path.display()))?;
+                file.sync_all()
+                    .ctx(|| format!("fsyncing truncated {}", log_path.display()))?;
+            } else {
+                // Cutting an older segment would leave an offset gap before the next one; serve
+                // what validates and report the rest.
+                tracing::warn!(
+                    segment = %log_path.display(),
+                    position = t.position,
+                    unreadable_bytes = t.dropped_bytes,
+                    reason = %reason,
+                    "corrupt batch in a closed segment; records after it are not served"
+                );
+            }
+            truncation = Some(t);
+        }
+        let index = match disk_index {
+            Some((entries, true)) if entries == s.entries => {
+                OffsetIndex::open(&index_path, interval, entries)?
+            }
+            Some((entries, _)) => {
+                if s.entries.starts_with(&entries) {
+                    tracing::debug!(index = %index_path.display(), "index behind its log; extended");
+                } else {
+                    tracing::warn!(index = %index_path.display(), "damaged index rebuilt from its log");
+                }
+                OffsetIndex::create(&index_path, interval, s.entries.clone())?
+            }
+            None => {
+                if len > 0 {
+                    tracing::warn!(index = %index_path.display(), "missing index rebuilt from its log");
+                }
+                OffsetIndex::create(&index_path, interval, s.entries.clone())?
+            }
+        };
+        let mut index = index;
+        index.set_bytes_since_entry(s.bytes_since_entry);
+        let seg = Segment {
+            base_offset,
+            log_path,
+            index_path,
+            file: Arc::new(file),
+            size: s.valid_end,
+            next_offset: s.next_offset,
+            max_timestamp_ms: s.max_timestamp_ms,
+            index,
+        };
+        Ok((seg, truncation))
+    }
+
+    /// Appends one encoded, validated batch whose header is `h` at the end of the file.
+    pub fn append(&mut self, batch: &[u8], h: &BatchHeader) -> Result<()> {
+        debug_assert_eq!(h.base_offset, self.next_offset);
+        self.file
+            .write_all_at(batch, self.size)
+            .ctx(|| format!("appending to {}", self.log_path.display()))?;
+        let rel = (h.base_offset - self.base_offset) as u32;
+        let position = self.size as u32;
+        self.size += batch.len() as u64;
+        self.next_offset = h.next_offset();
+        self.max_timestamp_ms = self.max_timestamp_ms.max(h.timestamp_ms);
+        self.index.on_append(rel, position, batch.len() as u64)
+    }
+
+    /// Where to start reading for `offset` (which this segment holds).
+    pub fn read_view(&self, offset: u64) -> ReadView {
+        let rel = (offset.saturating_sub(self.base_offset)).min(u64::from(u32::MAX)) as u32;
+        ReadView {
+            file: self.file.clone(),
+            path: self.log_path.clone(),
+            start_position: u64::from(self.index.lookup(rel).position),
+            end: self.size,
+        }
+    }
+
+    /// fsyncs the log file and the index.
+    pub fn sync(&self) -> Result<()> {
+        self.file
+            .sync_data()
+            .ctx(|| format!("fsyncing {}", self.log_path.display()))?;
+        self.index.sync()
+    }
+
+    /// Removes both files (retention). Readers holding a [`ReadView`] keep reading the
+    /// unlinked file.
+    pub fn delete(self) -> Result<()> {
+        std::fs::remove_file(&self.log_path)
+            .ctx(|| format!("deleting segment {}", self.log_path.display()))?;
+        match std::fs::remove_file(&self.index_path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).ctx(|| format!("deleting index {}", self.index_path.display()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Offset of the first record.
+    pub fn base_offset(&self) -> u64 {
+        self.base_offset
+    }
+    /// Offset after the last record.
+    pub fn next_offset(&self) -> u64 {
+        self.next_offset
+    }
+    /// Bytes of valid batches.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+    /// Newest batch timestamp, ms since the epoch (0 when empty).
+    pub fn max_timestamp_ms(&self) -> u64 {
+        self.max_timestamp_ms
+    }
+    /// The shared log file handle (what the committer fsyncs).
+    pub fn file(&self) -> &Arc<File> {
+        &self.file
+    }
+    /// The log file path.
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+    /// The index entries.
+    pub fn index_entries(&self) -> &[IndexEntry] {
+        self.index.entries()
+    }
+}
+
+impl ReadView {
+    /// Reads whole batches starting with the one holding `offset`, up to `max_bytes` (at least
+    /// one whole batch, so a consumer always progresses). Empty if the segment ends first.
+    pub fn read(&self, offset: u64, max_bytes: u64) -> Result<Vec<u8>> {
+        let mut pos = self.start_position;
+        let first = loop {
+            if pos >= self.end {
+                return Ok(Vec::new());
+            }
+            let h = read_header_at(&self.file, &self.path, pos)?;
+            if h.next_offset() > offset {
+                break h;
+            }
+            pos += h.total_len();
+        };
+        let want = (self.end - pos).min(max_bytes.max(first.total_len()));
+        let mut buf = vec![0u8; want as usize];
+        self.file
+            .read_exact_at(&mut buf, pos)
+            .ctx(|| format!("reading {} at {pos}", self.path.display()))?;
+        // Keep whole batches only.
+        let mut keep = 0usize;
+        while let Some(h) = buf.get(keep..).and_then(BatchHeader::parse) {
+            let end = keep as u64 + h.total_len();
+            if end > buf.len() as u64 {
+                break;
+            }
+            keep = end as usize;
+        }
+        if keep == 0 {
+            return Err(StorageError::Corrupt {
+                path: self.path.clone(),
+                position: pos,
+                reason: "batch header does not describe a whole batch".into(),
+            });
+        }
+        buf.truncate(keep);
+        Ok(buf)
+    }
+}
