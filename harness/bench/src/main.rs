@@ -1,1 +1,229 @@
-fn main() {}
+//! `bench`: the command line. Parses arguments and calls the library crates; nothing else.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use mq_core::scenario::{self, ScenarioError};
+use mq_runner::interrupt::Interrupt;
+use mq_runner::results::VariantStatus;
+use mq_runner::RunOptions;
+
+const EXAMPLES: &str = "\
+Examples:
+  bench run scenarios/quickstart.toml            run every variant, write reports/<time>-quickstart/
+  bench run scenarios/ordering.toml --only sysv  run one variant
+  bench validate scenarios/sysv-sizes.toml       check a scenario without running it
+  bench list                                     backends, their settings and options
+
+Exit status: 0 done, 1 a variant failed, 2 bad input (nothing was created), 130 interrupted.";
+
+#[derive(Parser)]
+#[command(name = "bench", version, about = "Run the same message-queue workload against several backends and compare speed and correctness", after_help = EXAMPLES)]
+struct Cli {
+    /// More log output (-v info, -vv debug).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a scenario: every variant in turn, then write results.json and summary.md.
+    Run {
+        /// The scenario file (TOML).
+        scenario: PathBuf,
+        /// Write the run into this folder instead of reports/<time>-<scenario>/.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Run only this variant (repeatable).
+        #[arg(long, value_name = "VARIANT")]
+        only: Vec<String>,
+        /// No progress bar: plain log lines every few seconds.
+        #[arg(short, long)]
+        quiet: bool,
+        /// Folder for run folders.
+        #[arg(long, default_value = "reports")]
+        reports: PathBuf,
+    },
+    /// Check a scenario and print what it would run; creates nothing.
+    Validate { scenario: PathBuf },
+    /// List the backends, their delivery settings, defaults and options.
+    List,
+    /// Internal: a producer or consumer process started by `bench run` (spec on stdin).
+    #[command(hide = true)]
+    Worker {
+        #[arg(long)]
+        variant: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        index: u16,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => tracing::Level::WARN,
+        1 => tracing::Level::INFO,
+        _ => tracing::Level::DEBUG,
+    };
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .init();
+    let registry = mq_backends::registry();
+    match cli.command {
+        Command::Worker { .. } => match mq_runner::worker::main(&registry) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("worker: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::List => {
+            print!("{}", list(&registry));
+            ExitCode::SUCCESS
+        }
+        Command::Validate { scenario } => match scenario::load(&scenario, &registry) {
+            Ok(s) => {
+                eprintln!(
+                    "{}: ok: scenario {:?}, {} variant(s)",
+                    scenario.display(),
+                    s.name,
+                    s.variants.len()
+                );
+                for v in &s.variants {
+                    let d = v.delivery;
+                    eprintln!(
+                        "  {:<20} backend {:<9} producer_ack {} consumer_ack {} durability {}",
+                        v.name, v.backend, d.producer_ack, d.consumer_ack, d.durability
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => bad_input(&e),
+        },
+        Command::Run {
+            scenario: path,
+            out,
+            only,
+            quiet,
+            reports,
+        } => {
+            let scenario = match scenario::load(&path, &registry) {
+                Ok(s) => s,
+                Err(e) => return bad_input(&e),
+            };
+            if let Some(unknown) = only
+                .iter()
+                .find(|o| !scenario.variants.iter().any(|v| &v.name == *o))
+            {
+                let names: Vec<_> = scenario.variants.iter().map(|v| v.name.as_str()).collect();
+                eprintln!(
+                    "error: --only {unknown:?}: {} has no such variant; valid: {}",
+                    path.display(),
+                    names.join(", ")
+                );
+                return ExitCode::from(2);
+            }
+            let interrupt = match Interrupt::install() {
+                Ok(i) => i,
+                Err(e) => {
+                    eprintln!("error: installing the Ctrl-C handler: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let worker_exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("bench"));
+            let opts = RunOptions {
+                reports_dir: reports,
+                out,
+                only,
+                quiet,
+                worker_exe,
+            };
+            match mq_runner::run(&scenario, &registry, &opts, &interrupt) {
+                Ok(outcome) => {
+                    eprintln!("\n{}", mq_runner::summary::markdown(&outcome.results));
+                    eprintln!("results: {}", outcome.dir.join("results.json").display());
+                    eprintln!("summary: {}", outcome.dir.join("summary.md").display());
+                    if outcome.results.partial {
+                        eprintln!("interrupted: partial results written");
+                        ExitCode::from(130)
+                    } else if outcome
+                        .results
+                        .variants
+                        .iter()
+                        .any(|v| v.status == VariantStatus::Failed)
+                    {
+                        ExitCode::FAILURE
+                    } else {
+                        ExitCode::SUCCESS
+                    }
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn bad_input(e: &ScenarioError) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(2)
+}
+
+fn list(registry: &mq_core::Registry) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    for b in registry {
+        let i = b.info();
+        let _ = writeln!(s, "{}: {}", i.name, i.summary);
+        let d = i.defaults;
+        let setting = |s: &mut String, name: &str, values: Vec<(String, &str)>, default: String| {
+            let _ = writeln!(s, "  {name} (default {default}):");
+            for (v, meaning) in values {
+                let _ = writeln!(s, "    {v:<14} {meaning}");
+            }
+        };
+        setting(
+            &mut s,
+            "producer_ack",
+            i.producer_ack
+                .iter()
+                .map(|(v, m)| (v.to_string(), *m))
+                .collect(),
+            d.producer_ack.to_string(),
+        );
+        setting(
+            &mut s,
+            "consumer_ack",
+            i.consumer_ack
+                .iter()
+                .map(|(v, m)| (v.to_string(), *m))
+                .collect(),
+            d.consumer_ack.to_string(),
+        );
+        setting(
+            &mut s,
+            "durability",
+            i.durability
+                .iter()
+                .map(|(v, m)| (v.to_string(), *m))
+                .collect(),
+            d.durability.to_string(),
+        );
+        if !i.options.is_empty() {
+            let _ = writeln!(s, "  options ([variants.options]):");
+            for o in &i.options {
+                let _ = writeln!(s, "    {:<14} default {:<14} {}", o.name, o.default, o.help);
+            }
+        }
+        s.push('\n');
+    }
+    s
+}

@@ -8,18 +8,52 @@ use mq_core::ids::{Key, ProducerId, Seq};
 fn histories(dir: &std::path::Path, n: u64) -> Input {
     let p = dir.join("producer-0.hist");
     let c = dir.join("consumer-0.hist");
-    let mut w = HistoryWriter::create(&p, FileHeader { role: Role::Producer, worker: 0, run_id: 1 }).unwrap();
+    let mut w = HistoryWriter::create(
+        &p,
+        FileHeader {
+            role: Role::Producer,
+            worker: 0,
+            run_id: 1,
+        },
+    )
+    .unwrap();
     for i in 0..n {
         let t = 1_000 + i * 1_000;
-        w.push(Record::Sent { producer: ProducerId(0), seq: Seq(i), key: Key((i % 4) as u32), intended_ns: t }).unwrap();
-        w.push(Record::Acked { producer: ProducerId(0), seq: Seq(i), at_ns: t + 20_000, intended_ns: t }).unwrap();
+        w.push(Record::Sent {
+            producer: ProducerId(0),
+            seq: Seq(i),
+            key: Key((i % 4) as u32),
+            intended_ns: t,
+        })
+        .unwrap();
+        w.push(Record::Acked {
+            producer: ProducerId(0),
+            seq: Seq(i),
+            at_ns: t + 20_000,
+            intended_ns: t,
+        })
+        .unwrap();
     }
     w.finish().unwrap();
-    let mut w = HistoryWriter::create(&c, FileHeader { role: Role::Consumer, worker: 0, run_id: 1 }).unwrap();
+    let mut w = HistoryWriter::create(
+        &c,
+        FileHeader {
+            role: Role::Consumer,
+            worker: 0,
+            run_id: 1,
+        },
+    )
+    .unwrap();
     for i in 0..n {
         let t = 1_000 + i * 1_000;
-        w.push(Record::Delivered { producer: ProducerId(0), seq: Seq(i), key: Key((i % 4) as u32), sent_ns: t, at_ns: t + 50_000 })
-            .unwrap();
+        w.push(Record::Delivered {
+            producer: ProducerId(0),
+            seq: Seq(i),
+            key: Key((i % 4) as u32),
+            sent_ns: t,
+            at_ns: t + 50_000,
+        })
+        .unwrap();
     }
     w.finish().unwrap();
     Input {

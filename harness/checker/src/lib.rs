@@ -3,7 +3,6 @@
 //! Memory is a few bits per (producer, seq) (sent, acked, failed, delivered), a last-seen seq
 //! per (consumer, producer, key), and two HdrHistograms: tens of millions of messages fit easily.
 
-mod bits;
 pub mod report;
 
 use std::path::{Path, PathBuf};
@@ -13,7 +12,7 @@ use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use mq_core::history::{HistoryError, HistoryReader, Record, Role};
 
-use bits::Bits;
+use mq_core::bits::Bits;
 pub use report::{Counts, DepthSample, Latency, Percentiles, Report, Series, Throughput};
 
 /// What the checker reads.
@@ -37,9 +36,16 @@ pub enum CheckError {
     #[error(transparent)]
     History(#[from] HistoryError),
     #[error("{path}: a {found:?} history where a {expected:?} history was expected")]
-    WrongRole { path: PathBuf, expected: Role, found: Role },
+    WrongRole {
+        path: PathBuf,
+        expected: Role,
+        found: Role,
+    },
     #[error("reading {path}: {source}")]
-    Depth { path: PathBuf, source: std::io::Error },
+    Depth {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 const NONE: u64 = u64::MAX;
@@ -54,7 +60,12 @@ struct Producer {
 /// Reads every history of one variant and counts.
 pub fn check(input: &Input) -> Result<Report, CheckError> {
     let mut producers: Vec<Producer> = (0..input.producers)
-        .map(|_| Producer { sent: Bits::default(), acked: Bits::default(), failed: Bits::default(), delivered: Bits::default() })
+        .map(|_| Producer {
+            sent: Bits::default(),
+            acked: Bits::default(),
+            failed: Bits::default(),
+            delivered: Bits::default(),
+        })
         .collect();
     let mut c = Counts::default();
     let mut s = Series::default();
@@ -71,7 +82,12 @@ pub fn check(input: &Input) -> Result<Report, CheckError> {
         while let Some(rec) = r.next_record()? {
             records += 1;
             match rec {
-                Record::Sent { producer, seq, intended_ns, .. } => {
+                Record::Sent {
+                    producer,
+                    seq,
+                    intended_ns,
+                    ..
+                } => {
                     if let Some(p) = producers.get_mut(producer.0 as usize) {
                         if !p.sent.set(seq.0) {
                             c.sent += 1;
@@ -79,7 +95,12 @@ pub fn check(input: &Input) -> Result<Report, CheckError> {
                         }
                     }
                 }
-                Record::Acked { producer, seq, at_ns, intended_ns } => {
+                Record::Acked {
+                    producer,
+                    seq,
+                    at_ns,
+                    intended_ns,
+                } => {
                     if let Some(p) = producers.get_mut(producer.0 as usize) {
                         if !p.acked.set(seq.0) {
                             bump(&mut s.acked, second(at_ns));
@@ -90,7 +111,11 @@ pub fn check(input: &Input) -> Result<Report, CheckError> {
                         }
                     }
                 }
-                Record::Failed { producer, seq, at_ns } => {
+                Record::Failed {
+                    producer,
+                    seq,
+                    at_ns,
+                } => {
                     if let Some(p) = producers.get_mut(producer.0 as usize) {
                         if !p.failed.set(seq.0) {
                             bump(&mut s.failed, second(at_ns));
@@ -110,10 +135,18 @@ pub fn check(input: &Input) -> Result<Report, CheckError> {
         while let Some(rec) = r.next_record()? {
             records += 1;
             match rec {
-                Record::Delivered { producer, seq, key, sent_ns, at_ns } => {
+                Record::Delivered {
+                    producer,
+                    seq,
+                    key,
+                    sent_ns,
+                    at_ns,
+                } => {
                     c.deliveries += 1;
                     let pi = producer.0 as usize;
-                    let known = pi < producers.len() && (key.0 as usize) < keys && producers[pi].sent.get(seq.0);
+                    let known = pi < producers.len()
+                        && (key.0 as usize) < keys
+                        && producers[pi].sent.get(seq.0);
                     if !known {
                         c.unexpected += 1;
                         continue;
@@ -146,7 +179,12 @@ pub fn check(input: &Input) -> Result<Report, CheckError> {
     for p in &producers {
         let words = p.sent.words();
         for w in 0..words {
-            let (sent, acked, failed, delivered) = (p.sent.word(w), p.acked.word(w), p.failed.word(w), p.delivered.word(w));
+            let (sent, acked, failed, delivered) = (
+                p.sent.word(w),
+                p.acked.word(w),
+                p.failed.word(w),
+                p.delivered.word(w),
+            );
             let acked = acked & sent;
             let failed = failed & sent & !acked;
             let unknown = sent & !acked & !failed;
@@ -161,7 +199,15 @@ pub fn check(input: &Input) -> Result<Report, CheckError> {
         }
     }
 
-    let len = [s.sent.len(), s.acked.len(), s.failed.len(), s.delivered.len()].into_iter().max().unwrap_or(0);
+    let len = [
+        s.sent.len(),
+        s.acked.len(),
+        s.failed.len(),
+        s.delivered.len(),
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(0);
     for v in [&mut s.sent, &mut s.acked, &mut s.failed, &mut s.delivered] {
         v.resize(len, 0);
     }
@@ -175,7 +221,13 @@ pub fn check(input: &Input) -> Result<Report, CheckError> {
         .collect();
 
     let secs = |end: u64| (end.saturating_sub(input.start_ns)) as f64 / 1e9;
-    let rate = |n: u64, end: u64| if secs(end) > 0.0 { n as f64 / secs(end) } else { 0.0 };
+    let rate = |n: u64, end: u64| {
+        if secs(end) > 0.0 {
+            n as f64 / secs(end)
+        } else {
+            0.0
+        }
+    };
     let mb = input.message_size as f64 / 1e6;
     let throughput = Throughput {
         seconds: secs(last_ack.max(last_delivery)),
@@ -209,7 +261,11 @@ pub fn check(input: &Input) -> Result<Report, CheckError> {
 fn open(path: &Path, expected: Role) -> Result<HistoryReader, CheckError> {
     let r = HistoryReader::open(path)?;
     if r.header.role != expected {
-        return Err(CheckError::WrongRole { path: path.to_owned(), expected, found: r.header.role });
+        return Err(CheckError::WrongRole {
+            path: path.to_owned(),
+            expected,
+            found: r.header.role,
+        });
     }
     Ok(r)
 }
@@ -253,14 +309,18 @@ pub fn percentiles(h: &Histogram<u64>) -> Percentiles {
 /// Base64 of the V2-deflate serialization.
 pub fn encode_histogram(h: &Histogram<u64>) -> String {
     let mut buf = Vec::new();
-    V2DeflateSerializer::new().serialize(h, &mut buf).expect("serializing to memory");
+    V2DeflateSerializer::new()
+        .serialize(h, &mut buf)
+        .expect("serializing to memory");
     base64::engine::general_purpose::STANDARD.encode(buf)
 }
 
 /// The inverse of [`encode_histogram`].
 pub fn decode_histogram(s: &str) -> Option<Histogram<u64>> {
     let bytes = base64::engine::general_purpose::STANDARD.decode(s).ok()?;
-    hdrhistogram::serialization::Deserializer::new().deserialize(&mut bytes.as_slice()).ok()
+    hdrhistogram::serialization::Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .ok()
 }
 
 fn read_depth(path: &Path, start_ns: u64) -> Result<Vec<DepthSample>, CheckError> {
@@ -273,12 +333,21 @@ fn read_depth(path: &Path, start_ns: u64) -> Result<Vec<DepthSample>, CheckError
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(CheckError::Depth { path: path.to_owned(), source }),
+        Err(source) => {
+            return Err(CheckError::Depth {
+                path: path.to_owned(),
+                source,
+            })
+        }
     };
     // A torn last line (coordinator killed mid-write) is skipped.
     Ok(text
         .lines()
         .filter_map(|l| serde_json::from_str::<Line>(l).ok())
-        .map(|l| DepthSample { t: l.t_ns.saturating_sub(start_ns) as f64 / 1e9, messages: l.messages, bytes: l.bytes })
+        .map(|l| DepthSample {
+            t: l.t_ns.saturating_sub(start_ns) as f64 / 1e9,
+            messages: l.messages,
+            bytes: l.bytes,
+        })
         .collect())
 }

@@ -13,26 +13,54 @@ struct H {
 }
 
 fn sent(p: u16, seq: u64, key: u32) -> Record {
-    Record::Sent { producer: ProducerId(p), seq: Seq(seq), key: Key(key), intended_ns: seq * MS }
+    Record::Sent {
+        producer: ProducerId(p),
+        seq: Seq(seq),
+        key: Key(key),
+        intended_ns: seq * MS,
+    }
 }
 fn acked(p: u16, seq: u64) -> Record {
-    Record::Acked { producer: ProducerId(p), seq: Seq(seq), at_ns: seq * MS + MS / 2, intended_ns: seq * MS }
+    Record::Acked {
+        producer: ProducerId(p),
+        seq: Seq(seq),
+        at_ns: seq * MS + MS / 2,
+        intended_ns: seq * MS,
+    }
 }
 fn failed(p: u16, seq: u64) -> Record {
-    Record::Failed { producer: ProducerId(p), seq: Seq(seq), at_ns: seq * MS + MS / 2 }
+    Record::Failed {
+        producer: ProducerId(p),
+        seq: Seq(seq),
+        at_ns: seq * MS + MS / 2,
+    }
 }
 fn delivered(p: u16, seq: u64, key: u32) -> Record {
-    Record::Delivered { producer: ProducerId(p), seq: Seq(seq), key: Key(key), sent_ns: seq * MS, at_ns: seq * MS + MS }
+    Record::Delivered {
+        producer: ProducerId(p),
+        seq: Seq(seq),
+        key: Key(key),
+        sent_ns: seq * MS,
+        at_ns: seq * MS + MS,
+    }
 }
 
 impl H {
     fn new() -> H {
-        H { dir: tempfile::tempdir().unwrap(), producers: vec![], consumers: vec![] }
+        H {
+            dir: tempfile::tempdir().unwrap(),
+            producers: vec![],
+            consumers: vec![],
+        }
     }
     /// Producer `p` sends and gets acks for seqs `0..n`, key = seq % keys.
     fn clean_producer(mut self, n: u64, keys: u32) -> H {
         let p = self.producers.len() as u16;
-        self.producers.push((0..n).flat_map(|s| [sent(p, s, (s % keys as u64) as u32), acked(p, s)]).collect());
+        self.producers.push(
+            (0..n)
+                .flat_map(|s| [sent(p, s, (s % keys as u64) as u32), acked(p, s)])
+                .collect(),
+        );
         self
     }
     fn producer(mut self, recs: Vec<Record>) -> H {
@@ -46,15 +74,33 @@ impl H {
     fn check(&self, keys: u32) -> Counts {
         let write = |role: Role, i: usize, recs: &[Record]| {
             let path = self.dir.path().join(format!("{role:?}-{i}.hist"));
-            let mut w = HistoryWriter::create(&path, FileHeader { role, worker: i as u16, run_id: 7 }).unwrap();
+            let mut w = HistoryWriter::create(
+                &path,
+                FileHeader {
+                    role,
+                    worker: i as u16,
+                    run_id: 7,
+                },
+            )
+            .unwrap();
             for r in recs {
                 w.push(*r).unwrap();
             }
             w.finish().unwrap()
         };
         let input = Input {
-            producer_files: self.producers.iter().enumerate().map(|(i, r)| write(Role::Producer, i, r)).collect(),
-            consumer_files: self.consumers.iter().enumerate().map(|(i, r)| write(Role::Consumer, i, r)).collect(),
+            producer_files: self
+                .producers
+                .iter()
+                .enumerate()
+                .map(|(i, r)| write(Role::Producer, i, r))
+                .collect(),
+            consumer_files: self
+                .consumers
+                .iter()
+                .enumerate()
+                .map(|(i, r)| write(Role::Consumer, i, r))
+                .collect(),
             depth_file: None,
             start_ns: 0,
             warmup_ns: 0,
@@ -67,44 +113,97 @@ impl H {
 }
 
 fn all_delivered(p: u16, n: u64, keys: u32) -> Vec<Record> {
-    (0..n).map(|s| delivered(p, s, (s % keys as u64) as u32)).collect()
+    (0..n)
+        .map(|s| delivered(p, s, (s % keys as u64) as u32))
+        .collect()
 }
 
 #[test]
 fn clean_run_has_no_anomalies() {
-    let c = H::new().clean_producer(100, 1).consumer(all_delivered(0, 100, 1)).check(1);
+    let c = H::new()
+        .clean_producer(100, 1)
+        .consumer(all_delivered(0, 100, 1))
+        .check(1);
     assert_eq!(
         c,
-        Counts { sent: 100, acked: 100, delivered: 100, deliveries: 100, ..Counts::default() }
+        Counts {
+            sent: 100,
+            acked: 100,
+            delivered: 100,
+            deliveries: 100,
+            ..Counts::default()
+        }
     );
 }
 
 #[test]
 fn acked_but_never_delivered_is_lost() {
     let mut d = all_delivered(0, 10, 1);
-    d.retain(|r| !matches!(r, Record::Delivered { seq: Seq(3 | 7), .. }));
+    d.retain(|r| {
+        !matches!(
+            r,
+            Record::Delivered {
+                seq: Seq(3 | 7),
+                ..
+            }
+        )
+    });
     let c = H::new().clean_producer(10, 1).consumer(d).check(1);
-    assert_eq!((c.lost, c.delivered, c.unacked_lost, c.duplicated, c.reordered), (2, 8, 0, 0, 0));
+    assert_eq!(
+        (
+            c.lost,
+            c.delivered,
+            c.unacked_lost,
+            c.duplicated,
+            c.reordered
+        ),
+        (2, 8, 0, 0, 0)
+    );
 }
 
 #[test]
 fn unknown_sends_are_unacked_lost_or_recovered() {
     // seq 0 acked; 1 and 2 never answered; 2 still arrives.
     let h = H::new()
-        .producer(vec![sent(0, 0, 0), acked(0, 0), sent(0, 1, 0), sent(0, 2, 0)])
+        .producer(vec![
+            sent(0, 0, 0),
+            acked(0, 0),
+            sent(0, 1, 0),
+            sent(0, 2, 0),
+        ])
         .consumer(vec![delivered(0, 0, 0), delivered(0, 2, 0)]);
     let c = h.check(1);
-    assert_eq!((c.sent, c.acked, c.unknown, c.unacked_lost, c.recovered, c.lost), (3, 1, 2, 1, 1, 0));
+    assert_eq!(
+        (
+            c.sent,
+            c.acked,
+            c.unknown,
+            c.unacked_lost,
+            c.recovered,
+            c.lost
+        ),
+        (3, 1, 2, 1, 1, 0)
+    );
     assert_eq!(c.sent, c.acked + c.failed + c.unknown);
 }
 
 #[test]
 fn failed_sends_are_counted_and_their_deliveries_flagged() {
     let h = H::new()
-        .producer(vec![sent(0, 0, 0), failed(0, 0), sent(0, 1, 0), failed(0, 1), sent(0, 2, 0), acked(0, 2)])
+        .producer(vec![
+            sent(0, 0, 0),
+            failed(0, 0),
+            sent(0, 1, 0),
+            failed(0, 1),
+            sent(0, 2, 0),
+            acked(0, 2),
+        ])
         .consumer(vec![delivered(0, 1, 0), delivered(0, 2, 0)]);
     let c = h.check(1);
-    assert_eq!((c.failed, c.failed_delivered, c.acked, c.lost, c.unknown), (2, 1, 1, 0, 0));
+    assert_eq!(
+        (c.failed, c.failed_delivered, c.acked, c.lost, c.unknown),
+        (2, 1, 1, 0, 0)
+    );
 }
 
 #[test]
@@ -113,20 +212,44 @@ fn duplicates_are_counted_beyond_the_first_across_consumers() {
     d0.push(delivered(0, 4, 0));
     d0.push(delivered(0, 4, 0));
     let d1 = vec![delivered(0, 1, 0)];
-    let c = H::new().clean_producer(5, 1).consumer(d0).consumer(d1).check(1);
-    assert_eq!((c.duplicated, c.delivered, c.deliveries, c.lost, c.reordered), (3, 5, 8, 0, 0));
+    let c = H::new()
+        .clean_producer(5, 1)
+        .consumer(d0)
+        .consumer(d1)
+        .check(1);
+    assert_eq!(
+        (c.duplicated, c.delivered, c.deliveries, c.lost, c.reordered),
+        (3, 5, 8, 0, 0)
+    );
 }
 
 #[test]
 fn reordering_counts_per_key_and_consumer() {
     // Key 0: 0, 2, 4 delivered as 0, 4, 2 → one reorder. Key 1: 1, 3 in order.
-    let d = vec![delivered(0, 0, 0), delivered(0, 4, 0), delivered(0, 1, 1), delivered(0, 2, 0), delivered(0, 3, 1)];
+    let d = vec![
+        delivered(0, 0, 0),
+        delivered(0, 4, 0),
+        delivered(0, 1, 1),
+        delivered(0, 2, 0),
+        delivered(0, 3, 1),
+    ];
     let c = H::new().clean_producer(5, 2).consumer(d).check(2);
-    assert_eq!((c.reordered, c.delivered, c.duplicated, c.lost), (1, 5, 0, 0));
+    assert_eq!(
+        (c.reordered, c.delivered, c.duplicated, c.lost),
+        (1, 5, 0, 0)
+    );
 
     // Across keys the order does not matter.
-    let d = vec![delivered(0, 1, 1), delivered(0, 0, 0), delivered(0, 3, 1), delivered(0, 2, 0)];
-    assert_eq!(H::new().clean_producer(4, 2).consumer(d).check(2).reordered, 0);
+    let d = vec![
+        delivered(0, 1, 1),
+        delivered(0, 0, 0),
+        delivered(0, 3, 1),
+        delivered(0, 2, 0),
+    ];
+    assert_eq!(
+        H::new().clean_producer(4, 2).consumer(d).check(2).reordered,
+        0
+    );
 
     // Nor across consumers: each consumer's view is checked on its own.
     let c = H::new()
@@ -146,13 +269,16 @@ fn reordering_counts_per_key_and_consumer() {
 fn deliveries_never_sent_are_unexpected() {
     let d = vec![
         delivered(0, 0, 0),
-        delivered(0, 99, 0),                // seq never sent
-        delivered(5, 0, 0),                 // no such producer
-        delivered(0, 1, 9),                 // key out of range
-        Record::Unexpected { at_ns: 1 },    // foreign payload
+        delivered(0, 99, 0),             // seq never sent
+        delivered(5, 0, 0),              // no such producer
+        delivered(0, 1, 9),              // key out of range
+        Record::Unexpected { at_ns: 1 }, // foreign payload
     ];
     let c = H::new().clean_producer(2, 1).consumer(d).check(1);
-    assert_eq!((c.unexpected, c.delivered, c.deliveries, c.lost), (4, 1, 5, 1));
+    assert_eq!(
+        (c.unexpected, c.delivered, c.deliveries, c.lost),
+        (4, 1, 5, 1)
+    );
 }
 
 #[test]
@@ -168,10 +294,20 @@ fn two_producers_are_accounted_apart() {
 
 #[test]
 fn series_backlog_and_latency_come_out_of_the_same_pass() {
-    let h = H::new().clean_producer(3000, 1).consumer(all_delivered(0, 2000, 1));
+    let h = H::new()
+        .clean_producer(3000, 1)
+        .consumer(all_delivered(0, 2000, 1));
     let write = |role: Role, recs: &[Record]| {
         let path = h.dir.path().join(format!("{role:?}.hist"));
-        let mut w = HistoryWriter::create(&path, FileHeader { role, worker: 0, run_id: 7 }).unwrap();
+        let mut w = HistoryWriter::create(
+            &path,
+            FileHeader {
+                role,
+                worker: 0,
+                run_id: 7,
+            },
+        )
+        .unwrap();
         recs.iter().for_each(|r| w.push(*r).unwrap());
         w.finish().unwrap()
     };
@@ -194,7 +330,11 @@ fn series_backlog_and_latency_come_out_of_the_same_pass() {
     // Warm-up leaves out the first second of sends.
     assert_eq!(r.latency.publish.count, 2000);
     assert_eq!(r.latency.end_to_end.count, 1000);
-    assert!((r.latency.publish.p50_us - 500.0).abs() < 1.0, "{:?}", r.latency.publish);
+    assert!(
+        (r.latency.publish.p50_us - 500.0).abs() < 1.0,
+        "{:?}",
+        r.latency.publish
+    );
     let back = mq_checker::decode_histogram(&r.latency.publish_hdr).unwrap();
     assert_eq!(back.len(), 2000);
 }

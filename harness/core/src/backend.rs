@@ -44,19 +44,37 @@ pub struct BackendInfo {
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
     #[error("{backend}: {what}: {source}")]
-    Io { backend: &'static str, what: String, source: std::io::Error },
+    Io {
+        backend: &'static str,
+        what: String,
+        source: std::io::Error,
+    },
     #[error("{backend}: {message}")]
-    Other { backend: &'static str, message: String },
+    Other {
+        backend: &'static str,
+        message: String,
+    },
     #[error("{backend}: interrupted")]
     Interrupted { backend: &'static str },
 }
 
 impl BackendError {
     pub fn other(backend: &'static str, message: impl Into<String>) -> BackendError {
-        BackendError::Other { backend, message: message.into() }
+        BackendError::Other {
+            backend,
+            message: message.into(),
+        }
     }
-    pub fn io(backend: &'static str, what: impl Into<String>, source: std::io::Error) -> BackendError {
-        BackendError::Io { backend, what: what.into(), source }
+    pub fn io(
+        backend: &'static str,
+        what: impl Into<String>,
+        source: std::io::Error,
+    ) -> BackendError {
+        BackendError::Io {
+            backend,
+            what: what.into(),
+            source,
+        }
     }
 }
 
@@ -97,7 +115,8 @@ pub trait Backend: Send + Sync {
     fn info(&self) -> BackendInfo;
 
     /// Backend-specific checks of a variant, before anything is created. Paths in the errors are
-    /// relative to the variant (e.g. `options.msg_qbytes`, `consumer_ack`).
+    /// relative to the variant (e.g. `options.msg_qbytes`, `consumer_ack`), or start with
+    /// `workload.` for the shared workload.
     fn validate(&self, plan: &VariantPlan) -> Vec<FieldError>;
 
     /// Whether this machine can run the variant now; `Err` makes it a reported skip.
@@ -106,7 +125,11 @@ pub trait Backend: Send + Sync {
     }
 
     /// Coordinator side: the broker handle for one variant of a run.
-    fn broker(&self, plan: &VariantPlan, run_dir: &std::path::Path) -> Result<Box<dyn Broker>, BackendError>;
+    fn broker(
+        &self,
+        plan: &VariantPlan,
+        run_dir: &std::path::Path,
+    ) -> Result<Box<dyn Broker>, BackendError>;
 
     /// Worker side: a producer.
     fn producer(&self, ctx: &WorkerCtx) -> Result<Box<dyn Producer>, BackendError>;
@@ -181,7 +204,11 @@ pub trait Consumer {
     /// to `sink` before it is acknowledged when the consumer-ack setting is `after-process`, after
     /// when it is `auto`. Returns how many were taken. A backend whose wait cannot time out may
     /// block longer: the worker interrupts it with a signal (then `Err(Interrupted)`).
-    fn poll(&mut self, max_wait: Duration, sink: &mut dyn DeliverySink) -> Result<usize, BackendError>;
+    fn poll(
+        &mut self,
+        max_wait: Duration,
+        sink: &mut dyn DeliverySink,
+    ) -> Result<usize, BackendError>;
 
     /// Leaves cleanly (commits, closes channels).
     fn close(&mut self) -> Result<(), BackendError> {

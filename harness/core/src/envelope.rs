@@ -105,8 +105,14 @@ mod tests {
                 expected: 1
             })
         );
-        assert_eq!(Envelope::decode(&buf[..31], 1), Err(EnvelopeError::Short(31)));
+        assert_eq!(
+            Envelope::decode(&buf[..31], 1),
+            Err(EnvelopeError::Short(31))
+        );
         buf[0] = 0;
-        assert_eq!(Envelope::decode(&buf, 0xdead_beef), Err(EnvelopeError::BadMagic));
+        assert_eq!(
+            Envelope::decode(&buf, 0xdead_beef),
+            Err(EnvelopeError::BadMagic)
+        );
     }
 }

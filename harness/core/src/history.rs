@@ -34,13 +34,33 @@ pub enum Role {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Record {
     /// A send attempt, at its intended send time.
-    Sent { producer: ProducerId, seq: Seq, key: Key, intended_ns: u64 },
+    Sent {
+        producer: ProducerId,
+        seq: Seq,
+        key: Key,
+        intended_ns: u64,
+    },
     /// The broker confirmed the send; `intended_ns` repeats the send's intended time.
-    Acked { producer: ProducerId, seq: Seq, at_ns: u64, intended_ns: u64 },
+    Acked {
+        producer: ProducerId,
+        seq: Seq,
+        at_ns: u64,
+        intended_ns: u64,
+    },
     /// The broker refused the send (nack, error).
-    Failed { producer: ProducerId, seq: Seq, at_ns: u64 },
+    Failed {
+        producer: ProducerId,
+        seq: Seq,
+        at_ns: u64,
+    },
     /// A consumer took a message of this run.
-    Delivered { producer: ProducerId, seq: Seq, key: Key, sent_ns: u64, at_ns: u64 },
+    Delivered {
+        producer: ProducerId,
+        seq: Seq,
+        key: Key,
+        sent_ns: u64,
+        at_ns: u64,
+    },
     /// A consumer took a payload that is not one of this run's messages.
     Unexpected { at_ns: u64 },
 }
@@ -54,12 +74,30 @@ const K_UNEXPECTED: u8 = 5;
 impl Record {
     fn encode(&self) -> [u8; RECORD_LEN] {
         let (kind, producer, key, seq, t1, t2) = match *self {
-            Record::Sent { producer, seq, key, intended_ns } => (K_SENT, producer, key, seq, intended_ns, 0),
-            Record::Acked { producer, seq, at_ns, intended_ns } => (K_ACKED, producer, Key(0), seq, at_ns, intended_ns),
-            Record::Failed { producer, seq, at_ns } => (K_FAILED, producer, Key(0), seq, at_ns, 0),
-            Record::Delivered { producer, seq, key, sent_ns, at_ns } => {
-                (K_DELIVERED, producer, key, seq, sent_ns, at_ns)
-            }
+            Record::Sent {
+                producer,
+                seq,
+                key,
+                intended_ns,
+            } => (K_SENT, producer, key, seq, intended_ns, 0),
+            Record::Acked {
+                producer,
+                seq,
+                at_ns,
+                intended_ns,
+            } => (K_ACKED, producer, Key(0), seq, at_ns, intended_ns),
+            Record::Failed {
+                producer,
+                seq,
+                at_ns,
+            } => (K_FAILED, producer, Key(0), seq, at_ns, 0),
+            Record::Delivered {
+                producer,
+                seq,
+                key,
+                sent_ns,
+                at_ns,
+            } => (K_DELIVERED, producer, key, seq, sent_ns, at_ns),
             Record::Unexpected { at_ns } => (K_UNEXPECTED, ProducerId(0), Key(0), Seq(0), at_ns, 0),
         };
         let mut b = [0u8; RECORD_LEN];
@@ -82,10 +120,30 @@ impl Record {
         let (t1, t2) = (u64_at(16), u64_at(24));
         Some(Ok(match b[0] {
             0 => return None,
-            K_SENT => Record::Sent { producer, seq, key, intended_ns: t1 },
-            K_ACKED => Record::Acked { producer, seq, at_ns: t1, intended_ns: t2 },
-            K_FAILED => Record::Failed { producer, seq, at_ns: t1 },
-            K_DELIVERED => Record::Delivered { producer, seq, key, sent_ns: t1, at_ns: t2 },
+            K_SENT => Record::Sent {
+                producer,
+                seq,
+                key,
+                intended_ns: t1,
+            },
+            K_ACKED => Record::Acked {
+                producer,
+                seq,
+                at_ns: t1,
+                intended_ns: t2,
+            },
+            K_FAILED => Record::Failed {
+                producer,
+                seq,
+                at_ns: t1,
+            },
+            K_DELIVERED => Record::Delivered {
+                producer,
+                seq,
+                key,
+                sent_ns: t1,
+                at_ns: t2,
+            },
             K_UNEXPECTED => Record::Unexpected { at_ns: t1 },
             other => return Some(Err(other)),
         }))
@@ -111,7 +169,12 @@ pub struct HistoryWriter {
 impl HistoryWriter {
     /// Creates (or truncates) the history file at `path`.
     pub fn create(path: &Path, header: FileHeader) -> io::Result<HistoryWriter> {
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)?;
         file.set_len(GROW_BYTES)?;
         // SAFETY: the file is ours alone while the run lasts; readers open it after the writer ends
         // or read only up to the last whole record.
@@ -122,7 +185,12 @@ impl HistoryWriter {
         h[8] = header.role as u8;
         h[10..12].copy_from_slice(&header.worker.to_le_bytes());
         h[12..16].copy_from_slice(&header.run_id.to_le_bytes());
-        Ok(HistoryWriter { file, map, len: HEADER_LEN, path: path.to_owned() })
+        Ok(HistoryWriter {
+            file,
+            map,
+            len: HEADER_LEN,
+            path: path.to_owned(),
+        })
     }
 
     /// Appends one record. The kind byte is stored after the rest, so a reader never sees half a record.
@@ -155,7 +223,12 @@ impl HistoryWriter {
 
     /// Trims the zero tail so the file holds exactly the records written.
     pub fn finish(self) -> io::Result<PathBuf> {
-        let HistoryWriter { file, map, len, path } = self;
+        let HistoryWriter {
+            file,
+            map,
+            len,
+            path,
+        } = self;
         drop(map);
         file.set_len(len as u64)?;
         Ok(path)
@@ -187,17 +260,27 @@ pub struct HistoryReader {
 
 impl HistoryReader {
     pub fn open(path: &Path) -> Result<HistoryReader, HistoryError> {
-        let io_err = |source| HistoryError::Io { path: path.to_owned(), source };
+        let io_err = |source| HistoryError::Io {
+            path: path.to_owned(),
+            source,
+        };
         let mut file = File::open(path).map_err(io_err)?;
         let mut h = [0u8; HEADER_LEN];
         file.read_exact(&mut h).map_err(io_err)?;
-        if &h[0..4] != FILE_MAGIC || u32::from_le_bytes(h[4..8].try_into().unwrap()) != FILE_VERSION {
-            return Err(HistoryError::NotHistory { path: path.to_owned() });
+        if &h[0..4] != FILE_MAGIC || u32::from_le_bytes(h[4..8].try_into().unwrap()) != FILE_VERSION
+        {
+            return Err(HistoryError::NotHistory {
+                path: path.to_owned(),
+            });
         }
         let role = match h[8] {
             1 => Role::Producer,
             2 => Role::Consumer,
-            _ => return Err(HistoryError::NotHistory { path: path.to_owned() }),
+            _ => {
+                return Err(HistoryError::NotHistory {
+                    path: path.to_owned(),
+                })
+            }
         };
         let header = FileHeader {
             role,
@@ -232,7 +315,11 @@ impl HistoryReader {
                 Ok(None)
             }
             Some(Ok(r)) => Ok(Some(r)),
-            Some(Err(kind)) => Err(HistoryError::BadRecord { path: self.path.clone(), index: self.index - 1, kind }),
+            Some(Err(kind)) => Err(HistoryError::BadRecord {
+                path: self.path.clone(),
+                index: self.index - 1,
+                kind,
+            }),
         }
     }
 
@@ -248,7 +335,10 @@ impl HistoryReader {
             let n = self
                 .file
                 .read(&mut self.buf[self.filled..])
-                .map_err(|source| HistoryError::Io { path: self.path.clone(), source })?;
+                .map_err(|source| HistoryError::Io {
+                    path: self.path.clone(),
+                    source,
+                })?;
             if n == 0 {
                 self.done = true;
                 return Ok(false); // a torn last record is not a record
@@ -272,7 +362,11 @@ mod tests {
     use super::*;
 
     fn header() -> FileHeader {
-        FileHeader { role: Role::Producer, worker: 3, run_id: 42 }
+        FileHeader {
+            role: Role::Producer,
+            worker: 3,
+            run_id: 42,
+        }
     }
 
     #[test]
@@ -280,10 +374,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p0.hist");
         let recs = vec![
-            Record::Sent { producer: ProducerId(3), seq: Seq(0), key: Key(9), intended_ns: 10 },
-            Record::Acked { producer: ProducerId(3), seq: Seq(0), at_ns: 20, intended_ns: 10 },
-            Record::Failed { producer: ProducerId(3), seq: Seq(1), at_ns: 30 },
-            Record::Delivered { producer: ProducerId(3), seq: Seq(0), key: Key(9), sent_ns: 10, at_ns: 40 },
+            Record::Sent {
+                producer: ProducerId(3),
+                seq: Seq(0),
+                key: Key(9),
+                intended_ns: 10,
+            },
+            Record::Acked {
+                producer: ProducerId(3),
+                seq: Seq(0),
+                at_ns: 20,
+                intended_ns: 10,
+            },
+            Record::Failed {
+                producer: ProducerId(3),
+                seq: Seq(1),
+                at_ns: 30,
+            },
+            Record::Delivered {
+                producer: ProducerId(3),
+                seq: Seq(0),
+                key: Key(9),
+                sent_ns: 10,
+                at_ns: 40,
+            },
             Record::Unexpected { at_ns: 50 },
         ];
         let mut w = HistoryWriter::create(&path, header()).unwrap();
@@ -305,14 +419,25 @@ mod tests {
         // Cross a grow boundary, then "crash": never call finish.
         let n = GROW_BYTES as u64 / RECORD_LEN as u64 + 10;
         for i in 0..n {
-            w.push(Record::Sent { producer: ProducerId(0), seq: Seq(i), key: Key(0), intended_ns: i }).unwrap();
+            w.push(Record::Sent {
+                producer: ProducerId(0),
+                seq: Seq(i),
+                key: Key(0),
+                intended_ns: i,
+            })
+            .unwrap();
         }
         std::mem::forget(w);
         assert_eq!(HistoryReader::open(&path).unwrap().count() as u64, n);
 
         // A torn final record (file cut mid-record) is not read.
         let len = (HEADER_LEN + 5 * RECORD_LEN + 7) as u64;
-        OpenOptions::new().write(true).open(&path).unwrap().set_len(len).unwrap();
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(len)
+            .unwrap();
         assert_eq!(HistoryReader::open(&path).unwrap().count(), 5);
     }
 }

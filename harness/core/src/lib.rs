@@ -4,6 +4,7 @@
 //! writes, and the traits a backend implements. Nothing here names a concrete backend.
 
 pub mod backend;
+pub mod bits;
 pub mod clock;
 pub mod envelope;
 pub mod history;

@@ -25,9 +25,11 @@ pub struct Dur(pub Duration);
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        humantime::parse_duration(&s)
-            .map(Dur)
-            .map_err(|e| serde::de::Error::custom(format!("{e}: expected a duration such as \"10s\", \"250ms\" or \"2m\"")))
+        humantime::parse_duration(&s).map(Dur).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "{e}: expected a duration such as \"10s\", \"250ms\" or \"2m\""
+            ))
+        })
     }
 }
 
@@ -125,6 +127,9 @@ struct RawVariant {
     durability: Option<Durability>,
     #[serde(default)]
     options: toml::Table,
+    /// Overrides of the scenario's workload for this variant only (e.g. `message_size`).
+    #[serde(default)]
+    workload: toml::Table,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -133,7 +138,7 @@ struct RawScenario {
     name: String,
     #[serde(default)]
     description: String,
-    workload: Workload,
+    workload: toml::Table,
     #[serde(default)]
     variants: Vec<RawVariant>,
 }
@@ -146,6 +151,7 @@ pub struct VariantPlan {
     pub delivery: Delivery,
     /// Backend options, as written (each backend parses its own).
     pub options: serde_json::Value,
+    /// The scenario's workload with this variant's overrides applied.
     pub workload: Workload,
 }
 
@@ -154,7 +160,11 @@ impl VariantPlan {
     pub fn options<T: DeserializeOwned>(&self) -> Result<T, FieldError> {
         serde_path_to_error::deserialize(&self.options).map_err(|e| {
             let path = e.path().to_string();
-            let path = if path == "." { "options".to_owned() } else { format!("options.{path}") };
+            let path = if path == "." {
+                "options".to_owned()
+            } else {
+                format!("options.{path}")
+            };
             FieldError::new(path, e.into_inner().to_string())
         })
     }
@@ -180,7 +190,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> FieldError {
-        FieldError { path: path.into(), message: message.into() }
+        FieldError {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -208,46 +221,112 @@ impl fmt::Display for Located {
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
     #[error("cannot read scenario {}: {source}", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<Located>),
 }
 
 /// Reads, parses and validates the scenario at `path` against the backends in `registry`.
 pub fn load(path: &Path, registry: &Registry) -> Result<Scenario, ScenarioError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { path: path.to_owned(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
     parse(path, text, registry)
 }
 
 /// Parses and validates scenario `text`, naming `path` in errors.
 pub fn parse(path: &Path, text: String, registry: &Registry) -> Result<Scenario, ScenarioError> {
-    let locator = Locator { file: path.to_owned(), text: &text };
-    let doc = toml_edit::Document::parse(text.as_str())
-        .map_err(|e| ScenarioError::Invalid(vec![locator.at(e.span(), "", e.message().trim_end().to_owned())]))?;
+    let locator = Locator {
+        file: path.to_owned(),
+        text: &text,
+    };
+    let doc = toml_edit::Document::parse(text.as_str()).map_err(|e| {
+        ScenarioError::Invalid(vec![locator.at(
+            e.span(),
+            "",
+            e.message().trim_end().to_owned(),
+        )])
+    })?;
     let raw: RawScenario = {
-        let de = toml::Deserializer::parse(&text)
-            .map_err(|e| ScenarioError::Invalid(vec![locator.at(e.span(), "", e.message().trim_end().to_owned())]))?;
+        let de = toml::Deserializer::parse(&text).map_err(|e| {
+            ScenarioError::Invalid(vec![locator.at(
+                e.span(),
+                "",
+                e.message().trim_end().to_owned(),
+            )])
+        })?;
         serde_path_to_error::deserialize(de).map_err(|e| {
             let field = e.path().to_string();
             let inner = e.into_inner();
             let span = inner.span().or_else(|| span_of(&doc, &field));
-            ScenarioError::Invalid(vec![locator.at(span, &field, inner.message().trim_end().to_owned())])
+            ScenarioError::Invalid(vec![locator.at(
+                span,
+                &field,
+                inner.message().trim_end().to_owned(),
+            )])
         })?
     };
 
-    let mut errors = validate_workload(&raw);
+    let invalid = |field: String, message: String| {
+        let span = span_of(&doc, &field);
+        ScenarioError::Invalid(vec![locator.at(span, &field, message)])
+    };
+    let base: Workload =
+        workload_from(&raw.workload, "workload").map_err(|(f, m)| invalid(f, m))?;
+    let mut errors = validate_workload(&base, "workload");
+    errors.extend(validate_names(&raw));
     let mut variants = Vec::new();
     for (i, v) in raw.variants.iter().enumerate() {
-        let at = |e: FieldError| FieldError::new(format!("variants[{i}].{}", e.path), e.message);
+        let prefix = format!("variants[{i}].workload");
+        let mut merged = raw.workload.clone();
+        merged.extend(v.workload.clone());
+        let workload = workload_from(&merged, &prefix).map_err(|(f, m)| {
+            // A field the variant did not override is the scenario's.
+            let overridden = v.workload.keys().any(|k| f == format!("{prefix}.{k}"));
+            invalid(
+                if overridden || f == prefix {
+                    f.clone()
+                } else {
+                    f.replacen(&prefix, "workload", 1)
+                },
+                m,
+            )
+        })?;
+        errors.extend(
+            validate_workload(&workload, &prefix)
+                .into_iter()
+                .filter(|e| v.workload.keys().any(|k| e.path == format!("{prefix}.{k}"))),
+        );
+        // Backend errors are relative to the variant; those about the workload point at the
+        // variant's override when there is one, else at the scenario's workload.
+        let at = |e: FieldError| {
+            if let Some(field) = e.path.strip_prefix("workload.") {
+                if v.workload.contains_key(field) {
+                    FieldError::new(format!("{prefix}.{field}"), e.message)
+                } else {
+                    FieldError::new(e.path, format!("{} (variant {:?})", e.message, v.name))
+                }
+            } else {
+                FieldError::new(format!("variants[{i}].{}", e.path), e.message)
+            }
+        };
         let Some(backend) = registry.iter().find(|b| b.info().name == v.backend) else {
             let known: Vec<_> = registry.iter().map(|b| b.info().name).collect();
             errors.push(at(FieldError::new(
                 "backend",
-                format!("unknown backend {:?}; valid: {}", v.backend, known.join(", ")),
+                format!(
+                    "unknown backend {:?}; valid: {}",
+                    v.backend,
+                    known.join(", ")
+                ),
             )));
             continue;
         };
-        match plan_variant(backend.as_ref(), v, &raw.workload) {
+        match plan_variant(backend.as_ref(), v, &workload) {
             Ok(plan) => {
                 errors.extend(backend.validate(&plan).into_iter().map(at));
                 variants.push(plan);
@@ -270,69 +349,131 @@ pub fn parse(path: &Path, text: String, registry: &Registry) -> Result<Scenario,
         name: raw.name,
         description: raw.description,
         path: path.to_owned(),
-        workload: raw.workload,
+        workload: base,
         variants,
         text,
     })
 }
 
-fn validate_workload(raw: &RawScenario) -> Vec<FieldError> {
-    let w = &raw.workload;
+/// Deserializes a workload table; an error is (field path, message).
+fn workload_from(table: &toml::Table, prefix: &str) -> Result<Workload, (String, String)> {
+    serde_path_to_error::deserialize(toml::Value::Table(table.clone())).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." {
+            prefix.to_owned()
+        } else {
+            format!("{prefix}.{path}")
+        };
+        (field, e.into_inner().to_string().trim_end().to_owned())
+    })
+}
+
+fn validate_workload(w: &Workload, prefix: &str) -> Vec<FieldError> {
     let mut e = Vec::new();
-    let mut err = |path: &str, msg: String| e.push(FieldError::new(path, msg));
-    if raw.name.is_empty() || !raw.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-        err("name", format!("{:?} is not a valid scenario name: use letters, digits, '-', '_' or '.'", raw.name));
-    }
+    let mut err =
+        |field: &str, msg: String| e.push(FieldError::new(format!("{prefix}.{field}"), msg));
     match (w.messages, w.duration) {
-        (None, None) => err("workload", "set either messages (a count) or duration (e.g. \"30s\")".into()),
-        (Some(_), Some(_)) => err("workload.duration", "set either messages or duration, not both".into()),
-        (Some(0), _) => err("workload.messages", "messages = 0: must be at least 1".into()),
-        (_, Some(Dur(d))) if d.is_zero() => err("workload.duration", "duration must be above 0".into()),
+        (None, None) => err(
+            "messages",
+            "set either messages (a count) or duration (e.g. \"30s\")".into(),
+        ),
+        (Some(_), Some(_)) => err(
+            "duration",
+            "set either messages or duration, not both".into(),
+        ),
+        (Some(0), _) => err("messages", "messages = 0: must be at least 1".into()),
+        (_, Some(Dur(d))) if d.is_zero() => err("duration", "duration must be above 0".into()),
         _ => {}
     }
     if w.message_size < ENVELOPE_LEN || w.message_size > MAX_MESSAGE_SIZE {
         err(
-            "workload.message_size",
+            "message_size",
             format!(
                 "message_size = {} is out of range: valid is {ENVELOPE_LEN} (the envelope) to {MAX_MESSAGE_SIZE} bytes",
                 w.message_size
             ),
         );
     }
-    for (field, v, max) in [("producers", w.producers, 1024), ("consumers", w.consumers, 1024), ("partitions", w.partitions, 65_535)] {
+    for (field, v, max) in [
+        ("producers", w.producers, 1024),
+        ("consumers", w.consumers, 1024),
+        ("partitions", w.partitions, 65_535),
+    ] {
         if v == 0 || v > max {
-            err(&format!("workload.{field}"), format!("{field} = {v}: valid is 1 to {max}"));
+            err(field, format!("{field} = {v}: valid is 1 to {max}"));
         }
     }
-    if let Some(k) = w.keys {
-        if k == 0 {
-            err("workload.keys", "keys = 0: valid is at least 1 (or leave it out: one key per partition)".into());
-        }
+    if w.keys == Some(0) {
+        err(
+            "keys",
+            "keys = 0: valid is at least 1 (or leave it out: one key per partition)".into(),
+        );
     }
     if w.consumers > w.partitions && w.partitions > 0 {
         err(
-            "workload.consumers",
+            "consumers",
             format!(
                 "consumers = {} exceeds partitions = {}: each partition is read by one consumer; raise partitions or lower consumers",
                 w.consumers, w.partitions
             ),
         );
     }
+    e
+}
+
+fn validate_names(raw: &RawScenario) -> Vec<FieldError> {
+    let mut e = Vec::new();
+    let mut err = |path: &str, msg: String| e.push(FieldError::new(path, msg));
+    if raw.name.is_empty()
+        || !raw
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        err(
+            "name",
+            format!(
+                "{:?} is not a valid scenario name: use letters, digits, '-', '_' or '.'",
+                raw.name
+            ),
+        );
+    }
     if raw.variants.is_empty() {
-        err("variants", "no variants: add at least one [[variants]] table with a name and a backend".into());
+        err(
+            "variants",
+            "no variants: add at least one [[variants]] table with a name and a backend".into(),
+        );
     }
     for (i, v) in raw.variants.iter().enumerate() {
-        if v.name.is_empty() || !v.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-            err(&format!("variants[{i}].name"), format!("{:?}: use letters, digits, '-', '_' or '.'", v.name));
+        if v.name.is_empty()
+            || !v
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            err(
+                &format!("variants[{i}].name"),
+                format!("{:?}: use letters, digits, '-', '_' or '.'", v.name),
+            );
         }
         if raw.variants[..i].iter().any(|o| o.name == v.name) {
-            err(&format!("variants[{i}].name"), format!("{:?} is used by an earlier variant: names must be unique", v.name));
+            err(
+                &format!("variants[{i}].name"),
+                format!(
+                    "{:?} is used by an earlier variant: names must be unique",
+                    v.name
+                ),
+            );
         }
     }
     e
 }
 
-fn plan_variant(backend: &dyn Backend, v: &RawVariant, w: &Workload) -> Result<VariantPlan, Vec<FieldError>> {
+fn plan_variant(
+    backend: &dyn Backend,
+    v: &RawVariant,
+    w: &Workload,
+) -> Result<VariantPlan, Vec<FieldError>> {
     let info = backend.info();
     let delivery = Delivery {
         producer_ack: v.producer_ack.unwrap_or(info.defaults.producer_ack),
@@ -351,18 +492,46 @@ fn plan_variant(backend: &dyn Backend, v: &RawVariant, w: &Workload) -> Result<V
             let valid: Vec<String> = supported.iter().map(|(s, _)| s.to_string()).collect();
             errors.push(FieldError::new(
                 field,
-                format!("backend {backend} cannot honour {field} = \"{value}\"; valid: {}", valid.join(", ")),
+                format!(
+                    "backend {backend} cannot honour {field} = \"{value}\"; valid: {}",
+                    valid.join(", ")
+                ),
             ));
         }
     }
-    check(&mut errors, info.name, "producer_ack", delivery.producer_ack, &info.producer_ack);
-    check(&mut errors, info.name, "consumer_ack", delivery.consumer_ack, &info.consumer_ack);
-    check(&mut errors, info.name, "durability", delivery.durability, &info.durability);
+    check(
+        &mut errors,
+        info.name,
+        "producer_ack",
+        delivery.producer_ack,
+        &info.producer_ack,
+    );
+    check(
+        &mut errors,
+        info.name,
+        "consumer_ack",
+        delivery.consumer_ack,
+        &info.consumer_ack,
+    );
+    check(
+        &mut errors,
+        info.name,
+        "durability",
+        delivery.durability,
+        &info.durability,
+    );
     if !errors.is_empty() {
         return Err(errors);
     }
-    let options = serde_json::to_value(&v.options).map_err(|e| vec![FieldError::new("options", e.to_string())])?;
-    Ok(VariantPlan { name: v.name.clone(), backend: v.backend.clone(), delivery, options, workload: w.clone() })
+    let options = serde_json::to_value(&v.options)
+        .map_err(|e| vec![FieldError::new("options", e.to_string())])?;
+    Ok(VariantPlan {
+        name: v.name.clone(),
+        backend: v.backend.clone(),
+        delivery,
+        options,
+        workload: w.clone(),
+    })
 }
 
 struct Locator<'a> {
@@ -381,7 +550,13 @@ impl Locator<'_> {
             }
             None => (1, 1),
         };
-        Located { file: self.file.clone(), line, column, field: field.to_owned(), message }
+        Located {
+            file: self.file.clone(),
+            line,
+            column,
+            field: field.to_owned(),
+            message,
+        }
     }
 }
 

@@ -30,28 +30,44 @@ pub struct WorkerSpec {
     pub role: RoleSpec,
     pub ctx: WorkerCtx,
     pub history: PathBuf,
-    /// When the variant's load starts (monotonic ns): producers schedule from it.
-    pub start_ns: u64,
 }
 
 /// Coordinator → worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Control {
+    /// Producers: start the load; it is scheduled from this monotonic time (ns).
+    Go(u64),
     /// Producers: stop sending and flush. Consumers: close and exit.
     Stop,
 }
 
 impl Control {
     pub fn parse(line: &str) -> Option<Control> {
-        match line.trim() {
-            "stop" => Some(Control::Stop),
+        let mut words = line.split_whitespace();
+        match (words.next()?, words.next()) {
+            ("stop", None) => Some(Control::Stop),
+            ("go", Some(t)) => t.parse().ok().map(Control::Go),
             _ => None,
         }
     }
-    pub fn as_line(self) -> &'static str {
+    pub fn to_line(self) -> String {
         match self {
-            Control::Stop => "stop\n",
+            Control::Go(t) => format!("go {t}\n"),
+            Control::Stop => "stop\n".to_owned(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn control_lines_round_trip() {
+        for c in [Control::Go(123), Control::Stop] {
+            assert_eq!(Control::parse(&c.to_line()), Some(c));
+        }
+        assert_eq!(Control::parse("go"), None);
+        assert_eq!(Control::parse("launch"), None);
     }
 }
 
@@ -62,9 +78,19 @@ pub enum Status {
     /// Connected and about to start.
     Ready,
     /// Running totals.
-    Progress { sent: u64, acked: u64, failed: u64, delivered: u64 },
+    Progress {
+        sent: u64,
+        acked: u64,
+        failed: u64,
+        delivered: u64,
+    },
     /// Finished normally, with final totals.
-    Done { sent: u64, acked: u64, failed: u64, delivered: u64 },
+    Done {
+        sent: u64,
+        acked: u64,
+        failed: u64,
+        delivered: u64,
+    },
     /// Gave up; the message says why.
     Error { message: String },
 }

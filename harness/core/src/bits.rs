@@ -22,7 +22,9 @@ impl Bits {
 
     #[inline]
     pub fn get(&self, i: u64) -> bool {
-        self.words.get((i / 64) as usize).is_some_and(|w| w & (1u64 << (i % 64)) != 0)
+        self.words
+            .get((i / 64) as usize)
+            .is_some_and(|w| w & (1u64 << (i % 64)) != 0)
     }
 
     /// Word `w`, zero past the end.
