@@ -1,0 +1,130 @@
+//! The `rabbitmq` backend: RabbitMQ through lapin (AMQP 0-9-1) on a private tokio runtime.
+//!
+//! Partition p is queue `mqb-<run>-<variant>-<p>`, bound with routing key `p` to the direct
+//! exchange `mqb-<run>-<variant>`. A managed broker is a private node run by
+//! `scripts/brokers/rabbitmq.sh`; an external one is reached at `options.uri` or
+//! `$MQ_BENCH_AMQP_URI`.
+
+mod broker;
+mod conn;
+mod consumer;
+mod options;
+mod producer;
+mod script;
+
+use std::path::Path;
+
+use mq_core::scenario::{FieldError, VariantPlan};
+use mq_core::settings::{ConsumerAck, Durability, ProducerAck};
+use mq_core::{
+    Backend, BackendError, BackendInfo, Broker, Consumer, Delivery, OptionInfo, Producer,
+    Unavailable, WorkerCtx,
+};
+
+pub use broker::{run_tag, Names};
+pub use conn::Endpoint;
+pub use options::{Mode, Options, QueueType, URI_ENV};
+pub use script::Node;
+
+const NAME: &str = "rabbitmq";
+
+/// The RabbitMQ backend.
+pub struct RabbitMq;
+
+fn options(plan: &VariantPlan) -> Result<Options, BackendError> {
+    plan.options()
+        .map_err(|e| BackendError::other(NAME, format!("{}: {}", e.path, e.message)))
+}
+
+impl Backend for RabbitMq {
+    fn info(&self) -> BackendInfo {
+        BackendInfo {
+            name: NAME,
+            summary: "RabbitMQ (AMQP 0-9-1 through lapin): one queue per partition on a direct exchange",
+            producer_ack: vec![
+                (ProducerAck::None, "no publisher confirms: acked once written to the connection"),
+                (ProducerAck::Leader, "publisher confirms: the broker has enqueued it (persistent messages: on disk)"),
+                (
+                    ProducerAck::All,
+                    "publisher confirms, persistent only: confirmed once on disk (quorum queues: on a majority)",
+                ),
+            ],
+            consumer_ack: vec![
+                (ConsumerAck::Auto, "no_ack consume: the broker forgets a message as it sends it (at-most-once)"),
+                (ConsumerAck::AfterProcess, "manual basic.ack after the batch is handed over (at-least-once)"),
+            ],
+            durability: vec![
+                (Durability::Memory, "transient queues and messages: lost when the broker restarts"),
+                (Durability::Persistent, "durable queues and persistent messages (delivery_mode 2)"),
+            ],
+            defaults: Delivery {
+                producer_ack: ProducerAck::Leader,
+                consumer_ack: ConsumerAck::AfterProcess,
+                durability: Durability::Persistent,
+            },
+            options: vec![
+                OptionInfo {
+                    name: "mode",
+                    default: "managed",
+                    help: "managed: bench runs a private node (scripts/brokers/rabbitmq.sh); external: use uri",
+                },
+                OptionInfo {
+                    name: "uri",
+                    default: "$MQ_BENCH_AMQP_URI",
+                    help: "external broker, amqp://[user:password@]host:port/vhost; the env var wins and keeps credentials out of files",
+                },
+                OptionInfo { name: "port", default: "5672", help: "managed node AMQP port (Erlang distribution: port + 20000)" },
+                OptionInfo { name: "queue_type", default: "classic", help: "classic | quorum (quorum needs persistent)" },
+                OptionInfo { name: "prefetch", default: "1000", help: "basic.qos per consumer queue (after-process only)" },
+                OptionInfo { name: "max_in_flight", default: "4096", help: "unconfirmed publishes per producer" },
+                OptionInfo { name: "keep", default: "false", help: "keep queues, exchange and the managed node's data" },
+            ],
+        }
+    }
+
+    fn validate(&self, plan: &VariantPlan) -> Vec<FieldError> {
+        let options: Options = match plan.options() {
+            Ok(o) => o,
+            Err(e) => return vec![e],
+        };
+        options.check(&plan.delivery)
+    }
+
+    fn available(&self, plan: &VariantPlan) -> Result<(), Unavailable> {
+        let Ok(options) = options(plan) else {
+            return Ok(());
+        }; // validate reports it
+        if options.mode == Mode::External {
+            return Ok(());
+        }
+        match script::missing() {
+            None => Ok(()),
+            Some(reason) => Err(Unavailable {
+                reason,
+                fix: Some("scripts/brokers/rabbitmq.sh install".into()),
+            }),
+        }
+    }
+
+    fn broker(&self, plan: &VariantPlan, run_dir: &Path) -> Result<Box<dyn Broker>, BackendError> {
+        Ok(Box::new(broker::RabbitBroker::new(
+            plan,
+            options(plan)?,
+            run_dir,
+        )))
+    }
+
+    fn producer(&self, ctx: &WorkerCtx) -> Result<Box<dyn Producer>, BackendError> {
+        Ok(Box::new(producer::RabbitProducer::open(
+            ctx,
+            &options(&ctx.plan)?,
+        )?))
+    }
+
+    fn consumer(&self, ctx: &WorkerCtx) -> Result<Box<dyn Consumer>, BackendError> {
+        Ok(Box::new(consumer::RabbitConsumer::open(
+            ctx,
+            &options(&ctx.plan)?,
+        )?))
+    }
+}

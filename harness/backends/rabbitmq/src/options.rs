@@ -1,0 +1,188 @@
+//! `[variants.options]` of a rabbitmq variant, their checks, and where the AMQP URI comes from.
+//!
+//! Credentials never enter the endpoint or the results: workers rebuild the URI themselves from
+//! the options, the managed port or `$MQ_BENCH_AMQP_URI`.
+
+use lapin::uri::AMQPUri;
+use mq_core::scenario::FieldError;
+use mq_core::settings::{Durability, ProducerAck};
+use mq_core::Delivery;
+use serde::{Deserialize, Serialize};
+
+/// Environment variable holding the URI (with credentials) of an external broker.
+pub const URI_ENV: &str = "MQ_BENCH_AMQP_URI";
+
+/// Who runs the broker.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// `bench` starts a private node with `scripts/brokers/rabbitmq.sh` and stops it at the end.
+    #[default]
+    Managed,
+    /// A broker that is already running, reached at `uri` / `$MQ_BENCH_AMQP_URI`.
+    External,
+}
+
+/// RabbitMQ queue type (`x-queue-type`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum QueueType {
+    #[default]
+    Classic,
+    Quorum,
+}
+
+/// The options a rabbitmq variant may set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Options {
+    #[serde(default)]
+    pub mode: Mode,
+    /// External broker URI, e.g. `amqp://127.0.0.1:5672/%2f`; `$MQ_BENCH_AMQP_URI` wins when set.
+    #[serde(default)]
+    pub uri: Option<String>,
+    /// Managed broker AMQP port.
+    #[serde(default = "defaults::port")]
+    pub port: u16,
+    #[serde(default)]
+    pub queue_type: QueueType,
+    /// Unacknowledged deliveries the broker may push to each consumer queue (`basic.qos`).
+    #[serde(default = "defaults::prefetch")]
+    pub prefetch: u16,
+    /// Publishes awaiting a confirm before `send` waits for the oldest.
+    #[serde(default = "defaults::max_in_flight")]
+    pub max_in_flight: u32,
+    /// Keep the queues, the exchange and a managed node's data after the run.
+    #[serde(default)]
+    pub keep: bool,
+}
+
+pub mod defaults {
+    pub fn port() -> u16 {
+        5672
+    }
+    pub fn prefetch() -> u16 {
+        1000
+    }
+    pub fn max_in_flight() -> u32 {
+        4096
+    }
+}
+
+impl Options {
+    /// Checks that need no broker; paths are relative to the variant.
+    pub fn check(&self, delivery: &Delivery) -> Vec<FieldError> {
+        let mut e = Vec::new();
+        match self.mode {
+            Mode::Managed => {
+                if self.uri.is_some() {
+                    e.push(FieldError::new(
+                        "options.uri",
+                        "uri is only for mode = \"external\"; a managed broker listens on 127.0.0.1:<port>",
+                    ));
+                }
+                if self.port == 0 || self.port > 45535 {
+                    e.push(FieldError::new(
+                        "options.port",
+                        format!(
+                            "port = {} is out of range: valid is 1 to 45535 (the Erlang distribution port is port + 20000)",
+                            self.port
+                        ),
+                    ));
+                }
+            }
+            Mode::External => match (std::env::var(URI_ENV).ok(), &self.uri) {
+                (None, None) => e.push(FieldError::new(
+                    "options.uri",
+                    format!("mode = \"external\" needs uri = \"amqp://host:port/vhost\" (or ${URI_ENV} with credentials)"),
+                )),
+                (Some(env), _) => {
+                    if let Err(m) = parse_uri(&env) {
+                        e.push(FieldError::new("options.uri", format!("${URI_ENV}: {m}")));
+                    }
+                }
+                (None, Some(uri)) => {
+                    if let Err(m) = parse_uri(uri) {
+                        e.push(FieldError::new("options.uri", m));
+                    }
+                }
+            },
+        }
+        if self.prefetch == 0 {
+            e.push(FieldError::new(
+                "options.prefetch",
+                "prefetch = 0 means unlimited in AMQP; valid is 1 to 65535",
+            ));
+        }
+        if self.max_in_flight == 0 || self.max_in_flight > 1_000_000 {
+            e.push(FieldError::new(
+                "options.max_in_flight",
+                format!(
+                    "max_in_flight = {}: valid is 1 to 1000000",
+                    self.max_in_flight
+                ),
+            ));
+        }
+        if self.queue_type == QueueType::Quorum && delivery.durability == Durability::Memory {
+            e.push(FieldError::new(
+                "durability",
+                "rabbitmq quorum queues are always durable: use durability = \"persistent\" or options.queue_type = \"classic\"",
+            ));
+        }
+        if delivery.producer_ack == ProducerAck::All && delivery.durability == Durability::Memory {
+            e.push(FieldError::new(
+                "producer_ack",
+                "rabbitmq producer_ack = \"all\" means confirms sent once the message is on disk, which needs durability = \"persistent\"; valid with memory: none, leader",
+            ));
+        }
+        e
+    }
+
+    /// The URI to connect with (credentials included) and how to name it in messages (without).
+    pub fn connect_uri(&self) -> Result<(String, String), String> {
+        let uri = match self.mode {
+            Mode::Managed => format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port),
+            Mode::External => match std::env::var(URI_ENV).ok().or_else(|| self.uri.clone()) {
+                Some(u) => u,
+                None => {
+                    return Err(format!(
+                        "mode = \"external\" needs options.uri or ${URI_ENV}"
+                    ))
+                }
+            },
+        };
+        let shown = parse_uri(&uri)?;
+        Ok((uri, shown))
+    }
+}
+
+/// Parses an AMQP URI; returns it without credentials (`amqp://host:port/vhost`).
+pub fn parse_uri(uri: &str) -> Result<String, String> {
+    let parsed: AMQPUri = uri.parse().map_err(|e| {
+        format!("not an AMQP URI ({e}); expected amqp://[user:password@]host[:port][/vhost]")
+    })?;
+    if parsed.scheme != lapin::uri::AMQPScheme::AMQP {
+        return Err("amqps:// is not supported by this build (no TLS); use amqp://".into());
+    }
+    Ok(format!(
+        "amqp://{}:{}/{}",
+        parsed.authority.host, parsed.authority.port, parsed.vhost
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_is_shown_without_credentials() {
+        assert_eq!(
+            parse_uri("amqp://u:secret@127.0.0.1:5673/%2f").unwrap(),
+            "amqp://127.0.0.1:5673//"
+        );
+        assert!(parse_uri("amqps://127.0.0.1")
+            .unwrap_err()
+            .contains("amqps"));
+        assert!(parse_uri("http://x").is_err());
+    }
+}

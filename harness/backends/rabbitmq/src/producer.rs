@@ -1,0 +1,215 @@
+//! Worker side: publishes to the variant's direct exchange with the partition as routing key,
+//! keeping up to `max_in_flight` publisher confirms outstanding and reporting them as they come.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use futures_lite::future::poll_once;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::ShortString;
+use lapin::{BasicProperties, Channel, Confirmation, Connection, PublisherConfirm};
+use mq_core::settings::{Durability, ProducerAck};
+use mq_core::{AckSink, BackendError, Outcome, Outgoing, Producer, Seq, WorkerCtx};
+use tokio::runtime::Runtime;
+
+use crate::conn::{self, bounded, Endpoint};
+use crate::options::Options;
+use crate::NAME;
+
+#[derive(Clone, Copy)]
+enum Wait {
+    No,
+    One(Instant),
+    All(Instant),
+}
+
+pub struct RabbitProducer {
+    rt: Runtime,
+    conn: Connection,
+    channel: Channel,
+    exchange: ShortString,
+    /// Routing key of partition p.
+    keys: Vec<ShortString>,
+    props: BasicProperties,
+    confirms: bool,
+    in_flight: VecDeque<(Seq, PublisherConfirm)>,
+    max_in_flight: usize,
+    /// Longest wait for one confirm when the window is full.
+    ack_timeout: Duration,
+    shown: String,
+}
+
+impl RabbitProducer {
+    pub fn open(ctx: &WorkerCtx, options: &Options) -> Result<RabbitProducer, BackendError> {
+        let ep = Endpoint::from_value(&ctx.endpoint)?;
+        let (uri, shown) = options
+            .connect_uri()
+            .map_err(|m| BackendError::other(NAME, m))?;
+        let confirms = ctx.plan.delivery.producer_ack != ProducerAck::None;
+        let rt = conn::runtime()?;
+        let name = format!("mq-bench {} producer {}", ctx.plan.name, ctx.index);
+        let (conn, channel) = rt.block_on(async {
+            let c = conn::connect(&uri, &shown, &name).await?;
+            let ch = bounded(
+                conn::CONNECT_TIMEOUT,
+                || format!("opening a channel on {shown}"),
+                c.create_channel(),
+            )
+            .await?;
+            if confirms {
+                bounded(
+                    conn::CONNECT_TIMEOUT,
+                    || format!("confirm.select on {shown}"),
+                    ch.confirm_select(ConfirmSelectOptions::default()),
+                )
+                .await?;
+            }
+            Ok::<_, BackendError>((c, ch))
+        })?;
+        let mut props = BasicProperties::default();
+        if ctx.plan.delivery.durability == Durability::Persistent {
+            props = props.with_delivery_mode(2);
+        }
+        Ok(RabbitProducer {
+            rt,
+            conn,
+            channel,
+            exchange: ep.exchange.as_str().into(),
+            keys: (0..ep.queues.len()).map(|i| i.to_string().into()).collect(),
+            props,
+            confirms,
+            in_flight: VecDeque::new(),
+            max_in_flight: options.max_in_flight as usize,
+            ack_timeout: ctx.plan.workload.ack_timeout.0,
+            shown,
+        })
+    }
+
+    /// Reports the confirms at the front of the window that have arrived, in publish order,
+    /// waiting for none, the first, or all of them until a deadline.
+    fn reap(&mut self, acks: &mut dyn AckSink, mut wait: Wait) -> Result<(), BackendError> {
+        let in_flight = &mut self.in_flight;
+        let shown = &self.shown;
+        self.rt.block_on(async {
+            while let Some((seq, confirm)) = in_flight.front_mut() {
+                let seq = *seq;
+                let r = match wait {
+                    Wait::No => match poll_once(&mut *confirm).await {
+                        Some(r) => r,
+                        None => return Ok(()),
+                    },
+                    Wait::One(deadline) | Wait::All(deadline) => {
+                        match tokio::time::timeout(
+                            deadline.saturating_duration_since(Instant::now()),
+                            &mut *confirm,
+                        )
+                        .await
+                        {
+                            Ok(r) => r,
+                            Err(_) => return Ok(()),
+                        }
+                    }
+                };
+                in_flight.pop_front();
+                if let Wait::One(_) = wait {
+                    wait = Wait::No;
+                }
+                match r {
+                    Ok(Confirmation::Ack(None)) | Ok(Confirmation::NotRequested) => {
+                        acks.ack(seq, Outcome::Acked)
+                    }
+                    // Returned as unroutable, or refused: the broker does not have it.
+                    Ok(Confirmation::Ack(Some(_))) | Ok(Confirmation::Nack(_)) => {
+                        acks.ack(seq, Outcome::Failed)
+                    }
+                    Err(e) => {
+                        // The channel is gone: what is still in flight stays unknown.
+                        return Err(BackendError::other(
+                            NAME,
+                            format!("waiting for confirms from {shown}: {e}"),
+                        ));
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+impl Producer for RabbitProducer {
+    fn send(&mut self, msg: &Outgoing<'_>, acks: &mut dyn AckSink) -> Result<(), BackendError> {
+        let Some(key) = self.keys.get(msg.partition.0 as usize) else {
+            return Err(BackendError::other(
+                NAME,
+                format!(
+                    "partition {} does not exist (the run has {} queues)",
+                    msg.partition.0,
+                    self.keys.len()
+                ),
+            ));
+        };
+        let opts = BasicPublishOptions {
+            mandatory: self.confirms,
+            ..Default::default()
+        };
+        let shown = &self.shown;
+        let confirm = self.rt.block_on(bounded(
+            self.ack_timeout,
+            || format!("publishing to {shown}"),
+            self.channel.basic_publish(
+                self.exchange.clone(),
+                key.clone(),
+                opts,
+                msg.payload,
+                self.props.clone(),
+            ),
+        ))?;
+        if !self.confirms {
+            acks.ack(msg.seq, Outcome::Acked);
+            return Ok(());
+        }
+        self.in_flight.push_back((msg.seq, confirm));
+        self.reap(acks, Wait::No)?;
+        if self.in_flight.len() >= self.max_in_flight {
+            let deadline = Instant::now() + self.ack_timeout;
+            while self.in_flight.len() >= self.max_in_flight {
+                if Instant::now() >= deadline {
+                    return Err(BackendError::other(
+                        NAME,
+                        format!(
+                            "{} publishes unconfirmed by {} after {}s",
+                            self.in_flight.len(),
+                            self.shown,
+                            self.ack_timeout.as_secs()
+                        ),
+                    ));
+                }
+                self.reap(acks, Wait::One(deadline))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, timeout: Duration, acks: &mut dyn AckSink) -> Result<(), BackendError> {
+        let deadline = Instant::now() + timeout;
+        self.reap(acks, Wait::All(deadline))?;
+        if !self.in_flight.is_empty() {
+            tracing::warn!(
+                "rabbitmq: {} publishes still unconfirmed by {} after {:?}; they count as unknown",
+                self.in_flight.len(),
+                self.shown,
+                timeout
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Drop for RabbitProducer {
+    fn drop(&mut self) {
+        let _ = self.rt.block_on(conn::within(
+            Duration::from_secs(2),
+            self.conn.close(200, "bye".into()),
+        ));
+    }
+}
