@@ -24,10 +24,12 @@ port_open() {
 
 # pid_alive PID: 0 if PID is a live process (zombies count as dead).
 pid_alive() {
-  local pid="$1" state
+  local pid="$1" stat state
   [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  state="$(ps -o stat= -p "$pid" 2>/dev/null || true)"
-  [[ -n "$state" && "$state" != Z* ]]
+  stat="$(cat "/proc/$pid/stat" 2>/dev/null)" || return 1
+  state="${stat##*) }"
+  state="${state%% *}"
+  [[ -n "$state" && "$state" != Z && "$state" != X ]]
 }
 
 # read_pid FILE: print the pid stored in FILE if that process is alive; 1 otherwise.
