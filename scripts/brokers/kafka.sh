@@ -330,6 +330,7 @@ launch_node() {
   local jvm
   read -r -a jvm <<<"${KAFKA_HEAP_OPTS:--Xms512m -Xmx512m}"
   jvm+=(-XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true
+    -XX:ErrorFile="$(node_dir "$n")/logs/hs_err_pid%p.log"
     -Dkafka.logs.dir="$(node_dir "$n")/logs")
   printf '===== %s kafka.sh start node %s (kafka %s) =====\n' "$(date -Is)" "$n" "$VERSION" >>"$out"
   # setsid: own session, so that signals aimed at the caller's process group miss the broker.

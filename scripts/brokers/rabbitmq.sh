@@ -77,10 +77,19 @@ node_env() {
   # Erlang distribution and epmd on loopback only.
   export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
   export ERL_EPMD_ADDRESS=127.0.0.1
+  # a crashing node writes erl_crash.dump here, not into the caller's working directory
+  export ERL_CRASH_DUMP="$DIR/log/erl_crash.dump"
 }
 
-ctl() { timeout "${CTL_TIMEOUT:-60}" "$B/rabbitmqctl" -n "$NODENAME" "$@"; }
-diag() { timeout "${CTL_TIMEOUT:-60}" "$B/rabbitmq-diagnostics" -n "$NODENAME" "$@"; }
+# CLI tools: no crash dumps at all (ERL_CRASH_DUMP_SECONDS=0), HOME must exist (cookie).
+ctl() {
+  mkdir -p "$HOME"
+  ERL_CRASH_DUMP_SECONDS=0 timeout "${CTL_TIMEOUT:-60}" "$B/rabbitmqctl" -n "$NODENAME" "$@"
+}
+diag() {
+  mkdir -p "$HOME"
+  ERL_CRASH_DUMP_SECONDS=0 timeout "${CTL_TIMEOUT:-60}" "$B/rabbitmq-diagnostics" -n "$NODENAME" "$@"
+}
 
 # ---------------------------------------------------------------- install
 packaged_node_pids() { pgrep -u rabbitmq beam.smp 2>/dev/null || true; }
@@ -266,7 +275,8 @@ cmd_stop() {
   node_env
   if ! pid="$(node_pid)"; then
     rm -f "$PIDFILE"
-    if port_open "$PORT" && [[ -x "$B/rabbitmqctl" ]] && CTL_TIMEOUT=15 ctl -q ping >/dev/null 2>&1; then
+    if [[ -s "$HOME/.erlang.cookie" ]] && port_open "$PORT" && [[ -x "$B/rabbitmqctl" ]] &&
+      CTL_TIMEOUT=15 ctl -q ping >/dev/null 2>&1; then
       log "pid file missing but $NODENAME answers: shutting it down"
     else
       log "not running"
