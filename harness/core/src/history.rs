@@ -417,7 +417,7 @@ mod tests {
         let path = dir.path().join("p0.hist");
         let mut w = HistoryWriter::create(&path, header()).unwrap();
         // Cross a grow boundary, then "crash": never call finish.
-        let n = GROW_BYTES as u64 / RECORD_LEN as u64 + 10;
+        let n = GROW_BYTES / RECORD_LEN as u64 + 10;
         for i in 0..n {
             w.push(Record::Sent {
                 producer: ProducerId(0),

@@ -1,0 +1,153 @@
+//! `bench run` end to end on the SysV backend: exact counts on a clean run, a consumer killed
+//! with SIGKILL mid-run, and Ctrl-C.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+
+#[test]
+fn clean_run_delivers_every_message_exactly_once_in_order() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let before = queues();
+    let scenario = write(
+        dir.path(),
+        "clean.toml",
+        r#"
+name = "clean"
+[workload]
+messages = 60000
+message_size = 100
+producers = 2
+consumers = 2
+partitions = 2
+keys = 8
+[[variants]]
+name = "sysv"
+backend = "sysv"
+"#,
+    );
+    let out = dir.path().join("run");
+    let o = run(&["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"]);
+    assert!(o.status.success(), "bench failed: {}", String::from_utf8_lossy(&o.stderr));
+    let r = results(&out);
+    assert_eq!(r["schema"], "mq-bench.results/1");
+    assert_eq!(r["partial"], false);
+    assert_eq!(r["variants"][0]["status"], "ok");
+    assert_eq!(r["variants"][0]["ended_by"], "drained");
+    let c = counts(&r, 0);
+    for (field, want) in [("sent", 60000), ("acked", 60000), ("delivered", 60000), ("deliveries", 60000)] {
+        assert_eq!(u(&c, field), want, "{field}");
+    }
+    for field in ["failed", "unknown", "lost", "unacked_lost", "recovered", "duplicated", "reordered", "unexpected"] {
+        assert_eq!(u(&c, field), 0, "{field}");
+    }
+    let rep = &r["variants"][0]["report"];
+    assert_eq!(rep["latency"]["end_to_end"]["count"], 60000);
+    assert!(rep["throughput"]["acked_msgs_per_s"].as_f64().unwrap() > 0.0);
+    assert!(out.join("summary.md").exists());
+    assert!(out.join("history/sysv/producer-1.hist").exists());
+    assert_eq!(queues(), before, "the run's queue was not removed");
+}
+
+#[test]
+fn a_consumer_killed_mid_run_loses_no_accounting() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let before = queues();
+    let scenario = write(
+        dir.path(),
+        "kill.toml",
+        r#"
+name = "kill-consumer"
+[workload]
+duration = "4s"
+rate = 20000
+message_size = 100
+drain_timeout = "1s"
+[[variants]]
+name = "sysv-kill-consumer"
+backend = "sysv"
+"#,
+    );
+    let out = dir.path().join("run");
+    let mut child = bench()
+        .args(["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let consumer = wait_for(20, || processes_with(&["worker", "sysv-kill-consumer", "consumer"]).first().copied())
+        .expect("consumer worker started");
+    std::thread::sleep(Duration::from_millis(1000));
+    // SAFETY: plain kill(2) of a pid we just found.
+    assert_eq!(unsafe { libc::kill(consumer as i32, libc::SIGKILL) }, 0);
+    let status = wait_for(60, || child.try_wait().unwrap()).expect("bench finished after the kill");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(status.code() == Some(0), "bench exit {status:?}: {stderr}");
+
+    let r = results(&out);
+    let v = &r["variants"][0];
+    assert!(v["workers"].as_array().unwrap().iter().any(|w| w["role"] == "consumer" && w["exit"] == "signal 9"), "{v}");
+    let c = counts(&r, 0);
+    let (sent, acked, failed, unknown) = (u(&c, "sent"), u(&c, "acked"), u(&c, "failed"), u(&c, "unknown"));
+    assert!(sent > 10_000, "the run went on for a while: {c}");
+    assert_eq!(sent, acked + failed + unknown, "{c}");
+    // Every acked message is delivered or counted lost.
+    let delivered_acked = u(&c, "delivered") - u(&c, "recovered") - u(&c, "failed_delivered");
+    assert_eq!(acked, delivered_acked + u(&c, "lost"), "{c}");
+    // Whatever sat in the queue when its only consumer died was never delivered.
+    assert!(u(&c, "lost") > 0, "{c}");
+    assert_eq!(u(&c, "unexpected"), 0);
+    assert_eq!(queues(), before, "the run's queue was not removed");
+}
+
+#[test]
+fn ctrl_c_writes_partial_results_and_leaves_nothing_behind() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let before = queues();
+    let scenario = write(
+        dir.path(),
+        "long.toml",
+        r#"
+name = "long"
+[workload]
+duration = "60s"
+rate = 10000
+[[variants]]
+name = "sysv-ctrlc-a"
+backend = "sysv"
+[[variants]]
+name = "sysv-ctrlc-b"
+backend = "sysv"
+"#,
+    );
+    let out = dir.path().join("run");
+    let mut child = bench()
+        .args(["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(20, || processes_with(&["worker", "sysv-ctrlc-a", "producer"]).first().copied()).expect("producer started");
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: plain kill(2) of our child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let status = wait_for(20, || child.try_wait().unwrap()).expect("bench stopped within 20 s of Ctrl-C");
+    assert_eq!(status.code(), Some(130));
+
+    let r = results(&out);
+    assert_eq!(r["partial"], true);
+    assert_eq!(r["variants"][0]["status"], "interrupted");
+    assert_eq!(r["variants"][0]["ended_by"], "interrupted");
+    assert_eq!(r["variants"][1]["status"], "not-run");
+    let c = counts(&r, 0);
+    assert!(u(&c, "acked") > 5_000, "counts up to Ctrl-C are kept: {c}");
+    assert_eq!(u(&c, "sent"), u(&c, "acked") + u(&c, "failed") + u(&c, "unknown"));
+    assert!(std::fs::read_to_string(out.join("summary.md")).unwrap().contains("PARTIAL"));
+    assert!(processes_with(&["worker", "sysv-ctrlc"]).is_empty(), "worker processes left behind");
+    assert_eq!(queues(), before, "the run's queue was not removed");
+}

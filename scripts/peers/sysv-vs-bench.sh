@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# bench's SysV backend against the C peer loop (shared/peers/sysv-baseline), in one go, on the
+# same machine: 1 producer, 1 consumer, unbounded rate. Prints both rates and their ratio; exits 1
+# when bench reaches less than the goal (default 0.5x).
+#
+# usage: scripts/peers/sysv-vs-bench.sh [MESSAGES] [BODY_BYTES] [ROUNDS]   (defaults 1000000 100 3)
+# env:   PEERS_DIR (default: ../shared/peers beside the repo), GOAL (default 0.5)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+n=${1:-1000000} size=${2:-100} rounds=${3:-3}
+peers=${PEERS_DIR:-$root/../shared/peers}
+goal=${GOAL:-0.5}
+[[ -x $peers/sysv-baseline ]] || { echo "sysv-vs-bench: no peer at $peers/sysv-baseline (set PEERS_DIR)" >&2; exit 2; }
+
+cargo build --release -q -p mq-bench --manifest-path "$root/Cargo.toml"
+bench=$root/target/release/bench
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cat >"$work/peer.toml" <<TOML
+name = "sysv-peer"
+description = "Same load as shared/peers/sysv-baseline $n $size"
+[workload]
+messages = $n
+message_size = $size
+[[variants]]
+name = "sysv"
+backend = "sysv"
+TOML
+
+peer_rates=() bench_rates=()
+for ((i = 1; i <= rounds; i++)); do
+  line=$("$peers/sysv-baseline" "$n" "$size")
+  peer_rates+=("$(sed -n 's/.*msgs_per_s=\([0-9.]*\).*/\1/p' <<<"$line")")
+  "$bench" run "$work/peer.toml" --out "$work/run-$i" --quiet 2>/dev/null
+  bench_rates+=("$(python3 -c '
+import json, sys
+v = json.load(open(sys.argv[1]))["variants"][0]
+c = v["report"]["counts"]
+assert v["status"] == "ok" and c["lost"] == 0 and c["delivered"] == c["sent"], v["status"]
+print(round(v["report"]["throughput"]["delivered_msgs_per_s"]))' "$work/run-$i/results.json")")
+  echo "round $i: sysv-c ${peer_rates[-1]} msgs/s, bench ${bench_rates[-1]} msgs/s" >&2
+done
+python3 - "$goal" "${peer_rates[*]}" "${bench_rates[*]}" <<'PY'
+import statistics, sys
+goal = float(sys.argv[1])
+peer = statistics.median(float(x) for x in sys.argv[2].split())
+bench = statistics.median(float(x) for x in sys.argv[3].split())
+ratio = bench / peer
+print(f"peer=sysv-c msgs_per_s={peer:.0f} bench_sysv msgs_per_s={bench:.0f} ratio={ratio:.2f} goal={goal}")
+sys.exit(0 if ratio >= goal else 1)
+PY
