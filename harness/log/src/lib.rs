@@ -5,4 +5,7 @@
 //! - [`server`]: a tokio TCP server speaking a length-prefixed binary protocol ([`protocol`]).
 //! - [`client`]: a blocking, pipelining client for workers that are not async.
 
+pub mod client;
+pub mod protocol;
+pub mod server;
 pub mod storage;

@@ -1,0 +1,635 @@
+//! The wire protocol shared by the server and the client: pure encoding and decoding of
+//! frames, no I/O, so hostile bytes can be thrown at it directly.
+//!
+//! Every frame is `length u32 | payload` (big-endian; `length` counts the payload and is at
+//! most [`MAX_FRAME_LEN`]). A request payload is `correlation_id u32 | kind u8 | body`; a
+//! response payload is `correlation_id u32 | kind u8 | status u8 | body`, where status 0 is
+//! success and anything else an [`ErrorCode`] with a `u16`-prefixed UTF-8 message as body.
+//! Strings are `len u16 | UTF-8`. Bodies by kind:
+//!
+//! | kind | request body | response body |
+//! |---|---|---|
+//! | 1 create topic | topic, partitions u32 | created u8 |
+//! | 2 produce | topic, partition u32, ack u8, count u32, records (`len u32 \| bytes` × count, rest of frame) | base_offset u64 (none for ack 0) |
+//! | 3 fetch | topic, partition u32, offset u64, max_bytes u32, max_wait_ms u32 | end_offset u64, start_offset u64, whole batches (rest of frame) |
+//! | 4 commit offset | group, topic, partition u32, offset u64 | empty |
+//! | 5 committed offset | group, topic, partition u32 | present u8, offset u64 |
+//! | 6 end offsets | topic | count u32, offset u64 × count |
+
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes};
+
+/// Largest frame payload either side accepts; a larger length is refused before allocating.
+pub const MAX_FRAME_LEN: u32 = 64 << 20;
+/// Largest fetch the server serves, whatever `max_bytes` asks.
+pub const MAX_FETCH_BYTES: u32 = 16 << 20;
+/// Longest long-poll the server honours, whatever `max_wait_ms` asks.
+pub const MAX_FETCH_WAIT: Duration = Duration::from_secs(60);
+
+/// Request kinds.
+pub mod kind {
+    /// Create a topic.
+    pub const CREATE_TOPIC: u8 = 1;
+    /// Append a batch.
+    pub const PRODUCE: u8 = 2;
+    /// Read from an offset, long-polling.
+    pub const FETCH: u8 = 3;
+    /// Commit a group offset.
+    pub const COMMIT: u8 = 4;
+    /// Read a group offset.
+    pub const COMMITTED: u8 = 5;
+    /// End offset of every partition of a topic.
+    pub const END_OFFSETS: u8 = 6;
+}
+
+/// When the server acknowledges a produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Ack {
+    /// Never: no response at all (fire and forget).
+    None = 0,
+    /// Once written to the log file (page cache); under fsync `always`, after the fsync.
+    Written = 1,
+    /// Once an fsync covers the write, whatever the fsync policy.
+    Fsynced = 2,
+}
+
+impl Ack {
+    fn from_u8(b: u8) -> Option<Ack> {
+        match b {
+            0 => Some(Ack::None),
+            1 => Some(Ack::Written),
+            2 => Some(Ack::Fsynced),
+            _ => None,
+        }
+    }
+}
+
+/// Why the server refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// The request could not be decoded.
+    Malformed = 1,
+    /// No such topic.
+    UnknownTopic = 2,
+    /// No such partition.
+    UnknownPartition = 3,
+    /// The offset is before the log start or past its end.
+    OffsetOutOfRange = 4,
+    /// A bad name, partition count or batch.
+    InvalidArgument = 5,
+    /// The topic exists with another partition count.
+    TopicExists = 6,
+    /// The storage engine failed (I/O, fsync).
+    Storage = 7,
+    /// An fsync did not cover the write in time.
+    Timeout = 8,
+    /// The server is shutting down.
+    ShuttingDown = 9,
+    /// Anything else.
+    Other = 255,
+}
+
+impl ErrorCode {
+    /// The code for a status byte (unknown codes map to `Other`).
+    pub fn from_u8(b: u8) -> ErrorCode {
+        match b {
+            1 => ErrorCode::Malformed,
+            2 => ErrorCode::UnknownTopic,
+            3 => ErrorCode::UnknownPartition,
+            4 => ErrorCode::OffsetOutOfRange,
+            5 => ErrorCode::InvalidArgument,
+            6 => ErrorCode::TopicExists,
+            7 => ErrorCode::Storage,
+            8 => ErrorCode::Timeout,
+            9 => ErrorCode::ShuttingDown,
+            _ => ErrorCode::Other,
+        }
+    }
+}
+
+/// A decoded request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Create a topic with this many partitions (idempotent for the same count).
+    CreateTopic { topic: String, partitions: u32 },
+    /// Append `count` records (framed `len u32 | bytes`) as one batch.
+    Produce {
+        topic: String,
+        partition: u32,
+        ack: Ack,
+        count: u32,
+        records: Bytes,
+    },
+    /// Read whole batches from `offset`, waiting up to `max_wait` for data.
+    Fetch {
+        topic: String,
+        partition: u32,
+        offset: u64,
+        max_bytes: u32,
+        max_wait: Duration,
+    },
+    /// Commit a group offset.
+    Commit {
+        group: String,
+        topic: String,
+        partition: u32,
+        offset: u64,
+    },
+    /// Read a group offset.
+    Committed {
+        group: String,
+        topic: String,
+        partition: u32,
+    },
+    /// End offset of every partition.
+    EndOffsets { topic: String },
+}
+
+impl Request {
+    /// The kind byte of this request.
+    pub fn kind(&self) -> u8 {
+        match self {
+            Request::CreateTopic { .. } => kind::CREATE_TOPIC,
+            Request::Produce { .. } => kind::PRODUCE,
+            Request::Fetch { .. } => kind::FETCH,
+            Request::Commit { .. } => kind::COMMIT,
+            Request::Committed { .. } => kind::COMMITTED,
+            Request::EndOffsets { .. } => kind::END_OFFSETS,
+        }
+    }
+}
+
+/// A decoded response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    /// Topic created (true) or already there with the same count (false).
+    Created(bool),
+    /// The batch's base offset.
+    Produced { base_offset: u64 },
+    /// Whole batches, possibly starting before the requested offset.
+    Fetched {
+        end_offset: u64,
+        start_offset: u64,
+        data: Bytes,
+    },
+    /// Offset committed.
+    OffsetCommitted,
+    /// The committed offset, if any.
+    CommittedOffset(Option<u64>),
+    /// End offsets by partition.
+    EndOffsets(Vec<u64>),
+    /// The request failed.
+    Error { code: ErrorCode, message: String },
+}
+
+/// Why bytes did not decode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed frame: {reason}")]
+pub struct DecodeError {
+    /// The correlation id, when the frame was long enough to carry one.
+    pub correlation_id: Option<u32>,
+    /// The kind byte, when present.
+    pub kind: Option<u8>,
+    /// What was wrong.
+    pub reason: String,
+}
+
+struct Reader {
+    buf: Bytes,
+    corr: Option<u32>,
+    kind: Option<u8>,
+}
+
+impl Reader {
+    fn err(&self, reason: impl Into<String>) -> DecodeError {
+        DecodeError {
+            correlation_id: self.corr,
+            kind: self.kind,
+            reason: reason.into(),
+        }
+    }
+    fn need(&self, n: usize, what: &str) -> Result<(), DecodeError> {
+        if self.buf.remaining() < n {
+            Err(self.err(format!("frame ends inside {what}")))
+        } else {
+            Ok(())
+        }
+    }
+    fn u8(&mut self, what: &str) -> Result<u8, DecodeError> {
+        self.need(1, what)?;
+        Ok(self.buf.get_u8())
+    }
+    fn u16(&mut self, what: &str) -> Result<u16, DecodeError> {
+        self.need(2, what)?;
+        Ok(self.buf.get_u16())
+    }
+    fn u32(&mut self, what: &str) -> Result<u32, DecodeError> {
+        self.need(4, what)?;
+        Ok(self.buf.get_u32())
+    }
+    fn u64(&mut self, what: &str) -> Result<u64, DecodeError> {
+        self.need(8, what)?;
+        Ok(self.buf.get_u64())
+    }
+    fn string(&mut self, what: &str) -> Result<String, DecodeError> {
+        let len = self.u16(what)? as usize;
+        self.need(len, what)?;
+        let b = self.buf.split_to(len);
+        String::from_utf8(b.to_vec()).map_err(|_| self.err(format!("{what} is not UTF-8")))
+    }
+    fn rest(&mut self) -> Bytes {
+        self.buf.split_off(0)
+    }
+    fn done(&self) -> Result<(), DecodeError> {
+        if self.buf.has_remaining() {
+            Err(self.err(format!("{} trailing bytes", self.buf.remaining())))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    let s = &s.as_bytes()[..s.len().min(u16::MAX as usize)];
+    out.put_u16(s.len() as u16);
+    out.put_slice(s);
+}
+
+/// Starts a frame in `out`: a length placeholder; finish with [`finish_frame`].
+fn start_frame(out: &mut Vec<u8>) -> usize {
+    let at = out.len();
+    out.put_u32(0);
+    at
+}
+
+fn finish_frame(out: &mut [u8], at: usize) {
+    let len = (out.len() - at - 4) as u32;
+    out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+}
+
+/// Appends a whole request frame (length prefix included) to `out`.
+pub fn encode_request(out: &mut Vec<u8>, correlation_id: u32, req: &Request) {
+    let at = start_frame(out);
+    out.put_u32(correlation_id);
+    out.put_u8(req.kind());
+    match req {
+        Request::CreateTopic { topic, partitions } => {
+            put_str(out, topic);
+            out.put_u32(*partitions);
+        }
+        Request::Produce {
+            topic,
+            partition,
+            ack,
+            count,
+            records,
+        } => {
+            put_str(out, topic);
+            out.put_u32(*partition);
+            out.put_u8(*ack as u8);
+            out.put_u32(*count);
+            out.put_slice(records);
+        }
+        Request::Fetch {
+            topic,
+            partition,
+            offset,
+            max_bytes,
+            max_wait,
+        } => {
+            put_str(out, topic);
+            out.put_u32(*partition);
+            out.put_u64(*offset);
+            out.put_u32(*max_bytes);
+            out.put_u32(max_wait.as_millis().min(u32::MAX as u128) as u32);
+        }
+        Request::Commit {
+            group,
+            topic,
+            partition,
+            offset,
+        } => {
+            put_str(out, group);
+            put_str(out, topic);
+            out.put_u32(*partition);
+            out.put_u64(*offset);
+        }
+        Request::Committed {
+            group,
+            topic,
+            partition,
+        } => {
+            put_str(out, group);
+            put_str(out, topic);
+            out.put_u32(*partition);
+        }
+        Request::EndOffsets { topic } => put_str(out, topic),
+    }
+    finish_frame(out, at);
+}
+
+/// Appends a produce request frame straight from the records, without building a [`Request`].
+pub fn encode_produce<R: AsRef<[u8]>>(
+    out: &mut Vec<u8>,
+    correlation_id: u32,
+    topic: &str,
+    partition: u32,
+    ack: Ack,
+    records: &[R],
+) {
+    let at = start_frame(out);
+    out.put_u32(correlation_id);
+    out.put_u8(kind::PRODUCE);
+    put_str(out, topic);
+    out.put_u32(partition);
+    out.put_u8(ack as u8);
+    out.put_u32(records.len() as u32);
+    crate::storage::encode_records(out, records);
+    finish_frame(out, at);
+}
+
+/// Decodes a request payload (the bytes after the length prefix).
+pub fn decode_request(payload: Bytes) -> Result<(u32, Request), DecodeError> {
+    let mut r = Reader {
+        buf: payload,
+        corr: None,
+        kind: None,
+    };
+    let corr = r.u32("correlation id")?;
+    r.corr = Some(corr);
+    let k = r.u8("request kind")?;
+    r.kind = Some(k);
+    let req = match k {
+        kind::CREATE_TOPIC => Request::CreateTopic {
+            topic: r.string("topic")?,
+            partitions: r.u32("partition count")?,
+        },
+        kind::PRODUCE => {
+            let topic = r.string("topic")?;
+            let partition = r.u32("partition")?;
+            let ack_byte = r.u8("ack")?;
+            let ack = Ack::from_u8(ack_byte).ok_or_else(|| r.err(format!("ack {ack_byte}")))?;
+            let count = r.u32("record count")?;
+            let records = r.rest();
+            crate::storage::validate_records(&records, count)
+                .map_err(|e| r.err(format!("records: {e}")))?;
+            Request::Produce {
+                topic,
+                partition,
+                ack,
+                count,
+                records,
+            }
+        }
+        kind::FETCH => Request::Fetch {
+            topic: r.string("topic")?,
+            partition: r.u32("partition")?,
+            offset: r.u64("offset")?,
+            max_bytes: r.u32("max bytes")?,
+            max_wait: Duration::from_millis(u64::from(r.u32("max wait")?)),
+        },
+        kind::COMMIT => Request::Commit {
+            group: r.string("group")?,
+            topic: r.string("topic")?,
+            partition: r.u32("partition")?,
+            offset: r.u64("offset")?,
+        },
+        kind::COMMITTED => Request::Committed {
+            group: r.string("group")?,
+            topic: r.string("topic")?,
+            partition: r.u32("partition")?,
+        },
+        kind::END_OFFSETS => Request::EndOffsets {
+            topic: r.string("topic")?,
+        },
+        other => return Err(r.err(format!("unknown request kind {other}"))),
+    };
+    r.done()?;
+    Ok((corr, req))
+}
+
+/// Appends a whole response frame (length prefix included) to `out`.
+pub fn encode_response(out: &mut Vec<u8>, correlation_id: u32, kind: u8, resp: &Response) {
+    let at = start_frame(out);
+    out.put_u32(correlation_id);
+    out.put_u8(kind);
+    match resp {
+        Response::Error { code, message } => {
+            out.put_u8(*code as u8);
+            put_str(out, message);
+        }
+        ok => {
+            out.put_u8(0);
+            match ok {
+                Response::Created(c) => out.put_u8(u8::from(*c)),
+                Response::Produced { base_offset } => out.put_u64(*base_offset),
+                Response::Fetched {
+                    end_offset,
+                    start_offset,
+                    data,
+                } => {
+                    out.put_u64(*end_offset);
+                    out.put_u64(*start_offset);
+                    out.put_slice(data);
+                }
+                Response::OffsetCommitted => {}
+                Response::CommittedOffset(o) => {
+                    out.put_u8(u8::from(o.is_some()));
+                    out.put_u64(o.unwrap_or(0));
+                }
+                Response::EndOffsets(v) => {
+                    out.put_u32(v.len() as u32);
+                    for o in v {
+                        out.put_u64(*o);
+                    }
+                }
+                Response::Error { .. } => unreachable!("handled above"),
+            }
+        }
+    }
+    finish_frame(out, at);
+}
+
+/// Decodes a response payload: `(correlation id, kind, response)`.
+pub fn decode_response(payload: Bytes) -> Result<(u32, u8, Response), DecodeError> {
+    let mut r = Reader {
+        buf: payload,
+        corr: None,
+        kind: None,
+    };
+    let corr = r.u32("correlation id")?;
+    r.corr = Some(corr);
+    let k = r.u8("response kind")?;
+    r.kind = Some(k);
+    let status = r.u8("status")?;
+    if status != 0 {
+        let message = r.string("error message")?;
+        r.done()?;
+        return Ok((
+            corr,
+            k,
+            Response::Error {
+                code: ErrorCode::from_u8(status),
+                message,
+            },
+        ));
+    }
+    let resp = match k {
+        kind::CREATE_TOPIC => Response::Created(r.u8("created flag")? != 0),
+        kind::PRODUCE => Response::Produced {
+            base_offset: r.u64("base offset")?,
+        },
+        kind::FETCH => Response::Fetched {
+            end_offset: r.u64("end offset")?,
+            start_offset: r.u64("start offset")?,
+            data: r.rest(),
+        },
+        kind::COMMIT => Response::OffsetCommitted,
+        kind::COMMITTED => {
+            let present = r.u8("present flag")? != 0;
+            let o = r.u64("offset")?;
+            Response::CommittedOffset(present.then_some(o))
+        }
+        kind::END_OFFSETS => {
+            let n = r.u32("partition count")? as usize;
+            r.need(n.saturating_mul(8), "end offsets")?;
+            Response::EndOffsets((0..n).map(|_| r.buf.get_u64()).collect())
+        }
+        other => return Err(r.err(format!("unknown response kind {other}"))),
+    };
+    r.done()?;
+    Ok((corr, k, resp))
+}
+
+/// Checks a frame length prefix against [`MAX_FRAME_LEN`].
+pub fn check_frame_len(len: u32) -> Result<usize, DecodeError> {
+    if len > MAX_FRAME_LEN {
+        Err(DecodeError {
+            correlation_id: None,
+            kind: None,
+            reason: format!("frame length {len} exceeds the cap of {MAX_FRAME_LEN} bytes"),
+        })
+    } else {
+        Ok(len as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payload(frame: &[u8]) -> Bytes {
+        let len = u32::from_be_bytes(frame[0..4].try_into().unwrap()) as usize;
+        assert_eq!(len + 4, frame.len());
+        Bytes::copy_from_slice(&frame[4..])
+    }
+
+    #[test]
+    fn requests_round_trip() {
+        let mut records = Vec::new();
+        crate::storage::encode_records(&mut records, &[&b"a"[..], &b"bcd"[..]]);
+        let reqs = vec![
+            Request::CreateTopic {
+                topic: "t".into(),
+                partitions: 3,
+            },
+            Request::Produce {
+                topic: "t".into(),
+                partition: 2,
+                ack: Ack::Fsynced,
+                count: 2,
+                records: Bytes::from(records),
+            },
+            Request::Fetch {
+                topic: "t".into(),
+                partition: 1,
+                offset: 99,
+                max_bytes: 1000,
+                max_wait: Duration::from_millis(250),
+            },
+            Request::Commit {
+                group: "g".into(),
+                topic: "t".into(),
+                partition: 0,
+                offset: 7,
+            },
+            Request::Committed {
+                group: "g".into(),
+                topic: "t".into(),
+                partition: 0,
+            },
+            Request::EndOffsets { topic: "t".into() },
+        ];
+        for (i, req) in reqs.into_iter().enumerate() {
+            let mut out = Vec::new();
+            encode_request(&mut out, i as u32, &req);
+            assert_eq!(decode_request(payload(&out)).unwrap(), (i as u32, req));
+        }
+        let mut a = Vec::new();
+        encode_produce(&mut a, 5, "t", 2, Ack::Written, &[&b"a"[..], &b"bcd"[..]]);
+        let (corr, req) = decode_request(payload(&a)).unwrap();
+        assert_eq!(corr, 5);
+        assert!(matches!(
+            req,
+            Request::Produce {
+                count: 2,
+                ack: Ack::Written,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn responses_round_trip() {
+        let resps = vec![
+            (kind::CREATE_TOPIC, Response::Created(true)),
+            (kind::PRODUCE, Response::Produced { base_offset: 12 }),
+            (
+                kind::FETCH,
+                Response::Fetched {
+                    end_offset: 5,
+                    start_offset: 1,
+                    data: Bytes::from_static(b"xyz"),
+                },
+            ),
+            (kind::COMMIT, Response::OffsetCommitted),
+            (kind::COMMITTED, Response::CommittedOffset(Some(4))),
+            (kind::COMMITTED, Response::CommittedOffset(None)),
+            (kind::END_OFFSETS, Response::EndOffsets(vec![1, 2, 3])),
+            (
+                kind::FETCH,
+                Response::Error {
+                    code: ErrorCode::OffsetOutOfRange,
+                    message: "nope".into(),
+                },
+            ),
+        ];
+        for (i, (k, resp)) in resps.into_iter().enumerate() {
+            let mut out = Vec::new();
+            encode_response(&mut out, i as u32, k, &resp);
+            assert_eq!(decode_response(payload(&out)).unwrap(), (i as u32, k, resp));
+        }
+    }
+
+    #[test]
+    fn malformed_requests_are_errors_with_what_was_known() {
+        assert_eq!(
+            decode_request(Bytes::from_static(b"\0\0"))
+                .unwrap_err()
+                .correlation_id,
+            None
+        );
+        let e = decode_request(Bytes::from_static(b"\0\0\0\x07\x63")).unwrap_err();
+        assert_eq!((e.correlation_id, e.kind), (Some(7), Some(0x63)));
+        // A produce whose record count does not match its records.
+        let mut out = Vec::new();
+        encode_produce(&mut out, 1, "t", 0, Ack::Written, &[&b"abc"[..]]);
+        let mut p = payload(&out).to_vec();
+        let count_at = 4 + 1 + 2 + 1 + 4 + 1;
+        p[count_at + 3] = 2;
+        assert!(decode_request(Bytes::from(p)).is_err());
+        assert!(check_frame_len(MAX_FRAME_LEN + 1).is_err());
+        assert!(check_frame_len(u32::MAX).is_err());
+    }
+}
