@@ -1,0 +1,183 @@
+//! Worker side: a consumer manually `assign`ed to its partitions (no group rebalances), with the
+//! run's group id for commits.
+//!
+//! `auto`: librdkafka stores each offset as it hands the message over and auto-commits every
+//! second (commit before processing). `after-process`: offsets are committed after the sink has
+//! the messages, asynchronously every `commit_every` messages or 200 ms, synchronously at close.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use mq_core::settings::ConsumerAck;
+use mq_core::{BackendError, Consumer, DeliverySink, Partition, WorkerCtx};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::client::{self, base_config, Endpoint};
+use crate::options::Options;
+use crate::NAME;
+
+const COMMIT_INTERVAL: Duration = Duration::from_millis(200);
+const MAX_BATCH: usize = 4096;
+
+pub struct KafkaConsumer {
+    consumer: BaseConsumer,
+    topic: String,
+    manual: bool,
+    /// Partition → next offset to commit (last handed over + 1), not yet committed.
+    pending: BTreeMap<i32, i64>,
+    uncommitted: u32,
+    commit_every: u32,
+    last_commit: Instant,
+    bootstrap: String,
+    last_error: Option<Instant>,
+}
+
+impl KafkaConsumer {
+    pub fn open(ctx: &WorkerCtx, options: &Options) -> Result<KafkaConsumer, BackendError> {
+        let ep = Endpoint::from_value(&ctx.endpoint)?;
+        if ctx.partitions.is_empty() {
+            return Err(BackendError::other(
+                NAME,
+                "consumer has no partitions to read",
+            ));
+        }
+        let manual = ctx.plan.delivery.consumer_ack == ConsumerAck::AfterProcess;
+        let mut c = base_config(
+            &ep.bootstrap,
+            &format!("mq-bench-{}-c{}", ctx.plan.name, ctx.index),
+        );
+        c.set("group.id", &ep.group)
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false")
+            .set("enable.auto.commit", (!manual).to_string())
+            .set("enable.auto.offset.store", (!manual).to_string())
+            .set("auto.commit.interval.ms", "1000");
+        client::apply(&mut c, &options.consumer_config);
+        let consumer: BaseConsumer = c.create().map_err(|e| {
+            BackendError::other(NAME, format!("consumer for {}: {e}", ep.bootstrap))
+        })?;
+        client::reach(consumer.client(), &ep.bootstrap, Some(&ep.topic))?;
+        let mut tpl = TopicPartitionList::new();
+        for p in &ctx.partitions {
+            if p.0 >= ep.partitions {
+                return Err(BackendError::other(
+                    NAME,
+                    format!(
+                        "partition {} does not exist (topic {} has {})",
+                        p.0, ep.topic, ep.partitions
+                    ),
+                ));
+            }
+            tpl.add_partition_offset(&ep.topic, p.0 as i32, Offset::Stored)
+                .map_err(|e| {
+                    BackendError::other(NAME, format!("assigning partition {}: {e}", p.0))
+                })?;
+        }
+        consumer.assign(&tpl).map_err(|e| {
+            BackendError::other(
+                NAME,
+                format!("assigning {} on {}: {e}", ep.topic, ep.bootstrap),
+            )
+        })?;
+        Ok(KafkaConsumer {
+            consumer,
+            topic: ep.topic,
+            manual,
+            pending: BTreeMap::new(),
+            uncommitted: 0,
+            commit_every: options.commit_every,
+            last_commit: Instant::now(),
+            bootstrap: ep.bootstrap,
+            last_error: None,
+        })
+    }
+
+    fn commit(&mut self, mode: CommitMode) -> Result<(), BackendError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (&p, &next) in &self.pending {
+            tpl.add_partition_offset(&self.topic, p, Offset::Offset(next))
+                .map_err(|e| BackendError::other(NAME, format!("commit of partition {p}: {e}")))?;
+        }
+        self.consumer
+            .commit(&tpl, mode)
+            .map_err(|e| BackendError::other(NAME, format!("commit to {}: {e}", self.bootstrap)))?;
+        self.pending.clear();
+        self.uncommitted = 0;
+        self.last_commit = Instant::now();
+        Ok(())
+    }
+
+    /// Consumer errors are mostly transient (a broker went away); say so at most once a second.
+    fn transient(&mut self, e: &KafkaError) {
+        if !matches!(self.last_error, Some(t) if t.elapsed() < Duration::from_secs(1)) {
+            tracing::warn!(
+                "kafka consumer of {} on {}: {e}",
+                self.topic,
+                self.bootstrap
+            );
+            self.last_error = Some(Instant::now());
+        }
+    }
+}
+
+impl Consumer for KafkaConsumer {
+    fn poll(
+        &mut self,
+        max_wait: Duration,
+        sink: &mut dyn DeliverySink,
+    ) -> Result<usize, BackendError> {
+        let mut taken = 0;
+        let mut wait = max_wait;
+        let mut error = None;
+        while taken < MAX_BATCH {
+            match self.consumer.poll(wait) {
+                None => break,
+                Some(Ok(m)) => {
+                    sink.deliver(m.payload().unwrap_or(&[]), Partition(m.partition() as u32));
+                    if self.manual {
+                        self.pending.insert(m.partition(), m.offset() + 1);
+                        self.uncommitted += 1;
+                    }
+                    taken += 1;
+                }
+                Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::PartitionEOF))) => {}
+                Some(Err(e)) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+            wait = Duration::ZERO;
+        }
+        if let Some(e) = error {
+            self.transient(&e);
+        }
+        if self.manual
+            && self.uncommitted > 0
+            && (self.uncommitted >= self.commit_every
+                || self.last_commit.elapsed() >= COMMIT_INTERVAL)
+        {
+            self.commit(CommitMode::Async)?;
+        }
+        Ok(taken)
+    }
+
+    fn close(&mut self) -> Result<(), BackendError> {
+        let r = if self.manual {
+            self.commit(CommitMode::Sync)
+        } else {
+            Ok(())
+        };
+        if !self.manual {
+            // Commit what auto-commit has stored but not sent yet.
+            let _ = self.consumer.commit_consumer_state(CommitMode::Sync);
+        }
+        let _ = self.consumer.unassign();
+        r
+    }
+}

@@ -1,0 +1,153 @@
+//! The `kafka` backend: Apache Kafka through rdkafka (librdkafka, built from its vendored source).
+//!
+//! A variant's run writes topic `mqb-<run>-<variant>` with the workload's partitions; consumers
+//! are manually assigned their partitions and commit under group `mqb-<run>-<variant>`. A managed
+//! broker is a single KRaft node run by `scripts/brokers/kafka.sh`; an external cluster is reached
+//! at `options.bootstrap`.
+
+mod broker;
+mod client;
+mod consumer;
+mod options;
+mod producer;
+mod script;
+
+use std::path::Path;
+
+use mq_core::scenario::{FieldError, VariantPlan};
+use mq_core::settings::{ConsumerAck, Durability, ProducerAck};
+use mq_core::{
+    Backend, BackendError, BackendInfo, Broker, Consumer, Delivery, OptionInfo, Producer,
+    Unavailable, WorkerCtx,
+};
+
+pub use client::{run_tag, Endpoint};
+pub use options::{Compression, Mode, Options};
+pub use script::Node;
+
+const NAME: &str = "kafka";
+
+/// The Kafka backend.
+pub struct Kafka;
+
+fn options(plan: &VariantPlan) -> Result<Options, BackendError> {
+    plan.options()
+        .map_err(|e| BackendError::other(NAME, format!("{}: {}", e.path, e.message)))
+}
+
+impl Backend for Kafka {
+    fn info(&self) -> BackendInfo {
+        BackendInfo {
+            name: NAME,
+            summary: "Apache Kafka (rdkafka): one topic per variant, consumers assigned their partitions",
+            producer_ack: vec![
+                (ProducerAck::None, "acks=0: acked once librdkafka has sent it"),
+                (ProducerAck::Leader, "acks=1: the partition leader has appended it"),
+                (ProducerAck::All, "acks=all: every in-sync replica has it"),
+            ],
+            consumer_ack: vec![
+                (ConsumerAck::Auto, "enable.auto.commit: offsets stored on receipt, committed every second"),
+                (ConsumerAck::AfterProcess, "offsets committed after handing over (async in batches, sync at close)"),
+            ],
+            durability: vec![(
+                Durability::Persistent,
+                "Kafka always appends to its log on disk (flushed by the OS; replicas protect acked data)",
+            )],
+            defaults: Delivery {
+                producer_ack: ProducerAck::All,
+                consumer_ack: ConsumerAck::AfterProcess,
+                durability: Durability::Persistent,
+            },
+            options: vec![
+                OptionInfo {
+                    name: "mode",
+                    default: "managed",
+                    help: "managed: bench runs a single KRaft node (scripts/brokers/kafka.sh); external: use bootstrap",
+                },
+                OptionInfo { name: "bootstrap", default: "", help: "external cluster, host:port[,host:port]" },
+                OptionInfo { name: "port", default: "9092", help: "managed broker port (controller: port + 1)" },
+                OptionInfo { name: "idempotence", default: "false", help: "enable.idempotence (needs producer_ack = all)" },
+                OptionInfo { name: "linger_ms", default: "librdkafka's (5)", help: "linger.ms" },
+                OptionInfo { name: "batch_size", default: "librdkafka's", help: "batch.size in bytes" },
+                OptionInfo { name: "compression", default: "none", help: "none | gzip | snappy | lz4 | zstd" },
+                OptionInfo {
+                    name: "replication_factor",
+                    default: "1 (managed) / cluster default",
+                    help: "replication factor of the run's topic",
+                },
+                OptionInfo {
+                    name: "commit_every",
+                    default: "1000",
+                    help: "after-process: async commit every N messages (or 200 ms)",
+                },
+                OptionInfo { name: "keep", default: "false", help: "keep the topic, the group and the managed broker's data" },
+                OptionInfo {
+                    name: "producer_config",
+                    default: "{}",
+                    help: "table of librdkafka producer properties, applied last",
+                },
+                OptionInfo {
+                    name: "consumer_config",
+                    default: "{}",
+                    help: "table of librdkafka consumer properties, applied last",
+                },
+            ],
+        }
+    }
+
+    fn validate(&self, plan: &VariantPlan) -> Vec<FieldError> {
+        let options: Options = match plan.options() {
+            Ok(o) => o,
+            Err(e) => return vec![e],
+        };
+        let mut errors = options.check(&plan.delivery);
+        if plan.workload.partitions > 100_000 {
+            errors.push(FieldError::new(
+                "workload.partitions",
+                format!(
+                    "partitions = {}: kafka valid is 1 to 100000",
+                    plan.workload.partitions
+                ),
+            ));
+        }
+        errors
+    }
+
+    fn available(&self, plan: &VariantPlan) -> Result<(), Unavailable> {
+        let Ok(options) = options(plan) else {
+            return Ok(());
+        }; // validate reports it
+        if options.mode == Mode::External {
+            return Ok(());
+        }
+        match script::missing() {
+            None => Ok(()),
+            Some(reason) => Err(Unavailable {
+                reason,
+                fix: Some("scripts/brokers/kafka.sh install".into()),
+            }),
+        }
+    }
+
+    fn broker(&self, plan: &VariantPlan, run_dir: &Path) -> Result<Box<dyn Broker>, BackendError> {
+        Ok(Box::new(broker::KafkaBroker::new(
+            plan,
+            options(plan)?,
+            run_dir,
+        )))
+    }
+
+    fn producer(&self, ctx: &WorkerCtx) -> Result<Box<dyn Producer>, BackendError> {
+        Ok(Box::new(producer::KafkaProducer::open(
+            ctx,
+            &options(&ctx.plan)?,
+        )?))
+    }
+
+    fn consumer(&self, ctx: &WorkerCtx) -> Result<Box<dyn Consumer>, BackendError> {
+        Ok(Box::new(consumer::KafkaConsumer::open(
+            ctx,
+            &options(&ctx.plan)?,
+        )?))
+    }
+}

@@ -1,0 +1,127 @@
+//! Runs `scripts/brokers/kafka.sh` for a managed single-node broker, with a bound on every call.
+//!
+//! The script's output goes to a log file, not a pipe: the node it starts is detached and must
+//! not hold our pipe open.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// A private broker as the script knows it: its port (controller: port + 1) and data dir.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Node {
+    pub script: PathBuf,
+    pub port: u16,
+    pub dir: PathBuf,
+}
+
+impl Node {
+    pub fn new(port: u16, dir: PathBuf) -> Node {
+        Node {
+            script: script_path(),
+            port,
+            dir,
+        }
+    }
+
+    /// Runs `kafka.sh CMD --port P --dir D`, appending its output to `log`; kills it after
+    /// `timeout`. The error carries the end of the output.
+    pub fn run(&self, cmd: &str, timeout: Duration, log: &Path) -> Result<(), String> {
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|e| format!("cannot create {}: {e}", self.dir.display()))?;
+        let mut out = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(log)
+            .map_err(|e| format!("cannot open {}: {e}", log.display()))?;
+        let start_len = out.seek(SeekFrom::End(0)).unwrap_or(0);
+        let err = out.try_clone().map_err(|e| e.to_string())?;
+        let mut child = Command::new("bash")
+            .arg(&self.script)
+            .arg(cmd)
+            .arg("--port")
+            .arg(self.port.to_string())
+            .arg("--dir")
+            .arg(&self.dir)
+            .arg("--timeout")
+            .arg(timeout.as_secs().saturating_sub(5).max(10).to_string())
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().map_err(|e| e.to_string())?)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", self.script.display()))?;
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(s)) => break s,
+                Ok(None) if Instant::now() >= deadline => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(format!(
+                        "`kafka.sh {cmd}` did not finish within {}s: {}",
+                        timeout.as_secs(),
+                        tail(&mut out, start_len)
+                    ));
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(100)),
+                Err(e) => return Err(format!("waiting for kafka.sh {cmd}: {e}")),
+            }
+        };
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "`kafka.sh {cmd} --port {}` failed ({status}): {}",
+                self.port,
+                tail(&mut out, start_len)
+            ))
+        }
+    }
+}
+
+/// `scripts/brokers/kafka.sh`.
+pub fn script_path() -> PathBuf {
+    mq_core::paths::scripts_dir()
+        .join("brokers")
+        .join("kafka.sh")
+}
+
+/// Why a managed broker cannot run here, if it cannot (`kafka.sh libs` fails when the jars
+/// are not installed).
+pub fn missing() -> Option<String> {
+    let script = script_path();
+    if !script.is_file() {
+        return Some(format!(
+            "{} not found (set $MQ_BENCH_SCRIPTS to the repository's scripts/)",
+            script.display()
+        ));
+    }
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg("libs")
+        .stdin(Stdio::null())
+        .output();
+    match out {
+        Ok(o) if o.status.success() => None,
+        Ok(o) => Some(format!(
+            "Kafka is not installed: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => Some(format!("cannot run {}: {e}", script.display())),
+    }
+}
+
+/// The last lines the script wrote since `from`, on one line.
+fn tail(f: &mut File, from: u64) -> String {
+    let mut s = String::new();
+    if f.seek(SeekFrom::Start(from)).is_ok() {
+        let _ = f.read_to_string(&mut s);
+    }
+    let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(6)..].join(" | ")
+}
