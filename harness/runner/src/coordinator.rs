@@ -567,11 +567,8 @@ impl VariantRun<'_> {
         let mut drain_since: Option<Instant> = None;
         let mut drained_at: Option<Instant> = None;
         let ended = loop {
-            while let Ok(ev) = rx.recv_timeout(Duration::from_millis(100)) {
+            if let Ok(ev) = rx.recv_timeout(Duration::from_millis(100)) {
                 self.handle(ws, ev);
-                if rx.try_recv().is_err() {
-                    break;
-                }
             }
             while let Ok(ev) = rx.try_recv() {
                 self.handle(ws, ev);
