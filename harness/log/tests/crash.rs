@@ -41,7 +41,7 @@ fn producer(addr: std::net::SocketAddr, id: u64, stop: Arc<AtomicBool>) -> Acked
                     r
                 })
                 .collect();
-            let ack = if seq % 2 == 0 {
+            let ack = if seq & 1 == 0 {
                 Ack::Written
             } else {
                 Ack::Fsynced

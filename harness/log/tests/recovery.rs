@@ -88,7 +88,7 @@ fn run_case(batches: Vec<Vec<Vec<u8>>>, damage: Damage, at: f64) {
                 written.push((out.base_offset + i as u64, r.clone()));
             }
         }
-        log.close().unwrap();
+        drop(log);
     }
     let seg = last_segment(dir.path());
     let layout = batch_layout(&seg);
@@ -153,7 +153,7 @@ fn run_case(batches: Vec<Vec<Vec<u8>>>, damage: Damage, at: f64) {
     }
     let out = log.append("t", 0, &[b"next"]).unwrap();
     assert_eq!(out.base_offset, first_lost);
-    log.close().unwrap();
+    drop(log);
 
     // A second reopen finds nothing to repair and serves the new record too.
     let log = Log::open(dir.path(), config()).unwrap();
@@ -217,7 +217,7 @@ fn every_cut_point_of_a_small_segment() {
         for b in &batches {
             log.append("t", 0, b).unwrap();
         }
-        log.close().unwrap();
+        drop(log);
     }
     let len = std::fs::metadata(last_segment(dir.path())).unwrap().len();
     for pos in 0..len {
@@ -240,7 +240,7 @@ fn missing_index_of_a_closed_segment_is_rebuilt() {
             log.append("t", 0, &[r]).unwrap();
         }
         assert!(log.partition("t", 0).unwrap().segments().len() > 3);
-        log.close().unwrap();
+        drop(log);
     }
     let first = dir.path().join("topics/t/0/00000000000000000000.index");
     std::fs::remove_file(&first).unwrap();

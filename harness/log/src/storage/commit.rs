@@ -152,11 +152,17 @@ impl Committer {
     /// every waiter registered before the round started.
     pub fn run(&self) {
         loop {
-            let (target, files) = {
+            {
                 let mut s = self.lock();
                 while !(s.shutdown || s.wake) {
                     s = self.work.wait(s).unwrap_or_else(|e| e.into_inner());
                 }
+            }
+            // Writers released by the previous round are appending again right now; a yield
+            // lets them register so this round covers them instead of the next one.
+            std::thread::yield_now();
+            let (target, files) = {
+                let mut s = self.lock();
                 if s.shutdown && (s.write_seq == s.synced_seq || s.failed.is_some()) {
                     return;
                 }
