@@ -3,6 +3,10 @@
 use mq_core::Registry;
 
 /// Every backend `bench` knows, in the order `bench list` shows them.
+#[rustfmt::skip]
 pub fn registry() -> Registry {
-    vec![Box::new(mq_backend_sysv::SysV)]
+    vec![
+        Box::new(mq_backend_sysv::SysV),
+        Box::new(mq_backend_log::LogBackend),
+    ]
 }

@@ -51,6 +51,11 @@ enum Command {
     Validate { scenario: PathBuf },
     /// List the backends, their delivery settings, defaults and options.
     List,
+    /// The in-house log's server (what the `log` backend starts in managed mode).
+    Log {
+        #[command(subcommand)]
+        command: LogCommand,
+    },
     /// Internal: a producer or consumer process started by `bench run` (spec on stdin).
     #[command(hide = true)]
     Worker {
@@ -61,6 +66,12 @@ enum Command {
         #[arg(long)]
         index: u16,
     },
+}
+
+#[derive(Subcommand)]
+enum LogCommand {
+    /// Serve a log folder over TCP until SIGTERM or Ctrl-C; prints `listening ADDR` when ready.
+    Serve(mq_log::server::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -80,6 +91,15 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("worker: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Log {
+            command: LogCommand::Serve(args),
+        } => match mq_log::server::serve(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
                 ExitCode::FAILURE
             }
         },

@@ -22,13 +22,26 @@ fn rejected(text: &str) -> String {
     let path = write(dir.path(), "bad.toml", text);
     let out = dir.path().join("run");
     let before = queues();
-    let o = run(&["run", path.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"]);
+    let o = run(&[
+        "run",
+        path.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
     let stderr = String::from_utf8_lossy(&o.stderr).to_string();
     assert_eq!(o.status.code(), Some(2), "stderr: {stderr}");
     assert!(!out.exists(), "a run folder was created");
     assert_eq!(queues(), before, "a queue was created");
-    assert!(stderr.contains(path.to_str().unwrap()), "error does not name the file: {stderr}");
-    assert_eq!(stderr.trim().lines().count(), 1, "expected one error line: {stderr}");
+    assert!(
+        stderr.contains(path.to_str().unwrap()),
+        "error does not name the file: {stderr}"
+    );
+    assert_eq!(
+        stderr.trim().lines().count(),
+        1,
+        "expected one error line: {stderr}"
+    );
     stderr
 }
 
@@ -37,7 +50,10 @@ fn missing_file() {
     let o = run(&["run", "/nonexistent/scenario.toml"]);
     assert_eq!(o.status.code(), Some(2));
     let e = String::from_utf8_lossy(&o.stderr);
-    assert!(e.contains("cannot read scenario /nonexistent/scenario.toml"), "{e}");
+    assert!(
+        e.contains("cannot read scenario /nonexistent/scenario.toml"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -55,7 +71,12 @@ fn unknown_field() {
 #[test]
 fn message_size_zero() {
     let e = rejected(&GOOD.replace("message_size = 100", "message_size = 0"));
-    assert!(e.contains("bad.toml:4:16: workload.message_size: message_size = 0 is out of range: valid is 32"), "{e}");
+    assert!(
+        e.contains(
+            "bad.toml:4:16: workload.message_size: message_size = 0 is out of range: valid is 32"
+        ),
+        "{e}"
+    );
 }
 
 #[test]
@@ -71,18 +92,27 @@ fn message_size_above_msgmax() {
 #[test]
 fn zero_producers() {
     let e = rejected(&GOOD.replace("producers = 1", "producers = 0"));
-    assert!(e.contains("bad.toml:5:13: workload.producers: producers = 0: valid is 1 to 1024"), "{e}");
+    assert!(
+        e.contains("bad.toml:5:13: workload.producers: producers = 0: valid is 1 to 1024"),
+        "{e}"
+    );
 }
 
 #[test]
 fn unknown_backend() {
     let e = rejected(&GOOD.replace("backend = \"sysv\"", "backend = \"zeromq\""));
-    assert!(e.contains("bad.toml:8:11: variants[0].backend: unknown backend \"zeromq\"; valid: sysv"), "{e}");
+    assert!(
+        e.contains("bad.toml:8:11: variants[0].backend: unknown backend \"zeromq\"; valid: sysv"),
+        "{e}"
+    );
 }
 
 #[test]
 fn consumer_ack_sysv_cannot_honour() {
-    let e = rejected(&GOOD.replace("backend = \"sysv\"", "backend = \"sysv\"\nconsumer_ack = \"after-process\""));
+    let e = rejected(&GOOD.replace(
+        "backend = \"sysv\"",
+        "backend = \"sysv\"\nconsumer_ack = \"after-process\"",
+    ));
     assert!(
         e.contains("bad.toml:9:16: variants[0].consumer_ack: backend sysv cannot honour consumer_ack = \"after-process\"; valid: auto"),
         "{e}"
@@ -104,6 +134,11 @@ fn validate_accepts_the_ready_scenarios() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios");
     for entry in std::fs::read_dir(root).unwrap().flatten() {
         let o = run(&["validate", entry.path().to_str().unwrap()]);
-        assert!(o.status.success(), "{}: {}", entry.path().display(), String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "{}: {}",
+            entry.path().display(),
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
 }

@@ -31,18 +31,42 @@ backend = "sysv"
 "#,
     );
     let out = dir.path().join("run");
-    let o = run(&["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"]);
-    assert!(o.status.success(), "bench failed: {}", String::from_utf8_lossy(&o.stderr));
+    let o = run(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(
+        o.status.success(),
+        "bench failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let r = results(&out);
     assert_eq!(r["schema"], "mq-bench.results/1");
     assert_eq!(r["partial"], false);
     assert_eq!(r["variants"][0]["status"], "ok");
     assert_eq!(r["variants"][0]["ended_by"], "drained");
     let c = counts(&r, 0);
-    for (field, want) in [("sent", 60000), ("acked", 60000), ("delivered", 60000), ("deliveries", 60000)] {
+    for (field, want) in [
+        ("sent", 60000),
+        ("acked", 60000),
+        ("delivered", 60000),
+        ("deliveries", 60000),
+    ] {
         assert_eq!(u(&c, field), want, "{field}");
     }
-    for field in ["failed", "unknown", "lost", "unacked_lost", "recovered", "duplicated", "reordered", "unexpected"] {
+    for field in [
+        "failed",
+        "unknown",
+        "lost",
+        "unacked_lost",
+        "recovered",
+        "duplicated",
+        "reordered",
+        "unexpected",
+    ] {
         assert_eq!(u(&c, field), 0, "{field}");
     }
     let rep = &r["variants"][0]["report"];
@@ -75,12 +99,22 @@ backend = "sysv"
     );
     let out = dir.path().join("run");
     let mut child = bench()
-        .args(["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"])
+        .args([
+            "run",
+            scenario.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let consumer = wait_for(20, || processes_with(&["worker", "sysv-kill-consumer", "consumer"]).first().copied())
-        .expect("consumer worker started");
+    let consumer = wait_for(20, || {
+        processes_with(&["worker", "sysv-kill-consumer", "consumer"])
+            .first()
+            .copied()
+    })
+    .expect("consumer worker started");
     std::thread::sleep(Duration::from_millis(1000));
     // SAFETY: plain kill(2) of a pid we just found.
     assert_eq!(unsafe { libc::kill(consumer as i32, libc::SIGKILL) }, 0);
@@ -91,9 +125,21 @@ backend = "sysv"
 
     let r = results(&out);
     let v = &r["variants"][0];
-    assert!(v["workers"].as_array().unwrap().iter().any(|w| w["role"] == "consumer" && w["exit"] == "signal 9"), "{v}");
+    assert!(
+        v["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["role"] == "consumer" && w["exit"] == "signal 9"),
+        "{v}"
+    );
     let c = counts(&r, 0);
-    let (sent, acked, failed, unknown) = (u(&c, "sent"), u(&c, "acked"), u(&c, "failed"), u(&c, "unknown"));
+    let (sent, acked, failed, unknown) = (
+        u(&c, "sent"),
+        u(&c, "acked"),
+        u(&c, "failed"),
+        u(&c, "unknown"),
+    );
     assert!(sent > 10_000, "the run went on for a while: {c}");
     assert_eq!(sent, acked + failed + unknown, "{c}");
     // Every acked message is delivered or counted lost.
@@ -128,15 +174,27 @@ backend = "sysv"
     );
     let out = dir.path().join("run");
     let mut child = bench()
-        .args(["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"])
+        .args([
+            "run",
+            scenario.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for(20, || processes_with(&["worker", "sysv-ctrlc-a", "producer"]).first().copied()).expect("producer started");
+    wait_for(20, || {
+        processes_with(&["worker", "sysv-ctrlc-a", "producer"])
+            .first()
+            .copied()
+    })
+    .expect("producer started");
     std::thread::sleep(Duration::from_millis(1500));
     // SAFETY: plain kill(2) of our child.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
-    let status = wait_for(20, || child.try_wait().unwrap()).expect("bench stopped within 20 s of Ctrl-C");
+    let status =
+        wait_for(20, || child.try_wait().unwrap()).expect("bench stopped within 20 s of Ctrl-C");
     assert_eq!(status.code(), Some(130));
 
     let r = results(&out);
@@ -146,8 +204,16 @@ backend = "sysv"
     assert_eq!(r["variants"][1]["status"], "not-run");
     let c = counts(&r, 0);
     assert!(u(&c, "acked") > 5_000, "counts up to Ctrl-C are kept: {c}");
-    assert_eq!(u(&c, "sent"), u(&c, "acked") + u(&c, "failed") + u(&c, "unknown"));
-    assert!(std::fs::read_to_string(out.join("summary.md")).unwrap().contains("PARTIAL"));
-    assert!(processes_with(&["worker", "sysv-ctrlc"]).is_empty(), "worker processes left behind");
+    assert_eq!(
+        u(&c, "sent"),
+        u(&c, "acked") + u(&c, "failed") + u(&c, "unknown")
+    );
+    assert!(std::fs::read_to_string(out.join("summary.md"))
+        .unwrap()
+        .contains("PARTIAL"));
+    assert!(
+        processes_with(&["worker", "sysv-ctrlc"]).is_empty(),
+        "worker processes left behind"
+    );
     assert_eq!(queues(), before, "the run's queue was not removed");
 }

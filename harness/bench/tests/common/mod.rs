@@ -36,15 +36,22 @@ pub fn results(dir: &Path) -> serde_json::Value {
 /// Ids of the System V message queues on this machine.
 pub fn queues() -> Vec<i64> {
     let text = std::fs::read_to_string("/proc/sysvipc/msg").unwrap_or_default();
-    text.lines().skip(1).filter_map(|l| l.split_whitespace().nth(1)?.parse().ok()).collect()
+    text.lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .collect()
 }
 
 /// Pids of processes whose command line contains every one of `words`.
 pub fn processes_with(words: &[&str]) -> Vec<u32> {
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
         let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
         if words.iter().all(|w| cmd.contains(w)) {
             pids.push(pid);
@@ -70,5 +77,7 @@ pub fn counts(results: &serde_json::Value, variant: usize) -> serde_json::Value 
 }
 
 pub fn u(v: &serde_json::Value, field: &str) -> u64 {
-    v[field].as_u64().unwrap_or_else(|| panic!("{field} missing in {v}"))
+    v[field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{field} missing in {v}"))
 }
