@@ -105,12 +105,13 @@ fn group_commit(c: &mut Criterion) {
         let mut elapsed_total = Duration::ZERO;
         let mut records_total = 0u64;
         let mut rounds_total = 0u64;
+        let mut fsync_nanos_total = 0u64;
         g.throughput(Throughput::Elements((writers * per_writer) as u64));
         g.bench_function(BenchmarkId::new("writers", writers), |b| {
             b.iter_custom(|iters| {
                 let mut spent = Duration::ZERO;
                 for _ in 0..iters {
-                    let before = log.commit_stats().rounds;
+                    let before = log.commit_stats();
                     let start = Instant::now();
                     let handles: Vec<_> = (0..writers)
                         .map(|_| {
@@ -137,17 +138,20 @@ fn group_commit(c: &mut Criterion) {
                     spent += took;
                     elapsed_total += took;
                     records_total += (writers * per_writer) as u64;
-                    rounds_total += log.commit_stats().rounds - before;
+                    let after = log.commit_stats();
+                    rounds_total += after.rounds - before.rounds;
+                    fsync_nanos_total += after.fsync_nanos - before.fsync_nanos;
                 }
                 spent
             })
         });
         let secs = elapsed_total.as_secs_f64();
         summary.lock().unwrap().push(format!(
-            "group_commit writers={writers}: {:.0} records/s, {:.0} fsync rounds/s, {:.1} records per fsync",
+            "group_commit writers={writers}: {:.0} records/s, {:.0} fsync rounds/s, {:.1} records per fsync, {:.2} ms mean fsync",
             records_total as f64 / secs,
             rounds_total as f64 / secs,
-            records_total as f64 / rounds_total.max(1) as f64
+            records_total as f64 / rounds_total.max(1) as f64,
+            fsync_nanos_total as f64 / 1e6 / rounds_total.max(1) as f64
         ));
         log.close().unwrap();
     }

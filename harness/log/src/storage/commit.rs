@@ -13,6 +13,9 @@ use tokio::sync::watch;
 
 use super::error::{Result, StorageError};
 
+/// Longest a round waits to gather writers before its fsync.
+const MAX_GATHER: Duration = Duration::from_millis(2);
+
 /// Names one registered write; durable once the committer's synced sequence reaches it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct CommitTicket(pub(crate) u64);
@@ -33,6 +36,8 @@ pub struct CommitStats {
     pub fsyncs: u64,
     /// Writes registered.
     pub writes: u64,
+    /// Time spent inside fsync calls, nanoseconds.
+    pub fsync_nanos: u64,
 }
 
 #[derive(Default)]
@@ -44,6 +49,10 @@ struct State {
     failed: Option<String>,
     shutdown: bool,
     stats: CommitStats,
+    /// Writes the previous round covered, and how long its fsyncs took: the next round waits
+    /// briefly for as many writers to come back (see [`Committer::run`]).
+    last_batch: u64,
+    last_fsync: Duration,
 }
 
 /// The shared group-commit state; [`Committer::run`] is the committer thread's body.
@@ -81,7 +90,9 @@ impl Committer {
         if !s.dirty.iter().any(|f| Arc::ptr_eq(f, file)) {
             s.dirty.push(file.clone());
         }
-        if wake && !s.wake {
+        if wake {
+            // Notified on every durable write, not only the first: a committer gathering a
+            // batch counts arrivals.
             s.wake = true;
             self.work.notify_one();
         }
@@ -152,17 +163,29 @@ impl Committer {
     /// every waiter registered before the round started.
     pub fn run(&self) {
         loop {
-            {
+            let (target, files) = {
                 let mut s = self.lock();
                 while !(s.shutdown || s.wake) {
                     s = self.work.wait(s).unwrap_or_else(|e| e.into_inner());
                 }
-            }
-            // Writers released by the previous round are appending again right now; a yield
-            // lets them register so this round covers them instead of the next one.
-            std::thread::yield_now();
-            let (target, files) = {
-                let mut s = self.lock();
+                // Writers released by the previous round are appending again right now. When
+                // that round covered several of them, wait a fraction of an fsync for as many
+                // to register, so rounds stay full instead of alternating small and large. A
+                // lone writer (last batch of 1) never waits.
+                if s.last_batch > 1 && !s.shutdown {
+                    let deadline = Instant::now() + (s.last_fsync / 2).min(MAX_GATHER);
+                    while s.write_seq - s.synced_seq < s.last_batch {
+                        let now = Instant::now();
+                        if now >= deadline {
+                            break;
+                        }
+                        s = self
+                            .work
+                            .wait_timeout(s, deadline - now)
+                            .unwrap_or_else(|e| e.into_inner())
+                            .0;
+                    }
+                }
                 if s.shutdown && (s.write_seq == s.synced_seq || s.failed.is_some()) {
                     return;
                 }
@@ -170,6 +193,7 @@ impl Committer {
                 (s.write_seq, std::mem::take(&mut s.dirty))
             };
             let mut result = Ok(());
+            let started = Instant::now();
             for f in &files {
                 if let Err(e) = f.sync_data() {
                     result = Err(e);
@@ -179,8 +203,13 @@ impl Committer {
             let mut s = self.lock();
             s.stats.rounds += 1;
             s.stats.fsyncs += files.len() as u64;
+            s.stats.fsync_nanos += started.elapsed().as_nanos() as u64;
             match result {
-                Ok(()) => s.synced_seq = s.synced_seq.max(target),
+                Ok(()) => {
+                    s.last_batch = target - s.synced_seq.min(target);
+                    s.last_fsync = started.elapsed();
+                    s.synced_seq = s.synced_seq.max(target);
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "fsync failed; the log refuses further durable writes");
                     s.failed = Some(e.to_string());
