@@ -8,5 +8,7 @@ pub fn registry() -> Registry {
     vec![
         Box::new(mq_backend_sysv::SysV),
         Box::new(mq_backend_log::LogBackend),
+        Box::new(mq_backend_kafka::Kafka),
+        Box::new(mq_backend_rabbitmq::RabbitMq),
     ]
 }

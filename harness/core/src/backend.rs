@@ -191,6 +191,13 @@ pub trait Producer {
 
     /// Waits up to `timeout` for the outcomes of every send so far.
     fn flush(&mut self, timeout: Duration, acks: &mut dyn AckSink) -> Result<(), BackendError>;
+
+    /// Called while the worker waits for the next scheduled send: report outcomes that have
+    /// arrived (so they are timed when they arrive, not at the next send) and send what is due.
+    /// Must not block.
+    fn poll(&mut self, _acks: &mut dyn AckSink) -> Result<(), BackendError> {
+        Ok(())
+    }
 }
 
 /// Where a consumer hands what it took; the worker decodes, timestamps and records it.

@@ -195,6 +195,9 @@ fn fail(counters: &Counters, e: anyhow::Error) -> anyhow::Result<()> {
     Err(e)
 }
 
+/// How often a rate-limited producer polls for confirmations between sends.
+const POLL_EVERY_NS: u64 = 100_000;
+
 struct ProducerPlan {
     messages: Option<u64>,
     duration_ns: Option<u64>,
@@ -295,6 +298,17 @@ fn run_producer(
             break;
         }
         if interval_ns > 0.0 {
+            // Outcomes that arrive while waiting are recorded as they arrive.
+            while !rec.pending.is_empty() && now_ns() + POLL_EVERY_NS < intended_ns {
+                if let Err(e) = producer.poll(&mut rec) {
+                    result = Err(anyhow::Error::from(e).context("polling for confirmations"));
+                    break;
+                }
+                std::thread::sleep(Duration::from_nanos(POLL_EVERY_NS));
+            }
+            if result.is_err() {
+                break;
+            }
             sleep_until(intended_ns);
         }
         let key = Key(((seq + id.0 as u64) % keys) as u32);

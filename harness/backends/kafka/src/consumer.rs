@@ -76,6 +76,41 @@ impl KafkaConsumer {
                     BackendError::other(NAME, format!("assigning partition {}: {e}", p.0))
                 })?;
         }
+        // Resolve the starting offsets ourselves: on a fresh broker the group coordinator may not
+        // be up yet (NotCoordinator), and librdkafka does not retry that for a manual assignment.
+        let deadline = Instant::now() + COORDINATOR_TIMEOUT;
+        let committed = loop {
+            match consumer.committed_offsets(tpl.clone(), Duration::from_secs(5)) {
+                Ok(c) => break c,
+                Err(e) if Instant::now() < deadline => {
+                    tracing::debug!("kafka: committed offsets of {} not available yet: {e}", ep.group);
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                Err(e) => {
+                    return Err(BackendError::other(
+                        NAME,
+                        format!(
+                            "the group coordinator on {} did not answer for {COORDINATOR_TIMEOUT:?}: {e}",
+                            ep.bootstrap
+                        ),
+                    ))
+                }
+            }
+        };
+        let mut tpl = TopicPartitionList::new();
+        for e in committed.elements() {
+            let start = match e.offset() {
+                Offset::Offset(n) if n >= 0 => Offset::Offset(n),
+                _ => Offset::Beginning,
+            };
+            tpl.add_partition_offset(e.topic(), e.partition(), start)
+                .map_err(|err| {
+                    BackendError::other(
+                        NAME,
+                        format!("assigning partition {}: {err}", e.partition()),
+                    )
+                })?;
+        }
         consumer.assign(&tpl).map_err(|e| {
             BackendError::other(
                 NAME,
@@ -125,6 +160,9 @@ impl KafkaConsumer {
         }
     }
 }
+
+/// How long a consumer waits for the group coordinator of a freshly started broker.
+const COORDINATOR_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Consumer for KafkaConsumer {
     fn poll(

@@ -173,6 +173,12 @@ impl Producer for KafkaProducer {
         Ok(())
     }
 
+    fn poll(&mut self, acks: &mut dyn AckSink) -> Result<(), BackendError> {
+        self.producer.poll(Duration::ZERO);
+        self.report(acks);
+        Ok(())
+    }
+
     fn flush(&mut self, timeout: Duration, acks: &mut dyn AckSink) -> Result<(), BackendError> {
         let r = self.producer.flush(timeout);
         self.report(acks);

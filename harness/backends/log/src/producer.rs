@@ -160,6 +160,13 @@ impl Producer for LogProducer {
         self.dispatch_due(false, acks)
     }
 
+    fn poll(&mut self, acks: &mut dyn AckSink) -> Result<(), BackendError> {
+        if !self.in_flight.is_empty() {
+            self.collect(Duration::ZERO, acks)?;
+        }
+        self.dispatch_due(false, acks)
+    }
+
     fn flush(&mut self, timeout: Duration, acks: &mut dyn AckSink) -> Result<(), BackendError> {
         self.dispatch_due(true, acks)?;
         let deadline = Instant::now() + timeout;

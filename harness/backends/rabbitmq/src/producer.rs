@@ -190,6 +190,10 @@ impl Producer for RabbitProducer {
         Ok(())
     }
 
+    fn poll(&mut self, acks: &mut dyn AckSink) -> Result<(), BackendError> {
+        self.reap(acks, Wait::No)
+    }
+
     fn flush(&mut self, timeout: Duration, acks: &mut dyn AckSink) -> Result<(), BackendError> {
         let deadline = Instant::now() + timeout;
         self.reap(acks, Wait::All(deadline))?;
