@@ -680,6 +680,13 @@ impl VariantRun<'_> {
                 error: wk.error.clone(),
             })
             .collect();
+        if result.reason.is_none() {
+            result.reason = ws.iter().find_map(|wk| {
+                wk.error
+                    .as_ref()
+                    .map(|e| format!("{} failed: {e}", wk.name()))
+            });
+        }
         Ok(ended)
     }
 

@@ -1,0 +1,240 @@
+//! Real Kafka and RabbitMQ through `bench run`, started by our scripts (never mocks):
+//! a managed broker SIGKILLed mid-run and restarted, and Ctrl-C on external brokers removing
+//! the run's topics and queues.
+//!
+//! Without the brokers installed these tests say SKIPPED and pass, unless
+//! `MQ_BENCH_REQUIRE_BROKERS` is set (scripts/test.sh sets it after installing them).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+fn script(name: &str) -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/brokers"
+    ))
+    .join(name)
+}
+
+fn installed(backend: &str) -> bool {
+    match backend {
+        "kafka" => Command::new("bash")
+            .arg(script("kafka.sh"))
+            .arg("libs")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success()),
+        _ => Path::new("/usr/lib/rabbitmq/bin/rabbitmq-server").exists(),
+    }
+}
+
+/// True when the test must be skipped (said loudly); panics when brokers are required.
+fn skip(backend: &str) -> bool {
+    if installed(backend) {
+        return false;
+    }
+    assert!(
+        std::env::var_os("MQ_BENCH_REQUIRE_BROKERS").is_none(),
+        "{backend} is not installed but MQ_BENCH_REQUIRE_BROKERS is set: run scripts/brokers/{backend}.sh install"
+    );
+    eprintln!("SKIPPED: {backend} is not installed (scripts/brokers/{backend}.sh install)");
+    true
+}
+
+/// Runs a broker script command for the node on `port` with data in `dir`.
+fn broker(backend: &str, cmd: &[&str], port: u16, dir: &Path) -> String {
+    let o = Command::new("bash")
+        .arg(script(&format!("{backend}.sh")))
+        .args(cmd)
+        .args(["--port", &port.to_string(), "--dir"])
+        .arg(dir)
+        .env("RABBITMQ_NODENAME", format!("mqb-{port}@localhost"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{backend}.sh {cmd:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Stops and wipes a broker the test started itself, however the test ends.
+struct Wipe(&'static str, u16, PathBuf);
+impl Drop for Wipe {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(script(&format!("{}.sh", self.0)))
+            .args(["wipe", "--port", &self.1.to_string(), "--dir"])
+            .arg(&self.2)
+            .env("RABBITMQ_NODENAME", format!("mqb-{}@localhost", self.1))
+            .output();
+    }
+}
+
+fn variant(backend: &str, name: &str, options: &str) -> String {
+    let delivery = match backend {
+        "kafka" => "producer_ack = \"all\"\nconsumer_ack = \"after-process\"",
+        _ => "producer_ack = \"leader\"\nconsumer_ack = \"after-process\"\ndurability = \"persistent\"",
+    };
+    format!("[[variants]]\nname = \"{name}\"\nbackend = \"{backend}\"\n{delivery}\noptions = {options}\n")
+}
+
+fn assert_accounting(r: &serde_json::Value) -> serde_json::Value {
+    let c = counts(r, 0);
+    let (sent, acked, failed, unknown) = (
+        u(&c, "sent"),
+        u(&c, "acked"),
+        u(&c, "failed"),
+        u(&c, "unknown"),
+    );
+    assert!(sent > 0 && acked > 0, "{c}");
+    assert_eq!(sent, acked + failed + unknown, "{c}");
+    let delivered_acked = u(&c, "delivered") - u(&c, "recovered") - u(&c, "failed_delivered");
+    assert_eq!(
+        acked,
+        delivered_acked + u(&c, "lost"),
+        "every acked message is delivered or lost: {c}"
+    );
+    assert_eq!(u(&c, "unexpected"), 0, "{c}");
+    c
+}
+
+fn kill_and_restart_mid_run(backend: &'static str, port: u16) {
+    if skip(backend) {
+        return;
+    }
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("{backend}-crash");
+    let text = format!(
+        "name = \"crash\"\n[workload]\nduration = \"10s\"\nrate = 2000\ndrain_timeout = \"20s\"\nack_timeout = \"20s\"\n{}",
+        variant(backend, &name, &format!("{{ port = {port} }}"))
+    );
+    let scenario = write(dir.path(), "crash.toml", &text);
+    let out = dir.path().join("run");
+    let node_dir = out.join(format!("history/{name}/{name}.{backend}"));
+    let _wipe = Wipe(backend, port, node_dir.clone());
+    let mut child = bench()
+        .args([
+            "run",
+            scenario.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(120, || {
+        processes_with(&["worker", &name, "producer"])
+            .first()
+            .copied()
+    })
+    .expect("producer started");
+    std::thread::sleep(Duration::from_secs(2));
+    broker(backend, &["kill"], port, &node_dir);
+    std::thread::sleep(Duration::from_secs(1));
+    broker(backend, &["start"], port, &node_dir);
+    let status =
+        wait_for(240, || child.try_wait().unwrap()).expect("bench finished after the broker crash");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(
+        status.code().is_some_and(|c| c == 0 || c == 1),
+        "bench exit {status:?}: {stderr}"
+    );
+    let r = results(&out);
+    assert!(
+        r["variants"][0]["report"].is_object(),
+        "results written: {stderr}"
+    );
+    let c = assert_accounting(&r);
+    eprintln!("{backend} kill -9 + restart: {c}");
+}
+
+#[test]
+fn managed_kafka_killed_and_restarted_mid_run() {
+    kill_and_restart_mid_run("kafka", 9792);
+}
+
+#[test]
+fn managed_rabbitmq_killed_and_restarted_mid_run() {
+    kill_and_restart_mid_run("rabbitmq", 5792);
+}
+
+fn ctrl_c_removes_what_the_run_created(backend: &'static str, port: u16) {
+    if skip(backend) {
+        return;
+    }
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let node_dir = dir.path().join("node");
+    let _wipe = Wipe(backend, port, node_dir.clone());
+    broker(backend, &["start"], port, &node_dir);
+    let name = format!("{backend}-ctrlc");
+    let options = match backend {
+        "kafka" => format!("{{ mode = \"external\", bootstrap = \"127.0.0.1:{port}\" }}"),
+        _ => format!("{{ mode = \"external\", uri = \"amqp://127.0.0.1:{port}/%2f\" }}"),
+    };
+    let text = format!(
+        "name = \"ctrlc\"\n[workload]\nduration = \"60s\"\nrate = 1000\npartitions = 2\n{}",
+        variant(backend, &name, &options)
+    );
+    let scenario = write(dir.path(), "ctrlc.toml", &text);
+    let out = dir.path().join("run");
+    let mut child = bench()
+        .args([
+            "run",
+            scenario.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(60, || {
+        processes_with(&["worker", &name, "producer"])
+            .first()
+            .copied()
+    })
+    .expect("producer started");
+    std::thread::sleep(Duration::from_secs(2));
+    // SAFETY: plain kill(2) of our child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let status = wait_for(60, || child.try_wait().unwrap()).expect("bench stopped after Ctrl-C");
+    assert_eq!(status.code(), Some(130));
+    let r = results(&out);
+    assert_eq!(r["partial"], true);
+    assert_accounting(&r);
+    let left = match backend {
+        "kafka" => broker(backend, &["topics"], port, &node_dir),
+        _ => broker(backend, &["ctl", "list_queues", "name"], port, &node_dir),
+    };
+    assert!(
+        !left.contains("mqb-"),
+        "{backend} still has the run's topics/queues: {left}"
+    );
+    assert!(
+        processes_with(&["worker", &name]).is_empty(),
+        "worker processes left behind"
+    );
+}
+
+#[test]
+fn ctrl_c_removes_kafka_topic() {
+    ctrl_c_removes_what_the_run_created("kafka", 9892);
+}
+
+#[test]
+fn ctrl_c_removes_rabbitmq_queues() {
+    ctrl_c_removes_what_the_run_created("rabbitmq", 5892);
+}
