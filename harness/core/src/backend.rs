@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::fault::BrokerFault;
 use crate::ids::{Key, Partition, Seq};
 use crate::scenario::{FieldError, VariantPlan};
 use crate::settings::{ConsumerAck, Durability, ProducerAck};
@@ -136,6 +137,11 @@ pub trait Backend: Send + Sync {
 
     /// Worker side: a consumer of `ctx.partitions`.
     fn consumer(&self, ctx: &WorkerCtx) -> Result<Box<dyn Consumer>, BackendError>;
+
+    /// The broker faults [`Broker::fault`] can carry out (for validation and `bench list`).
+    fn broker_faults(&self) -> Vec<BrokerFault> {
+        Vec::new()
+    }
 }
 
 /// Coordinator side of a backend: starts or reaches the broker, creates and removes what the run
@@ -153,6 +159,14 @@ pub trait Broker: Send {
     /// Removes what `setup` created and stops a managed broker. Called on success, on error and on
     /// Ctrl-C; must be safe to call twice.
     fn teardown(&mut self) -> Result<(), BackendError>;
+
+    /// Carries out a broker fault (kill -9, restart on the same data, remove the queue).
+    fn fault(&mut self, fault: BrokerFault) -> Result<(), BackendError> {
+        Err(BackendError::other(
+            "broker",
+            format!("{fault:?} is not supported"),
+        ))
+    }
 
     /// Versions of the broker and client library, for the report.
     fn versions(&mut self) -> Vec<(String, String)> {

@@ -7,6 +7,7 @@ pub mod backend;
 pub mod bits;
 pub mod clock;
 pub mod envelope;
+pub mod fault;
 pub mod history;
 pub mod ids;
 pub mod paths;

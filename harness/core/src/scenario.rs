@@ -13,6 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::backend::{Backend, Delivery, Registry};
 use crate::envelope::ENVELOPE_LEN;
+use crate::fault::{Contract, FaultSpec, Processing};
 use crate::settings::{ConsumerAck, Durability, ProducerAck};
 
 /// Largest message a scenario may ask for (any backend).
@@ -75,6 +76,10 @@ pub struct Workload {
     /// How long a producer waits for outstanding confirmations at its end.
     #[serde(default = "defaults::ack_timeout")]
     pub ack_timeout: Dur,
+    /// Consumer processing time per message ("2ms", or uniform "1ms..3ms"): a delivery counts
+    /// as processed after it; acks or commits come before or after it per `consumer_ack`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processing: Option<Processing>,
 }
 
 mod defaults {
@@ -130,6 +135,17 @@ struct RawVariant {
     /// Overrides of the scenario's workload for this variant only (e.g. `message_size`).
     #[serde(default)]
     workload: toml::Table,
+    /// Faults for this variant only, after the scenario's.
+    #[serde(default)]
+    faults: Vec<FaultSpec>,
+    /// The contract this variant claims (default: derived from its delivery settings).
+    #[serde(default)]
+    contract: Option<Contract>,
+    /// External brokers: shell commands that kill and restart the broker (run with a timeout).
+    #[serde(default)]
+    kill_cmd: Option<String>,
+    #[serde(default)]
+    restart_cmd: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -139,6 +155,9 @@ struct RawScenario {
     #[serde(default)]
     description: String,
     workload: toml::Table,
+    /// Faults applied to every variant.
+    #[serde(default)]
+    faults: Vec<FaultSpec>,
     #[serde(default)]
     variants: Vec<RawVariant>,
 }
@@ -153,9 +172,35 @@ pub struct VariantPlan {
     pub options: serde_json::Value,
     /// The scenario's workload with this variant's overrides applied.
     pub workload: Workload,
+    /// The scenario's faults, then the variant's.
+    pub faults: Vec<FaultSpec>,
+    pub contract: Contract,
+    pub kill_cmd: Option<String>,
+    pub restart_cmd: Option<String>,
 }
 
 impl VariantPlan {
+    /// A plan with no faults and the contract its delivery settings imply (tests, library use).
+    pub fn new(
+        name: impl Into<String>,
+        backend: impl Into<String>,
+        delivery: Delivery,
+        options: serde_json::Value,
+        workload: Workload,
+    ) -> VariantPlan {
+        VariantPlan {
+            name: name.into(),
+            backend: backend.into(),
+            delivery,
+            options,
+            workload,
+            faults: Vec::new(),
+            contract: derived_contract(delivery),
+            kill_cmd: None,
+            restart_cmd: None,
+        }
+    }
+
     /// Parses this variant's `options` into a backend's own struct (use `deny_unknown_fields`).
     pub fn options<T: DeserializeOwned>(&self) -> Result<T, FieldError> {
         serde_path_to_error::deserialize(&self.options).map_err(|e| {
@@ -326,7 +371,22 @@ pub fn parse(path: &Path, text: String, registry: &Registry) -> Result<Scenario,
             )));
             continue;
         };
-        match plan_variant(backend.as_ref(), v, &workload) {
+        errors.extend(validate_faults(
+            &raw.faults,
+            "faults",
+            &workload,
+            backend.as_ref(),
+            v,
+        ));
+        let own = format!("variants[{i}].faults");
+        errors.extend(validate_faults(
+            &v.faults,
+            &own,
+            &workload,
+            backend.as_ref(),
+            v,
+        ));
+        match plan_variant(backend.as_ref(), v, &workload, &raw.faults) {
             Ok(plan) => {
                 errors.extend(backend.validate(&plan).into_iter().map(at));
                 variants.push(plan);
@@ -335,6 +395,9 @@ pub fn parse(path: &Path, text: String, registry: &Registry) -> Result<Scenario,
         }
     }
 
+    // Scenario-level faults are checked once per variant: say each problem once.
+    let mut seen = std::collections::HashSet::new();
+    errors.retain(|e| seen.insert((e.path.clone(), e.message.clone())));
     if !errors.is_empty() {
         let located = errors
             .into_iter()
@@ -473,6 +536,7 @@ fn plan_variant(
     backend: &dyn Backend,
     v: &RawVariant,
     w: &Workload,
+    scenario_faults: &[FaultSpec],
 ) -> Result<VariantPlan, Vec<FieldError>> {
     let info = backend.info();
     let delivery = Delivery {
@@ -531,7 +595,96 @@ fn plan_variant(
         delivery,
         options,
         workload: w.clone(),
+        faults: scenario_faults.iter().chain(&v.faults).cloned().collect(),
+        contract: v.contract.unwrap_or_else(|| derived_contract(delivery)),
+        kill_cmd: v.kill_cmd.clone(),
+        restart_cmd: v.restart_cmd.clone(),
     })
+}
+
+/// At-least-once when nothing in the chain lets go of a message before it is safe: the broker
+/// confirms, keeps it on disk, and the consumer acks after processing. At-most-once otherwise.
+pub fn derived_contract(d: Delivery) -> Contract {
+    let safe = d.producer_ack != ProducerAck::None
+        && d.consumer_ack == ConsumerAck::AfterProcess
+        && d.durability == Durability::Persistent;
+    if safe {
+        Contract::AtLeastOnce
+    } else {
+        Contract::AtMostOnce
+    }
+}
+
+/// Checks one fault list; `path` is where the list is (`faults`, `variants[1].faults`).
+fn validate_faults(
+    faults: &[FaultSpec],
+    path: &str,
+    w: &Workload,
+    backend: &dyn Backend,
+    v: &RawVariant,
+) -> Vec<FieldError> {
+    use crate::fault::{BrokerFault, FaultAction};
+    let mut e = Vec::new();
+    for (i, f) in faults.iter().enumerate() {
+        let at = |field: &str| format!("{path}[{i}].{field}");
+        match (f.at, f.after_messages) {
+            (None, None) => e.push(FieldError::new(
+                at("action"),
+                "say when: at = \"3s\" (from the variant's start) or after_messages = N",
+            )),
+            (Some(_), Some(_)) => e.push(FieldError::new(
+                at("after_messages"),
+                "set either at or after_messages, not both",
+            )),
+            _ => {}
+        }
+        let workers = match f.action {
+            FaultAction::KillProducer => Some(("producers", w.producers)),
+            FaultAction::KillConsumer | FaultAction::RestartConsumer => {
+                Some(("consumers", w.consumers))
+            }
+            _ => None,
+        };
+        match (workers, f.target) {
+            (Some((role, n)), Some(t)) if t as u32 >= n => e.push(FieldError::new(
+                at("target"),
+                format!(
+                    "target = {t}, but there are {n} {role}; valid: 0 to {}",
+                    n - 1
+                ),
+            )),
+            (None, Some(_)) => e.push(FieldError::new(
+                at("target"),
+                format!("{} takes no target", f.action),
+            )),
+            _ => {}
+        }
+        if let Some(bf) = f.action.broker_fault() {
+            let by_cmd = match bf {
+                BrokerFault::Kill => v.kill_cmd.is_some(),
+                BrokerFault::Restart => v.restart_cmd.is_some(),
+                BrokerFault::RemoveQueue => false,
+            };
+            let offered = backend.broker_faults();
+            if !by_cmd && !offered.contains(&bf) {
+                let names: Vec<String> = FaultAction::ALL
+                    .iter()
+                    .filter(|a| a.broker_fault().is_some_and(|b| offered.contains(&b)))
+                    .map(|a| a.to_string())
+                    .collect();
+                e.push(FieldError::new(
+                    at("action"),
+                    format!(
+                        "backend {} cannot {} (it can: {}); for an external broker give the variant kill_cmd / restart_cmd",
+                        backend.info().name,
+                        f.action,
+                        if names.is_empty() { "no broker faults".into() } else { names.join(", ") }
+                    ),
+                ));
+            }
+        }
+    }
+    e
 }
 
 struct Locator<'a> {

@@ -39,6 +39,9 @@ pub enum Control {
     Go(u64),
     /// Producers: stop sending and flush. Consumers: close and exit.
     Stop,
+    /// Consumers: stop taking messages until `Resume`.
+    Pause,
+    Resume,
 }
 
 impl Control {
@@ -46,6 +49,8 @@ impl Control {
         let mut words = line.split_whitespace();
         match (words.next()?, words.next()) {
             ("stop", None) => Some(Control::Stop),
+            ("pause", None) => Some(Control::Pause),
+            ("resume", None) => Some(Control::Resume),
             ("go", Some(t)) => t.parse().ok().map(Control::Go),
             _ => None,
         }
@@ -54,6 +59,8 @@ impl Control {
         match self {
             Control::Go(t) => format!("go {t}\n"),
             Control::Stop => "stop\n".to_owned(),
+            Control::Pause => "pause\n".to_owned(),
+            Control::Resume => "resume\n".to_owned(),
         }
     }
 }
@@ -63,7 +70,12 @@ mod tests {
     use super::*;
     #[test]
     fn control_lines_round_trip() {
-        for c in [Control::Go(123), Control::Stop] {
+        for c in [
+            Control::Go(123),
+            Control::Stop,
+            Control::Pause,
+            Control::Resume,
+        ] {
             assert_eq!(Control::parse(&c.to_line()), Some(c));
         }
         assert_eq!(Control::parse("go"), None);

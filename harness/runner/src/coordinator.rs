@@ -18,8 +18,11 @@ use mq_core::{Backend, Broker, Partition, Registry, WorkerCtx};
 use crate::interrupt::Interrupt;
 use crate::machine::Machine;
 use crate::progress::{Progress, Totals};
+use mq_core::fault::{FaultAction, FaultSpec};
+
 use crate::results::{
-    EndedBy, RunResults, ScenarioInfo, VariantResult, VariantStatus, WorkerOutcome, SCHEMA,
+    EndedBy, FaultEvent, RunResults, ScenarioInfo, VariantResult, VariantStatus, WorkerOutcome,
+    SCHEMA,
 };
 use crate::summary;
 
@@ -169,6 +172,10 @@ fn empty_result(
         versions: Vec::new(),
         workers: Vec::new(),
         history_dir: None,
+        faults: Vec::new(),
+        contract: Some(plan.contract),
+        contract_kept: None,
+        contract_note: None,
         report: None,
     }
 }
@@ -230,6 +237,49 @@ impl Worker {
 enum Event {
     Status(usize, Status),
     Eof(usize),
+}
+
+/// What the faults so far have done to the variant.
+#[derive(Default)]
+struct FaultState {
+    paused: bool,
+    broker_down: bool,
+    stalled: bool,
+    count: usize,
+}
+
+/// How long a variant's kill_cmd / restart_cmd may run.
+const FAULT_CMD_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Runs an external broker's kill or restart command, output into `log`.
+fn run_fault_cmd(cmd: &str, log: &Path) -> Result<(), String> {
+    let out = std::fs::File::create(log).map_err(|e| format!("creating {}: {e}", log.display()))?;
+    let err = out.try_clone().map_err(|e| e.to_string())?;
+    let mut child = Command::new("sh")
+        .args(["-c", cmd])
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .map_err(|e| format!("running {cmd:?}: {e}"))?;
+    let deadline = Instant::now() + FAULT_CMD_TIMEOUT;
+    loop {
+        match child.try_wait() {
+            Ok(Some(s)) if s.success() => return Ok(()),
+            Ok(Some(s)) => {
+                return Err(format!("{cmd:?} failed ({s}); output in {}", log.display()))
+            }
+            Ok(None) if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "{cmd:?} still running after {FAULT_CMD_TIMEOUT:?}: killed"
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => return Err(format!("waiting for {cmd:?}: {e}")),
+        }
+    }
 }
 
 /// Tears the broker down however the variant ends.
@@ -303,19 +353,28 @@ impl VariantRun<'_> {
 
     fn check(&self, vdir: &Path, result: &mut VariantResult) {
         let w = &self.plan.workload;
-        let existing = |prefix: &str, n: u32| -> Vec<PathBuf> {
-            (0..n)
-                .map(|i| vdir.join(format!("{prefix}-{i}.hist")))
-                .filter(|p| p.exists())
-                .collect()
+        // Every history of a role, replacements (`consumer-0-r1.hist`) included, in name order.
+        let histories = |prefix: &str| -> Vec<PathBuf> {
+            let mut v: Vec<PathBuf> = std::fs::read_dir(vdir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                    name.starts_with(&format!("{prefix}-")) && name.ends_with(".hist")
+                })
+                .collect();
+            v.sort();
+            v
         };
         let start_ns = std::fs::read_to_string(vdir.join("start_ns"))
             .ok()
             .and_then(|s| s.trim().parse().ok());
         let Some(start_ns) = start_ns else { return }; // the load never started: nothing to check
         let input = mq_checker::Input {
-            producer_files: existing("producer", w.producers),
-            consumer_files: existing("consumer", w.consumers),
+            producer_files: histories("producer"),
+            consumer_files: histories("consumer"),
             depth_file: Some(vdir.join("broker-depth.jsonl")),
             start_ns,
             warmup_ns: w.warmup.0.as_nanos() as u64,
@@ -324,7 +383,13 @@ impl VariantRun<'_> {
             keys: w.keys(),
         };
         match mq_checker::check(&input) {
-            Ok(report) => result.report = Some(report),
+            Ok(report) => {
+                let c = &report.counts;
+                let kept = self.plan.contract.kept(c.lost, c.duplicated, c.unexpected);
+                result.contract_kept = Some(kept.is_ok());
+                result.contract_note = kept.err();
+                result.report = Some(report);
+            }
             Err(e) => {
                 result.status = VariantStatus::Failed;
                 result
@@ -334,10 +399,12 @@ impl VariantRun<'_> {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn spawn(
         &self,
         role: Role,
         index: u16,
+        generation: u32,
         endpoint: &serde_json::Value,
         vdir: &Path,
         tx: &Sender<Event>,
@@ -364,7 +431,12 @@ impl VariantRun<'_> {
                 "consumer",
             ),
         };
-        let history = vdir.join(format!("{prefix}-{index}.hist"));
+        // A replacement consumer (restart-consumer) writes a history of its own.
+        let name = match generation {
+            0 => format!("{prefix}-{index}"),
+            g => format!("{prefix}-{index}-r{g}"),
+        };
+        let history = vdir.join(format!("{name}.hist"));
         let spec = WorkerSpec {
             role: role_spec,
             ctx: WorkerCtx {
@@ -376,7 +448,7 @@ impl VariantRun<'_> {
             },
             history,
         };
-        let log = std::fs::File::create(vdir.join(format!("{prefix}-{index}.log")))?;
+        let log = std::fs::File::create(vdir.join(format!("{name}.log")))?;
         let mut cmd = Command::new(&self.opts.worker_exe);
         cmd.args([
             "worker",
@@ -539,7 +611,7 @@ impl VariantRun<'_> {
         let ws = &mut workers.0;
         for i in 0..w.consumers as u16 {
             let slot = ws.len();
-            ws.push(self.spawn(Role::Consumer, i, &endpoint, vdir, &tx, slot)?);
+            ws.push(self.spawn(Role::Consumer, i, 0, &endpoint, vdir, &tx, slot)?);
         }
         let consumers = 0..ws.len();
         if !self.await_ready(ws, &rx, consumers.clone())? {
@@ -547,7 +619,7 @@ impl VariantRun<'_> {
         }
         for i in 0..w.producers as u16 {
             let slot = ws.len();
-            ws.push(self.spawn(Role::Producer, i, &endpoint, vdir, &tx, slot)?);
+            ws.push(self.spawn(Role::Producer, i, 0, &endpoint, vdir, &tx, slot)?);
         }
         let producers = consumers.end..ws.len();
         if !self.await_ready(ws, &rx, producers.clone())? {
@@ -566,6 +638,8 @@ impl VariantRun<'_> {
         let mut last_change = (Instant::now(), Totals::default());
         let mut drain_since: Option<Instant> = None;
         let mut drained_at: Option<Instant> = None;
+        let mut pending: Vec<&FaultSpec> = self.plan.faults.iter().collect();
+        let mut state = FaultState::default();
         let ended = loop {
             if let Ok(ev) = rx.recv_timeout(Duration::from_millis(100)) {
                 self.handle(ws, ev);
@@ -584,7 +658,7 @@ impl VariantRun<'_> {
             if t != last_change.1 {
                 last_change = (now, t);
             }
-            if now.duration_since(last_depth) >= DEPTH_EVERY {
+            if now.duration_since(last_depth) >= DEPTH_EVERY && !state.broker_down {
                 last_depth = now;
                 if let Some(d) = broker.0.depth() {
                     let _ = writeln!(
@@ -596,52 +670,105 @@ impl VariantRun<'_> {
                     );
                 }
             }
-            let producing = ws[producers.clone()].iter().any(Worker::running);
-            let consuming = ws[consumers.clone()].iter().any(Worker::running);
-            progress.update(t, if producing { "producing" } else { "draining" });
+
+            // The nemesis: faults that are due, in schedule order.
+            let elapsed = Duration::from_nanos(now_ns().saturating_sub(start_ns));
+            let due: Vec<&FaultSpec> = pending
+                .iter()
+                .copied()
+                .filter(|f| {
+                    f.at.is_some_and(|at| elapsed >= at.0)
+                        || f.after_messages.is_some_and(|n| t.acked >= n)
+                })
+                .collect();
+            pending.retain(|f| !due.iter().any(|d| std::ptr::eq(*d, *f)));
+            for f in due {
+                let ev = self.apply(f, broker, ws, &endpoint, vdir, &tx, &mut state, start_ns);
+                eprintln!(
+                    "{}: fault {} at {:.1}s: {}",
+                    self.plan.name,
+                    ev.label,
+                    ev.t,
+                    ev.error.as_deref().unwrap_or("done")
+                );
+                result.faults.push(ev);
+                last_change.0 = Instant::now(); // a fault's own duration is not a stall
+            }
+            let timed_pending = pending.iter().any(|f| f.at.is_some());
+            let restart_pending = |a: FaultAction| pending.iter().any(|f| f.action == a);
+
+            let producing = ws.iter().any(|w| w.role == Role::Producer && w.running());
+            let consuming = ws.iter().any(|w| w.role == Role::Consumer && w.running());
+            let phase = match (producing, state.paused) {
+                (_, true) => "consumers paused",
+                (true, _) => "producing",
+                _ => "draining",
+            };
+            progress.update(t, phase);
 
             if self.interrupt.is_set() {
                 break EndedBy::Interrupted;
             }
+            // Nothing moving is a stall unless the schedule made it so (paused consumers, a
+            // broker down with its restart still to come).
+            let excused =
+                state.paused || (state.broker_down && restart_pending(FaultAction::RestartBroker));
             if producing {
-                if now.duration_since(last_change.0) > drain_timeout {
+                if !excused && now.duration_since(last_change.0) > drain_timeout {
                     eprintln!(
                         "{}: no progress for {drain_timeout:?}: stopping the producers",
                         self.plan.name
                     );
-                    for p in &mut ws[producers.clone()] {
+                    for p in ws.iter_mut().filter(|w| w.role == Role::Producer) {
                         p.send(Control::Stop);
                     }
                     result.reason = Some(format!(
                         "stalled: no message moved for {drain_timeout:?}; producers were stopped"
                     ));
-                    // Give them their ack timeout to flush, then end without a drain.
-                    self.wait_exit(
-                        ws,
-                        &rx,
-                        producers.clone(),
-                        w.ack_timeout.0 + Duration::from_secs(5),
-                    );
-                    break EndedBy::Stalled;
+                    let all = 0..ws.len();
+                    self.wait_exit(ws, &rx, all, w.ack_timeout.0 + Duration::from_secs(5));
+                    // What was acked can still drain.
+                    drain_since = Some(Instant::now());
+                    last_change.0 = Instant::now();
+                    state.stalled = true;
                 }
                 continue;
             }
             let since = *drain_since.get_or_insert(now);
-            if !consuming {
+            if !consuming && !restart_pending(FaultAction::RestartConsumer) {
                 break EndedBy::ConsumersGone;
             }
-            if t.delivered >= t.acked {
+            if t.delivered >= t.acked && !timed_pending && !state.paused {
                 let at = *drained_at.get_or_insert(now);
                 if now.duration_since(at) >= DRAIN_QUIET {
-                    break EndedBy::Drained;
+                    break if state.stalled {
+                        EndedBy::Stalled
+                    } else {
+                        EndedBy::Drained
+                    };
                 }
             } else {
                 drained_at = None;
             }
-            if now.duration_since(last_change.0.max(since)) > drain_timeout {
-                break EndedBy::DrainTimeout;
+            if !timed_pending && now.duration_since(last_change.0.max(since)) > drain_timeout {
+                break if state.stalled {
+                    EndedBy::Stalled
+                } else {
+                    EndedBy::DrainTimeout
+                };
             }
         };
+        if state.broker_down {
+            let killed = result
+                .faults
+                .iter()
+                .rev()
+                .find(|f| f.action == FaultAction::KillBroker)
+                .map_or(0.0, |f| f.t);
+            result.reason.get_or_insert(format!(
+                "the broker was killed at {killed:.1}s and never came back; the run ended at {ended:?}"
+            ));
+        }
 
         let stop_wait = if ended == EndedBy::Interrupted {
             Duration::from_secs(3)
@@ -688,6 +815,119 @@ impl VariantRun<'_> {
             });
         }
         Ok(ended)
+    }
+
+    /// Carries out one fault and says how it went.
+    #[allow(clippy::too_many_arguments)]
+    fn apply(
+        &self,
+        f: &FaultSpec,
+        broker: &mut BrokerGuard,
+        ws: &mut Vec<Worker>,
+        endpoint: &serde_json::Value,
+        vdir: &Path,
+        tx: &Sender<Event>,
+        state: &mut FaultState,
+        start_ns: u64,
+    ) -> FaultEvent {
+        let t = now_ns().saturating_sub(start_ns) as f64 / 1e9;
+        let began = Instant::now();
+        let target = f.target.unwrap_or(0);
+        let role_of = |a: FaultAction| {
+            if a == FaultAction::KillProducer {
+                Role::Producer
+            } else {
+                Role::Consumer
+            }
+        };
+        let outcome: Result<(), String> = match f.action {
+            FaultAction::KillBroker | FaultAction::RestartBroker | FaultAction::RemoveQueue => {
+                let cmd = match f.action {
+                    FaultAction::KillBroker => self.plan.kill_cmd.as_deref(),
+                    FaultAction::RestartBroker => self.plan.restart_cmd.as_deref(),
+                    _ => None,
+                };
+                let r = match cmd {
+                    Some(cmd) => run_fault_cmd(
+                        cmd,
+                        &vdir.join(format!("fault-{}-{}.log", state.count, f.action)),
+                    ),
+                    None => broker
+                        .0
+                        .fault(f.action.broker_fault().expect("broker action"))
+                        .map_err(|e| e.to_string()),
+                };
+                if r.is_ok() {
+                    match f.action {
+                        FaultAction::KillBroker => state.broker_down = true,
+                        FaultAction::RestartBroker => state.broker_down = false,
+                        _ => {}
+                    }
+                }
+                r
+            }
+            FaultAction::KillProducer | FaultAction::KillConsumer => {
+                let role = role_of(f.action);
+                match ws
+                    .iter_mut()
+                    .rev()
+                    .find(|w| w.role == role && w.index == target && w.running())
+                {
+                    // SAFETY: plain kill(2) of our own child.
+                    Some(w) => match unsafe { libc::kill(w.child.id() as i32, libc::SIGKILL) } {
+                        0 => Ok(()),
+                        _ => Err(std::io::Error::last_os_error().to_string()),
+                    },
+                    None => Err(format!(
+                        "no running {} {target}",
+                        if role == Role::Producer {
+                            "producer"
+                        } else {
+                            "consumer"
+                        }
+                    )),
+                }
+            }
+            FaultAction::RestartConsumer => {
+                let generation = ws
+                    .iter()
+                    .filter(|w| w.role == Role::Consumer && w.index == target)
+                    .count() as u32;
+                let slot = ws.len();
+                match self.spawn(Role::Consumer, target, generation, endpoint, vdir, tx, slot) {
+                    Ok(mut w) => {
+                        if state.paused {
+                            w.send(Control::Pause);
+                        }
+                        ws.push(w);
+                        Ok(())
+                    }
+                    Err(e) => Err(format!("{e:#}")),
+                }
+            }
+            FaultAction::PauseConsumers | FaultAction::ResumeConsumers => {
+                let pause = f.action == FaultAction::PauseConsumers;
+                state.paused = pause;
+                for w in ws.iter_mut().filter(|w| w.role == Role::Consumer) {
+                    w.send(if pause {
+                        Control::Pause
+                    } else {
+                        Control::Resume
+                    });
+                }
+                Ok(())
+            }
+        };
+        state.count += 1;
+        FaultEvent {
+            t,
+            action: f.action,
+            target: f.target,
+            label: f.label(),
+            ok: outcome.is_ok(),
+            error: outcome.err(),
+            took_s: began.elapsed().as_secs_f64(),
+        }
     }
 
     fn wait_exit(

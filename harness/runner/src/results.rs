@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use mq_checker::Report;
+use mq_core::fault::{Contract, FaultAction};
 use mq_core::scenario::Workload;
 use mq_core::Delivery;
 use serde::{Deserialize, Serialize};
@@ -90,7 +91,30 @@ pub struct VariantResult {
     pub workers: Vec<WorkerOutcome>,
     /// The history files of this variant, relative to the run folder.
     pub history_dir: Option<String>,
+    /// The faults carried out, in order, with their times.
+    #[serde(default)]
+    pub faults: Vec<FaultEvent>,
+    /// The delivery contract the variant claims, and whether the run kept it.
+    pub contract: Option<Contract>,
+    pub contract_kept: Option<bool>,
+    /// Why the contract was broken.
+    pub contract_note: Option<String>,
     pub report: Option<Report>,
+}
+
+/// One fault as it was carried out.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FaultEvent {
+    /// Seconds since the variant's start.
+    pub t: f64,
+    pub action: FaultAction,
+    pub target: Option<u16>,
+    /// As scheduled, e.g. `kill-broker@3s`.
+    pub label: String,
+    pub ok: bool,
+    pub error: Option<String>,
+    /// How long the action took (a broker restart waits until it answers).
+    pub took_s: f64,
 }
 
 impl RunResults {

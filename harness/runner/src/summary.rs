@@ -144,6 +144,52 @@ pub fn markdown(r: &RunResults) -> String {
             );
         }
     }
+    if r.variants.iter().any(|v| v.report.is_some()) {
+        let _ = writeln!(s, "\n## Guarantees\n");
+        let _ = writeln!(
+            s,
+            "| variant | faults | acked | lost | unacked-lost | duplicated | reordered | contract | kept |"
+        );
+        let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---|---|");
+        for v in &r.variants {
+            let (Some(rep), Some(contract)) = (&v.report, v.contract) else {
+                continue;
+            };
+            let c = &rep.counts;
+            let faults: Vec<String> = v
+                .faults
+                .iter()
+                .map(|f| {
+                    if f.ok {
+                        f.label.clone()
+                    } else {
+                        format!("{} (failed)", f.label)
+                    }
+                })
+                .collect();
+            let kept = match (v.contract_kept, &v.contract_note) {
+                (Some(true), _) => "✓".to_owned(),
+                (Some(false), Some(why)) => format!("✗ {why}"),
+                (Some(false), None) => "✗".to_owned(),
+                (None, _) => String::new(),
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} | {contract} | {kept} |",
+                v.name,
+                if faults.is_empty() {
+                    "none".to_owned()
+                } else {
+                    faults.join(", ")
+                },
+                c.acked,
+                c.lost,
+                c.unacked_lost,
+                c.duplicated,
+                c.reordered
+            );
+        }
+    }
     let failures: Vec<_> = r
         .variants
         .iter()

@@ -15,6 +15,7 @@ use anyhow::{bail, Context};
 use mq_core::bits::Bits;
 use mq_core::clock::{now_ns, sleep_until};
 use mq_core::envelope::Envelope;
+use mq_core::fault::Processing;
 use mq_core::history::{FileHeader, HistoryWriter, Record, Role};
 use mq_core::spec::{Control, RoleSpec, Status, WorkerSpec};
 use mq_core::{
@@ -30,6 +31,8 @@ struct Counters {
     delivered: AtomicU64,
     /// Set by the control thread on `stop` or EOF.
     stop: AtomicBool,
+    /// Consumers: set between `pause` and `resume`.
+    paused: AtomicBool,
     /// Set by the main loop once it has seen `stop`: no more interrupting signals.
     stopped: AtomicBool,
 }
@@ -97,6 +100,8 @@ pub fn main(registry: &Registry) -> anyhow::Result<()> {
                             let _ = go_tx.send(t);
                         }
                         Some(Control::Stop) => break,
+                        Some(Control::Pause) => counters.paused.store(true, Relaxed),
+                        Some(Control::Resume) => counters.paused.store(false, Relaxed),
                         None => {}
                     },
                 }
@@ -366,6 +371,9 @@ struct Deliveries<'a> {
     history: HistoryWriter,
     run_id: u32,
     counters: &'a Counters,
+    /// Work per message before it counts as processed (and is recorded).
+    processing: Option<Processing>,
+    rng: u64,
     /// (producer, seq) seen by this consumer: `delivered` counts each once.
     seen: Vec<Bits>,
     error: Option<std::io::Error>,
@@ -374,6 +382,14 @@ struct Deliveries<'a> {
 impl DeliverySink for Deliveries<'_> {
     fn deliver(&mut self, payload: &[u8], _partition: Partition) {
         let at_ns = now_ns();
+        if let Some(p) = self.processing {
+            // xorshift64: a cheap uniform draw per message
+            self.rng ^= self.rng << 13;
+            self.rng ^= self.rng >> 7;
+            self.rng ^= self.rng << 17;
+            let unit = (self.rng >> 11) as f64 / (1u64 << 53) as f64;
+            std::thread::sleep(p.sample(unit));
+        }
         let rec = match Envelope::decode(payload, self.run_id) {
             Ok(e) => {
                 let p = e.producer.0 as usize;
@@ -409,11 +425,17 @@ fn run_consumer(
         history,
         run_id: spec.ctx.run_id,
         counters,
+        processing: spec.ctx.plan.workload.processing,
+        rng: now_ns() | 1,
         seen: Vec::new(),
         error: None,
     };
     let mut result = Ok(());
     while !counters.stop.load(Relaxed) {
+        if counters.paused.load(Relaxed) {
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        }
         match consumer.poll(Duration::from_millis(100), &mut sink) {
             Ok(_) | Err(BackendError::Interrupted { .. }) => {}
             Err(e) => {

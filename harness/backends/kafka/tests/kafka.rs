@@ -96,13 +96,7 @@ fn plan(
         "messages": messages, "partitions": partitions, "message_size": 100, "ack_timeout": "30s"
     }))
     .unwrap();
-    VariantPlan {
-        name: name.into(),
-        backend: "kafka".into(),
-        delivery,
-        options,
-        workload,
-    }
+    VariantPlan::new(name, "kafka", delivery, options, workload)
 }
 
 fn delivery(producer_ack: ProducerAck, consumer_ack: ConsumerAck) -> Delivery {

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use mq_core::fault::BrokerFault;
 use mq_core::scenario::VariantPlan;
 use mq_core::{BackendError, Broker, Depth};
 use mq_log::client::Client;
@@ -22,6 +23,8 @@ pub struct LogBroker {
     options: Options,
     data_dir: PathBuf,
     server: Option<Child>,
+    /// Where the managed server listens; a restart reuses it so clients find it again.
+    listen: Option<String>,
     client: Option<Client>,
     endpoint: Option<Endpoint>,
 }
@@ -33,6 +36,7 @@ impl LogBroker {
             plan,
             options,
             server: None,
+            listen: None,
             client: None,
             endpoint: None,
         }
@@ -44,14 +48,19 @@ impl LogBroker {
         std::fs::create_dir_all(&self.data_dir).map_err(|e| {
             BackendError::io(NAME, format!("creating {}", self.data_dir.display()), e)
         })?;
-        let log = std::fs::File::create(self.data_dir.with_extension("log"))
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data_dir.with_extension("log"))
             .map_err(|e| BackendError::io(NAME, "creating the server log", e))?;
+        // A restart listens where the first start did, so clients find the server again.
+        let listen = self.listen.clone().unwrap_or_else(|| "127.0.0.1:0".into());
         let mut cmd = Command::new(exe);
         cmd.args([
             "log",
             "serve",
             "--listen",
-            "127.0.0.1:0",
+            &listen,
             "--fsync",
             &self.options.fsync(self.plan.delivery.durability),
         ])
@@ -84,7 +93,7 @@ impl LogBroker {
                 }
             }
         });
-        rx.recv_timeout(START_TIMEOUT).map_err(|_| {
+        let addr = rx.recv_timeout(START_TIMEOUT).map_err(|_| {
             BackendError::other(
                 NAME,
                 format!(
@@ -92,7 +101,21 @@ impl LogBroker {
                     self.data_dir.with_extension("log").display()
                 ),
             )
-        })
+        })?;
+        self.listen = Some(addr.clone());
+        Ok(addr)
+    }
+
+    fn kill_server(&mut self) -> Result<(), BackendError> {
+        let Some(mut child) = self.server.take() else {
+            return Err(BackendError::other(NAME, "no managed server is running"));
+        };
+        child
+            .kill()
+            .map_err(|e| BackendError::io(NAME, "SIGKILL of the log server", e))?;
+        let _ = child.wait();
+        self.client = None;
+        Ok(())
     }
 }
 
@@ -123,9 +146,41 @@ impl Broker for LogBroker {
         Ok(value)
     }
 
+    fn fault(&mut self, fault: BrokerFault) -> Result<(), BackendError> {
+        if self.options.mode == Mode::External {
+            return Err(BackendError::other(
+                NAME,
+                "an external server: give the variant kill_cmd / restart_cmd",
+            ));
+        }
+        match fault {
+            BrokerFault::Kill => self.kill_server(),
+            BrokerFault::Restart => {
+                if self.server.is_some() {
+                    return Err(BackendError::other(NAME, "the server is already running"));
+                }
+                self.start_server().map(|_| ())
+            }
+            BrokerFault::RemoveQueue => {
+                Err(BackendError::other(NAME, "the log has no queue to remove"))
+            }
+        }
+    }
+
     fn depth(&mut self) -> Option<Depth> {
+        if self.client.is_none() && self.server.is_some() {
+            // Reconnect after a restart; a server still coming up is simply not sampled.
+            let addr = self.listen.clone()?;
+            self.client = Client::connect(addr.as_str(), Duration::from_millis(200)).ok();
+        }
         let (client, ep) = (self.client.as_mut()?, self.endpoint.as_ref()?);
-        let ends = client.end_offsets(&ep.topic).ok()?;
+        let ends = match client.end_offsets(&ep.topic) {
+            Ok(e) => e,
+            Err(_) => {
+                self.client = None;
+                return None;
+            }
+        };
         let mut messages = 0;
         for (p, end) in ends.iter().enumerate() {
             let committed = client

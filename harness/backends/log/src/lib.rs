@@ -12,6 +12,7 @@ mod producer;
 use std::path::Path;
 use std::time::Duration;
 
+use mq_core::fault::BrokerFault;
 use mq_core::scenario::{FieldError, VariantPlan};
 use mq_core::settings::{ConsumerAck, Durability, ProducerAck};
 use mq_core::{
@@ -255,6 +256,10 @@ impl Backend for LogBackend {
             ));
         }
         errors
+    }
+
+    fn broker_faults(&self) -> Vec<BrokerFault> {
+        vec![BrokerFault::Kill, BrokerFault::Restart]
     }
 
     fn broker(&self, plan: &VariantPlan, run_dir: &Path) -> Result<Box<dyn Broker>, BackendError> {

@@ -10,6 +10,7 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection, ExchangeKind};
+use mq_core::fault::BrokerFault;
 use mq_core::scenario::VariantPlan;
 use mq_core::settings::Durability;
 use mq_core::{BackendError, Broker, Depth};
@@ -333,6 +334,28 @@ impl Broker for RabbitBroker {
             }
         }
         result
+    }
+
+    fn fault(&mut self, fault: BrokerFault) -> Result<(), BackendError> {
+        let Some(node) = &self.node else {
+            return Err(BackendError::other(
+                NAME,
+                "an external broker: give the variant kill_cmd / restart_cmd",
+            ));
+        };
+        let cmd = match fault {
+            BrokerFault::Kill => "kill",
+            BrokerFault::Restart => "start",
+            BrokerFault::RemoveQueue => {
+                return Err(BackendError::other(NAME, "remove-queue is a sysv fault"))
+            }
+        };
+        node.run(cmd, START_TIMEOUT, &self.log).map_err(|m| {
+            BackendError::other(
+                NAME,
+                format!("managed broker on 127.0.0.1:{}: {m}", node.port),
+            )
+        })
     }
 
     fn versions(&mut self) -> Vec<(String, String)> {

@@ -106,6 +106,11 @@ impl Backend for RabbitMq {
         }
     }
 
+    fn broker_faults(&self) -> Vec<mq_core::fault::BrokerFault> {
+        use mq_core::fault::BrokerFault;
+        vec![BrokerFault::Kill, BrokerFault::Restart]
+    }
+
     fn broker(&self, plan: &VariantPlan, run_dir: &Path) -> Result<Box<dyn Broker>, BackendError> {
         Ok(Box::new(broker::RabbitBroker::new(
             plan,

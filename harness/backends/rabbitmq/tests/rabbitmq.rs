@@ -84,13 +84,7 @@ fn plan(
         "messages": messages, "partitions": partitions, "message_size": 100, "ack_timeout": "30s"
     }))
     .unwrap();
-    VariantPlan {
-        name: name.into(),
-        backend: "rabbitmq".into(),
-        delivery,
-        options,
-        workload,
-    }
+    VariantPlan::new(name, "rabbitmq", delivery, options, workload)
 }
 
 fn delivery(

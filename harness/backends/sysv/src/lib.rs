@@ -9,6 +9,7 @@ mod queue;
 use std::path::Path;
 use std::time::Duration;
 
+use mq_core::fault::BrokerFault;
 use mq_core::scenario::{FieldError, VariantPlan};
 use mq_core::settings::{ConsumerAck, Durability, ProducerAck};
 use mq_core::{
@@ -89,6 +90,10 @@ impl Backend for SysV {
             ));
         }
         errors
+    }
+
+    fn broker_faults(&self) -> Vec<BrokerFault> {
+        vec![BrokerFault::RemoveQueue]
     }
 
     fn broker(&self, plan: &VariantPlan, _run_dir: &Path) -> Result<Box<dyn Broker>, BackendError> {
@@ -179,6 +184,22 @@ impl Broker for SysVBroker {
                 BackendError::io(NAME, format!("msgctl(IPC_RMID) of queue {}", q.id()), e)
             }),
             None => Ok(()),
+        }
+    }
+
+    fn fault(&mut self, fault: BrokerFault) -> Result<(), BackendError> {
+        match (fault, self.queue) {
+            // The queue id stays: workers see EIDRM/EINVAL, teardown finds it gone.
+            (BrokerFault::RemoveQueue, Some(q)) => q.remove().map_err(|e| {
+                BackendError::io(NAME, format!("msgctl(IPC_RMID) of queue {}", q.id()), e)
+            }),
+            (BrokerFault::RemoveQueue, None) => {
+                Err(BackendError::other(NAME, "no queue to remove"))
+            }
+            (other, _) => Err(BackendError::other(
+                NAME,
+                format!("the kernel broker cannot {other:?}"),
+            )),
         }
     }
 
