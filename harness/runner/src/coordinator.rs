@@ -52,6 +52,9 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const DEPTH_EVERY: Duration = Duration::from_millis(500);
 /// Quiet time after the counts say "drained", so late duplicates are still seen.
 const DRAIN_QUIET: Duration = Duration::from_millis(200);
+/// Quiet time after which the histories are checked even though the counts disagree (a dead
+/// consumer's last count is up to one progress report stale).
+const VERIFY_QUIET: Duration = Duration::from_secs(1);
 
 fn timestamp() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
@@ -351,7 +354,8 @@ impl VariantRun<'_> {
         result
     }
 
-    fn check(&self, vdir: &Path, result: &mut VariantResult) {
+    /// What the checker reads for this variant; None before the load started.
+    fn checker_input(&self, vdir: &Path) -> Option<mq_checker::Input> {
         let w = &self.plan.workload;
         // Every history of a role, replacements (`consumer-0-r1.hist`) included, in name order.
         let histories = |prefix: &str| -> Vec<PathBuf> {
@@ -369,10 +373,11 @@ impl VariantRun<'_> {
             v
         };
         let start_ns = std::fs::read_to_string(vdir.join("start_ns"))
-            .ok()
-            .and_then(|s| s.trim().parse().ok());
-        let Some(start_ns) = start_ns else { return }; // the load never started: nothing to check
-        let input = mq_checker::Input {
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        Some(mq_checker::Input {
             producer_files: histories("producer"),
             consumer_files: histories("consumer"),
             depth_file: Some(vdir.join("broker-depth.jsonl")),
@@ -381,6 +386,13 @@ impl VariantRun<'_> {
             message_size: w.message_size,
             producers: w.producers,
             keys: w.keys(),
+        })
+    }
+
+    fn check(&self, vdir: &Path, result: &mut VariantResult) {
+        // The load never started: nothing to check.
+        let Some(input) = self.checker_input(vdir) else {
+            return;
         };
         match mq_checker::check(&input) {
             Ok(report) => {
@@ -637,7 +649,7 @@ impl VariantRun<'_> {
         let mut last_depth = Instant::now() - DEPTH_EVERY;
         let mut last_change = (Instant::now(), Totals::default());
         let mut drain_since: Option<Instant> = None;
-        let mut drained_at: Option<Instant> = None;
+        let mut next_verify: Option<Instant> = None;
         let mut pending: Vec<&FaultSpec> = self.plan.faults.iter().collect();
         let mut state = FaultState::default();
         let ended = loop {
@@ -735,20 +747,34 @@ impl VariantRun<'_> {
                 continue;
             }
             let since = *drain_since.get_or_insert(now);
-            if !consuming && !restart_pending(FaultAction::RestartConsumer) {
+            // With every consumer gone there is nothing left to drain, once the schedule is done.
+            if !consuming && !timed_pending && !restart_pending(FaultAction::RestartConsumer) {
                 break EndedBy::ConsumersGone;
             }
-            if t.delivered >= t.acked && !timed_pending && !state.paused {
-                let at = *drained_at.get_or_insert(now);
-                if now.duration_since(at) >= DRAIN_QUIET {
+            // The workers' counts say when the drain may be over (or go stale when a consumer
+            // dies); the histories say whether it is: every acked message delivered.
+            let counts_drained = t.delivered >= t.acked;
+            let quiet = now.duration_since(last_change.0);
+            let may_be_over = (counts_drained && quiet >= DRAIN_QUIET) || quiet >= VERIFY_QUIET;
+            if !timed_pending
+                && !state.paused
+                && may_be_over
+                && next_verify.is_none_or(|at| now >= at)
+            {
+                let began = Instant::now();
+                let all_delivered = self
+                    .checker_input(vdir)
+                    .and_then(|input| mq_checker::check(&input).ok())
+                    .is_some_and(|r| r.counts.lost == 0);
+                if all_delivered {
                     break if state.stalled {
                         EndedBy::Stalled
                     } else {
                         EndedBy::Drained
                     };
                 }
-            } else {
-                drained_at = None;
+                next_verify =
+                    Some(Instant::now() + (began.elapsed() * 4).max(Duration::from_secs(1)));
             }
             if !timed_pending && now.duration_since(last_change.0.max(since)) > drain_timeout {
                 break if state.stalled {

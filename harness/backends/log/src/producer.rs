@@ -2,7 +2,9 @@
 //!
 //! A partition's buffer goes out when it is full, or when a request slot is free and the batch
 //! has lingered `linger_ms`; while every slot is busy, messages accumulate into bigger batches
-//! (natural batching: the busier the server, the larger the batches).
+//! (natural batching: the busier the server, the larger the batches). When the server goes
+//! away, requests in flight stay unknown, sends while it is unreachable fail, and the producer
+//! reconnects every 100 ms.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -10,7 +12,7 @@ use std::time::{Duration, Instant};
 use mq_core::{AckSink, BackendError, Outcome, Outgoing, Producer, Seq, WorkerCtx};
 use mq_log::client::{Ack, Client, CorrelationId};
 
-use crate::{client_err, Endpoint, Options};
+use crate::{Endpoint, Options};
 
 #[derive(Default)]
 struct Batch {
@@ -21,7 +23,11 @@ struct Batch {
 }
 
 pub struct LogProducer {
-    client: Client,
+    /// None while the server is unreachable.
+    client: Option<Client>,
+    address: String,
+    /// No reconnect attempt before this.
+    retry_at: Instant,
     topic: String,
     ack: Ack,
     batches: Vec<Batch>,
@@ -31,6 +37,9 @@ pub struct LogProducer {
     linger: Duration,
     max_in_flight: usize,
 }
+
+/// How often a producer that lost its server tries to reconnect (and how long one try may take).
+const RETRY: Duration = Duration::from_millis(100);
 
 /// How long a producer waits for a free request slot before giving up on the server.
 const SLOT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -44,7 +53,9 @@ impl LogProducer {
         ctx: &WorkerCtx,
     ) -> LogProducer {
         LogProducer {
-            client,
+            client: Some(client),
+            address: ep.address,
+            retry_at: Instant::now(),
             topic: ep.topic,
             ack,
             batches: (0..ctx.plan.workload.partitions)
@@ -58,11 +69,46 @@ impl LogProducer {
         }
     }
 
+    /// The connection, reconnecting (at most every RETRY) when it was lost.
+    fn connection(&mut self) -> Option<&mut Client> {
+        if self.client.is_none() && Instant::now() >= self.retry_at {
+            self.retry_at = Instant::now() + RETRY;
+            if let Ok(c) = Client::connect(self.address.as_str(), RETRY) {
+                tracing::warn!("log: producer reconnected to {}", self.address);
+                self.client = Some(c);
+            }
+        }
+        self.client.as_mut()
+    }
+
+    /// The server went away: what is in flight has no outcome (unknown); reconnect later.
+    fn lost(&mut self, e: mq_log::client::ClientError) {
+        tracing::warn!(
+            "log: producer lost {} ({e}); {} requests in flight stay unknown",
+            self.address,
+            self.in_flight.len()
+        );
+        self.client = None;
+        self.in_flight.clear();
+        self.retry_at = Instant::now() + RETRY;
+    }
+
     fn dispatch(&mut self, p: usize, acks: &mut dyn AckSink) -> Result<(), BackendError> {
-        let b = &mut self.batches[p];
-        if b.seqs.is_empty() {
+        if self.batches[p].seqs.is_empty() {
             return Ok(());
         }
+        if self.connection().is_none() {
+            // Not connected: these never left the producer.
+            let b = &mut self.batches[p];
+            for s in std::mem::take(&mut b.seqs) {
+                acks.ack(s, Outcome::Failed);
+            }
+            b.bytes.clear();
+            b.ends.clear();
+            b.since = None;
+            return Ok(());
+        }
+        let b = &mut self.batches[p];
         let mut start = 0;
         let records: Vec<&[u8]> = b
             .ends
@@ -73,14 +119,29 @@ impl LogProducer {
                 r
             })
             .collect();
-        let id = self
-            .client
-            .send_produce(&self.topic, p as u32, &records, self.ack)
-            .map_err(|e| client_err(&format!("producing to {}/{p}", self.topic), e))?;
+        let sent = self.client.as_mut().expect("connected above").send_produce(
+            &self.topic,
+            p as u32,
+            &records,
+            self.ack,
+        );
         let seqs = std::mem::take(&mut b.seqs);
         b.bytes.clear();
         b.ends.clear();
         b.since = None;
+        let id = match sent {
+            Ok(id) => id,
+            Err(mq_log::client::ClientError::Invalid(m)) => {
+                return Err(BackendError::other(
+                    crate::NAME,
+                    format!("producing to {}/{p}: {m}", self.topic),
+                ))
+            }
+            Err(e) => {
+                self.lost(e); // this batch may or may not have arrived: unknown
+                return Ok(());
+            }
+        };
         if self.ack == Ack::None {
             for s in seqs {
                 acks.ack(s, Outcome::Acked); // fire and forget: acked when handed over
@@ -92,10 +153,16 @@ impl LogProducer {
     }
 
     fn collect(&mut self, wait: Duration, acks: &mut dyn AckSink) -> Result<(), BackendError> {
-        let got = self
-            .client
-            .poll_responses(wait)
-            .map_err(|e| client_err(&format!("producing to {}", self.topic), e))?;
+        let Some(client) = self.client.as_mut() else {
+            return Ok(());
+        };
+        let got = match client.poll_responses(wait) {
+            Ok(got) => got,
+            Err(e) => {
+                self.lost(e);
+                return Ok(());
+            }
+        };
         for (id, result) in got {
             if let Some(seqs) = self.in_flight.remove(&id) {
                 let outcome = if result.is_ok() {
@@ -137,7 +204,7 @@ impl LogProducer {
                     crate::NAME,
                     format!(
                         "no produce acknowledgement from {} for {SLOT_TIMEOUT:?}",
-                        self.client.addr()
+                        self.address
                     ),
                 ));
             }
@@ -170,7 +237,7 @@ impl Producer for LogProducer {
     fn flush(&mut self, timeout: Duration, acks: &mut dyn AckSink) -> Result<(), BackendError> {
         self.dispatch_due(true, acks)?;
         let deadline = Instant::now() + timeout;
-        while !self.in_flight.is_empty() && Instant::now() < deadline {
+        while !self.in_flight.is_empty() && self.client.is_some() && Instant::now() < deadline {
             self.collect(
                 deadline
                     .saturating_duration_since(Instant::now())

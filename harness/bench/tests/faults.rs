@@ -1,0 +1,370 @@
+//! Faults, judged by each system's documented contract rather than tuned numbers:
+//! variants that promise no loss of acknowledged messages show lost 0 after broker and consumer
+//! kills; at-most-once variants with processing time show the loss their contract allows and no
+//! duplicates; a broker that never comes back ends the run at its drain timeout, not a hang.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+/// Runs `bench run` on `text`; returns the results (asserting they were written).
+fn run_scenario(dir: &Path, text: &str) -> serde_json::Value {
+    let scenario = write(dir, "s.toml", text);
+    let out = dir.join("run");
+    let o = run(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        matches!(o.status.code(), Some(0 | 1)),
+        "bench exit {:?}: {stderr}",
+        o.status
+    );
+    let r = results(&out);
+    assert!(
+        r["variants"][0]["report"].is_object(),
+        "no report: {stderr}"
+    );
+    r
+}
+
+fn accounting(r: &serde_json::Value) -> serde_json::Value {
+    let c = counts(r, 0);
+    assert_eq!(
+        u(&c, "sent"),
+        u(&c, "acked") + u(&c, "failed") + u(&c, "unknown"),
+        "{c}"
+    );
+    let delivered_acked = u(&c, "delivered") - u(&c, "recovered") - u(&c, "failed_delivered");
+    assert_eq!(u(&c, "acked"), delivered_acked + u(&c, "lost"), "{c}");
+    assert_eq!(u(&c, "unexpected"), 0, "{c}");
+    c
+}
+
+fn faults_done(r: &serde_json::Value, n: usize) {
+    let f = r["variants"][0]["faults"].as_array().unwrap();
+    assert_eq!(f.len(), n, "{f:?}");
+    assert!(
+        f.iter()
+            .all(|f| f["ok"] == true && f["t"].as_f64().unwrap() > 0.0),
+        "{f:?}"
+    );
+}
+
+fn installed(backend: &str) -> bool {
+    let ok = match backend {
+        "kafka" => Command::new("bash")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../scripts/brokers/kafka.sh"
+            ))
+            .arg("libs")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        _ => Path::new("/usr/lib/rabbitmq/bin/rabbitmq-server").exists(),
+    };
+    if !ok {
+        assert!(
+            std::env::var_os("MQ_BENCH_REQUIRE_BROKERS").is_none(),
+            "{backend} required but not installed"
+        );
+        eprintln!("SKIPPED: {backend} is not installed (scripts/brokers/{backend}.sh install)");
+    }
+    ok
+}
+
+#[test]
+fn sysv_consumer_kill_is_at_most_once_loss_without_duplicates() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let r = run_scenario(
+        dir.path(),
+        r#"
+name = "sysv-kill"
+[workload]
+duration = "3s"
+rate = 2000
+processing = "2ms"       # slower than the rate: the consumer holds a batch it has not processed
+drain_timeout = "5s"
+[[variants]]
+name = "sysv"
+backend = "sysv"
+faults = [ { action = "kill-consumer", at = "1.5s" }, { action = "restart-consumer", at = "2s" } ]
+"#,
+    );
+    faults_done(&r, 2);
+    let c = accounting(&r);
+    let v = &r["variants"][0];
+    assert_eq!(v["contract"], "at-most-once");
+    assert!(
+        u(&c, "lost") > 0,
+        "messages taken by the killed consumer are gone: {c}"
+    );
+    assert_eq!(u(&c, "duplicated"), 0, "{c}");
+    assert_eq!(v["contract_kept"], true);
+}
+
+#[test]
+fn sysv_remove_queue_loses_what_it_held_and_ends() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let r = run_scenario(
+        dir.path(),
+        r#"
+name = "sysv-rmid"
+[workload]
+duration = "3s"
+rate = 1000
+drain_timeout = "3s"
+[[variants]]
+name = "sysv"
+backend = "sysv"
+faults = [ { action = "pause-consumers", at = "1s" }, { action = "remove-queue", at = "1.5s" } ]
+"#,
+    );
+    faults_done(&r, 2);
+    let c = accounting(&r);
+    assert!(u(&c, "lost") > 0, "the queue's content is gone: {c}");
+    assert_eq!(u(&c, "duplicated"), 0);
+}
+
+#[test]
+fn pause_and_resume_build_and_drain_a_backlog() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let r = run_scenario(
+        dir.path(),
+        r#"
+name = "backlog"
+[workload]
+duration = "4s"
+rate = 2000
+drain_timeout = "10s"
+[[faults]]
+action = "pause-consumers"
+at = "1s"
+[[faults]]
+action = "resume-consumers"
+at = "3s"
+[[variants]]
+name = "log"
+backend = "log"
+"#,
+    );
+    faults_done(&r, 2);
+    let c = accounting(&r);
+    assert_eq!((u(&c, "lost"), u(&c, "duplicated")), (0, 0), "{c}");
+    let rep = &r["variants"][0]["report"];
+    assert!(
+        rep["backlog_peak"].as_i64().unwrap() >= 2000,
+        "two seconds of paused consumers at 2000/s: {rep}"
+    );
+    assert!(
+        rep["broker_depth_peak"].as_u64().unwrap() >= 2000,
+        "the log reports its depth too"
+    );
+    assert_eq!(r["variants"][0]["ended_by"], "drained");
+}
+
+#[test]
+fn log_fsync_always_keeps_at_least_once_through_broker_and_consumer_kills() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let r = run_scenario(
+        dir.path(),
+        r#"
+name = "log-safe"
+[workload]
+duration = "5s"
+rate = 2000
+processing = "100us"
+drain_timeout = "10s"
+[[variants]]
+name = "log"
+backend = "log"
+producer_ack = "all"
+durability = "persistent"
+consumer_ack = "after-process"
+faults = [
+  { action = "kill-broker", at = "1.5s" },
+  { action = "restart-broker", at = "2.5s" },
+  { action = "kill-consumer", at = "3.5s" },
+  { action = "restart-consumer", at = "4s" },
+]
+"#,
+    );
+    faults_done(&r, 4);
+    let c = accounting(&r);
+    let v = &r["variants"][0];
+    assert_eq!(v["contract"], "at-least-once");
+    assert_eq!(u(&c, "lost"), 0, "no acknowledged record may be lost: {c}");
+    assert_eq!(v["contract_kept"], true, "{v}");
+}
+
+#[test]
+fn log_auto_commit_with_processing_loses_what_the_killed_consumer_held() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let r = run_scenario(
+        dir.path(),
+        r#"
+name = "log-amo"
+[workload]
+duration = "3s"
+rate = 2000
+processing = "1ms"       # the consumer falls behind and fetches big batches
+drain_timeout = "10s"
+[[variants]]
+name = "log"
+backend = "log"
+consumer_ack = "auto"
+faults = [ { action = "kill-consumer", at = "1.5s" }, { action = "restart-consumer", at = "2s" } ]
+"#,
+    );
+    let c = accounting(&r);
+    assert!(
+        u(&c, "lost") > 0,
+        "auto commit before processing loses the batch in hand: {c}"
+    );
+    assert_eq!(u(&c, "duplicated"), 0, "{c}");
+    assert_eq!(r["variants"][0]["contract_kept"], true);
+}
+
+#[test]
+fn a_broker_that_never_comes_back_ends_the_run_with_results() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let r = run_scenario(
+        dir.path(),
+        r#"
+name = "gone"
+[workload]
+duration = "4s"
+rate = 1000
+drain_timeout = "2s"
+ack_timeout = "2s"
+[[variants]]
+name = "log"
+backend = "log"
+faults = [ { action = "kill-broker", at = "1s" } ]
+"#,
+    );
+    assert!(
+        started.elapsed().as_secs() < 60,
+        "ended in {:?}",
+        started.elapsed()
+    );
+    let v = &r["variants"][0];
+    let reason = v["reason"].as_str().unwrap_or("");
+    assert!(
+        reason.contains("killed at") && reason.contains("never came back"),
+        "{v}"
+    );
+    accounting(&r);
+}
+
+fn broker_safe_variant(backend: &str, port: u16) -> String {
+    let (settings, faults) = match backend {
+        "kafka" => (
+            "producer_ack = \"all\"\nconsumer_ack = \"after-process\"",
+            r#"{ action = "kill-broker", at = "2s" }, { action = "restart-broker", at = "3s" },
+  { action = "kill-consumer", at = "5s" }, { action = "restart-consumer", at = "5.5s" }"#,
+        ),
+        _ => (
+            "producer_ack = \"leader\"\ndurability = \"persistent\"\nconsumer_ack = \"after-process\"",
+            r#"{ action = "kill-consumer", at = "2s" }, { action = "restart-consumer", at = "2.5s" },
+  { action = "kill-broker", at = "4s" }, { action = "restart-broker", at = "5s" },
+  { action = "restart-consumer", at = "6s" }"#,
+        ),
+    };
+    format!(
+        r#"
+name = "{backend}-safe"
+[workload]
+duration = "7s"
+rate = 1000
+processing = "200us"
+drain_timeout = "20s"
+ack_timeout = "20s"
+[[variants]]
+name = "{backend}-safe"
+backend = "{backend}"
+{settings}
+options = {{ port = {port} }}
+faults = [
+  {faults}
+]
+"#
+    )
+}
+
+#[test]
+fn kafka_acks_all_commit_after_processing_loses_nothing_acked() {
+    if !installed("kafka") {
+        return;
+    }
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let r = run_scenario(dir.path(), &broker_safe_variant("kafka", 9693));
+    let c = accounting(&r);
+    assert_eq!(u(&c, "lost"), 0, "{c}");
+    assert_eq!(r["variants"][0]["contract_kept"], true);
+    eprintln!("kafka safe: {c}");
+}
+
+#[test]
+fn rabbitmq_confirms_durable_manual_ack_loses_nothing_acked() {
+    if !installed("rabbitmq") {
+        return;
+    }
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let r = run_scenario(dir.path(), &broker_safe_variant("rabbitmq", 5693));
+    let c = accounting(&r);
+    assert_eq!(u(&c, "lost"), 0, "{c}");
+    assert_eq!(r["variants"][0]["contract_kept"], true);
+    eprintln!("rabbitmq safe: {c}");
+}
+
+#[test]
+fn rabbitmq_auto_ack_with_processing_loses_the_prefetched_messages() {
+    if !installed("rabbitmq") {
+        return;
+    }
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let r = run_scenario(
+        dir.path(),
+        r#"
+name = "rmq-amo"
+[workload]
+duration = "4s"
+rate = 1000
+processing = "2ms"
+drain_timeout = "10s"
+[[variants]]
+name = "rmq-autoack"
+backend = "rabbitmq"
+producer_ack = "leader"
+durability = "persistent"
+consumer_ack = "auto"
+options = { port = 5694 }
+faults = [ { action = "kill-consumer", at = "2s" }, { action = "restart-consumer", at = "2.5s" } ]
+"#,
+    );
+    let c = accounting(&r);
+    assert!(
+        u(&c, "lost") > 0,
+        "auto-ack hands prefetched messages over before processing: {c}"
+    );
+    assert_eq!(u(&c, "duplicated"), 0, "{c}");
+    assert_eq!(r["variants"][0]["contract_kept"], true);
+}
