@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
+# bench's Kafka producer against Kafka's own ProducerPerformance, in one go, against the SAME
+# private broker (started here on a non-default port, wiped at the end) with the SAME producer
+# settings: acks=all, enable.idempotence=false, compression none, linger.ms, batch.size, one
+# producer, one partition, a fresh topic per round, N records of SIZE bytes (no key).
+# Rounds alternate peer / bench; the medians are compared. Exits 1 when bench < GOAL x peer.
+#
+# usage: scripts/peers/kafka-vs-bench.sh [RECORDS] [SIZES] [ROUNDS]
+#          defaults: 200000 "100 1024" 3   (SIZES: space-separated record sizes in bytes)
+# env:   KAFKA_VS_PORT (9992; controller +1), LINGER_MS (5), BATCH_SIZE (65536), GOAL (0.9),
+#        COMMON_PROPS ("max.in.flight.requests.per.connection=5": more producer properties both clients
+#        know, given to ProducerPerformance --producer-props and to bench's producer_config),
+#        PEER_CONSUMER (1: run ConsumerPerformance beside ProducerPerformance, see below),
+#        BENCH (path of the bench binary; default: build it into $CARGO_TARGET_DIR or target/)
+# stdout, one line per size:
+#   peer=kafka-producer-perf size=S msgs_per_s=X bench=kafka size=S msgs_per_s=Y ratio=Y/X goal=G
+#     peer_rounds=a,b,c bench_rounds=a,b,c spread_peer=..% spread_bench=..%
+# What is compared: records/s acknowledged (acks=all) by the broker. ProducerPerformance's
+# records/sec vs bench's results.json variants[0].report.throughput.acked_msgs_per_s.
+# bench always runs a consumer beside its producer (a workload needs consumers >= 1; here
+# consumer_ack = "auto"). On 2 cores that consumer competes for CPU with the producer and the
+# broker, so by default the peer gets a concurrent ConsumerPerformance reading the same topic:
+# both sides then do the same work (produce + consume). PEER_CONSUMER=0 runs the producer alone.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+BROKERS="$ROOT/scripts/brokers"
+MQB_NAME=kafka-vs-bench
+# shellcheck source=../brokers/lib.sh
+source "$BROKERS/lib.sh"
+
+RECORDS=${1:-200000}
+read -r -a SIZES <<<"${2:-100 1024}"
+ROUNDS=${3:-3}
+PORT=${KAFKA_VS_PORT:-9992}
+LINGER=${LINGER_MS:-5}
+BATCH=${BATCH_SIZE:-65536}
+GOAL=${GOAL:-0.9}
+PEER_CONSUMER=${PEER_CONSUMER:-1}
+read -r -a COMMON <<<"${COMMON_PROPS-max.in.flight.requests.per.connection=5}"
+for kv in "${COMMON[@]}"; do [[ "$kv" =~ ^[a-z.]+=[A-Za-z0-9._-]+$ ]] || die "COMMON_PROPS: bad property '$kv'"; done
+[[ "$RECORDS" =~ ^[0-9]+$ && "$ROUNDS" =~ ^[1-9][0-9]*$ && "$LINGER" =~ ^[0-9]+$ && "$BATCH" =~ ^[1-9][0-9]*$ ]] ||
+  { sed -n '3,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
+BOOT="127.0.0.1:$PORT"
+
+if [[ -n "${BENCH:-}" ]]; then
+  bench=$BENCH
+else
+  cargo build --release -q -p mq-bench --manifest-path "$ROOT/Cargo.toml"
+  bench="${CARGO_TARGET_DIR:-$ROOT/target}/release/bench"
+fi
+[[ -x "$bench" ]] || die "no bench binary at $bench"
+
+port_open "$PORT" && die "127.0.0.1:$PORT is taken ($(port_owner "$PORT")); set KAFKA_VS_PORT"
+"$BROKERS/kafka.sh" install
+LIBS="$("$BROKERS/kafka.sh" libs)"
+KHOME="$(dirname "$LIBS")"
+LOGCONF=(-Dlog4j2.configurationFile="$KHOME/config/log4j2-tools.properties")
+
+work=$(mktemp -d)
+kafka() { "$BROKERS/kafka.sh" "$@" --port "$PORT" --dir "$work/kafka"; }
+# shellcheck disable=SC2317 # called through the trap
+cleanup() {
+  local rc=$?
+  [[ -n "${cons_pid:-}" ]] && kill "$cons_pid" 2>/dev/null
+  kafka wipe >/dev/null 2>&1 || log "WARNING: kafka.sh wipe failed (dir $work/kafka)"
+  rm -rf "$work"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log "starting a private broker on $BOOT (dir $work/kafka)"
+kafka start >&2
+
+props=(acks=all enable.idempotence=false compression.type=none "linger.ms=$LINGER" "batch.size=$BATCH" "${COMMON[@]}")
+
+# peer_round SIZE TOPIC: prints ProducerPerformance's records/s
+peer_round() {
+  local size=$1 topic=$2 out=$work/peer.out line
+  kafka create-topic "$topic" 1 >&2
+  cons_pid=
+  if ((PEER_CONSUMER)); then
+    timeout 600 java -Xms256m -Xmx256m -XX:+UseG1GC "${LOGCONF[@]}" -cp "$LIBS/*" \
+      org.apache.kafka.tools.ConsumerPerformance --bootstrap-server "$BOOT" --topic "$topic" \
+      --messages "$RECORDS" --timeout 60000 >"$work/cons.out" 2>&1 &
+    cons_pid=$!
+  fi
+  timeout 600 java -Xms512m -Xmx512m -XX:+UseG1GC "${LOGCONF[@]}" -cp "$LIBS/*" \
+    org.apache.kafka.tools.ProducerPerformance --topic "$topic" --num-records "$RECORDS" \
+    --record-size "$size" --throughput -1 --producer-props "bootstrap.servers=$BOOT" "${props[@]}" \
+    >"$out" 2>&1 || { cat "$out" >&2; die "ProducerPerformance failed"; }
+  if [[ -n "$cons_pid" ]]; then
+    wait "$cons_pid" || { cat "$work/cons.out" >&2; die "ConsumerPerformance failed"; }
+    cons_pid=
+  fi
+  line="$(grep -E '^[0-9]+ records sent, .* records/sec' "$out" | tail -n1)"
+  [[ "${line%% *}" == "$RECORDS" ]] || { cat "$out" >&2; die "ProducerPerformance: no final summary for $RECORDS records"; }
+  awk '{ print $4 }' <<<"$line"
+}
+
+# bench_round SIZE NAME: prints bench's acked msgs/s
+bench_round() {
+  local size=$1 name=$2 toml=$work/$2.toml
+  cat >"$toml" <<TOML
+name = "$name"
+description = "bench's Kafka producer, same settings as ProducerPerformance $RECORDS x $size B"
+[workload]
+messages = $RECORDS
+message_size = $size
+producers = 1
+consumers = 1
+partitions = 1
+drain_timeout = "20s"
+[[variants]]
+name = "kafka"
+backend = "kafka"
+producer_ack = "all"
+consumer_ack = "auto"
+[variants.options]
+mode = "external"
+bootstrap = "$BOOT"
+idempotence = false
+compression = "none"
+linger_ms = $LINGER
+batch_size = $BATCH
+[variants.options.producer_config]
+$(for kv in "${COMMON[@]}"; do printf '"%s" = "%s"\n' "${kv%%=*}" "${kv#*=}"; done)
+TOML
+  timeout 600 "$bench" run "$toml" --out "$work/$name" --quiet >"$work/bench.out" 2>&1 ||
+    { cat "$work/bench.out" >&2; die "bench run failed"; }
+  python3 - "$work/$name/results.json" "$RECORDS" <<'PY'
+import json, sys
+v = json.load(open(sys.argv[1]))["variants"][0]
+c = v["report"]["counts"]
+assert v["status"] == "ok" and c["acked"] == int(sys.argv[2]), (v["status"], c)
+print(round(v["report"]["throughput"]["acked_msgs_per_s"]))
+PY
+}
+
+fail=0
+for size in "${SIZES[@]}"; do
+  peer=() mine=()
+  for ((i = 1; i <= ROUNDS; i++)); do
+    peer+=("$(peer_round "$size" "peer-$size-$i")")
+    mine+=("$(bench_round "$size" "bench-$size-$i")")
+    log "size $size round $i: ProducerPerformance ${peer[-1]} records/s, bench ${mine[-1]} acked msgs/s"
+  done
+  python3 - "$GOAL" "$size" "${peer[*]}" "${mine[*]}" "$PEER_CONSUMER" <<'PY' || fail=1
+import statistics, sys
+goal, size = float(sys.argv[1]), sys.argv[2]
+p = [float(x) for x in sys.argv[3].split()]
+b = [float(x) for x in sys.argv[4].split()]
+pm, bm = statistics.median(p), statistics.median(b)
+spread = lambda xs, m: (max(xs) - min(xs)) / m * 100
+r = bm / pm
+cons = "with ConsumerPerformance" if sys.argv[5] == "1" else "producer alone"
+print(f"peer=kafka-producer-perf size={size} msgs_per_s={pm:.0f} bench=kafka size={size} msgs_per_s={bm:.0f} "
+      f"ratio={r:.2f} goal={goal} peer_rounds={','.join(f'{x:.0f}' for x in p)} "
+      f"bench_rounds={','.join(f'{x:.0f}' for x in b)} spread_peer={spread(p, pm):.0f}% "
+      f"spread_bench={spread(b, bm):.0f}% (bench runs a consumer; peer: {cons})")
+sys.exit(0 if r >= goal else 1)
+PY
+done
+exit "$fail"
