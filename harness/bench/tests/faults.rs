@@ -10,7 +10,8 @@ use std::process::Command;
 
 use common::*;
 
-/// Runs `bench run` on `text`; returns the results (asserting they were written).
+/// Runs `bench run` on `text`; returns the results (asserting they were written and that the
+/// histories alone give the same counts).
 fn run_scenario(dir: &Path, text: &str) -> serde_json::Value {
     let scenario = write(dir, "s.toml", text);
     let out = dir.join("run");

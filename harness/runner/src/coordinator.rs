@@ -168,6 +168,7 @@ fn empty_result(
         backend: plan.backend.clone(),
         delivery: plan.delivery,
         options: plan.options.clone(),
+        workload: Some(plan.workload.clone()),
         status,
         reason,
         fix,

@@ -83,6 +83,9 @@ pub struct VariantResult {
     pub backend: String,
     pub delivery: Delivery,
     pub options: serde_json::Value,
+    /// The workload this variant ran: the scenario's with the variant's overrides.
+    #[serde(default)]
+    pub workload: Option<Workload>,
     pub status: VariantStatus,
     pub reason: Option<String>,
     pub fix: Option<String>,

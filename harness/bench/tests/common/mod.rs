@@ -81,3 +81,40 @@ pub fn u(v: &serde_json::Value, field: &str) -> u64 {
         .as_u64()
         .unwrap_or_else(|| panic!("{field} missing in {v}"))
 }
+
+/// Recomputes every variant's counts from its histories with scripts/recount.py (independent of
+/// the checker) and asserts they equal results.json's.
+pub fn assert_recount_matches(run_dir: &Path) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/recount.py");
+    let o = Command::new("python3")
+        .arg(script)
+        .arg(run_dir)
+        .output()
+        .expect("running python3");
+    assert!(
+        o.status.success(),
+        "recount.py: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r = results(run_dir);
+    let mut n = 0;
+    for line in String::from_utf8_lossy(&o.stdout).lines() {
+        let got: serde_json::Value = serde_json::from_str(line).unwrap();
+        let v = r["variants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == got["variant"])
+            .unwrap();
+        let want = &v["report"]["counts"];
+        for (k, val) in got["counts"].as_object().unwrap() {
+            assert_eq!(
+                &want[k], val,
+                "{}: {k} from the histories differs from results.json",
+                got["variant"]
+            );
+        }
+        n += 1;
+    }
+    assert!(n > 0, "recount.py found no variant");
+}
