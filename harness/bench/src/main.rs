@@ -9,12 +9,17 @@ use mq_runner::interrupt::Interrupt;
 use mq_runner::results::VariantStatus;
 use mq_runner::RunOptions;
 
+mod report_cmd;
+
 const EXAMPLES: &str = "\
 Examples:
   bench run scenarios/quickstart.toml            run every variant, write reports/<time>-quickstart/
   bench run scenarios/ordering.toml --only sysv  run one variant
   bench validate scenarios/sysv-sizes.toml       check a scenario without running it
   bench list                                     backends, their settings and options
+  bench run scenarios/quickstart.toml --repeat 5 five repetitions into one folder (rep-1 … rep-5)
+  bench report reports/20261125T063509Z-quickstart   rebuild charts, report.html, summary.md
+  bench compare base/ new/ --fail-on-loss        exit 1 when NEW regressed (CI)
 
 Exit status: 0 done, 1 a variant failed, 2 bad input (nothing was created), 130 interrupted.";
 
@@ -46,7 +51,17 @@ enum Command {
         /// Folder for run folders.
         #[arg(long, default_value = "reports")]
         reports: PathBuf,
+        /// Run the scenario N times into DIR/rep-1 … rep-N (for `bench compare`'s noise test).
+        #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        repeat: u32,
     },
+    /// Rebuild charts/, report.html and summary.md of a run folder from its results.json.
+    Report {
+        /// The run folder (or a folder of rep-N/ repetitions).
+        run_dir: PathBuf,
+    },
+    /// Compare two runs; exit 1 when NEW regressed past the thresholds (for CI).
+    Compare(report_cmd::CompareArgs),
     /// Check a scenario and print what it would run; creates nothing.
     Validate { scenario: PathBuf },
     /// List the backends, their delivery settings, defaults and options.
@@ -103,6 +118,8 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Report { run_dir } => report_cmd::report(&run_dir),
+        Command::Compare(args) => report_cmd::compare(&args),
         Command::List => {
             print!("{}", list(&registry));
             ExitCode::SUCCESS
@@ -132,6 +149,7 @@ fn main() -> ExitCode {
             only,
             quiet,
             reports,
+            repeat,
         } => {
             let scenario = match scenario::load(&path, &registry) {
                 Ok(s) => s,
@@ -164,8 +182,12 @@ fn main() -> ExitCode {
                 quiet,
                 worker_exe,
             };
+            if repeat > 1 {
+                return report_cmd::run_repeated(&scenario, &registry, &opts, &interrupt, repeat);
+            }
             match mq_runner::run(&scenario, &registry, &opts, &interrupt) {
                 Ok(outcome) => {
+                    report_cmd::report_after_run(&outcome.dir);
                     eprintln!("\n{}", mq_runner::summary::markdown(&outcome.results));
                     eprintln!("results: {}", outcome.dir.join("results.json").display());
                     eprintln!("summary: {}", outcome.dir.join("summary.md").display());

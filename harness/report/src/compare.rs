@@ -1,0 +1,732 @@
+//! `bench compare BASE NEW`: per variant and metric, the change and whether it is a regression
+//! past the thresholds, decided from the spread of repetitions (or of per-second samples) so
+//! that one noisy run neither passes nor fails a change by chance. The rule is in the README.
+
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use mq_checker::Report;
+use serde::Deserialize;
+
+use crate::stats::{bootstrap_ratio, mann_whitney_less, median};
+use crate::{load, repeat, Loaded};
+
+/// Regression thresholds, in percent; from flags or a TOML file (same names).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Thresholds {
+    /// Acked and delivered msgs/s may drop this much.
+    pub max_throughput_drop: f64,
+    /// Publish and end-to-end p50 may rise this much.
+    pub max_p50_rise: f64,
+    /// Publish and end-to-end p99 may rise this much.
+    pub max_p99_rise: f64,
+    /// End-to-end p99.9 may rise this much (tails are noisier).
+    pub max_p999_rise: f64,
+    /// Any lost or unexpected message in NEW is a regression.
+    pub fail_on_loss: bool,
+    /// Any duplicated message in NEW is a regression.
+    pub fail_on_duplicates: bool,
+    /// Any reordered message in NEW is a regression.
+    pub fail_on_reorder: bool,
+    /// Significance level of the tests.
+    pub alpha: f64,
+    /// Repetitions needed on both sides for the Mann–Whitney test.
+    pub min_repetitions: usize,
+    /// Treat "inconclusive" (too little data to tell change from noise) as a failure.
+    pub strict: bool,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            max_throughput_drop: 5.0,
+            max_p50_rise: 10.0,
+            max_p99_rise: 10.0,
+            max_p999_rise: 20.0,
+            fail_on_loss: false,
+            fail_on_duplicates: false,
+            fail_on_reorder: false,
+            alpha: 0.05,
+            min_repetitions: 3,
+            strict: false,
+        }
+    }
+}
+
+impl Thresholds {
+    /// Reads a thresholds file (TOML, the field names above; unknown names are errors).
+    pub fn from_file(path: &Path) -> anyhow::Result<Thresholds> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("{}: bad thresholds", path.display()))
+    }
+}
+
+/// One side of a comparison: every repetition found at a path.
+pub struct Side {
+    pub path: PathBuf,
+    pub reps: Vec<Loaded>,
+}
+
+impl Side {
+    /// A results.json, a run folder, or a folder of `rep-N/` run folders.
+    pub fn load(path: &Path) -> anyhow::Result<Side> {
+        let reps = if path.is_dir() && !path.join("results.json").exists() {
+            let dirs = repeat::repetitions(path);
+            anyhow::ensure!(
+                !dirs.is_empty(),
+                "{}: no results.json and no rep-N/results.json in this folder",
+                path.display()
+            );
+            dirs.iter()
+                .map(|d| load(d))
+                .collect::<anyhow::Result<_>>()?
+        } else {
+            vec![load(path)?]
+        };
+        Ok(Side {
+            path: path.to_path_buf(),
+            reps,
+        })
+    }
+
+    fn reports(&self, variant: &str) -> Vec<&Report> {
+        self.reps
+            .iter()
+            .filter_map(|l| {
+                l.results
+                    .variants
+                    .iter()
+                    .find(|v| v.name == variant)
+                    .and_then(|v| v.report.as_ref())
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Ok,
+    Regression,
+    /// Too little data to tell a change from noise.
+    Inconclusive,
+}
+
+impl Verdict {
+    fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::Regression => "REGRESSION",
+            Verdict::Inconclusive => "inconclusive",
+        }
+    }
+}
+
+/// One compared figure.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub variant: String,
+    pub metric: &'static str,
+    /// Median over repetitions (max for anomaly counts); None when the side has no data.
+    pub base: Option<f64>,
+    pub new: Option<f64>,
+    /// (new − base) / base in percent.
+    pub change_pct: Option<f64>,
+    /// The limit applied, as text ("−5 %", "any > 0", "report only").
+    pub limit: String,
+    /// What the verdict rests on (test and figure).
+    pub evidence: String,
+    pub verdict: Verdict,
+}
+
+/// The outcome of a comparison.
+pub struct Comparison {
+    pub base: String,
+    pub new: String,
+    pub base_reps: usize,
+    pub new_reps: usize,
+    pub rows: Vec<Row>,
+    pub notes: Vec<String>,
+    pub thresholds: Thresholds,
+}
+
+impl Comparison {
+    pub fn regressions(&self) -> usize {
+        self.rows
+            .iter()
+            .filter(|r| r.verdict == Verdict::Regression)
+            .count()
+    }
+    pub fn inconclusive(&self) -> usize {
+        self.rows
+            .iter()
+            .filter(|r| r.verdict == Verdict::Inconclusive)
+            .count()
+    }
+    /// Whether CI should fail: a regression, or with `strict` an inconclusive figure.
+    pub fn failed(&self) -> bool {
+        self.regressions() > 0 || (self.thresholds.strict && self.inconclusive() > 0)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Better {
+    Higher,
+    Lower,
+}
+
+type Figure = fn(&Report) -> f64;
+type PerSecond = fn(&Report) -> &[u64];
+
+/// Per-second rates of full seconds (the last second of a series is partial).
+fn per_second(reports: &[&Report], pick: PerSecond) -> Vec<f64> {
+    reports
+        .iter()
+        .flat_map(|r| {
+            let s = pick(r);
+            s[..s.len().saturating_sub(1)].iter().map(|v| *v as f64)
+        })
+        .collect()
+}
+
+fn pct(base: f64, new: f64) -> Option<f64> {
+    (base != 0.0 && base.is_finite() && new.is_finite()).then(|| (new - base) / base * 100.0)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn speed_row(
+    t: &Thresholds,
+    variant: &str,
+    metric: &'static str,
+    better: Better,
+    limit_pct: f64,
+    base: &[&Report],
+    new: &[&Report],
+    figure: Figure,
+    seconds: Option<PerSecond>,
+) -> Row {
+    let b: Vec<f64> = base.iter().map(|r| figure(r)).collect();
+    let n: Vec<f64> = new.iter().map(|r| figure(r)).collect();
+    let (bm, nm) = (median(&b), median(&n));
+    let limit = match better {
+        Better::Higher => format!("−{limit_pct} %"),
+        Better::Lower => format!("+{limit_pct} %"),
+    };
+    let mut row = Row {
+        variant: variant.to_owned(),
+        metric,
+        base: Some(bm),
+        new: Some(nm),
+        change_pct: pct(bm, nm),
+        limit,
+        evidence: String::new(),
+        verdict: Verdict::Inconclusive,
+    };
+    let k = limit_pct / 100.0;
+    if b.len() >= t.min_repetitions && n.len() >= t.min_repetitions {
+        // Is NEW worse than BASE moved by the allowed change? Significant only past the limit.
+        let p = match better {
+            Better::Higher => {
+                let shifted: Vec<f64> = b.iter().map(|v| v * (1.0 - k)).collect();
+                mann_whitney_less(&n, &shifted)
+            }
+            Better::Lower => {
+                let shifted: Vec<f64> = b.iter().map(|v| v * (1.0 + k)).collect();
+                mann_whitney_less(&shifted, &n)
+            }
+        };
+        row.evidence = format!("Mann–Whitney p = {p:.3} ({} vs {} reps)", b.len(), n.len());
+        row.verdict = if p < t.alpha {
+            Verdict::Regression
+        } else {
+            Verdict::Ok
+        };
+        return row;
+    }
+    match seconds {
+        Some(pick) => {
+            let bs = per_second(base, pick);
+            let ns = per_second(new, pick);
+            if bs.len() < 3 || ns.len() < 3 {
+                row.evidence = format!(
+                    "{} vs {} full seconds, {} vs {} reps: too few to measure noise",
+                    bs.len(),
+                    ns.len(),
+                    b.len(),
+                    n.len()
+                );
+                return row;
+            }
+            let (lo, hi) = bootstrap_ratio(&bs, &ns, t.alpha, 1.0 - t.alpha);
+            let conf = (1.0 - t.alpha) * 100.0;
+            row.evidence = format!(
+                "bootstrap of per-second rates ({} vs {} s): {conf:.0} % bounds {:+.1} % / {:+.1} %",
+                bs.len(),
+                ns.len(),
+                (lo - 1.0) * 100.0,
+                (hi - 1.0) * 100.0
+            );
+            row.verdict = if hi < 1.0 - k {
+                Verdict::Regression
+            } else {
+                Verdict::Ok
+            };
+        }
+        None => {
+            row.evidence = format!(
+                "{} vs {} reps: a percentile of one run carries no noise estimate",
+                b.len(),
+                n.len()
+            );
+        }
+    }
+    row
+}
+
+fn count_row(
+    variant: &str,
+    metric: &'static str,
+    fail: bool,
+    base: &[&Report],
+    new: &[&Report],
+    figure: fn(&Report) -> u64,
+) -> Row {
+    let b = base.iter().map(|r| figure(r)).max().unwrap_or(0) as f64;
+    let n = new.iter().map(|r| figure(r)).max().unwrap_or(0) as f64;
+    let verdict = if fail && n > 0.0 {
+        Verdict::Regression
+    } else {
+        Verdict::Ok
+    };
+    Row {
+        variant: variant.to_owned(),
+        metric,
+        base: Some(b),
+        new: Some(n),
+        change_pct: pct(b, n),
+        limit: if fail { "any > 0" } else { "report only" }.to_owned(),
+        evidence: "exact count (worst repetition)".to_owned(),
+        verdict,
+    }
+}
+
+/// Compares every variant of BASE with the variant of the same name in NEW.
+pub fn compare(base: &Side, new: &Side, t: &Thresholds) -> Comparison {
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    for l in &base.reps {
+        for v in &l.results.variants {
+            if !names.contains(&v.name) {
+                names.push(v.name.clone());
+            }
+        }
+    }
+    for l in &new.reps {
+        for v in &l.results.variants {
+            if !names.contains(&v.name) && !base.reports(&v.name).is_empty() {
+                names.push(v.name.clone());
+            }
+        }
+    }
+    for name in &names {
+        let b = base.reports(name);
+        let n = new.reports(name);
+        if b.is_empty() {
+            notes.push(format!("{name}: no results in BASE; not compared"));
+            continue;
+        }
+        if n.is_empty() {
+            rows.push(Row {
+                variant: name.clone(),
+                metric: "results",
+                base: None,
+                new: None,
+                change_pct: None,
+                limit: "present".into(),
+                evidence: "missing, failed or skipped in NEW".into(),
+                verdict: Verdict::Regression,
+            });
+            continue;
+        }
+        let h = Better::Higher;
+        let l = Better::Lower;
+        let specs: [(&'static str, Better, f64, Figure, Option<PerSecond>); 7] = [
+            (
+                "acked msgs/s",
+                h,
+                t.max_throughput_drop,
+                |r| r.throughput.acked_msgs_per_s,
+                Some(|r| &r.series.acked),
+            ),
+            (
+                "delivered msgs/s",
+                h,
+                t.max_throughput_drop,
+                |r| r.throughput.delivered_msgs_per_s,
+                Some(|r| &r.series.delivered),
+            ),
+            (
+                "publish p50 µs",
+                l,
+                t.max_p50_rise,
+                |r| r.latency.publish.p50_us,
+                None,
+            ),
+            (
+                "publish p99 µs",
+                l,
+                t.max_p99_rise,
+                |r| r.latency.publish.p99_us,
+                None,
+            ),
+            (
+                "end-to-end p50 µs",
+                l,
+                t.max_p50_rise,
+                |r| r.latency.end_to_end.p50_us,
+                None,
+            ),
+            (
+                "end-to-end p99 µs",
+                l,
+                t.max_p99_rise,
+                |r| r.latency.end_to_end.p99_us,
+                None,
+            ),
+            (
+                "end-to-end p99.9 µs",
+                l,
+                t.max_p999_rise,
+                |r| r.latency.end_to_end.p999_us,
+                None,
+            ),
+        ];
+        for (metric, better, limit, figure, seconds) in specs {
+            // A latency with no samples (e.g. producer_ack = none has no publish latency).
+            let empty = |rs: &[&Report]| rs.iter().all(|r| figure(r) == 0.0);
+            if matches!(better, Better::Lower) && empty(&b) && empty(&n) {
+                continue;
+            }
+            rows.push(speed_row(
+                t, name, metric, better, limit, &b, &n, figure, seconds,
+            ));
+        }
+        rows.push(count_row(name, "lost", t.fail_on_loss, &b, &n, |r| {
+            r.counts.lost
+        }));
+        rows.push(count_row(name, "unexpected", t.fail_on_loss, &b, &n, |r| {
+            r.counts.unexpected
+        }));
+        rows.push(count_row(
+            name,
+            "duplicated",
+            t.fail_on_duplicates,
+            &b,
+            &n,
+            |r| r.counts.duplicated,
+        ));
+        rows.push(count_row(
+            name,
+            "reordered",
+            t.fail_on_reorder,
+            &b,
+            &n,
+            |r| r.counts.reordered,
+        ));
+    }
+    for l in new.reps.iter().chain(&base.reps) {
+        if l.results.partial {
+            notes.push(format!(
+                "a run of {} is partial (interrupted): its figures are incomplete",
+                l.results.scenario.name
+            ));
+            break;
+        }
+    }
+    Comparison {
+        base: base.path.display().to_string(),
+        new: new.path.display().to_string(),
+        base_reps: base.reps.len(),
+        new_reps: new.reps.len(),
+        rows,
+        notes,
+        thresholds: t.clone(),
+    }
+}
+
+fn num(v: Option<f64>) -> String {
+    match v {
+        None => "–".into(),
+        Some(v) if !v.is_finite() => "–".into(),
+        Some(v) if v.fract() == 0.0 && v.abs() < 1e15 => format!("{v:.0}"),
+        Some(v) if v.abs() >= 100.0 => format!("{v:.0}"),
+        Some(v) if v.abs() >= 10.0 => format!("{v:.1}"),
+        Some(v) => format!("{v:.2}"),
+    }
+}
+
+fn change(r: &Row) -> String {
+    match (r.change_pct, r.base, r.new) {
+        (Some(p), _, _) => format!("{p:+.1} %"),
+        (None, Some(b), Some(n)) if b == 0.0 && n > 0.0 => format!("+{n:.0}"),
+        (None, Some(b), Some(n)) if b == n => "0".into(),
+        _ => "–".into(),
+    }
+}
+
+fn headline(c: &Comparison) -> String {
+    let r = c.regressions();
+    let i = c.inconclusive();
+    let mut s = if r > 0 {
+        format!("REGRESSION: {r} figure(s) past their limits")
+    } else {
+        "no regression".to_owned()
+    };
+    if i > 0 {
+        let _ = write!(
+            s,
+            "; {i} inconclusive (too little data to tell change from noise{})",
+            if c.thresholds.strict {
+                ": failing, --strict"
+            } else {
+                ""
+            }
+        );
+    }
+    s
+}
+
+/// The comparison as Markdown, for a pull-request comment.
+pub fn markdown(c: &Comparison) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "### mq-bench compare: {}\n", headline(c));
+    let _ = writeln!(
+        s,
+        "BASE `{}` ({} repetition(s)) → NEW `{}` ({} repetition(s)). Figures are medians over repetitions; counts are the worst repetition.\n",
+        c.base, c.base_reps, c.new, c.new_reps
+    );
+    let _ = writeln!(
+        s,
+        "| variant | metric | base | new | change | limit | evidence | verdict |"
+    );
+    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---|---|");
+    for r in &c.rows {
+        let verdict = match r.verdict {
+            Verdict::Regression => "**REGRESSION**".to_owned(),
+            v => v.as_str().to_owned(),
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.variant,
+            r.metric,
+            num(r.base),
+            num(r.new),
+            change(r),
+            r.limit,
+            r.evidence,
+            verdict
+        );
+    }
+    for n in &c.notes {
+        let _ = writeln!(s, "\n- {n}");
+    }
+    s
+}
+
+/// The comparison as aligned plain text, for a terminal or a CI log.
+pub fn text(c: &Comparison) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "mq-bench compare: {}", headline(c));
+    let _ = writeln!(
+        s,
+        "BASE {} ({} rep) -> NEW {} ({} rep); medians over repetitions, counts: worst repetition\n",
+        c.base, c.base_reps, c.new, c.new_reps
+    );
+    let table: Vec<[String; 8]> = std::iter::once(
+        [
+            "variant", "metric", "base", "new", "change", "limit", "verdict", "evidence",
+        ]
+        .map(String::from),
+    )
+    .chain(c.rows.iter().map(|r| {
+        [
+            r.variant.clone(),
+            r.metric.to_owned(),
+            num(r.base),
+            num(r.new),
+            change(r),
+            r.limit.clone(),
+            r.verdict.as_str().to_owned(),
+            r.evidence.clone(),
+        ]
+    }))
+    .collect();
+    let mut widths = [0usize; 8];
+    for row in &table {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    for row in &table {
+        let mut line = String::new();
+        for (k, (w, cell)) in widths.iter().zip(row).enumerate() {
+            let pad = w - cell.chars().count();
+            if (2..=5).contains(&k) {
+                line.push_str(&" ".repeat(pad));
+                line.push_str(cell);
+            } else {
+                line.push_str(cell);
+                if k < 7 {
+                    line.push_str(&" ".repeat(pad));
+                }
+            }
+            if k < 7 {
+                line.push_str("  ");
+            }
+        }
+        let _ = writeln!(s, "{}", line.trim_end());
+    }
+    for n in &c.notes {
+        let _ = writeln!(s, "note: {n}");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(rate: f64, seconds: usize, p99: f64) -> Report {
+        let mut r = Report::default();
+        r.throughput.acked_msgs_per_s = rate;
+        r.throughput.delivered_msgs_per_s = rate;
+        r.latency.publish.p99_us = p99;
+        r.latency.end_to_end.p99_us = p99;
+        r.series.acked = vec![rate as u64; seconds];
+        r.series.delivered = vec![rate as u64; seconds];
+        r
+    }
+
+    fn row<'a>(rows: &'a [Row], metric: &str) -> &'a Row {
+        rows.iter().find(|r| r.metric == metric).unwrap()
+    }
+
+    #[test]
+    fn repetitions_decide_by_mann_whitney_past_the_limit() {
+        let t = Thresholds::default();
+        let b: Vec<Report> = [100.0, 103.0, 98.0, 101.0, 99.0]
+            .iter()
+            .map(|v| report(*v, 1, 10.0))
+            .collect();
+        let small: Vec<Report> = [97.0, 100.0, 95.0, 98.0, 96.0] // −3 %: within 5 %
+            .iter()
+            .map(|v| report(*v, 1, 10.0))
+            .collect();
+        let big: Vec<Report> = [80.0, 83.0, 78.0, 81.0, 79.0] // −20 %
+            .iter()
+            .map(|v| report(*v, 1, 10.0))
+            .collect();
+        fn refs(v: &[Report]) -> Vec<&Report> {
+            v.iter().collect()
+        }
+        let f: Figure = |r| r.throughput.acked_msgs_per_s;
+        let ok = speed_row(
+            &t,
+            "v",
+            "acked",
+            Better::Higher,
+            5.0,
+            &refs(&b),
+            &refs(&small),
+            f,
+            None,
+        );
+        assert_eq!(ok.verdict, Verdict::Ok, "{ok:?}");
+        let bad = speed_row(
+            &t,
+            "v",
+            "acked",
+            Better::Higher,
+            5.0,
+            &refs(&b),
+            &refs(&big),
+            f,
+            None,
+        );
+        assert_eq!(bad.verdict, Verdict::Regression, "{bad:?}");
+        assert!((bad.change_pct.unwrap() + 20.0).abs() < 1.0);
+    }
+
+    #[test]
+    fn one_repetition_uses_per_second_samples_or_says_inconclusive() {
+        let t = Thresholds::default();
+        let f: Figure = |r| r.throughput.acked_msgs_per_s;
+        let s: Option<PerSecond> = Some(|r| &r.series.acked);
+        let b = report(1000.0, 6, 10.0);
+        let mut n = report(800.0, 6, 10.0);
+        n.series.acked = vec![790, 810, 800, 805, 795, 0];
+        let r = speed_row(&t, "v", "acked", Better::Higher, 5.0, &[&b], &[&n], f, s);
+        assert_eq!(r.verdict, Verdict::Regression, "{r:?}");
+        let same = speed_row(&t, "v", "acked", Better::Higher, 5.0, &[&b], &[&b], f, s);
+        assert_eq!(same.verdict, Verdict::Ok, "{same:?}");
+        let short = report(800.0, 2, 10.0);
+        let r = speed_row(
+            &t,
+            "v",
+            "acked",
+            Better::Higher,
+            5.0,
+            &[&b],
+            &[&short],
+            f,
+            s,
+        );
+        assert_eq!(r.verdict, Verdict::Inconclusive, "{r:?}");
+        // A latency percentile of single runs: never decided on one number.
+        let lat: Figure = |r| r.latency.end_to_end.p99_us;
+        let worse = report(1000.0, 6, 100.0);
+        let r = speed_row(
+            &t,
+            "v",
+            "p99",
+            Better::Lower,
+            10.0,
+            &[&b],
+            &[&worse],
+            lat,
+            None,
+        );
+        assert_eq!(r.verdict, Verdict::Inconclusive);
+    }
+
+    #[test]
+    fn thresholds_file_reads_known_names_and_rejects_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.toml");
+        std::fs::write(&p, "max_throughput_drop = 2.5\nfail_on_loss = true\n").unwrap();
+        let t = Thresholds::from_file(&p).unwrap();
+        assert_eq!(t.max_throughput_drop, 2.5);
+        assert!(t.fail_on_loss);
+        assert_eq!(t.max_p99_rise, 10.0);
+        std::fs::write(&p, "max_throughput_dorp = 2.5\n").unwrap();
+        let e = format!("{:#}", Thresholds::from_file(&p).unwrap_err());
+        assert!(e.contains("max_throughput_dorp"), "{e}");
+    }
+    #[test]
+    fn counts_fail_only_when_asked() {
+        let mut b = report(1.0, 1, 1.0);
+        b.counts.lost = 0;
+        let mut n = b.clone();
+        n.counts.lost = 4;
+        let r = count_row("v", "lost", true, &[&b], &[&n], |r| r.counts.lost);
+        assert_eq!(r.verdict, Verdict::Regression);
+        assert_eq!(change(&r), "+4");
+        let r = count_row("v", "lost", false, &[&b], &[&n], |r| r.counts.lost);
+        assert_eq!(r.verdict, Verdict::Ok);
+        let _ = row(&[r], "lost");
+    }
+}

@@ -1,0 +1,136 @@
+//! mq-report: everything built from results.json after a run: charts (SVG + PNG), report.html and
+//! summary.md ([`generate`]), runs repeated for noise-aware comparisons ([`repeat`]), and the
+//! comparison of two runs for CI ([`compare`]).
+//!
+//! Output is a function of results.json alone (plus scenario.toml when present): the same input
+//! gives byte-identical files, so a report can be rebuilt and diffed.
+
+pub mod charts;
+pub mod compare;
+pub mod html;
+pub mod repeat;
+pub mod stats;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use mq_runner::results::RunResults;
+
+pub use charts::Marker;
+
+/// A run read back: the typed results and the raw JSON (for fields newer than this crate's view,
+/// such as fault events).
+pub struct Loaded {
+    pub results: RunResults,
+    pub raw: serde_json::Value,
+}
+
+/// Reads `results.json` (a file, or the one in a run folder).
+pub fn load(path: &Path) -> anyhow::Result<Loaded> {
+    let file = if path.is_dir() {
+        path.join("results.json")
+    } else {
+        path.to_path_buf()
+    };
+    let results = RunResults::read(&file)?;
+    let text = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+    let raw =
+        serde_json::from_slice(&text).with_context(|| format!("parsing {}", file.display()))?;
+    Ok(Loaded { results, raw })
+}
+
+/// The fault events of variant `i` as chart markers (`faults: [{t, action, target}]`), none when
+/// results.json has no faults.
+pub fn markers(raw: &serde_json::Value, i: usize) -> Vec<Marker> {
+    let Some(faults) = raw["variants"][i]["faults"].as_array() else {
+        return Vec::new();
+    };
+    faults
+        .iter()
+        .filter_map(|f| {
+            let t = f["t"].as_f64()?;
+            let mut label = f["action"].as_str().unwrap_or("fault").to_owned();
+            if let Some(target) = f["target"].as_u64() {
+                label.push_str(&format!(" {target}"));
+            }
+            if f["ok"] == serde_json::Value::Bool(false) {
+                label.push_str(" (failed)");
+            }
+            Some(Marker { t, label })
+        })
+        .collect()
+}
+
+/// What the charts draw, one entry per variant that produced a report.
+pub fn series(l: &Loaded) -> Vec<charts::VariantSeries> {
+    l.results
+        .variants
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| {
+            let rep = v.report.as_ref()?;
+            let hist = |s: &str| {
+                if s.is_empty() {
+                    None
+                } else {
+                    mq_checker::decode_histogram(s)
+                }
+            };
+            Some(charts::VariantSeries {
+                name: v.name.clone(),
+                colour: i,
+                acked: rep.series.acked.clone(),
+                delivered: rep.series.delivered.clone(),
+                backlog: rep.series.backlog.clone(),
+                depth: rep.broker_depth.iter().map(|d| (d.t, d.messages)).collect(),
+                publish: hist(&rep.latency.publish_hdr),
+                end_to_end: hist(&rep.latency.end_to_end_hdr),
+                counts: rep.counts,
+                markers: markers(&l.raw, i),
+            })
+        })
+        .collect()
+}
+
+/// Writes `charts/*.svg|png`, `report.html` and `summary.md` into run folder `dir` from its
+/// results.json; a folder of repetitions (`rep-1/`, `rep-2/` …) gets one per repetition plus
+/// a `summary.md` of their spread. Returns the files written.
+pub fn generate(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    if !dir.join("results.json").exists() {
+        let reps = repeat::repetitions(dir);
+        anyhow::ensure!(
+            !reps.is_empty(),
+            "{}: no results.json and no rep-N/results.json: not a run folder",
+            dir.display()
+        );
+        let mut files = Vec::new();
+        for rep in &reps {
+            files.extend(generate(rep)?);
+        }
+        files.push(repeat::write_summary(dir, &reps)?);
+        return Ok(files);
+    }
+    let loaded = load(dir)?;
+    let r = &loaded.results;
+    let summary = mq_runner::summary::markdown(r);
+    let charts = charts::all(&series(&loaded))?;
+    let scenario_text = std::fs::read_to_string(dir.join("scenario.toml")).ok();
+    let page = html::page(r, &summary, scenario_text.as_deref(), &charts);
+
+    let mut files = Vec::new();
+    let chart_dir = dir.join("charts");
+    std::fs::create_dir_all(&chart_dir)
+        .with_context(|| format!("creating {}", chart_dir.display()))?;
+    let mut write = |path: PathBuf, bytes: &[u8]| -> anyhow::Result<()> {
+        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+        files.push(path);
+        Ok(())
+    };
+    for c in &charts {
+        write(chart_dir.join(format!("{}.svg", c.name)), c.svg.as_bytes())?;
+        write(chart_dir.join(format!("{}.png", c.name)), &c.png)?;
+    }
+    write(dir.join("summary.md"), summary.as_bytes())?;
+    write(dir.join("report.html"), page.as_bytes())?;
+    Ok(files)
+}

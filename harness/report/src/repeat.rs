@@ -1,0 +1,179 @@
+//! `bench run --repeat N`: the same scenario N times into `DIR/rep-1/` … `DIR/rep-N/`, each an
+//! ordinary run folder with its own results.json and report, plus `DIR/summary.md` with the
+//! spread of the key figures. `compare` reads such a folder as N repetitions.
+
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use mq_core::scenario::Scenario;
+use mq_core::Registry;
+use mq_runner::coordinator::RunOutcome;
+use mq_runner::interrupt::Interrupt;
+use mq_runner::RunOptions;
+
+use crate::stats::median;
+use crate::{load, Loaded};
+
+/// The `rep-N` run folders of `dir` that hold a results.json, in N order.
+pub fn repetitions(dir: &Path) -> Vec<PathBuf> {
+    let mut reps: Vec<(u32, PathBuf)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_str()?.to_owned();
+            let n: u32 = name.strip_prefix("rep-")?.parse().ok()?;
+            let p = e.path();
+            p.join("results.json").exists().then_some((n, p))
+        })
+        .collect();
+    reps.sort();
+    reps.into_iter().map(|(_, p)| p).collect()
+}
+
+/// The folder a repeated run writes into: `--out`, or `reports/<time>-<scenario>` named like a
+/// single run's.
+pub fn run_dir(scenario: &Scenario, opts: &RunOptions) -> PathBuf {
+    opts.out.clone().unwrap_or_else(|| {
+        let stamp: String = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+            .to_string()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect();
+        opts.reports_dir.join(format!("{stamp}-{}", scenario.name))
+    })
+}
+
+/// Runs `scenario` `n` times into `dir/rep-i`, stopping early on Ctrl-C; returns every outcome.
+pub fn run(
+    scenario: &Scenario,
+    registry: &Registry,
+    opts: &RunOptions,
+    interrupt: &Interrupt,
+    dir: &Path,
+    n: u32,
+    mut after_each: impl FnMut(u32, &RunOutcome),
+) -> anyhow::Result<Vec<RunOutcome>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut outcomes = Vec::new();
+    for i in 1..=n {
+        let rep = RunOptions {
+            out: Some(dir.join(format!("rep-{i}"))),
+            ..opts.clone_options()
+        };
+        let outcome = mq_runner::run(scenario, registry, &rep, interrupt)?;
+        after_each(i, &outcome);
+        let partial = outcome.results.partial;
+        outcomes.push(outcome);
+        if partial {
+            break;
+        }
+    }
+    Ok(outcomes)
+}
+
+/// `RunOptions` has no `Clone`; this copies it field by field.
+trait CloneOptions {
+    fn clone_options(&self) -> RunOptions;
+}
+
+impl CloneOptions for RunOptions {
+    fn clone_options(&self) -> RunOptions {
+        RunOptions {
+            reports_dir: self.reports_dir.clone(),
+            out: self.out.clone(),
+            only: self.only.clone(),
+            quiet: self.quiet,
+            worker_exe: self.worker_exe.clone(),
+        }
+    }
+}
+
+fn spread(v: &[f64]) -> String {
+    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let m = median(v);
+    let f = |x: f64| {
+        if x.abs() >= 100.0 {
+            format!("{x:.0}")
+        } else {
+            format!("{x:.2}")
+        }
+    };
+    let spread = if m != 0.0 {
+        format!(" (±{:.1} %)", (max - min) / 2.0 / m * 100.0)
+    } else {
+        String::new()
+    };
+    format!("{} [{} … {}]{spread}", f(m), f(min), f(max))
+}
+
+/// The Markdown spread of the key figures over repetitions.
+pub fn summary(reps: &[Loaded]) -> String {
+    let mut s = String::new();
+    let first = &reps[0].results;
+    let _ = writeln!(
+        s,
+        "# {} × {} repetitions\n",
+        first.scenario.name,
+        reps.len()
+    );
+    let _ = writeln!(
+        s,
+        "Median [min … max] (± half the range, % of the median) over the repetitions in `rep-1/` … `rep-{}/`; each has its own summary.md and report.html.\n",
+        reps.len()
+    );
+    let _ = writeln!(
+        s,
+        "| variant | reps | acked msg/s | delivered msg/s | publish p99 (µs) | end-to-end p50 (µs) | end-to-end p99 (µs) | lost (sum) | duplicated (sum) | reordered (sum) |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for v in &first.variants {
+        let rs: Vec<_> = reps
+            .iter()
+            .filter_map(|l| {
+                l.results
+                    .variants
+                    .iter()
+                    .find(|x| x.name == v.name)
+                    .and_then(|x| x.report.as_ref())
+            })
+            .collect();
+        if rs.is_empty() {
+            let _ = writeln!(s, "| {} | 0 | | | | | | | | |", v.name);
+            continue;
+        }
+        let col = |f: fn(&mq_checker::Report) -> f64| {
+            spread(&rs.iter().map(|r| f(r)).collect::<Vec<_>>())
+        };
+        let sum = |f: fn(&mq_checker::Report) -> u64| rs.iter().map(|r| f(r)).sum::<u64>();
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            v.name,
+            rs.len(),
+            col(|r| r.throughput.acked_msgs_per_s),
+            col(|r| r.throughput.delivered_msgs_per_s),
+            col(|r| r.latency.publish.p99_us),
+            col(|r| r.latency.end_to_end.p50_us),
+            col(|r| r.latency.end_to_end.p99_us),
+            sum(|r| r.counts.lost),
+            sum(|r| r.counts.duplicated),
+            sum(|r| r.counts.reordered),
+        );
+    }
+    s
+}
+
+/// Writes `dir/summary.md` for the repetitions `reps` (run folders).
+pub fn write_summary(dir: &Path, reps: &[PathBuf]) -> anyhow::Result<PathBuf> {
+    let loaded = reps
+        .iter()
+        .map(|r| load(r))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let path = dir.join("summary.md");
+    std::fs::write(&path, summary(&loaded))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
