@@ -15,5 +15,22 @@ if [[ ${MQ_BENCH_SKIP_BROKERS:-0} != 1 ]]; then
   export MQ_BENCH_REQUIRE_BROKERS=1
 fi
 
+if [[ ${MQ_BENCH_SKIP_CHROMIUM:-0} != 1 ]]; then
+  # harness/bench/tests/report.rs renders report.html in headless Chromium (Debian's package).
+  step "chromium: install (idempotent)"
+  if ! command -v chromium >/dev/null 2>&1; then
+    ((EUID == 0)) || { echo "chromium: install needs root (apt-get install -y chromium)" >&2; exit 1; }
+    export DEBIAN_FRONTEND=noninteractive
+    if [[ "$(apt-cache policy chromium 2>/dev/null)" != *"Candidate: "[0-9]* ]]; then
+      timeout 600 apt-get update -q >/dev/null
+    fi
+    timeout 900 apt-get install -y -q chromium >/tmp/mq-bench-apt-chromium.$$.log 2>&1 \
+      || { tail -20 /tmp/mq-bench-apt-chromium.$$.log >&2; exit 1; }
+  fi
+  chromium --version >&2
+  # With chromium installed, the report rendering test fails instead of skipping.
+  export MQ_BENCH_REQUIRE_CHROMIUM=1
+fi
+
 step "cargo test --workspace"
 cargo test --workspace --locked

@@ -265,8 +265,8 @@ fn speed_row(
                 "bootstrap of per-second rates ({} vs {} s): {conf:.0} % bounds {:+.1} % / {:+.1} %",
                 bs.len(),
                 ns.len(),
-                (lo - 1.0) * 100.0,
-                (hi - 1.0) * 100.0
+                (lo - 1.0) * 100.0 + 0.0,
+                (hi - 1.0) * 100.0 + 0.0
             );
             row.verdict = if hi < 1.0 - k {
                 Verdict::Regression

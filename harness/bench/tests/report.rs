@@ -1,0 +1,290 @@
+//! Reports and comparisons end to end: `bench run --repeat 2` on SysV writes charts, report.html
+//! and summary.md per repetition; `bench report` rebuilds them byte for byte; headless Chromium
+//! renders report.html with every chart loaded; `bench compare` fails a 20 % throughput drop and
+//! passes two repetitions of the same run.
+//!
+//! The run folder is kept under the target dir (`…/tmp/report-test/run`) so its report.png
+//! screenshot can be looked at after the tests.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use common::*;
+
+const CHARTS: [&str; 4] = ["throughput", "latency", "backlog", "anomalies"];
+
+/// One repeated run shared by every test here (it takes ~10 s).
+fn fixture() -> &'static Path {
+    static RUN: OnceLock<PathBuf> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let _g = serial();
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-test");
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        // A fixed rate over 4 s: at least 3 full seconds of per-second samples per run.
+        let scenario = write(
+            &root,
+            "report.toml",
+            r#"
+name = "report-test"
+description = "Charts & <html> escaping: a fixed-rate SysV run"
+[workload]
+duration = "4s"
+rate = 20000
+message_size = 100
+[[variants]]
+name = "sysv"
+backend = "sysv"
+"#,
+        );
+        let out = root.join("run");
+        let o = run(&[
+            "run",
+            scenario.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--repeat",
+            "2",
+            "--quiet",
+        ]);
+        assert!(
+            o.status.success(),
+            "bench run --repeat 2 failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        out
+    })
+}
+
+fn report_files(run: &Path) -> Vec<PathBuf> {
+    let mut files = vec![run.join("report.html"), run.join("summary.md")];
+    for c in CHARTS {
+        files.push(run.join(format!("charts/{c}.svg")));
+        files.push(run.join(format!("charts/{c}.png")));
+    }
+    files
+}
+
+#[test]
+fn run_writes_every_report_file_and_bench_report_rebuilds_them_byte_for_byte() {
+    let dir = fixture();
+    assert!(dir.join("summary.md").exists(), "repetition summary");
+    for rep in ["rep-1", "rep-2"] {
+        let run = dir.join(rep);
+        let before: Vec<(PathBuf, Vec<u8>)> = report_files(&run)
+            .into_iter()
+            .map(|f| {
+                let bytes = std::fs::read(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+                assert!(!bytes.is_empty(), "{} is empty", f.display());
+                (f, bytes)
+            })
+            .collect();
+        let html = String::from_utf8(before[0].1.clone()).unwrap();
+        assert!(html.contains("Charts &amp; &lt;html&gt; escaping"));
+        assert!(!html.contains("<html> escaping"));
+        assert!(!html.contains("http://") || !html.contains("src=\"http"));
+        assert_eq!(
+            html.matches("<img src=\"data:image/svg+xml;base64,")
+                .count(),
+            4
+        );
+
+        let o = run_cmd(&["report", run.to_str().unwrap()]);
+        assert!(o.0, "bench report failed: {}", o.1);
+        for (f, bytes) in &before {
+            assert!(
+                std::fs::read(f).unwrap() == *bytes,
+                "{} differs after bench report",
+                f.display()
+            );
+        }
+    }
+    // The folder of repetitions regenerates too.
+    let o = run_cmd(&["report", dir.to_str().unwrap()]);
+    assert!(o.0, "bench report on the repetitions folder: {}", o.1);
+}
+
+fn run_cmd(args: &[&str]) -> (bool, String) {
+    let o = run(args);
+    (
+        o.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+fn chromium(args: &[&str], profile: &Path) -> std::process::Output {
+    Command::new("timeout")
+        .arg("120")
+        .arg("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .output()
+        .expect("starting chromium")
+}
+
+#[test]
+fn report_html_renders_in_headless_chromium_with_every_chart_loaded() {
+    let found = Command::new("chromium").arg("--version").output();
+    if found.map(|o| !o.status.success()).unwrap_or(true) {
+        assert!(
+            std::env::var("MQ_BENCH_REQUIRE_CHROMIUM").as_deref() != Ok("1"),
+            "chromium is not installed (scripts/test.sh installs it)"
+        );
+        eprintln!("skipped: chromium not installed (apt-get install -y chromium)");
+        return;
+    }
+    let run = fixture().join("rep-1");
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    // A copy of the page with a probe that lists every chart image's loaded size.
+    let probe = r#"<script>
+window.addEventListener('load', () => {
+  const imgs = [...document.images].map(i => [i.complete, i.naturalWidth, i.naturalHeight, i.getBoundingClientRect().width]);
+  const svgs = [...document.querySelectorAll('svg')].map(s => s.getBoundingClientRect().width);
+  const pre = document.createElement('pre');
+  pre.id = 'probe';
+  pre.textContent = JSON.stringify({imgs, svgs});
+  document.body.appendChild(pre);
+});
+</script>
+</body>"#;
+    let check = run.join("report-check.html");
+    std::fs::write(&check, html.replace("</body>", probe)).unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", check.display());
+    let o = chromium(
+        &["--virtual-time-budget=10000", "--dump-dom", &url],
+        profile.path(),
+    );
+    let _ = std::fs::remove_file(&check);
+    let dom = String::from_utf8_lossy(&o.stdout);
+    let start = dom.find("<pre id=\"probe\">").unwrap_or_else(|| {
+        panic!(
+            "no probe output from chromium: {}",
+            String::from_utf8_lossy(&o.stderr)
+        )
+    });
+    let start = start + "<pre id=\"probe\">".len();
+    let end = dom[start..].find("</pre>").unwrap() + start;
+    let probe: serde_json::Value = serde_json::from_str(&dom[start..end]).unwrap();
+    let imgs = probe["imgs"].as_array().unwrap();
+    assert_eq!(imgs.len(), CHARTS.len(), "{probe}");
+    for img in imgs {
+        assert_eq!(img[0], true, "an image did not load: {probe}");
+        assert!(img[1].as_f64().unwrap() > 100.0, "zero-size image: {probe}");
+        assert!(img[2].as_f64().unwrap() > 100.0, "zero-size image: {probe}");
+        assert!(
+            img[3].as_f64().unwrap() > 100.0,
+            "image laid out at no width: {probe}"
+        );
+    }
+    for svg in probe["svgs"].as_array().unwrap() {
+        assert!(svg.as_f64().unwrap() > 0.0, "{probe}");
+    }
+
+    // The screenshot stays in the run folder for a person to look at.
+    let shot = run.join("report.png");
+    let _ = std::fs::remove_file(&shot);
+    let profile = tempfile::tempdir().unwrap();
+    let o = chromium(
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=1400,4000",
+            &format!("file://{}", run.join("report.html").display()),
+        ],
+        profile.path(),
+    );
+    let png = std::fs::read(&shot).unwrap_or_else(|e| {
+        panic!(
+            "no screenshot ({e}): {}",
+            String::from_utf8_lossy(&o.stderr)
+        )
+    });
+    assert_eq!(&png[1..4], b"PNG");
+    let width = u32::from_be_bytes(png[16..20].try_into().unwrap());
+    let height = u32::from_be_bytes(png[20..24].try_into().unwrap());
+    assert_eq!((width, height), (1400, 4000));
+    assert!(
+        png.len() > 50_000,
+        "screenshot of {} bytes: blank?",
+        png.len()
+    );
+}
+
+#[test]
+fn compare_passes_two_repetitions_of_the_same_run() {
+    let dir = fixture();
+    let (ok, out) = run_cmd(&[
+        "compare",
+        dir.join("rep-1").to_str().unwrap(),
+        dir.join("rep-2/results.json").to_str().unwrap(),
+        "--fail-on-loss",
+    ]);
+    assert!(ok, "compare of two repetitions failed:\n{out}");
+    assert!(out.contains("no regression"), "{out}");
+    // The folder of repetitions is read as two repetitions.
+    let (ok, out) = run_cmd(&[
+        "compare",
+        dir.to_str().unwrap(),
+        dir.to_str().unwrap(),
+        "--format",
+        "markdown",
+    ]);
+    assert!(ok, "{out}");
+    assert!(out.contains("(2 repetition(s))"), "{out}");
+}
+
+#[test]
+fn compare_fails_a_twenty_percent_throughput_drop() {
+    let dir = fixture();
+    let base = dir.join("rep-1/results.json");
+    let mut r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&base).unwrap()).unwrap();
+    let rep = &mut r["variants"][0]["report"];
+    for f in ["acked_msgs_per_s", "delivered_msgs_per_s"] {
+        let v = rep["throughput"][f].as_f64().unwrap();
+        rep["throughput"][f] = (v * 0.8).into();
+    }
+    for s in ["acked", "delivered"] {
+        let scaled: Vec<u64> = rep["series"][s]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| (v.as_u64().unwrap() as f64 * 0.8) as u64)
+            .collect();
+        rep["series"][s] = scaled.into();
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let new = tmp.path().join("new.json");
+    std::fs::write(&new, serde_json::to_vec(&r).unwrap()).unwrap();
+    let o = run(&[
+        "compare",
+        base.to_str().unwrap(),
+        new.to_str().unwrap(),
+        "--max-throughput-drop",
+        "5",
+        "--format",
+        "markdown",
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "expected a regression:\n{out}");
+    assert!(out.contains("| sysv | acked msgs/s |"), "{out}");
+    assert!(out.contains("-20.0 %"), "{out}");
+    assert!(out.contains("**REGRESSION**"), "{out}");
+}
