@@ -122,31 +122,13 @@ fn kill_and_restart_mid_run(backend: &'static str, port: u16) {
     let out = dir.path().join("run");
     let node_dir = out.join(format!("history/{name}/{name}.{backend}"));
     let _wipe = Wipe(backend, port, node_dir.clone());
-    let mut child = bench()
-        .args([
-            "run",
-            scenario.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--quiet",
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for(120, || {
-        processes_with(&["worker", &name, "producer"])
-            .first()
-            .copied()
-    })
-    .expect("producer started");
+    let mut child = start_run(&scenario, &out);
+    worker_pid(&name, "producer", 120);
     std::thread::sleep(Duration::from_secs(2));
     broker(backend, &["kill"], port, &node_dir);
     std::thread::sleep(Duration::from_secs(1));
     broker(backend, &["start"], port, &node_dir);
-    let status =
-        wait_for(240, || child.try_wait().unwrap()).expect("bench finished after the broker crash");
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    let (status, stderr) = finish(&mut child, 240);
     assert!(
         status.code().is_some_and(|c| c == 0 || c == 1),
         "bench exit {status:?}: {stderr}"
@@ -190,27 +172,12 @@ fn ctrl_c_removes_what_the_run_created(backend: &'static str, port: u16) {
     );
     let scenario = write(dir.path(), "ctrlc.toml", &text);
     let out = dir.path().join("run");
-    let mut child = bench()
-        .args([
-            "run",
-            scenario.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--quiet",
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for(60, || {
-        processes_with(&["worker", &name, "producer"])
-            .first()
-            .copied()
-    })
-    .expect("producer started");
+    let mut child = start_run(&scenario, &out);
+    worker_pid(&name, "producer", 60);
     std::thread::sleep(Duration::from_secs(2));
     // SAFETY: plain kill(2) of our child.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
-    let status = wait_for(60, || child.try_wait().unwrap()).expect("bench stopped after Ctrl-C");
+    let (status, _) = finish(&mut child, 60);
     assert_eq!(status.code(), Some(130));
     let r = results(&out);
     assert_eq!(r["partial"], true);

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
@@ -98,29 +97,12 @@ backend = "sysv"
 "#,
     );
     let out = dir.path().join("run");
-    let mut child = bench()
-        .args([
-            "run",
-            scenario.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--quiet",
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let consumer = wait_for(20, || {
-        processes_with(&["worker", "sysv-kill-consumer", "consumer"])
-            .first()
-            .copied()
-    })
-    .expect("consumer worker started");
+    let mut child = start_run(&scenario, &out);
+    let consumer = worker_pid("sysv-kill-consumer", "consumer", 20);
     std::thread::sleep(Duration::from_millis(1000));
     // SAFETY: plain kill(2) of a pid we just found.
     assert_eq!(unsafe { libc::kill(consumer as i32, libc::SIGKILL) }, 0);
-    let status = wait_for(60, || child.try_wait().unwrap()).expect("bench finished after the kill");
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    let (status, stderr) = finish(&mut child, 60);
     assert!(status.code() == Some(0), "bench exit {status:?}: {stderr}");
 
     let r = results(&out);
@@ -173,28 +155,12 @@ backend = "sysv"
 "#,
     );
     let out = dir.path().join("run");
-    let mut child = bench()
-        .args([
-            "run",
-            scenario.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--quiet",
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for(20, || {
-        processes_with(&["worker", "sysv-ctrlc-a", "producer"])
-            .first()
-            .copied()
-    })
-    .expect("producer started");
+    let mut child = start_run(&scenario, &out);
+    worker_pid("sysv-ctrlc-a", "producer", 20);
     std::thread::sleep(Duration::from_millis(1500));
     // SAFETY: plain kill(2) of our child.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
-    let status =
-        wait_for(20, || child.try_wait().unwrap()).expect("bench stopped within 20 s of Ctrl-C");
+    let (status, _) = finish(&mut child, 20);
     assert_eq!(status.code(), Some(130));
 
     let r = results(&out);

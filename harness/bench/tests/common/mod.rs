@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
 
 /// Tests that create SysV queues or count them run one at a time.
@@ -117,4 +117,36 @@ pub fn assert_recount_matches(run_dir: &Path) {
         n += 1;
     }
     assert!(n > 0, "recount.py found no variant");
+}
+
+/// Starts `bench run SCENARIO --out OUT --quiet` in the background, its stderr captured.
+pub fn start_run(scenario: &Path, out: &Path) -> Child {
+    bench()
+        .arg("run")
+        .arg(scenario)
+        .arg("--out")
+        .arg(out)
+        .arg("--quiet")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting bench")
+}
+
+/// Waits up to `secs` for a run started by [`start_run`]; its exit status and stderr.
+pub fn finish(child: &mut Child, secs: u64) -> (ExitStatus, String) {
+    let status = wait_for(secs, || child.try_wait().unwrap()).unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("bench did not finish within {secs} s")
+    });
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    (status, stderr)
+}
+
+/// The pid of a `bench worker` of `variant` in `role`, waiting up to `secs` for it to start.
+pub fn worker_pid(variant: &str, role: &str, secs: u64) -> u32 {
+    wait_for(secs, || {
+        processes_with(&["worker", variant, role]).first().copied()
+    })
+    .unwrap_or_else(|| panic!("no {role} of {variant} started within {secs} s"))
 }
