@@ -75,7 +75,10 @@ pub fn colour_hex(i: usize) -> String {
 const FONT: &str = "sans-serif";
 static FONT_BYTES: &[u8] = include_bytes!("../fonts/DejaVuSans-subset.ttf");
 
-fn register_font() {
+/// Registers the embedded font as plotters' `sans-serif`. Charts call it themselves; call it
+/// before other plotters users in the same process (criterion's plots) when this crate's
+/// `ab_glyph` feature is unified into their build.
+pub fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // The bytes are a valid TrueType font checked in with the crate; a failure here is a build
