@@ -7,7 +7,7 @@
 # Rounds alternate peer / bench; the medians are compared. Exits 1 when bench < GOAL x peer.
 #
 # usage: scripts/peers/kafka-vs-bench.sh [RECORDS] [SIZES] [ROUNDS]
-#          defaults: 200000 "100 1024" 3   (SIZES: space-separated record sizes in bytes)
+#          defaults: 1000000 "100 1024" 3   (SIZES: space-separated record sizes in bytes)
 # env:   KAFKA_VS_PORT (9992; controller +1), LINGER_MS (5), BATCH_SIZE (65536), GOAL (0.9),
 #        COMMON_PROPS ("max.in.flight.requests.per.connection=5": more producer properties both clients
 #        know, given to ProducerPerformance --producer-props and to bench's producer_config),
@@ -31,7 +31,7 @@ MQB_NAME=kafka-vs-bench
 # shellcheck source=../brokers/lib.sh
 source "$BROKERS/lib.sh"
 
-RECORDS=${1:-200000}
+RECORDS=${1:-1000000}
 read -r -a SIZES <<<"${2:-100 1024}"
 ROUNDS=${3:-3}
 PORT=${KAFKA_VS_PORT:-9992}
@@ -64,7 +64,8 @@ kafka() { "$BROKERS/kafka.sh" "$@" --port "$PORT" --dir "$work/kafka"; }
 # shellcheck disable=SC2317 # called through the trap
 cleanup() {
   local rc=$?
-  [[ -n "${cons_pid:-}" ]] && kill "$cons_pid" 2>/dev/null
+  # peer_round runs in a command substitution: its consumer's pid is in a file
+  [[ -s "$work/cons.pid" ]] && kill "$(cat "$work/cons.pid")" 2>/dev/null
   kafka wipe >/dev/null 2>&1 || log "WARNING: kafka.sh wipe failed (dir $work/kafka)"
   rm -rf "$work"
   exit "$rc"
@@ -83,18 +84,19 @@ peer_round() {
   kafka create-topic "$topic" 1 >&2
   cons_pid=
   if ((PEER_CONSUMER)); then
-    timeout 600 java -Xms256m -Xmx256m -XX:+UseG1GC "${LOGCONF[@]}" -cp "$LIBS/*" \
+    timeout --foreground 600 java -Xms256m -Xmx256m -XX:+UseG1GC "${LOGCONF[@]}" -cp "$LIBS/*" \
       org.apache.kafka.tools.ConsumerPerformance --bootstrap-server "$BOOT" --topic "$topic" \
       --messages "$RECORDS" --timeout 60000 >"$work/cons.out" 2>&1 &
     cons_pid=$!
+    echo "$cons_pid" >"$work/cons.pid"
   fi
-  timeout 600 java -Xms512m -Xmx512m -XX:+UseG1GC "${LOGCONF[@]}" -cp "$LIBS/*" \
+  timeout --foreground 600 java -Xms512m -Xmx512m -XX:+UseG1GC "${LOGCONF[@]}" -cp "$LIBS/*" \
     org.apache.kafka.tools.ProducerPerformance --topic "$topic" --num-records "$RECORDS" \
     --record-size "$size" --throughput -1 --producer-props "bootstrap.servers=$BOOT" "${props[@]}" \
     >"$out" 2>&1 || { cat "$out" >&2; die "ProducerPerformance failed"; }
   if [[ -n "$cons_pid" ]]; then
     wait "$cons_pid" || { cat "$work/cons.out" >&2; die "ConsumerPerformance failed"; }
-    cons_pid=
+    rm -f "$work/cons.pid"
   fi
   line="$(grep -E '^[0-9]+ records sent, .* records/sec' "$out" | tail -n1)"
   [[ "${line%% *}" == "$RECORDS" ]] || { cat "$out" >&2; die "ProducerPerformance: no final summary for $RECORDS records"; }
@@ -129,7 +131,7 @@ batch_size = $BATCH
 [variants.options.producer_config]
 $(for kv in "${COMMON[@]}"; do printf '"%s" = "%s"\n' "${kv%%=*}" "${kv#*=}"; done)
 TOML
-  timeout 600 "$bench" run "$toml" --out "$work/$name" --quiet >"$work/bench.out" 2>&1 ||
+  timeout --foreground 600 "$bench" run "$toml" --out "$work/$name" --quiet >"$work/bench.out" 2>&1 ||
     { cat "$work/bench.out" >&2; die "bench run failed"; }
   python3 - "$work/$name/results.json" "$RECORDS" <<'PY'
 import json, sys

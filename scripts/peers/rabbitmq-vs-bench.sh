@@ -75,7 +75,7 @@ rabbit start >&2
 # peer_round SIZE QUEUE: prints PerfTest's sending rate
 peer_round() {
   local size=$1 queue=$2 out=$work/peer.out rate
-  timeout 600 java -Xms256m -Xmx512m -cp "$LIBS/*" com.rabbitmq.perf.PerfTest \
+  timeout --foreground 600 java -Xms256m -Xmx512m -cp "$LIBS/*" com.rabbitmq.perf.PerfTest \
     -h "amqp://guest:guest@127.0.0.1:$PORT" -x 1 -y 1 -s "$size" -C "$MESSAGES" -D "$MESSAGES" \
     -c "$CONFIRMS" -q "$PREFETCH" -A "$MULTI_ACK" -f persistent -f mandatory -u "$queue" \
     >"$out" 2>&1 || { cat "$out" >&2; die "PerfTest failed"; }
@@ -110,7 +110,7 @@ queue_type = "classic"
 max_in_flight = $CONFIRMS
 prefetch = $PREFETCH
 TOML
-  timeout 600 "$bench" run "$toml" --out "$work/$name" --quiet >"$work/bench.out" 2>&1 ||
+  timeout --foreground 600 "$bench" run "$toml" --out "$work/$name" --quiet >"$work/bench.out" 2>&1 ||
     { cat "$work/bench.out" >&2; die "bench run failed"; }
   python3 - "$work/$name/results.json" "$MESSAGES" <<'PY'
 import json, sys
