@@ -235,14 +235,22 @@ fn u64_f(v: &[u64]) -> Vec<f64> {
     v.iter().map(|x| *x as f64).collect()
 }
 
+/// Most marker labels a time chart shows; past this the lines alone (in their variant's colour)
+/// carry the schedule, and one label per action and time says what happened.
+const MAX_MARKER_LABELS: usize = 6;
+
 /// Fault markers from every variant, labelled with the variant's name when several are drawn.
+/// With many (a crash matrix), labels are merged: one per action at about the same time
+/// (within 0.3 s), without variant names; the colour of each line still tells the variant.
 fn markers(variants: &[VariantSeries]) -> Vec<(Marker, RGBColor)> {
     let several = variants.len() > 1;
+    let total: usize = variants.iter().map(|v| v.markers.len()).sum();
+    let merge = total > MAX_MARKER_LABELS;
     let mut all: Vec<(Marker, RGBColor)> = variants
         .iter()
         .flat_map(|v| {
             v.markers.iter().map(move |m| {
-                let label = if several {
+                let label = if several && !merge {
                     format!("{}: {}", v.name, m.label)
                 } else {
                     m.label.clone()
@@ -252,6 +260,20 @@ fn markers(variants: &[VariantSeries]) -> Vec<(Marker, RGBColor)> {
         })
         .collect();
     all.sort_by(|a, b| a.0.t.total_cmp(&b.0.t));
+    if merge {
+        // Keep every line; blank the label of a marker that repeats one shown just before.
+        let mut shown: Vec<(f64, String)> = Vec::new();
+        for (m, _) in &mut all {
+            if shown
+                .iter()
+                .any(|(t, l)| *l == m.label && (m.t - t).abs() < 0.3)
+            {
+                m.label.clear();
+            } else {
+                shown.push((m.t, m.label.clone()));
+            }
+        }
+    }
     all
 }
 
@@ -266,7 +288,8 @@ fn draw_markers<'a, DB: DrawingBackend + 'a>(
     marks: &[(Marker, RGBColor)],
     y: (f64, f64),
 ) -> DrawResult<DB> {
-    for (i, (m, c)) in marks.iter().enumerate() {
+    let mut row = 0;
+    for (m, c) in marks {
         let steps = 40;
         let dots = (0..steps).step_by(2).map(|k| {
             let a = y.0 + (y.1 - y.0) * k as f64 / steps as f64;
@@ -274,12 +297,16 @@ fn draw_markers<'a, DB: DrawingBackend + 'a>(
             PathElement::new(vec![(m.t, a), (m.t, b)], c.stroke_width(2))
         });
         chart.draw_series(dots)?;
+        if m.label.is_empty() {
+            continue;
+        }
         let text = EmptyElement::at((m.t, y.1))
             + Text::new(
                 m.label.clone(),
-                (4, 4 + 15 * (i as i32 % 4)),
+                (4, 4 + 15 * (row % 4)),
                 (FONT, 13).into_font().color(c),
             );
+        row += 1;
         chart.draw_series(std::iter::once(text))?;
     }
     Ok(())
