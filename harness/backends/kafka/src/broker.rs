@@ -1,6 +1,9 @@
-//! Coordinator side: starts a managed broker, creates the run's topic, reports the backlog (end
-//! offsets minus the group's committed offsets), and deletes topic and group at teardown.
+//! Coordinator side: starts a managed broker (a single node or the 3-node cluster), creates the
+//! run's topic, reports the backlog (end offsets minus the group's committed offsets), carries out
+//! broker faults (in the cluster: kill the leader of partition 0, restart it), and deletes topic
+//! and group at teardown.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -22,6 +25,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(150);
 const STOP_TIMEOUT: Duration = Duration::from_secs(90);
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
 const DEPTH_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a kill may look for the leader of partition 0 (it may be moving).
+const LEADER_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub struct KafkaBroker {
     options: Options,
@@ -38,12 +43,18 @@ pub struct KafkaBroker {
     admin: Option<AdminClient<DefaultClientContext>>,
     /// Reads end and committed offsets for `depth`; never joins the group.
     probe: Option<BaseConsumer>,
+    /// Cluster nodes killed by `fault(Kill)` and not restarted yet.
+    killed: Vec<u8>,
 }
 
 impl KafkaBroker {
     pub fn new(plan: &VariantPlan, options: Options, run_dir: &Path) -> KafkaBroker {
-        let node = (options.mode == Mode::Managed)
-            .then(|| Node::new(options.port, run_dir.join(format!("{}.kafka", plan.name))));
+        let dir = run_dir.join(format!("{}.kafka", plan.name));
+        let node = match options.mode {
+            Mode::Managed if options.cluster() => Some(Node::cluster(dir)),
+            Mode::Managed => Some(Node::new(options.port(), dir)),
+            Mode::External => None,
+        };
         let topic = format!("mqb-{}-{}", client::run_tag(run_dir), plan.name);
         KafkaBroker {
             group: topic.clone(),
@@ -57,6 +68,109 @@ impl KafkaBroker {
             created: false,
             admin: None,
             probe: None,
+            killed: Vec::new(),
+        }
+    }
+
+    /// Appends a line to the broker's log file (where kafka.sh's output goes too).
+    fn note(&self, line: &str) {
+        tracing::info!("kafka: {line}");
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .and_then(|mut f| writeln!(f, "mq-bench: {line}"));
+        if let Err(e) = written {
+            tracing::warn!("kafka: cannot write to {}: {e}", self.log.display());
+        }
+    }
+
+    /// The broker id of the current leader of partition 0 of the run's topic (in the managed
+    /// cluster, broker id = node number), retried while there is none.
+    fn leader_of_partition_0(&mut self) -> Result<i32, BackendError> {
+        let (topic, bootstrap) = (self.topic.clone(), self.bootstrap.clone());
+        let admin = self.admin()?;
+        let deadline = Instant::now() + LEADER_TIMEOUT;
+        loop {
+            let found = match admin
+                .inner()
+                .fetch_metadata(Some(&topic), Duration::from_secs(5))
+            {
+                Ok(md) => md
+                    .topics()
+                    .iter()
+                    .find(|t| t.name() == topic)
+                    .and_then(|t| t.partitions().iter().find(|p| p.id() == 0))
+                    .map(|p| p.leader())
+                    .filter(|&l| l >= 0)
+                    .ok_or_else(|| "partition 0 has no leader".to_owned()),
+                Err(e) => Err(e.to_string()),
+            };
+            match found {
+                Ok(leader) => return Ok(leader),
+                Err(e) if Instant::now() >= deadline => {
+                    return Err(BackendError::other(
+                        NAME,
+                        format!(
+                            "the leader of partition 0 of {topic} on {bootstrap}: none found within {}s: {e}",
+                            LEADER_TIMEOUT.as_secs()
+                        ),
+                    ))
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(200)),
+            }
+        }
+    }
+
+    /// Cluster faults: kill the leader of partition 0 / start the killed nodes again.
+    fn cluster_fault(&mut self, node: &Node, fault: BrokerFault) -> Result<(), BackendError> {
+        let err = |m: String| BackendError::other(NAME, format!("managed cluster: {m}"));
+        match fault {
+            BrokerFault::Kill => {
+                let leader = self.leader_of_partition_0()?;
+                let id = u8::try_from(leader)
+                    .ok()
+                    .filter(|id| (1..=node.nodes).contains(id))
+                    .ok_or_else(|| {
+                        err(format!(
+                            "the leader of partition 0 is broker {leader}, not one of nodes 1 to {}",
+                            node.nodes
+                        ))
+                    })?;
+                self.note(&format!(
+                    "kill-broker: killing node {id} ({}), the leader of partition 0 of {}",
+                    node.address(id),
+                    self.topic
+                ));
+                node.run_on("kill", Some(id), START_TIMEOUT, &self.log)
+                    .map_err(err)?;
+                if !self.killed.contains(&id) {
+                    self.killed.push(id);
+                }
+                self.note(&format!("kill-broker: node {id} killed"));
+                Ok(())
+            }
+            BrokerFault::Restart => {
+                if self.killed.is_empty() {
+                    // Nothing killed by us: start whatever is not running.
+                    self.note("restart-broker: no node was killed; starting any node that is down");
+                    return node.run("start", START_TIMEOUT, &self.log).map_err(err);
+                }
+                while let Some(&id) = self.killed.first() {
+                    self.note(&format!(
+                        "restart-broker: starting node {id} ({})",
+                        node.address(id)
+                    ));
+                    node.run_on("start", Some(id), START_TIMEOUT, &self.log)
+                        .map_err(err)?;
+                    self.killed.remove(0);
+                    self.note(&format!("restart-broker: node {id} is back"));
+                }
+                Ok(())
+            }
+            BrokerFault::RemoveQueue => {
+                Err(BackendError::other(NAME, "remove-queue is a sysv fault"))
+            }
         }
     }
 
@@ -84,15 +198,19 @@ impl KafkaBroker {
     }
 
     fn create_topic(&mut self) -> Result<(), BackendError> {
-        let rf = match (self.options.replication_factor, self.options.mode) {
-            (Some(rf), _) => i32::from(rf),
-            (None, Mode::Managed) => 1,
-            (None, Mode::External) => -1, // the cluster's default.replication.factor
-        };
+        // -1: the cluster's default.replication.factor
+        let rf = self.options.topic_replication_factor().unwrap_or(-1);
+        let min_isr = self
+            .options
+            .topic_min_insync_replicas()
+            .map(|m| m.to_string());
         let (topic, bootstrap, partitions) =
             (self.topic.clone(), self.bootstrap.clone(), self.partitions);
         let admin = self.admin()?;
-        let new = NewTopic::new(&topic, partitions as i32, TopicReplication::Fixed(rf));
+        let mut new = NewTopic::new(&topic, partitions as i32, TopicReplication::Fixed(rf));
+        if let Some(m) = &min_isr {
+            new = new.set("min.insync.replicas", m);
+        }
         let results =
             block_on(admin.create_topics([&new], &Self::admin_options())).map_err(|e| {
                 BackendError::other(NAME, format!("creating topic {topic} on {bootstrap}: {e}"))
@@ -168,6 +286,27 @@ impl KafkaBroker {
         Ok(())
     }
 
+    /// The first group lookup creates `__consumer_offsets` (replication factor 3 in the cluster):
+    /// do it while every node is up, since with one killed no group could commit (or report its
+    /// offsets) until it is back. Bounded; a failure only means a slower start for consumers.
+    fn await_group_coordinator(&mut self) {
+        let deadline = Instant::now() + ADMIN_TIMEOUT;
+        loop {
+            match self.depth_now() {
+                Ok(_) => return,
+                Err(e) if Instant::now() >= deadline => {
+                    tracing::warn!(
+                        "kafka: the group coordinator of {} did not answer within {}s: {e}",
+                        self.group,
+                        ADMIN_TIMEOUT.as_secs()
+                    );
+                    return;
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(200)),
+            }
+        }
+    }
+
     fn depth_now(&mut self) -> Result<u64, String> {
         if self.probe.is_none() {
             let mut c = base_config(&self.bootstrap, "mq-bench-depth");
@@ -206,19 +345,19 @@ impl KafkaBroker {
 impl Broker for KafkaBroker {
     fn setup(&mut self) -> Result<serde_json::Value, BackendError> {
         if let Some(node) = &self.node {
-            tracing::info!(port = node.port, dir = %node.dir.display(), "starting a managed Kafka broker");
+            tracing::info!(brokers = %node.bootstrap(), dir = %node.dir.display(), "starting a managed Kafka broker");
             // Set before the call: a start that times out may still leave a broker behind.
             self.started = true;
             node.run("start", START_TIMEOUT, &self.log).map_err(|m| {
-                BackendError::other(
-                    NAME,
-                    format!("managed broker on 127.0.0.1:{}: {m}", node.port),
-                )
+                BackendError::other(NAME, format!("managed broker on {}: {m}", node.describe()))
             })?;
         }
         self.admin()?;
         self.created = true;
         self.create_topic()?;
+        if self.node.as_ref().is_some_and(Node::is_cluster) {
+            self.await_group_coordinator();
+        }
         let endpoint = Endpoint {
             topic: self.topic.clone(),
             group: self.group.clone(),
@@ -240,6 +379,8 @@ impl Broker for KafkaBroker {
             }),
             Err(e) => {
                 tracing::debug!("kafka depth of {}: {e}", self.topic);
+                // A fresh client next time: this one may hold on to a dead coordinator or leader.
+                self.probe = None;
                 None
             }
         }
@@ -253,6 +394,7 @@ impl Broker for KafkaBroker {
         }
         self.created = false;
         self.admin = None;
+        self.killed.clear();
         if self.started {
             self.started = false;
             if let Some(node) = &self.node {
@@ -260,7 +402,7 @@ impl Broker for KafkaBroker {
                 if let Err(m) = node.run(cmd, STOP_TIMEOUT, &self.log) {
                     let e = BackendError::other(
                         NAME,
-                        format!("managed broker on 127.0.0.1:{}: {m}", node.port),
+                        format!("managed broker on {}: {m}", node.describe()),
                     );
                     result = result.and(Err(e));
                 }
@@ -270,12 +412,15 @@ impl Broker for KafkaBroker {
     }
 
     fn fault(&mut self, fault: BrokerFault) -> Result<(), BackendError> {
-        let Some(node) = &self.node else {
+        let Some(node) = self.node.clone() else {
             return Err(BackendError::other(
                 NAME,
                 "an external broker: give the variant kill_cmd / restart_cmd",
             ));
         };
+        if node.is_cluster() {
+            return self.cluster_fault(&node, fault);
+        }
         let cmd = match fault {
             BrokerFault::Kill => "kill",
             BrokerFault::Restart => "start",
@@ -284,10 +429,7 @@ impl Broker for KafkaBroker {
             }
         };
         node.run(cmd, START_TIMEOUT, &self.log).map_err(|m| {
-            BackendError::other(
-                NAME,
-                format!("managed broker on 127.0.0.1:{}: {m}", node.port),
-            )
+            BackendError::other(NAME, format!("managed broker on {}: {m}", node.describe()))
         })
     }
 

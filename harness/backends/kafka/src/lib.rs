@@ -2,8 +2,10 @@
 //!
 //! A variant's run writes topic `mqb-<run>-<variant>` with the workload's partitions; consumers
 //! are manually assigned their partitions and commit under group `mqb-<run>-<variant>`. A managed
-//! broker is a single KRaft node run by `scripts/brokers/kafka.sh`; an external cluster is reached
-//! at `options.bootstrap`.
+//! broker is a single KRaft node, or with `nodes = 3` a 3-node KRaft cluster on loopback, run by
+//! `scripts/brokers/kafka.sh`; an external cluster is reached at `options.bootstrap`. In the
+//! cluster, `kill-broker` kills the current leader of partition 0 and `restart-broker` starts it
+//! again.
 
 mod broker;
 mod client;
@@ -22,7 +24,7 @@ use mq_core::{
 };
 
 pub use client::{run_tag, Endpoint};
-pub use options::{Compression, Mode, Options};
+pub use options::{Compression, Mode, Options, CLUSTER_BOOTSTRAP};
 pub use script::Node;
 
 const NAME: &str = "kafka";
@@ -62,18 +64,33 @@ impl Backend for Kafka {
                 OptionInfo {
                     name: "mode",
                     default: "managed",
-                    help: "managed: bench runs a single KRaft node (scripts/brokers/kafka.sh); external: use bootstrap",
+                    help: "managed: bench runs a KRaft node or cluster (scripts/brokers/kafka.sh); external: use bootstrap",
                 },
                 OptionInfo { name: "bootstrap", default: "", help: "external cluster, host:port[,host:port]" },
-                OptionInfo { name: "port", default: "9092", help: "managed broker port (controller: port + 1)" },
+                OptionInfo {
+                    name: "nodes",
+                    default: "1",
+                    help: "managed: 1 = one KRaft node; 3 = a 3-node KRaft cluster on fixed ports 19092/29092/39092 \
+                           (controllers + 1), where kill-broker kills the leader of partition 0 and restart-broker restarts it",
+                },
+                OptionInfo {
+                    name: "port",
+                    default: "9092",
+                    help: "managed single node's port (controller: port + 1); not for nodes = 3 (fixed ports)",
+                },
                 OptionInfo { name: "idempotence", default: "false", help: "enable.idempotence (needs producer_ack = all)" },
                 OptionInfo { name: "linger_ms", default: "librdkafka's (5)", help: "linger.ms" },
                 OptionInfo { name: "batch_size", default: "librdkafka's", help: "batch.size in bytes" },
                 OptionInfo { name: "compression", default: "none", help: "none | gzip | snappy | lz4 | zstd" },
                 OptionInfo {
                     name: "replication_factor",
-                    default: "1 (managed) / cluster default",
-                    help: "replication factor of the run's topic",
+                    default: "1 (nodes = 1) / 3 (nodes = 3) / cluster default (external)",
+                    help: "replication factor of the run's topic, at most nodes",
+                },
+                OptionInfo {
+                    name: "min_insync_replicas",
+                    default: "2 (nodes = 3) / broker default",
+                    help: "topic config min.insync.replicas: replicas an acks=all send waits for (1 to replication_factor)",
                 },
                 OptionInfo {
                     name: "commit_every",

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
-    /// `bench` starts a single KRaft node with `scripts/brokers/kafka.sh` and stops it at the end.
+    /// `bench` starts a KRaft node (or a 3-node cluster, `nodes = 3`) with
+    /// `scripts/brokers/kafka.sh` and stops it at the end.
     #[default]
     Managed,
     /// A cluster that is already running, reached at `bootstrap`.
@@ -52,9 +53,13 @@ pub struct Options {
     /// External cluster, `host:port[,host:port…]`.
     #[serde(default)]
     pub bootstrap: Option<String>,
-    /// Managed broker port (its controller listens on port + 1).
-    #[serde(default = "defaults::port")]
-    pub port: u16,
+    /// Managed single-node broker port (its controller listens on port + 1); default 9092.
+    /// A 3-node cluster's ports are fixed by the script (19092/29092/39092).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Managed brokers: 1 (a single KRaft node) or 3 (a KRaft cluster on loopback).
+    #[serde(default = "defaults::nodes")]
+    pub nodes: u8,
     /// `enable.idempotence` (needs `producer_ack = "all"`).
     #[serde(default)]
     pub idempotence: bool,
@@ -66,9 +71,14 @@ pub struct Options {
     pub batch_size: Option<u32>,
     #[serde(default)]
     pub compression: Compression,
-    /// Replication factor of the run's topic; the broker's default when absent.
+    /// Replication factor of the run's topic; default 1 (one managed node), 3 (managed cluster),
+    /// the cluster's default (external).
     #[serde(default)]
     pub replication_factor: Option<u16>,
+    /// Topic config `min.insync.replicas`; default 2 in the managed cluster (at most the
+    /// replication factor), the broker's default otherwise.
+    #[serde(default)]
+    pub min_insync_replicas: Option<u16>,
     /// `after-process` consumers commit (async) after this many deliveries, or 200 ms.
     #[serde(default = "defaults::commit_every")]
     pub commit_every: u32,
@@ -87,10 +97,18 @@ pub mod defaults {
     pub fn port() -> u16 {
         9092
     }
+    pub fn nodes() -> u8 {
+        1
+    }
     pub fn commit_every() -> u32 {
         1000
     }
 }
+
+/// The managed 3-node cluster's broker ports: fixed by `kafka.sh --nodes 3`.
+pub const CLUSTER_PORTS: &str = "19092/29092/39092";
+/// Its bootstrap: all three brokers.
+pub const CLUSTER_BOOTSTRAP: &str = "127.0.0.1:19092,127.0.0.1:29092,127.0.0.1:39092";
 
 /// Properties the backend owns; setting them in a free-form table would break the run.
 const OWNED: &[&str] = &[
@@ -112,20 +130,41 @@ impl Options {
                         "bootstrap is only for mode = \"external\"; a managed broker listens on 127.0.0.1:<port>",
                     ));
                 }
-                if self.port == 0 || self.port == u16::MAX {
-                    e.push(FieldError::new(
-                        "options.port",
-                        format!(
-                            "port = {}: valid is 1 to 65534 (the controller uses port + 1)",
-                            self.port
-                        ),
-                    ));
-                }
-                if let Some(rf) = self.replication_factor.filter(|&rf| rf != 1) {
-                    e.push(FieldError::new(
-                        "options.replication_factor",
-                        format!("replication_factor = {rf}: the managed broker is a single node; valid is 1 (or use mode = \"external\")"),
-                    ));
+                match self.nodes {
+                    1 => {
+                        if let Some(port) = self.port.filter(|&p| p == 0 || p == u16::MAX) {
+                            e.push(FieldError::new(
+                                "options.port",
+                                format!(
+                                    "port = {port}: valid is 1 to 65534 (the controller uses port + 1)"
+                                ),
+                            ));
+                        }
+                        if let Some(rf) = self.replication_factor.filter(|&rf| rf != 1) {
+                            e.push(FieldError::new(
+                                "options.replication_factor",
+                                format!("replication_factor = {rf}: the managed broker is a single node; valid is 1 (or use nodes = 3, or mode = \"external\")"),
+                            ));
+                        }
+                    }
+                    3 => {
+                        if let Some(port) = self.port {
+                            e.push(FieldError::new(
+                                "options.port",
+                                format!("port = {port}: the 3-node cluster's ports are fixed (brokers {CLUSTER_PORTS}, controllers + 1); remove port"),
+                            ));
+                        }
+                        if let Some(rf) = self.replication_factor.filter(|&rf| rf > 3) {
+                            e.push(FieldError::new(
+                                "options.replication_factor",
+                                format!("replication_factor = {rf}: the managed cluster has 3 nodes; valid is 1 to 3"),
+                            ));
+                        }
+                    }
+                    n => e.push(FieldError::new(
+                        "options.nodes",
+                        format!("nodes = {n}: valid is 1 (a single KRaft node) or 3 (a 3-node KRaft cluster)"),
+                    )),
                 }
             }
             Mode::External => match &self.bootstrap {
@@ -141,6 +180,29 @@ impl Options {
                 }
                 Some(_) => {}
             },
+        }
+        if self.mode == Mode::External && self.nodes != defaults::nodes() {
+            e.push(FieldError::new(
+                "options.nodes",
+                format!(
+                    "nodes = {}: nodes is for a managed broker; an external cluster is what bootstrap names",
+                    self.nodes
+                ),
+            ));
+        }
+        if let Some(m) = self.min_insync_replicas {
+            let rf = self.topic_replication_factor();
+            if m == 0 {
+                e.push(FieldError::new(
+                    "options.min_insync_replicas",
+                    "min_insync_replicas = 0: valid is 1 or more",
+                ));
+            } else if let Some(rf) = rf.filter(|&rf| rf > 0 && i32::from(m) > rf) {
+                e.push(FieldError::new(
+                    "options.min_insync_replicas",
+                    format!("min_insync_replicas = {m}: valid is 1 to the replication factor ({rf}); more would refuse every acks=all send"),
+                ));
+            }
         }
         if self.replication_factor == Some(0) {
             e.push(FieldError::new(
@@ -210,11 +272,44 @@ impl Options {
         e
     }
 
+    /// Whether the managed broker is the 3-node cluster.
+    pub fn cluster(&self) -> bool {
+        self.mode == Mode::Managed && self.nodes == 3
+    }
+
+    /// The managed single node's port.
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or_else(defaults::port)
+    }
+
     /// `host:port,…` of the brokers.
     pub fn bootstrap(&self) -> String {
         match self.mode {
-            Mode::Managed => format!("127.0.0.1:{}", self.port),
+            Mode::Managed if self.cluster() => CLUSTER_BOOTSTRAP.to_owned(),
+            Mode::Managed => format!("127.0.0.1:{}", self.port()),
             Mode::External => self.bootstrap.clone().unwrap_or_default(),
+        }
+    }
+
+    /// The replication factor the topic is created with; `None` = the cluster's default.
+    pub fn topic_replication_factor(&self) -> Option<i32> {
+        match (self.replication_factor, self.mode) {
+            (Some(rf), _) => Some(i32::from(rf)),
+            (None, Mode::Managed) if self.cluster() => Some(3),
+            (None, Mode::Managed) => Some(1),
+            (None, Mode::External) => None,
+        }
+    }
+
+    /// The topic's `min.insync.replicas`; `None` = the broker's default.
+    pub fn topic_min_insync_replicas(&self) -> Option<u16> {
+        match self.min_insync_replicas {
+            Some(m) => Some(m),
+            None if self.cluster() => {
+                let rf = self.topic_replication_factor().unwrap_or(3);
+                Some(rf.clamp(1, 2) as u16)
+            }
+            None => None,
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Runs `scripts/brokers/kafka.sh` for a managed single-node broker, with a bound on every call.
+//! Runs `scripts/brokers/kafka.sh` for a managed broker (a single node or the 3-node cluster),
+//! with a bound on every call.
 //!
 //! The script's output goes to a log file, not a pipe: the node it starts is detached and must
 //! not hold our pipe open.
@@ -11,26 +12,90 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-/// A private broker as the script knows it: its port (controller: port + 1) and data dir.
+/// A private broker as the script knows it: its port (controller: port + 1) and data dir; or
+/// the 3-node cluster (`nodes = 3`), whose ports the script fixes (19092/29092/39092, controllers
+/// + 1; `port` is then node 1's).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Node {
     pub script: PathBuf,
     pub port: u16,
     pub dir: PathBuf,
+    /// 1 (a single node) or 3 (the cluster).
+    #[serde(default = "one")]
+    pub nodes: u8,
+}
+
+fn one() -> u8 {
+    1
 }
 
 impl Node {
+    /// A single node on `port`.
     pub fn new(port: u16, dir: PathBuf) -> Node {
         Node {
             script: script_path(),
             port,
             dir,
+            nodes: 1,
         }
     }
 
-    /// Runs `kafka.sh CMD --port P --dir D`, appending its output to `log`; kills it after
-    /// `timeout`. The error carries the end of the output.
+    /// The 3-node cluster (`kafka.sh --nodes 3`) in `dir`.
+    pub fn cluster(dir: PathBuf) -> Node {
+        Node {
+            script: script_path(),
+            port: 19092,
+            dir,
+            nodes: 3,
+        }
+    }
+
+    /// Whether this is the 3-node cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.nodes == 3
+    }
+
+    /// `127.0.0.1:port` of node `id` (1..=3) of the cluster, or of the single node.
+    pub fn address(&self, id: u8) -> String {
+        if self.is_cluster() {
+            format!("127.0.0.1:{}", u32::from(id) * 10000 + 9092)
+        } else {
+            format!("127.0.0.1:{}", self.port)
+        }
+    }
+
+    /// Every broker, `host:port,…`.
+    pub fn bootstrap(&self) -> String {
+        (1..=self.nodes)
+            .map(|id| self.address(id))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// For messages: `127.0.0.1:9092` or `the 3-node cluster 127.0.0.1:19092,…`.
+    pub fn describe(&self) -> String {
+        if self.is_cluster() {
+            format!("the 3-node cluster {}", self.bootstrap())
+        } else {
+            format!("127.0.0.1:{}", self.port)
+        }
+    }
+
+    /// Runs `kafka.sh CMD --port P --dir D` (cluster: `--nodes 3` instead of `--port`),
+    /// appending its output to `log`; kills it after `timeout`. The error carries the end of
+    /// the output.
     pub fn run(&self, cmd: &str, timeout: Duration, log: &Path) -> Result<(), String> {
+        self.run_on(cmd, None, timeout, log)
+    }
+
+    /// [`Node::run`] on one node of the cluster (`--node N`) when `node` is given.
+    pub fn run_on(
+        &self,
+        cmd: &str,
+        node: Option<u8>,
+        timeout: Duration,
+        log: &Path,
+    ) -> Result<(), String> {
         std::fs::create_dir_all(&self.dir)
             .map_err(|e| format!("cannot create {}: {e}", self.dir.display()))?;
         let mut out = OpenOptions::new()
@@ -41,11 +106,22 @@ impl Node {
             .map_err(|e| format!("cannot open {}: {e}", log.display()))?;
         let start_len = out.seek(SeekFrom::End(0)).unwrap_or(0);
         let err = out.try_clone().map_err(|e| e.to_string())?;
-        let mut child = Command::new("bash")
-            .arg(&self.script)
-            .arg(cmd)
-            .arg("--port")
-            .arg(self.port.to_string())
+        let mut command = Command::new("bash");
+        command.arg(&self.script).arg(cmd);
+        if self.is_cluster() {
+            command.arg("--nodes").arg("3");
+            if let Some(n) = node {
+                command.arg("--node").arg(n.to_string());
+            }
+        } else {
+            command.arg("--port").arg(self.port.to_string());
+        }
+        let args = match node {
+            Some(n) if self.is_cluster() => format!("--nodes 3 --node {n}"),
+            _ if self.is_cluster() => "--nodes 3".to_owned(),
+            _ => format!("--port {}", self.port),
+        };
+        let mut child = command
             .arg("--dir")
             .arg(&self.dir)
             .arg("--timeout")
@@ -63,21 +139,20 @@ impl Node {
                     let _ = child.kill();
                     let _ = child.wait();
                     return Err(format!(
-                        "`kafka.sh {cmd}` did not finish within {}s: {}",
+                        "`kafka.sh {cmd} {args}` did not finish within {}s: {}",
                         timeout.as_secs(),
                         tail(&mut out, start_len)
                     ));
                 }
                 Ok(None) => std::thread::sleep(Duration::from_millis(100)),
-                Err(e) => return Err(format!("waiting for kafka.sh {cmd}: {e}")),
+                Err(e) => return Err(format!("waiting for kafka.sh {cmd} {args}: {e}")),
             }
         };
         if status.success() {
             Ok(())
         } else {
             Err(format!(
-                "`kafka.sh {cmd} --port {}` failed ({status}): {}",
-                self.port,
+                "`kafka.sh {cmd} {args}` failed ({status}): {}",
                 tail(&mut out, start_len)
             ))
         }
