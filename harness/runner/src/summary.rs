@@ -60,7 +60,7 @@ pub fn markdown(r: &RunResults) -> String {
     let _ = writeln!(s, "## Speed\n");
     let _ = writeln!(
         s,
-        "| variant | backend | status | acked msg/s | acked MB/s | delivered msg/s | publish p50 / p99 (µs) | end-to-end p50 / p99 / p99.9 (µs) | backlog peak |"
+        "| variant | backend | status | acked msg/s | acked MB/s | delivered msg/s | publish p50 / p99 (µs) | end-to-end p50 / p99 / p99.9 (µs) | backlog peak (history / broker) |"
     );
     let _ = writeln!(s, "|---|---|---|---:|---:|---:|---:|---:|---:|");
     for v in &r.variants {
@@ -73,7 +73,7 @@ pub fn markdown(r: &RunResults) -> String {
                 );
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {} | {} | {} | {} | {} / {} | {} / {} / {} | {} |",
+                    "| {} | {} | {} | {} | {} | {} | {} / {} | {} / {} / {} | {} / {} |",
                     v.name,
                     v.backend,
                     status(v.status),
@@ -85,7 +85,8 @@ pub fn markdown(r: &RunResults) -> String {
                     n(e.p50_us),
                     n(e.p99_us),
                     n(e.p999_us),
-                    rep.backlog_peak
+                    rep.backlog_peak,
+                    rep.broker_depth_peak.map_or("–".to_owned(), |d| d.to_string())
                 );
             }
             None => {
