@@ -12,6 +12,7 @@ pub mod history;
 pub mod ids;
 pub mod paths;
 pub mod scenario;
+pub mod script;
 pub mod settings;
 pub mod spec;
 

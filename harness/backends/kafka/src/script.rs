@@ -4,11 +4,9 @@
 //! The script's output goes to a log file, not a pipe: the node it starts is detached and must
 //! not hold our pipe open.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -98,64 +96,22 @@ impl Node {
     ) -> Result<(), String> {
         std::fs::create_dir_all(&self.dir)
             .map_err(|e| format!("cannot create {}: {e}", self.dir.display()))?;
-        let mut out = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .read(true)
-            .open(log)
-            .map_err(|e| format!("cannot open {}: {e}", log.display()))?;
-        let start_len = out.seek(SeekFrom::End(0)).unwrap_or(0);
-        let err = out.try_clone().map_err(|e| e.to_string())?;
-        let mut command = Command::new("bash");
-        command.arg(&self.script).arg(cmd);
+        let mut args = vec![cmd.to_owned()];
         if self.is_cluster() {
-            command.arg("--nodes").arg("3");
+            args.extend(["--nodes".into(), "3".into()]);
             if let Some(n) = node {
-                command.arg("--node").arg(n.to_string());
+                args.extend(["--node".into(), n.to_string()]);
             }
         } else {
-            command.arg("--port").arg(self.port.to_string());
+            args.extend(["--port".into(), self.port.to_string()]);
         }
-        let args = match node {
-            Some(n) if self.is_cluster() => format!("--nodes 3 --node {n}"),
-            _ if self.is_cluster() => "--nodes 3".to_owned(),
-            _ => format!("--port {}", self.port),
-        };
-        let mut child = command
-            .arg("--dir")
-            .arg(&self.dir)
-            .arg("--timeout")
-            .arg(timeout.as_secs().saturating_sub(5).max(10).to_string())
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().map_err(|e| e.to_string())?)
-            .stderr(err)
-            .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", self.script.display()))?;
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(s)) => break s,
-                Ok(None) if Instant::now() >= deadline => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(format!(
-                        "`kafka.sh {cmd} {args}` did not finish within {}s: {}",
-                        timeout.as_secs(),
-                        tail(&mut out, start_len)
-                    ));
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(100)),
-                Err(e) => return Err(format!("waiting for kafka.sh {cmd} {args}: {e}")),
-            }
-        };
-        if status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "`kafka.sh {cmd} {args}` failed ({status}): {}",
-                tail(&mut out, start_len)
-            ))
-        }
+        args.extend([
+            "--dir".into(),
+            self.dir.display().to_string(),
+            "--timeout".into(),
+            timeout.as_secs().saturating_sub(5).max(10).to_string(),
+        ]);
+        mq_core::script::run(&self.script, &args, &[], timeout, log)
     }
 }
 
@@ -189,14 +145,4 @@ pub fn missing() -> Option<String> {
         )),
         Err(e) => Some(format!("cannot run {}: {e}", script.display())),
     }
-}
-
-/// The last lines the script wrote since `from`, on one line.
-fn tail(f: &mut File, from: u64) -> String {
-    let mut s = String::new();
-    if f.seek(SeekFrom::Start(from)).is_ok() {
-        let _ = f.read_to_string(&mut s);
-    }
-    let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).collect();
-    lines[lines.len().saturating_sub(6)..].join(" | ")
 }
