@@ -86,7 +86,8 @@ pub fn markdown(r: &RunResults) -> String {
                     n(e.p99_us),
                     n(e.p999_us),
                     rep.backlog_peak,
-                    rep.broker_depth_peak.map_or("–".to_owned(), |d| d.to_string())
+                    rep.broker_depth_peak
+                        .map_or("–".to_owned(), |d| d.to_string())
                 );
             }
             None => {
