@@ -46,7 +46,7 @@ impl Backend for RabbitMq {
                 (ProducerAck::Leader, "publisher confirms: the broker has enqueued it (persistent messages: on disk)"),
                 (
                     ProducerAck::All,
-                    "publisher confirms, persistent only: confirmed once on disk (quorum queues: on a majority)",
+                    "publisher confirms, persistent only: confirmed once on disk (quorum queues: on a majority); with options.tx: tx.commit per tx_batch",
                 ),
             ],
             consumer_ack: vec![
@@ -77,6 +77,8 @@ impl Backend for RabbitMq {
                 OptionInfo { name: "queue_type", default: "classic", help: "classic | quorum (quorum needs persistent)" },
                 OptionInfo { name: "prefetch", default: "1000", help: "basic.qos per consumer queue (after-process only)" },
                 OptionInfo { name: "max_in_flight", default: "4096", help: "unconfirmed publishes per producer" },
+                OptionInfo { name: "tx", default: "false", help: "producer_ack = all through transactions (tx.select / tx.commit) instead of confirms" },
+                OptionInfo { name: "tx_batch", default: "100", help: "messages per tx.commit (a partial batch commits after 10 ms)" },
                 OptionInfo { name: "keep", default: "false", help: "keep queues, exchange and the managed node's data" },
             ],
         }

@@ -52,12 +52,22 @@ pub struct Options {
     /// Publishes awaiting a confirm before `send` waits for the oldest.
     #[serde(default = "defaults::max_in_flight")]
     pub max_in_flight: u32,
+    /// Transactions (`tx.select` / `tx.commit`) instead of publisher confirms: sends are acked
+    /// when the commit that covers them returns. Needs producer_ack = "all".
+    #[serde(default)]
+    pub tx: bool,
+    /// Messages per `tx.commit` (a partial batch is committed after 10 ms of waiting).
+    #[serde(default = "defaults::tx_batch")]
+    pub tx_batch: u32,
     /// Keep the queues, the exchange and a managed node's data after the run.
     #[serde(default)]
     pub keep: bool,
 }
 
 pub mod defaults {
+    pub fn tx_batch() -> u32 {
+        100
+    }
     pub fn port() -> u16 {
         5672
     }
@@ -121,6 +131,21 @@ impl Options {
                     "max_in_flight = {}: valid is 1 to 1000000",
                     self.max_in_flight
                 ),
+            ));
+        }
+        if self.tx && delivery.producer_ack != ProducerAck::All {
+            e.push(FieldError::new(
+                "options.tx",
+                format!(
+                    "tx = true is the producer_ack = \"all\" mode (a commit acknowledges its batch); producer_ack is \"{}\"",
+                    delivery.producer_ack
+                ),
+            ));
+        }
+        if self.tx_batch == 0 || self.tx_batch > 1_000_000 {
+            e.push(FieldError::new(
+                "options.tx_batch",
+                format!("tx_batch = {}: valid is 1 to 1000000", self.tx_batch),
             ));
         }
         if self.queue_type == QueueType::Quorum && delivery.durability == Durability::Memory {

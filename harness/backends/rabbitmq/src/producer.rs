@@ -23,6 +23,16 @@ use crate::conn::{self, bounded, Endpoint};
 use crate::options::Options;
 use crate::NAME;
 
+/// Sends published inside the open transaction (tx mode).
+struct TxBatch {
+    size: usize,
+    seqs: Vec<Seq>,
+    since: Option<Instant>,
+}
+
+/// How long a partial transaction waits for more sends before it is committed anyway.
+const TX_LINGER: Duration = Duration::from_millis(10);
+
 /// A publish from its first poll (frames queued, confirm registered) to the broker's confirm.
 type Pending = Pin<Box<dyn Future<Output = lapin::Result<Confirmation>> + Send>>;
 
@@ -42,6 +52,8 @@ pub struct RabbitProducer {
     keys: Vec<ShortString>,
     props: BasicProperties,
     confirms: bool,
+    /// Transaction mode: sends published since the last `tx.commit`, and when the first was.
+    tx: Option<TxBatch>,
     in_flight: VecDeque<(Seq, Pending)>,
     max_in_flight: usize,
     /// Longest wait for one confirm when the window is full.
@@ -55,7 +67,8 @@ impl RabbitProducer {
         let (uri, shown) = options
             .connect_uri()
             .map_err(|m| BackendError::other(NAME, m))?;
-        let confirms = ctx.plan.delivery.producer_ack != ProducerAck::None;
+        let tx = options.tx;
+        let confirms = ctx.plan.delivery.producer_ack != ProducerAck::None && !tx;
         let rt = conn::runtime()?;
         let name = format!("mq-bench {} producer {}", ctx.plan.name, ctx.index);
         let (conn, channel) = rt.block_on(async {
@@ -74,6 +87,14 @@ impl RabbitProducer {
                 )
                 .await?;
             }
+            if tx {
+                bounded(
+                    conn::CONNECT_TIMEOUT,
+                    || format!("tx.select on {shown}"),
+                    ch.tx_select(),
+                )
+                .await?;
+            }
             Ok::<_, BackendError>((c, ch))
         })?;
         let mut props = BasicProperties::default();
@@ -88,11 +109,41 @@ impl RabbitProducer {
             keys: (0..ep.queues.len()).map(|i| i.to_string().into()).collect(),
             props,
             confirms,
+            tx: tx.then(|| TxBatch {
+                size: options.tx_batch as usize,
+                seqs: Vec::new(),
+                since: None,
+            }),
             in_flight: VecDeque::new(),
             max_in_flight: options.max_in_flight as usize,
             ack_timeout: ctx.plan.workload.ack_timeout.0,
             shown,
         })
+    }
+
+    /// Commits the open transaction: its sends are acked when the broker answers `tx.commit-ok`
+    /// (for persistent messages, once they are on disk) and failed when it refuses.
+    fn commit(&mut self, acks: &mut dyn AckSink) -> Result<(), BackendError> {
+        let Some(batch) = self.tx.as_mut() else {
+            return Ok(());
+        };
+        if batch.seqs.is_empty() {
+            return Ok(());
+        }
+        let seqs = std::mem::take(&mut batch.seqs);
+        batch.since = None;
+        let shown = &self.shown;
+        let r = self.rt.block_on(bounded(
+            self.ack_timeout,
+            || format!("tx.commit on {shown}"),
+            self.channel.tx_commit(),
+        ));
+        match r {
+            Ok(()) => seqs.into_iter().for_each(|s| acks.ack(s, Outcome::Acked)),
+            // The commit's fate is unknown when the channel broke mid-way: leave them unknown.
+            Err(e) => return Err(e),
+        }
+        Ok(())
     }
 
     /// Reports the confirms at the front of the window that have arrived, in publish order,
@@ -175,7 +226,16 @@ impl Producer for RabbitProducer {
                     self.props.clone(),
                 ),
             ))?;
-            acks.ack(msg.seq, Outcome::Acked);
+            match self.tx.as_mut() {
+                Some(batch) => {
+                    batch.seqs.push(msg.seq);
+                    batch.since.get_or_insert_with(Instant::now);
+                    if batch.seqs.len() >= batch.size {
+                        self.commit(acks)?;
+                    }
+                }
+                None => acks.ack(msg.seq, Outcome::Acked),
+            }
             return Ok(());
         }
         let (channel, exchange, key, props) = (
@@ -226,10 +286,19 @@ impl Producer for RabbitProducer {
     }
 
     fn poll(&mut self, acks: &mut dyn AckSink) -> Result<(), BackendError> {
+        if self
+            .tx
+            .as_ref()
+            .and_then(|b| b.since)
+            .is_some_and(|t| t.elapsed() >= TX_LINGER)
+        {
+            self.commit(acks)?;
+        }
         self.reap(acks, Wait::No)
     }
 
     fn flush(&mut self, timeout: Duration, acks: &mut dyn AckSink) -> Result<(), BackendError> {
+        self.commit(acks)?;
         let deadline = Instant::now() + timeout;
         self.reap(acks, Wait::All(deadline))?;
         if !self.in_flight.is_empty() {

@@ -335,15 +335,24 @@ fn external_round_trips_with_every_setting_and_teardown_removes_queues() {
             ),
             "quorum",
         ),
+        (
+            "all-tx-persistent",
+            delivery(
+                ProducerAck::All,
+                ConsumerAck::AfterProcess,
+                Durability::Persistent,
+            ),
+            "classic",
+        ),
     ];
     for (name, d, queue_type) in cases {
-        let plan = plan(
-            name,
-            d,
-            json!({"mode": "external", "uri": uri, "queue_type": queue_type}),
-            10_000,
-            4,
-        );
+        let mut options = json!({"mode": "external", "uri": uri, "queue_type": queue_type});
+        if name.contains("-tx-") {
+            // Transactions instead of confirms: each tx.commit acknowledges its batch.
+            options["tx"] = json!(true);
+            options["tx_batch"] = json!(64);
+        }
+        let plan = plan(name, d, options, 10_000, 4);
         assert!(
             RabbitMq.validate(&plan).is_empty(),
             "{:?}",
@@ -499,6 +508,23 @@ fn validation_names_the_field_and_what_is_valid() {
     assert_eq!(errs[0].path, "options.port");
 
     let p = plan("v", d, json!({"queue_type": "quorum"}), 10, 1);
+    let tx = plan(
+        "v",
+        delivery(
+            ProducerAck::Leader,
+            ConsumerAck::Auto,
+            Durability::Persistent,
+        ),
+        json!({"tx": true}),
+        10,
+        1,
+    );
+    let e = RabbitMq.validate(&tx);
+    assert!(
+        e.iter()
+            .any(|e| e.path == "options.tx" && e.message.contains("producer_ack = \"all\"")),
+        "{e:?}"
+    );
     let paths: Vec<_> = RabbitMq.validate(&p).into_iter().map(|e| e.path).collect();
     assert_eq!(paths, ["durability", "producer_ack"]);
 
