@@ -183,3 +183,24 @@ backend = "sysv"
     );
     assert_eq!(queues(), before, "the run's queue was not removed");
 }
+
+#[test]
+fn the_ready_sysv_scenarios_run_clean() {
+    for name in ["ordering", "sysv-sizes"] {
+        let _g = serial();
+        let dir = tempfile::tempdir().unwrap();
+        let scenario = format!("{}/../../scenarios/{name}.toml", env!("CARGO_MANIFEST_DIR"));
+        let out = dir.path().join("run");
+        let o = run(&["run", &scenario, "--out", out.to_str().unwrap(), "--quiet"]);
+        assert!(o.status.success(), "{name}: {}", String::from_utf8_lossy(&o.stderr));
+        let r = results(&out);
+        for (i, v) in r["variants"].as_array().unwrap().iter().enumerate() {
+            assert_eq!(v["status"], "ok", "{name}/{}: {v}", v["name"]);
+            let c = counts(&r, i);
+            assert_eq!(u(&c, "acked"), u(&c, "sent"), "{name}/{}: {c}", v["name"]);
+            for field in ["lost", "duplicated", "reordered", "unexpected"] {
+                assert_eq!(u(&c, field), 0, "{name}/{}: {field}: {c}", v["name"]);
+            }
+        }
+    }
+}
