@@ -192,7 +192,11 @@ fn the_ready_sysv_scenarios_run_clean() {
         let scenario = format!("{}/../../scenarios/{name}.toml", env!("CARGO_MANIFEST_DIR"));
         let out = dir.path().join("run");
         let o = run(&["run", &scenario, "--out", out.to_str().unwrap(), "--quiet"]);
-        assert!(o.status.success(), "{name}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         let r = results(&out);
         for (i, v) in r["variants"].as_array().unwrap().iter().enumerate() {
             assert_eq!(v["status"], "ok", "{name}/{}: {v}", v["name"]);
