@@ -49,10 +49,14 @@ struct State {
     failed: Option<String>,
     shutdown: bool,
     stats: CommitStats,
-    /// Writes the previous round covered, and how long its fsyncs took: the next round waits
-    /// briefly for as many writers to come back (see [`Committer::run`]).
-    last_batch: u64,
+    /// Writes the previous round covered plus those registered during its fsyncs, and how long
+    /// its fsyncs took: the next round waits briefly for that many pending writes (see
+    /// [`Committer::run`]).
+    expected: u64,
     last_fsync: Duration,
+    /// While the committer gathers a batch: the pending-write count it waits for (0 otherwise).
+    /// Writers wake it only when they complete the batch, not on every arrival.
+    gather_target: u64,
 }
 
 /// The shared group-commit state; [`Committer::run`] is the committer thread's body.
@@ -91,10 +95,14 @@ impl Committer {
             s.dirty.push(file.clone());
         }
         if wake {
-            // Notified on every durable write, not only the first: a committer gathering a
-            // batch counts arrivals.
+            // Wake the committer for the first write of a round, and while it gathers a batch
+            // only once the batch is complete: a notify per arrival would cost the committer a
+            // context switch per writer, on the CPUs the returning writers need.
+            let first = !s.wake;
             s.wake = true;
-            self.work.notify_one();
+            if first || (s.gather_target != 0 && s.write_seq - s.synced_seq >= s.gather_target) {
+                self.work.notify_one();
+            }
         }
         ticket
     }
@@ -169,12 +177,13 @@ impl Committer {
                     s = self.work.wait(s).unwrap_or_else(|e| e.into_inner());
                 }
                 // Writers released by the previous round are appending again right now. When
-                // that round covered several of them, wait a fraction of an fsync for as many
-                // to register, so rounds stay full instead of alternating small and large. A
-                // lone writer (last batch of 1) never waits.
-                if s.last_batch > 1 && !s.shutdown {
+                // that round covered several of them, wait a fraction of an fsync for them all
+                // (and for those that registered during its fsync) to register, so rounds stay
+                // full instead of alternating small and large. A lone writer never waits.
+                if s.expected > 1 && !s.shutdown {
                     let deadline = Instant::now() + (s.last_fsync / 2).min(MAX_GATHER);
-                    while s.write_seq - s.synced_seq < s.last_batch {
+                    s.gather_target = s.expected;
+                    while !s.shutdown && s.write_seq - s.synced_seq < s.expected {
                         let now = Instant::now();
                         if now >= deadline {
                             break;
@@ -186,6 +195,7 @@ impl Committer {
                             .0;
                     }
                 }
+                s.gather_target = 0;
                 if s.shutdown && (s.write_seq == s.synced_seq || s.failed.is_some()) {
                     return;
                 }
@@ -206,7 +216,9 @@ impl Committer {
             s.stats.fsync_nanos += started.elapsed().as_nanos() as u64;
             match result {
                 Ok(()) => {
-                    s.last_batch = target - s.synced_seq.min(target);
+                    // Writers this round releases come back; those that registered during its
+                    // fsync are already waiting for the next one.
+                    s.expected = s.write_seq - s.synced_seq.min(target);
                     s.last_fsync = started.elapsed();
                     s.synced_seq = s.synced_seq.max(target);
                 }
