@@ -6,6 +6,7 @@ use std::sync::Once;
 
 use hdrhistogram::Histogram;
 use mq_checker::Counts;
+use plotters::chart::MeshStyle;
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -139,35 +140,38 @@ fn encode_png(rgb: &[u8], (w, h): (u32, u32)) -> anyhow::Result<Vec<u8>> {
 
 /// Every chart of a run, in the order the report shows them.
 pub fn all(variants: &[VariantSeries]) -> anyhow::Result<Vec<Chart>> {
+    // `draw` is generic over the backend, and a closure is not: one closure per backend.
+    macro_rules! chart {
+        ($name:literal, $title:literal, $size:expr, $draw:ident) => {
+            render(
+                $name,
+                $title,
+                $size,
+                |a| $draw(a, variants),
+                |a| $draw(a, variants),
+            )?
+        };
+    }
     Ok(vec![
-        render(
+        chart!(
             "throughput",
             "Throughput over time",
             (1000, 480),
-            |a| throughput(a, variants),
-            |a| throughput(a, variants),
-        )?,
-        render(
+            throughput
+        ),
+        chart!(
             "latency",
             "Latency percentile distribution",
             (1200, 500),
-            |a| latency(a, variants),
-            |a| latency(a, variants),
-        )?,
-        render(
-            "backlog",
-            "Backlog over time",
-            (1000, 480),
-            |a| backlog(a, variants),
-            |a| backlog(a, variants),
-        )?,
-        render(
+            latency
+        ),
+        chart!("backlog", "Backlog over time", (1000, 480), backlog),
+        chart!(
             "anomalies",
             "Lost, duplicated, reordered, unexpected",
             (1000, 480),
-            |a| anomalies(a, variants),
-            |a| anomalies(a, variants),
-        )?,
+            anomalies
+        ),
     ])
 }
 
@@ -325,6 +329,51 @@ macro_rules! legend_sample {
     }};
 }
 
+/// The mesh style every chart shares: label fonts and light grid lines.
+fn mesh_style<'m, 'a, 'b, X: Ranged, Y: Ranged, DB: DrawingBackend>(
+    mesh: &'m mut MeshStyle<'a, 'b, X, Y, DB>,
+) -> &'m mut MeshStyle<'a, 'b, X, Y, DB> {
+    mesh.label_style((FONT, 13))
+        .axis_desc_style((FONT, 14))
+        .light_line_style(RGBColor(0xee, 0xee, 0xee))
+}
+
+/// A chart over time: seconds since the variant's start across, `y_desc` up with SI labels.
+fn time_chart<'a, DB: DrawingBackend + 'a>(
+    area: &'a DrawingArea<DB, Shift>,
+    title: &str,
+    x_max: f64,
+    (lo, hi): (f64, f64),
+    y_desc: &str,
+) -> Result<LinChart<'a, DB>, DrawingAreaErrorKind<DB::ErrorType>> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, (FONT, 20))
+        .margin(12)
+        .x_label_area_size(44)
+        .y_label_area_size(72)
+        .build_cartesian_2d(0f64..x_max, lo..hi)?;
+    mesh_style(&mut chart.configure_mesh())
+        .x_desc("seconds since the variant's start")
+        .y_desc(y_desc)
+        .y_label_formatter(&|v| si(*v))
+        .draw()?;
+    Ok(chart)
+}
+
+/// The series legend every chart shares, at `position`.
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> DrawResult<DB> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font((FONT, 13))
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(0xaa, 0xaa, 0xaa))
+        .draw()
+}
+
 fn throughput<'a, DB: DrawingBackend + 'a>(
     area: &'a DrawingArea<DB, Shift>,
     variants: &[VariantSeries],
@@ -349,21 +398,7 @@ fn throughput<'a, DB: DrawingBackend + 'a>(
         .unwrap_or(0)
         .max(1) as f64
         * 1.12;
-    let mut chart = ChartBuilder::on(area)
-        .caption(title, (FONT, 20))
-        .margin(12)
-        .x_label_area_size(44)
-        .y_label_area_size(72)
-        .build_cartesian_2d(0f64..x_max, 0f64..top)?;
-    chart
-        .configure_mesh()
-        .x_desc("seconds since the variant's start")
-        .y_desc("messages per second")
-        .y_label_formatter(&|v| si(*v))
-        .label_style((FONT, 13))
-        .axis_desc_style((FONT, 14))
-        .light_line_style(RGBColor(0xee, 0xee, 0xee))
-        .draw()?;
+    let mut chart = time_chart(area, title, x_max, (0.0, top), "messages per second")?;
     for v in variants {
         let c = colour(v.colour);
         chart
@@ -381,13 +416,7 @@ fn throughput<'a, DB: DrawingBackend + 'a>(
             .legend(legend_sample!(c, true));
     }
     draw_markers(&mut chart, &marks, (0.0, top))?;
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .label_font((FONT, 13))
-        .background_style(WHITE.mix(0.85))
-        .border_style(RGBColor(0xaa, 0xaa, 0xaa))
-        .draw()
+    draw_legend(&mut chart, SeriesLabelPosition::LowerRight)
 }
 
 /// Quantiles q = 1 − 10^(−x), x from 0 to 4 (p0 … p99.99), as (1/(1−q), µs).
@@ -454,15 +483,11 @@ fn latency<'a, DB: DrawingBackend + 'a>(
             .x_label_area_size(44)
             .y_label_area_size(72)
             .build_cartesian_2d((1f64..10_000f64).log_scale(), (lo..hi).log_scale())?;
-        chart
-            .configure_mesh()
+        mesh_style(&mut chart.configure_mesh())
             .x_desc("percentile (log scale of 1/(1−q))")
             .y_desc("latency, µs (log)")
             .x_label_formatter(&|x| percentile_label(*x))
             .y_label_formatter(&|v| si(*v))
-            .label_style((FONT, 13))
-            .axis_desc_style((FONT, 14))
-            .light_line_style(RGBColor(0xee, 0xee, 0xee))
             .draw()?;
         for (v, curve) in &curves {
             let c = colour(v.colour);
@@ -471,13 +496,7 @@ fn latency<'a, DB: DrawingBackend + 'a>(
                 .label(v.name.clone())
                 .legend(legend_sample!(c, false));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font((FONT, 13))
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(0xaa, 0xaa, 0xaa))
-            .draw()?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     }
     Ok(())
 }
@@ -507,21 +526,7 @@ fn backlog<'a, DB: DrawingBackend + 'a>(
     });
     let (lo, hi) = values.fold((0f64, 1f64), |(lo, hi), x| (lo.min(x), hi.max(x)));
     let (lo, hi) = (if lo < 0.0 { lo * 1.12 } else { 0.0 }, hi * 1.12);
-    let mut chart = ChartBuilder::on(area)
-        .caption(title, (FONT, 20))
-        .margin(12)
-        .x_label_area_size(44)
-        .y_label_area_size(72)
-        .build_cartesian_2d(0f64..x_max, lo..hi)?;
-    chart
-        .configure_mesh()
-        .x_desc("seconds since the variant's start")
-        .y_desc("messages")
-        .y_label_formatter(&|v| si(*v))
-        .label_style((FONT, 13))
-        .axis_desc_style((FONT, 14))
-        .light_line_style(RGBColor(0xee, 0xee, 0xee))
-        .draw()?;
+    let mut chart = time_chart(area, title, x_max, (lo, hi), "messages")?;
     for v in variants {
         let c = colour(v.colour);
         chart
@@ -541,13 +546,7 @@ fn backlog<'a, DB: DrawingBackend + 'a>(
         }
     }
     draw_markers(&mut chart, &marks, (lo, hi))?;
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .label_font((FONT, 13))
-        .background_style(WHITE.mix(0.85))
-        .border_style(RGBColor(0xaa, 0xaa, 0xaa))
-        .draw()
+    draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
 }
 
 fn anomalies<'a, DB: DrawingBackend + 'a>(
@@ -577,8 +576,7 @@ fn anomalies<'a, DB: DrawingBackend + 'a>(
         .x_label_area_size(44)
         .y_label_area_size(72)
         .build_cartesian_2d(0f64..groups.len() as f64, 0f64..top)?;
-    chart
-        .configure_mesh()
+    mesh_style(&mut chart.configure_mesh())
         .disable_x_mesh()
         .x_labels(2)
         .x_label_formatter(&|_| String::new())
@@ -590,9 +588,6 @@ fn anomalies<'a, DB: DrawingBackend + 'a>(
                 String::new()
             }
         })
-        .label_style((FONT, 13))
-        .axis_desc_style((FONT, 14))
-        .light_line_style(RGBColor(0xee, 0xee, 0xee))
         .draw()?;
     let n = variants.len() as f64;
     let width = 0.8 / n;
@@ -636,13 +631,7 @@ fn anomalies<'a, DB: DrawingBackend + 'a>(
                 )
         }))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .label_font((FONT, 13))
-        .background_style(WHITE.mix(0.85))
-        .border_style(RGBColor(0xaa, 0xaa, 0xaa))
-        .draw()
+    draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
 }
 
 #[cfg(test)]
