@@ -179,6 +179,20 @@ enum Better {
 
 type Figure = fn(&Report) -> f64;
 type PerSecond = fn(&Report) -> &[u64];
+type Count = fn(&Report) -> u64;
+
+/// One speed metric compared: name, direction, allowed change, the figure, its per-second series.
+type Spec = (&'static str, Better, f64, Figure, Option<PerSecond>);
+
+/// A rate: higher is better, judged with its per-second series too.
+fn rate(metric: &'static str, limit: f64, figure: Figure, seconds: PerSecond) -> Spec {
+    (metric, Better::Higher, limit, figure, Some(seconds))
+}
+
+/// A latency: lower is better, judged on the figure alone.
+fn latency(metric: &'static str, limit: f64, figure: Figure) -> Spec {
+    (metric, Better::Lower, limit, figure, None)
+}
 
 /// Per-second rates of full seconds (the last second of a series is partial).
 fn per_second(reports: &[&Report], pick: PerSecond) -> Vec<f64> {
@@ -291,7 +305,7 @@ fn count_row(
     fail: bool,
     base: &[&Report],
     new: &[&Report],
-    figure: fn(&Report) -> u64,
+    figure: Count,
 ) -> Row {
     let b = base.iter().map(|r| figure(r)).max().unwrap_or(0) as f64;
     let n = new.iter().map(|r| figure(r)).max().unwrap_or(0) as f64;
@@ -351,58 +365,34 @@ pub fn compare(base: &Side, new: &Side, t: &Thresholds) -> Comparison {
             });
             continue;
         }
-        let h = Better::Higher;
-        let l = Better::Lower;
-        let specs: [(&'static str, Better, f64, Figure, Option<PerSecond>); 7] = [
-            (
+        let specs = [
+            rate(
                 "acked msgs/s",
-                h,
                 t.max_throughput_drop,
                 |r| r.throughput.acked_msgs_per_s,
-                Some(|r| &r.series.acked),
+                |r| &r.series.acked,
             ),
-            (
+            rate(
                 "delivered msgs/s",
-                h,
                 t.max_throughput_drop,
                 |r| r.throughput.delivered_msgs_per_s,
-                Some(|r| &r.series.delivered),
+                |r| &r.series.delivered,
             ),
-            (
-                "publish p50 µs",
-                l,
-                t.max_p50_rise,
-                |r| r.latency.publish.p50_us,
-                None,
-            ),
-            (
-                "publish p99 µs",
-                l,
-                t.max_p99_rise,
-                |r| r.latency.publish.p99_us,
-                None,
-            ),
-            (
-                "end-to-end p50 µs",
-                l,
-                t.max_p50_rise,
-                |r| r.latency.end_to_end.p50_us,
-                None,
-            ),
-            (
-                "end-to-end p99 µs",
-                l,
-                t.max_p99_rise,
-                |r| r.latency.end_to_end.p99_us,
-                None,
-            ),
-            (
-                "end-to-end p99.9 µs",
-                l,
-                t.max_p999_rise,
-                |r| r.latency.end_to_end.p999_us,
-                None,
-            ),
+            latency("publish p50 µs", t.max_p50_rise, |r| {
+                r.latency.publish.p50_us
+            }),
+            latency("publish p99 µs", t.max_p99_rise, |r| {
+                r.latency.publish.p99_us
+            }),
+            latency("end-to-end p50 µs", t.max_p50_rise, |r| {
+                r.latency.end_to_end.p50_us
+            }),
+            latency("end-to-end p99 µs", t.max_p99_rise, |r| {
+                r.latency.end_to_end.p99_us
+            }),
+            latency("end-to-end p99.9 µs", t.max_p999_rise, |r| {
+                r.latency.end_to_end.p999_us
+            }),
         ];
         for (metric, better, limit, figure, seconds) in specs {
             // A latency with no samples (e.g. producer_ack = none has no publish latency).
@@ -414,28 +404,15 @@ pub fn compare(base: &Side, new: &Side, t: &Thresholds) -> Comparison {
                 t, name, metric, better, limit, &b, &n, figure, seconds,
             ));
         }
-        rows.push(count_row(name, "lost", t.fail_on_loss, &b, &n, |r| {
-            r.counts.lost
-        }));
-        rows.push(count_row(name, "unexpected", t.fail_on_loss, &b, &n, |r| {
-            r.counts.unexpected
-        }));
-        rows.push(count_row(
-            name,
-            "duplicated",
-            t.fail_on_duplicates,
-            &b,
-            &n,
-            |r| r.counts.duplicated,
-        ));
-        rows.push(count_row(
-            name,
-            "reordered",
-            t.fail_on_reorder,
-            &b,
-            &n,
-            |r| r.counts.reordered,
-        ));
+        let counts: [(&'static str, bool, Count); 4] = [
+            ("lost", t.fail_on_loss, |r| r.counts.lost),
+            ("unexpected", t.fail_on_loss, |r| r.counts.unexpected),
+            ("duplicated", t.fail_on_duplicates, |r| r.counts.duplicated),
+            ("reordered", t.fail_on_reorder, |r| r.counts.reordered),
+        ];
+        for (metric, fail, figure) in counts {
+            rows.push(count_row(name, metric, fail, &b, &n, figure));
+        }
     }
     for l in new.reps.iter().chain(&base.reps) {
         if l.results.partial {
