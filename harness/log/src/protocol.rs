@@ -195,6 +195,16 @@ pub struct DecodeError {
     pub reason: String,
 }
 
+/// `fn u8(what)` … `fn u64(what)`: the next big-endian integer, or an error naming `what`.
+macro_rules! int_readers {
+    ($($int:ident: $get:ident),*) => {$(
+        fn $int(&mut self, what: &str) -> Result<$int, DecodeError> {
+            self.need(std::mem::size_of::<$int>(), what)?;
+            Ok(self.buf.$get())
+        }
+    )*};
+}
+
 struct Reader {
     buf: Bytes,
     corr: Option<u32>,
@@ -216,22 +226,7 @@ impl Reader {
             Ok(())
         }
     }
-    fn u8(&mut self, what: &str) -> Result<u8, DecodeError> {
-        self.need(1, what)?;
-        Ok(self.buf.get_u8())
-    }
-    fn u16(&mut self, what: &str) -> Result<u16, DecodeError> {
-        self.need(2, what)?;
-        Ok(self.buf.get_u16())
-    }
-    fn u32(&mut self, what: &str) -> Result<u32, DecodeError> {
-        self.need(4, what)?;
-        Ok(self.buf.get_u32())
-    }
-    fn u64(&mut self, what: &str) -> Result<u64, DecodeError> {
-        self.need(8, what)?;
-        Ok(self.buf.get_u64())
-    }
+    int_readers! { u8: get_u8, u16: get_u16, u32: get_u32, u64: get_u64 }
     fn string(&mut self, what: &str) -> Result<String, DecodeError> {
         let len = self.u16(what)? as usize;
         self.need(len, what)?;
