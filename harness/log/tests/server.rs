@@ -10,6 +10,16 @@ use mq_log::client::{Ack, Client, ClientError, ErrorCode};
 
 const T: Duration = Duration::from_secs(10);
 
+/// Asserts that `result` is the server's refusal with `want`.
+#[track_caller]
+fn assert_server_error<V: std::fmt::Debug>(result: Result<V, ClientError>, want: ErrorCode) {
+    let err = result.unwrap_err();
+    assert!(
+        matches!(err, ClientError::Server { code, .. } if code == want),
+        "{err}"
+    );
+}
+
 #[test]
 fn every_request_kind_round_trips() {
     let dir = tempfile::tempdir().unwrap();
@@ -17,17 +27,7 @@ fn every_request_kind_round_trips() {
     let mut c = Client::connect(server.addr, T).unwrap();
     assert!(c.create_topic("orders", 3).unwrap());
     assert!(!c.create_topic("orders", 3).unwrap());
-    let err = c.create_topic("orders", 4).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            ClientError::Server {
-                code: ErrorCode::TopicExists,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_server_error(c.create_topic("orders", 4), ErrorCode::TopicExists);
 
     // Pipelined produces to one partition get offsets in send order.
     let mut ids = Vec::new();
@@ -65,61 +65,23 @@ fn every_request_kind_round_trips() {
     c.commit("g", "orders", 1, 42).unwrap();
     assert_eq!(c.committed("g", "orders", 1).unwrap(), Some(42));
 
-    let err = c.fetch("nope", 0, 0, 100, Duration::ZERO).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            ClientError::Server {
-                code: ErrorCode::UnknownTopic,
-                ..
-            }
-        ),
-        "{err}"
+    assert_server_error(
+        c.fetch("nope", 0, 0, 100, Duration::ZERO),
+        ErrorCode::UnknownTopic,
     );
-    let err = c.fetch("orders", 7, 0, 100, Duration::ZERO).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            ClientError::Server {
-                code: ErrorCode::UnknownPartition,
-                ..
-            }
-        ),
-        "{err}"
+    assert_server_error(
+        c.fetch("orders", 7, 0, 100, Duration::ZERO),
+        ErrorCode::UnknownPartition,
     );
-    let err = c.fetch("orders", 1, 500, 100, Duration::ZERO).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            ClientError::Server {
-                code: ErrorCode::OffsetOutOfRange,
-                ..
-            }
-        ),
-        "{err}"
+    assert_server_error(
+        c.fetch("orders", 1, 500, 100, Duration::ZERO),
+        ErrorCode::OffsetOutOfRange,
     );
-    let err = c.produce("nope", 0, &[b"x"], Ack::Written).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            ClientError::Server {
-                code: ErrorCode::UnknownTopic,
-                ..
-            }
-        ),
-        "{err}"
+    assert_server_error(
+        c.produce("nope", 0, &[b"x"], Ack::Written),
+        ErrorCode::UnknownTopic,
     );
-    let err = c.create_topic("bad/name", 1).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            ClientError::Server {
-                code: ErrorCode::InvalidArgument,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_server_error(c.create_topic("bad/name", 1), ErrorCode::InvalidArgument);
 
     // Ack none: no response, but the record is there.
     c.send_produce("orders", 0, &[b"quiet"], Ack::None).unwrap();

@@ -442,6 +442,14 @@ mod tests {
         }
     }
 
+    /// A log opened with `cfg` in a fresh temporary directory, with one single-partition topic `t`.
+    fn open_with_topic_t(cfg: LogConfig) -> (tempfile::TempDir, Log) {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), cfg).unwrap();
+        log.create_topic("t", 1).unwrap();
+        (dir, log)
+    }
+
     fn read_all(log: &Log, topic: &str, p: u32) -> Vec<(u64, Vec<u8>)> {
         let mut out = Vec::new();
         let mut offset = log.start_offsets(topic).unwrap()[p as usize];
@@ -512,14 +520,12 @@ mod tests {
 
     #[test]
     fn retention_by_bytes_keeps_the_newest_segments() {
-        let dir = tempfile::tempdir().unwrap();
         let cfg = LogConfig {
             retention_bytes: Some(2000),
             retention_check_interval: Duration::from_secs(3600),
             ..config(1024)
         };
-        let log = Log::open(dir.path(), cfg).unwrap();
-        log.create_topic("t", 1).unwrap();
+        let (_dir, log) = open_with_topic_t(cfg);
         let rec = [1u8; 100];
         for _ in 0..10 {
             log.append("t", 0, &[&rec[..], &rec[..]]).unwrap();
@@ -540,14 +546,12 @@ mod tests {
 
     #[test]
     fn retention_by_age_never_deletes_the_active_segment() {
-        let dir = tempfile::tempdir().unwrap();
         let cfg = LogConfig {
             retention_age: Some(Duration::from_millis(1)),
             retention_check_interval: Duration::from_secs(3600),
             ..config(1024)
         };
-        let log = Log::open(dir.path(), cfg).unwrap();
-        log.create_topic("t", 1).unwrap();
+        let (_dir, log) = open_with_topic_t(cfg);
         let rec = vec![1u8; 300];
         for _ in 0..5 {
             log.append("t", 0, &[&rec[..]]).unwrap();
@@ -561,14 +565,12 @@ mod tests {
 
     #[test]
     fn housekeeper_applies_retention_by_itself() {
-        let dir = tempfile::tempdir().unwrap();
         let cfg = LogConfig {
             retention_bytes: Some(1),
             retention_check_interval: Duration::from_millis(10),
             ..config(1024)
         };
-        let log = Log::open(dir.path(), cfg).unwrap();
-        log.create_topic("t", 1).unwrap();
+        let (_dir, log) = open_with_topic_t(cfg);
         for _ in 0..5 {
             log.append("t", 0, &[vec![0u8; 300]]).unwrap();
         }
