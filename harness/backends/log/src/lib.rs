@@ -263,23 +263,15 @@ impl Backend for LogBackend {
     }
 
     fn broker(&self, plan: &VariantPlan, run_dir: &Path) -> Result<Box<dyn Broker>, BackendError> {
-        let options: Options = plan
-            .options()
-            .map_err(|e| BackendError::other(NAME, e.message))?;
         Ok(Box::new(broker::LogBroker::new(
             plan.clone(),
-            options,
+            options(plan)?,
             run_dir,
         )))
     }
 
     fn producer(&self, ctx: &WorkerCtx) -> Result<Box<dyn Producer>, BackendError> {
-        let options: Options = ctx
-            .plan
-            .options()
-            .map_err(|e| BackendError::other(NAME, e.message))?;
-        let ep = endpoint(ctx)?;
-        let client = connect(&ep.address)?;
+        let (options, ep, client) = connect_worker(ctx)?;
         Ok(Box::new(producer::LogProducer::new(
             client,
             ep,
@@ -290,15 +282,24 @@ impl Backend for LogBackend {
     }
 
     fn consumer(&self, ctx: &WorkerCtx) -> Result<Box<dyn Consumer>, BackendError> {
-        let options: Options = ctx
-            .plan
-            .options()
-            .map_err(|e| BackendError::other(NAME, e.message))?;
-        let ep = endpoint(ctx)?;
-        let client = connect(&ep.address)?;
+        let (options, ep, client) = connect_worker(ctx)?;
         consumer::LogConsumer::new(client, ep, &options, ctx)
             .map(|c| Box::new(c) as Box<dyn Consumer>)
     }
+}
+
+fn options(plan: &VariantPlan) -> Result<Options, BackendError> {
+    plan.options()
+        .map_err(|e| BackendError::other(NAME, e.message))
+}
+
+/// What a producer or consumer starts from: the variant's options, the server's endpoint and a
+/// connection to it.
+fn connect_worker(ctx: &WorkerCtx) -> Result<(Options, Endpoint, Client), BackendError> {
+    let options = options(&ctx.plan)?;
+    let ep = endpoint(ctx)?;
+    let client = connect(&ep.address)?;
+    Ok((options, ep, client))
 }
 
 fn endpoint(ctx: &WorkerCtx) -> Result<Endpoint, BackendError> {
