@@ -47,19 +47,7 @@ NODES="${KAFKA_NODES:-}"
 NODE=""
 TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
 STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-60}"
-ARGS=()
-while (($#)); do
-  case "$1" in
-    --port) need_value "$1" "${2:-}"; PORT="$2"; shift 2 ;;
-    --dir) need_value "$1" "${2:-}"; DIR="$2"; shift 2 ;;
-    --nodes) need_value "$1" "${2:-}"; NODES="$2"; shift 2 ;;
-    --node) need_value "$1" "${2:-}"; NODE="$2"; shift 2 ;;
-    --timeout) need_value "$1" "${2:-}"; TIMEOUT="$2"; shift 2 ;;
-    -h | --help) usage; exit 0 ;;
-    --*) die "unknown option $1" ;;
-    *) ARGS+=("$1"); shift ;;
-  esac
-done
+parse_opts strict "--port=PORT --dir=DIR --nodes=NODES --node=NODE --timeout=TIMEOUT" "$@"
 if [[ -z "$NODES" ]]; then
   if [[ -n "$NODE" ]]; then NODES=3; else NODES=1; fi
 fi

@@ -41,31 +41,26 @@ read_pid() {
   printf '%s\n' "$pid"
 }
 
-# wait_port_closed PORT TIMEOUT_S WHAT: wait until nothing listens on PORT.
-wait_port_closed() {
-  local port="$1" timeout_s="$2" what="$3" deadline
+# wait_while TIMEOUT_S WHAT CMD...: poll CMD every 0.2 s until it fails; after TIMEOUT_S, log
+# "timed out ... waiting for WHAT" and return 1.
+wait_while() {
+  local timeout_s="$1" what="$2" deadline
+  shift 2
   deadline=$((SECONDS + timeout_s))
-  while port_open "$port"; do
+  while "$@"; do
     if ((SECONDS >= deadline)); then
-      log "timed out after ${timeout_s}s waiting for port $port ($what) to close"
+      log "timed out after ${timeout_s}s waiting for $what"
       return 1
     fi
     sleep 0.2
   done
 }
 
+# wait_port_closed PORT TIMEOUT_S WHAT: wait until nothing listens on PORT.
+wait_port_closed() { wait_while "$2" "port $1 ($3) to close" port_open "$1"; }
+
 # wait_pid_gone PID TIMEOUT_S WHAT: wait until PID has exited (or is a zombie).
-wait_pid_gone() {
-  local pid="$1" timeout_s="$2" what="$3" deadline
-  deadline=$((SECONDS + timeout_s))
-  while pid_alive "$pid"; do
-    if ((SECONDS >= deadline)); then
-      log "timed out after ${timeout_s}s waiting for pid $pid ($what) to exit"
-      return 1
-    fi
-    sleep 0.2
-  done
-}
+wait_pid_gone() { wait_while "$2" "pid $1 ($3) to exit" pid_alive "$1"; }
 
 # port_owner PORT: best-effort description of who listens on PORT (for error messages).
 port_owner() {
@@ -85,3 +80,29 @@ tail_log() {
 
 # need_value OPT VALUE: fail when an option has no value.
 need_value() { [[ -n "${2:-}" ]] || die "option $1 needs a value"; }
+
+# parse_opts strict|pass "--opt=VAR ..." ARGS...: a broker script's options. Each listed --opt
+# takes a value into VAR; -h/--help prints usage (the caller's) and exits 0; any other word goes
+# to the array ARGS. An unlisted --option is an error when strict; with pass it goes to ARGS too,
+# and everything after -- does.
+parse_opts() {
+  local unknown="$1" spec=" $2 " var
+  shift 2
+  ARGS=()
+  while (($#)); do
+    if [[ "$1" == --?* && "$spec" == *" $1="* ]]; then
+      var="${spec#*" $1="}"
+      var="${var%% *}"
+      need_value "$1" "${2:-}"
+      printf -v "$var" '%s' "$2"
+      shift 2
+      continue
+    fi
+    case "$1" in
+      -h | --help) usage; exit 0 ;;
+      --*) [[ "$unknown" == pass ]] || die "unknown option $1" ;;&
+      --) shift; ARGS+=("$@"); break ;;
+      *) ARGS+=("$1"); shift ;;
+    esac
+  done
+}

@@ -38,17 +38,7 @@ PORT="${RABBITMQ_PORT:-5672}"
 DIR="${RABBITMQ_DIR:-$MQB_CACHE/run/rabbitmq}"
 TIMEOUT="${RABBITMQ_START_TIMEOUT:-90}"
 STOP_TIMEOUT="${RABBITMQ_STOP_TIMEOUT:-60}"
-ARGS=()
-while (($#)); do
-  case "$1" in
-    --port) need_value "$1" "${2:-}"; PORT="$2"; shift 2 ;;
-    --dir) need_value "$1" "${2:-}"; DIR="$2"; shift 2 ;;
-    --timeout) need_value "$1" "${2:-}"; TIMEOUT="$2"; shift 2 ;;
-    -h | --help) usage; exit 0 ;;
-    --) shift; ARGS+=("$@"); break ;;
-    *) ARGS+=("$1"); shift ;;
-  esac
-done
+parse_opts pass "--port=PORT --dir=DIR --timeout=TIMEOUT" "$@"
 [[ "$PORT" =~ ^[0-9]+$ ]] || die "bad port $PORT"
 [[ "$TIMEOUT" =~ ^[0-9]+$ ]] || die "bad timeout $TIMEOUT"
 DIST_PORT="${RABBITMQ_DIST_PORT:-$((PORT + 20000))}"
@@ -81,15 +71,16 @@ node_env() {
   export ERL_CRASH_DUMP="$DIR/log/erl_crash.dump"
 }
 
-# CLI tools: no crash dumps at all (ERL_CRASH_DUMP_SECONDS=0), HOME must exist (cookie).
-ctl() {
+# cli TOOL ARGS...: a CLI tool against the private node. No crash dumps at all
+# (ERL_CRASH_DUMP_SECONDS=0), HOME must exist (cookie).
+cli() {
+  local tool="$1"
+  shift
   mkdir -p "$HOME"
-  ERL_CRASH_DUMP_SECONDS=0 timeout "${CTL_TIMEOUT:-60}" "$B/rabbitmqctl" -n "$NODENAME" "$@"
+  ERL_CRASH_DUMP_SECONDS=0 timeout "${CTL_TIMEOUT:-60}" "$B/$tool" -n "$NODENAME" "$@"
 }
-diag() {
-  mkdir -p "$HOME"
-  ERL_CRASH_DUMP_SECONDS=0 timeout "${CTL_TIMEOUT:-60}" "$B/rabbitmq-diagnostics" -n "$NODENAME" "$@"
-}
+ctl() { cli rabbitmqctl "$@"; }
+diag() { cli rabbitmq-diagnostics "$@"; }
 
 # ---------------------------------------------------------------- install
 packaged_node_pids() { pgrep -u rabbitmq beam.smp 2>/dev/null || true; }
