@@ -30,6 +30,8 @@ BROKERS="$ROOT/scripts/brokers"
 MQB_NAME=kafka-vs-bench
 # shellcheck source=../brokers/lib.sh
 source "$BROKERS/lib.sh"
+# shellcheck source=lib.sh
+source "$HERE/lib.sh"
 
 RECORDS=${1:-1000000}
 read -r -a SIZES <<<"${2:-100 1024}"
@@ -42,16 +44,10 @@ PEER_CONSUMER=${PEER_CONSUMER:-1}
 read -r -a COMMON <<<"${COMMON_PROPS-max.in.flight.requests.per.connection=5}"
 for kv in "${COMMON[@]}"; do [[ "$kv" =~ ^[a-z.]+=[A-Za-z0-9._-]+$ ]] || die "COMMON_PROPS: bad property '$kv'"; done
 [[ "$RECORDS" =~ ^[0-9]+$ && "$ROUNDS" =~ ^[1-9][0-9]*$ && "$LINGER" =~ ^[0-9]+$ && "$BATCH" =~ ^[1-9][0-9]*$ ]] ||
-  { sed -n '3,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
+  usage_exit
 BOOT="127.0.0.1:$PORT"
 
-if [[ -n "${BENCH:-}" ]]; then
-  bench=$BENCH
-else
-  cargo build --release -q -p mq-bench --manifest-path "$ROOT/Cargo.toml"
-  bench="${CARGO_TARGET_DIR:-$ROOT/target}/release/bench"
-fi
-[[ -x "$bench" ]] || die "no bench binary at $bench"
+find_bench "$ROOT"
 
 port_open "$PORT" && die "127.0.0.1:$PORT is taken ($(port_owner "$PORT")); set KAFKA_VS_PORT"
 "$BROKERS/kafka.sh" install
@@ -142,28 +138,5 @@ print(round(v["report"]["throughput"]["acked_msgs_per_s"]))
 PY
 }
 
-fail=0
-for size in "${SIZES[@]}"; do
-  peer=() mine=()
-  for ((i = 1; i <= ROUNDS; i++)); do
-    peer+=("$(peer_round "$size" "peer-$size-$i")")
-    mine+=("$(bench_round "$size" "bench-$size-$i")")
-    log "size $size round $i: ProducerPerformance ${peer[-1]} records/s, bench ${mine[-1]} acked msgs/s"
-  done
-  python3 - "$GOAL" "$size" "${peer[*]}" "${mine[*]}" "$PEER_CONSUMER" <<'PY' || fail=1
-import statistics, sys
-goal, size = float(sys.argv[1]), sys.argv[2]
-p = [float(x) for x in sys.argv[3].split()]
-b = [float(x) for x in sys.argv[4].split()]
-pm, bm = statistics.median(p), statistics.median(b)
-spread = lambda xs, m: (max(xs) - min(xs)) / m * 100
-r = bm / pm
-cons = "with ConsumerPerformance" if sys.argv[5] == "1" else "producer alone"
-print(f"peer=kafka-producer-perf size={size} msgs_per_s={pm:.0f} bench=kafka size={size} msgs_per_s={bm:.0f} "
-      f"ratio={r:.2f} goal={goal} peer_rounds={','.join(f'{x:.0f}' for x in p)} "
-      f"bench_rounds={','.join(f'{x:.0f}' for x in b)} spread_peer={spread(p, pm):.0f}% "
-      f"spread_bench={spread(b, bm):.0f}% (bench runs a consumer; peer: {cons})")
-sys.exit(0 if r >= goal else 1)
-PY
-done
-exit "$fail"
+if [[ "$PEER_CONSUMER" == 1 ]]; then cons="with ConsumerPerformance"; else cons="producer alone"; fi
+compare_rounds kafka-producer-perf kafka ProducerPerformance records/s "bench runs a consumer; peer: $cons"

@@ -30,6 +30,8 @@ BROKERS="$ROOT/scripts/brokers"
 MQB_NAME=rabbitmq-vs-bench
 # shellcheck source=../brokers/lib.sh
 source "$BROKERS/lib.sh"
+# shellcheck source=lib.sh
+source "$HERE/lib.sh"
 
 MESSAGES=${1:-200000}
 read -r -a SIZES <<<"${2:-1024 100}"
@@ -40,17 +42,11 @@ PREFETCH=${PREFETCH:-1000}
 MULTI_ACK=${MULTI_ACK:-100}
 GOAL=${GOAL:-0.9}
 for v in "$MESSAGES" "$ROUNDS" "$CONFIRMS" "$PREFETCH"; do
-  [[ "$v" =~ ^[1-9][0-9]*$ ]] || { sed -n '3,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
+  [[ "$v" =~ ^[1-9][0-9]*$ ]] || usage_exit
 done
 [[ "$MULTI_ACK" =~ ^[0-9]+$ ]] || die "MULTI_ACK must be a number"
 
-if [[ -n "${BENCH:-}" ]]; then
-  bench=$BENCH
-else
-  cargo build --release -q -p mq-bench --manifest-path "$ROOT/Cargo.toml"
-  bench="${CARGO_TARGET_DIR:-$ROOT/target}/release/bench"
-fi
-[[ -x "$bench" ]] || die "no bench binary at $bench"
+find_bench "$ROOT"
 
 port_open "$PORT" && die "127.0.0.1:$PORT is taken ($(port_owner "$PORT")); set RABBITMQ_VS_PORT"
 "$BROKERS/rabbitmq.sh" install
@@ -121,27 +117,4 @@ print(round(v["report"]["throughput"]["acked_msgs_per_s"]))
 PY
 }
 
-fail=0
-for size in "${SIZES[@]}"; do
-  peer=() mine=()
-  for ((i = 1; i <= ROUNDS; i++)); do
-    peer+=("$(peer_round "$size" "peer-$size-$i")")
-    mine+=("$(bench_round "$size" "bench-$size-$i")")
-    log "size $size round $i: PerfTest ${peer[-1]} msgs/s, bench ${mine[-1]} acked msgs/s"
-  done
-  python3 - "$GOAL" "$size" "${peer[*]}" "${mine[*]}" <<'PY' || fail=1
-import statistics, sys
-goal, size = float(sys.argv[1]), sys.argv[2]
-p = [float(x) for x in sys.argv[3].split()]
-b = [float(x) for x in sys.argv[4].split()]
-pm, bm = statistics.median(p), statistics.median(b)
-spread = lambda xs, m: (max(xs) - min(xs)) / m * 100
-r = bm / pm
-print(f"peer=rabbitmq-perftest size={size} msgs_per_s={pm:.0f} bench=rabbitmq size={size} msgs_per_s={bm:.0f} "
-      f"ratio={r:.2f} goal={goal} peer_rounds={','.join(f'{x:.0f}' for x in p)} "
-      f"bench_rounds={','.join(f'{x:.0f}' for x in b)} spread_peer={spread(p, pm):.0f}% "
-      f"spread_bench={spread(b, bm):.0f}% (both produce with confirms and consume with manual acks)")
-sys.exit(0 if r >= goal else 1)
-PY
-done
-exit "$fail"
+compare_rounds rabbitmq-perftest rabbitmq PerfTest msgs/s "both produce with confirms and consume with manual acks"

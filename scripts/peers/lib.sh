@@ -1,0 +1,55 @@
+# shellcheck shell=bash
+# Shared by scripts/peers/*-vs-bench.sh: the bench binary, usage on bad arguments, and the
+# alternating peer / bench rounds with their summary. Source it (after scripts/brokers/lib.sh),
+# do not run it.
+
+# usage_exit: print the calling script's header (line 3 to `set -euo`) on stderr and exit 2.
+usage_exit() {
+  sed -n '3,/^set -euo/p' "${BASH_SOURCE[-1]}" | sed '$d; s/^# \{0,1\}//' >&2
+  exit 2
+}
+
+# find_bench ROOT: set `bench` to $BENCH, or build mq-bench (release) and use that binary.
+find_bench() {
+  local root="$1"
+  if [[ -n "${BENCH:-}" ]]; then
+    bench=$BENCH
+  else
+    cargo build --release -q -p mq-bench --manifest-path "$root/Cargo.toml"
+    bench="${CARGO_TARGET_DIR:-$root/target}/release/bench"
+  fi
+  [[ -x "$bench" ]] || die "no bench binary at $bench"
+}
+
+# compare_rounds PEER_NAME BENCH_NAME PEER_TOOL PEER_UNIT NOTE: for each size in SIZES, ROUNDS
+# rounds of `peer_round SIZE peer-SIZE-I` then `bench_round SIZE bench-SIZE-I` (the caller's; each
+# prints one rate), then one line on stdout comparing the medians. Returns 1 when bench's median is
+# below GOAL x the peer's for any size.
+compare_rounds() {
+  local peer_name="$1" bench_name="$2" tool="$3" unit="$4" note="$5" size i fail=0
+  local -a peer mine
+  for size in "${SIZES[@]}"; do
+    peer=() mine=()
+    for ((i = 1; i <= ROUNDS; i++)); do
+      peer+=("$(peer_round "$size" "peer-$size-$i")")
+      mine+=("$(bench_round "$size" "bench-$size-$i")")
+      log "size $size round $i: $tool ${peer[-1]} $unit, bench ${mine[-1]} acked msgs/s"
+    done
+    python3 - "$GOAL" "$size" "${peer[*]}" "${mine[*]}" "$peer_name" "$bench_name" "$note" <<'PY' || fail=1
+import statistics, sys
+goal, size = float(sys.argv[1]), sys.argv[2]
+p = [float(x) for x in sys.argv[3].split()]
+b = [float(x) for x in sys.argv[4].split()]
+peer_name, bench_name, note = sys.argv[5:8]
+pm, bm = statistics.median(p), statistics.median(b)
+spread = lambda xs, m: (max(xs) - min(xs)) / m * 100
+r = bm / pm
+print(f"peer={peer_name} size={size} msgs_per_s={pm:.0f} bench={bench_name} size={size} msgs_per_s={bm:.0f} "
+      f"ratio={r:.2f} goal={goal} peer_rounds={','.join(f'{x:.0f}' for x in p)} "
+      f"bench_rounds={','.join(f'{x:.0f}' for x in b)} spread_peer={spread(p, pm):.0f}% "
+      f"spread_bench={spread(b, bm):.0f}% ({note})")
+sys.exit(0 if r >= goal else 1)
+PY
+  done
+  return "$fail"
+}
