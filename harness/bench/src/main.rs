@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use mq_core::scenario::{self, ScenarioError};
 use mq_runner::interrupt::Interrupt;
-use mq_runner::results::VariantStatus;
 use mq_runner::RunOptions;
 
 mod report_cmd;
@@ -191,19 +190,7 @@ fn main() -> ExitCode {
                     eprintln!("\n{}", mq_runner::summary::markdown(&outcome.results));
                     eprintln!("results: {}", outcome.dir.join("results.json").display());
                     eprintln!("summary: {}", outcome.dir.join("summary.md").display());
-                    if outcome.results.partial {
-                        eprintln!("interrupted: partial results written");
-                        ExitCode::from(130)
-                    } else if outcome
-                        .results
-                        .variants
-                        .iter()
-                        .any(|v| v.status == VariantStatus::Failed)
-                    {
-                        ExitCode::FAILURE
-                    } else {
-                        ExitCode::SUCCESS
-                    }
+                    report_cmd::run_exit_code(&[&outcome.results])
                 }
                 Err(e) => {
                     eprintln!("error: {e:#}");

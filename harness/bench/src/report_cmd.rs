@@ -8,7 +8,7 @@ use mq_core::scenario::Scenario;
 use mq_core::Registry;
 use mq_report::compare::{self, Side, Thresholds};
 use mq_runner::interrupt::Interrupt;
-use mq_runner::results::VariantStatus;
+use mq_runner::results::{RunResults, VariantStatus};
 use mq_runner::RunOptions;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,15 +156,19 @@ pub fn run_repeated(
         },
         Err(e) => eprintln!("warning: repetition summary not written: {e:#}"),
     }
-    if outcomes.iter().any(|o| o.results.partial) {
+    let results: Vec<&RunResults> = outcomes.iter().map(|o| &o.results).collect();
+    run_exit_code(&results)
+}
+
+/// How `bench run` exits: 130 when a run was interrupted (saying so), 1 when a variant failed.
+pub fn run_exit_code(results: &[&RunResults]) -> ExitCode {
+    if results.iter().any(|r| r.partial) {
         eprintln!("interrupted: partial results written");
         ExitCode::from(130)
-    } else if outcomes.iter().any(|o| {
-        o.results
-            .variants
-            .iter()
-            .any(|v| v.status == VariantStatus::Failed)
-    }) {
+    } else if results
+        .iter()
+        .any(|r| r.variants.iter().any(|v| v.status == VariantStatus::Failed))
+    {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
