@@ -22,13 +22,7 @@ fn rejected(text: &str) -> String {
     let path = write(dir.path(), "bad.toml", text);
     let out = dir.path().join("run");
     let before = queues();
-    let o = run(&[
-        "run",
-        path.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-    ]);
+    let o = run_quiet(&path, &out);
     let stderr = String::from_utf8_lossy(&o.stderr).to_string();
     assert_eq!(o.status.code(), Some(2), "stderr: {stderr}");
     assert!(!out.exists(), "a run folder was created");

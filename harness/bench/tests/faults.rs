@@ -15,13 +15,7 @@ use common::*;
 fn run_scenario(dir: &Path, text: &str) -> serde_json::Value {
     let scenario = write(dir, "s.toml", text);
     let out = dir.join("run");
-    let o = run(&[
-        "run",
-        scenario.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-    ]);
+    let o = run_quiet(&scenario, &out);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(
         matches!(o.status.code(), Some(0 | 1)),

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::Duration;
 
 use common::*;
@@ -30,13 +31,7 @@ backend = "sysv"
 "#,
     );
     let out = dir.path().join("run");
-    let o = run(&[
-        "run",
-        scenario.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-    ]);
+    let o = run_quiet(&scenario, &out);
     assert!(
         o.status.success(),
         "bench failed: {}",
@@ -191,7 +186,7 @@ fn the_ready_sysv_scenarios_run_clean() {
         let dir = tempfile::tempdir().unwrap();
         let scenario = format!("{}/../../scenarios/{name}.toml", env!("CARGO_MANIFEST_DIR"));
         let out = dir.path().join("run");
-        let o = run(&["run", &scenario, "--out", out.to_str().unwrap(), "--quiet"]);
+        let o = run_quiet(Path::new(&scenario), &out);
         assert!(
             o.status.success(),
             "{name}: {}",

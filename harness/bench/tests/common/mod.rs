@@ -28,6 +28,17 @@ pub fn run(args: &[&str]) -> Output {
     bench().args(args).output().expect("starting bench")
 }
 
+/// `bench run SCENARIO --out OUT --quiet`.
+pub fn run_quiet(scenario: &Path, out: &Path) -> Output {
+    run(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ])
+}
+
 pub fn results(dir: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(dir.join("results.json")).expect("results.json written");
     serde_json::from_str(&text).unwrap()
