@@ -4,6 +4,7 @@
 //! Adding a backend is a module implementing [`Backend`] plus one line in the registry the
 //! `bench` binary builds. The coordinator, the checker and the reports never name a backend.
 
+use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -108,6 +109,31 @@ pub struct WorkerCtx {
     pub run_id: u32,
 }
 
+/// The tag of a run for names on a broker: the run folder's name, reduced to characters every
+/// broker accepts in a name (ASCII letters, digits, `-`, `_`, `.`; at most 64).
+pub fn run_tag(run_dir: &Path) -> String {
+    let base = run_dir
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tag: String = base
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    if tag.is_empty() {
+        "run".into()
+    } else {
+        tag
+    }
+}
+
 /// The registry of backends, built once by the binary.
 pub type Registry = Vec<Box<dyn Backend>>;
 
@@ -125,11 +151,14 @@ pub trait Backend: Send + Sync {
         Ok(())
     }
 
-    /// Coordinator side: the broker handle for one variant of a run.
+    /// Coordinator side: the broker handle for one variant of a run. `dir` is the variant's folder
+    /// in the run (logs, a managed broker's data); `run_tag` names the run on a shared broker
+    /// (topics, queues: `mqb-<run_tag>-<variant>`), as [`run_tag`] makes it.
     fn broker(
         &self,
         plan: &VariantPlan,
-        run_dir: &std::path::Path,
+        dir: &Path,
+        run_tag: &str,
     ) -> Result<Box<dyn Broker>, BackendError>;
 
     /// Worker side: a producer.
@@ -234,5 +263,21 @@ pub trait Consumer {
     /// Leaves cleanly (commits, closes channels).
     fn close(&mut self) -> Result<(), BackendError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_tags_keep_only_name_safe_characters() {
+        assert_eq!(
+            run_tag(Path::new("/r/20250101T120000Z-kafka acks")),
+            "20250101T120000Z-kafka_acks"
+        );
+        assert_eq!(run_tag(Path::new("/r/a.b_c-d")), "a.b_c-d");
+        assert_eq!(run_tag(Path::new("/")), "run");
+        assert_eq!(run_tag(Path::new(&"x".repeat(100))).len(), 64);
     }
 }

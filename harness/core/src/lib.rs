@@ -16,6 +16,7 @@ pub mod script;
 pub mod settings;
 pub mod spec;
 
+pub use backend::run_tag;
 pub use backend::{
     AckSink, Backend, BackendError, BackendInfo, Broker, Consumer, Delivery, DeliverySink, Depth,
     OptionInfo, Outcome, Outgoing, Producer, Registry, Unavailable, WorkerCtx,

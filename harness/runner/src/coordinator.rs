@@ -13,7 +13,7 @@ use anyhow::{anyhow, Context};
 use mq_core::clock::now_ns;
 use mq_core::scenario::{Scenario, VariantPlan};
 use mq_core::spec::{Control, RoleSpec, Status, WorkerSpec};
-use mq_core::{Backend, Broker, Partition, Registry, WorkerCtx};
+use mq_core::{run_tag, Backend, Broker, Partition, Registry, WorkerCtx};
 
 use crate::interrupt::Interrupt;
 use crate::machine::Machine;
@@ -321,7 +321,7 @@ impl VariantRun<'_> {
             result.reason = Some(format!("creating {}: {e}", vdir.display()));
             return result;
         }
-        let broker = match self.backend.broker(plan, &vdir) {
+        let broker = match self.backend.broker(plan, &vdir, &run_tag(self.dir)) {
             Ok(b) => b,
             Err(e) => {
                 result.status = VariantStatus::Failed;

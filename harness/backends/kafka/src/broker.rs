@@ -48,14 +48,15 @@ pub struct KafkaBroker {
 }
 
 impl KafkaBroker {
-    pub fn new(plan: &VariantPlan, options: Options, run_dir: &Path) -> KafkaBroker {
+    /// `dir` is the variant's folder in the run; topic and group are `mqb-<run_tag>-<variant>`.
+    pub fn new(plan: &VariantPlan, options: Options, run_dir: &Path, run_tag: &str) -> KafkaBroker {
         let dir = run_dir.join(format!("{}.kafka", plan.name));
         let node = match options.mode {
             Mode::Managed if options.cluster() => Some(Node::cluster(dir)),
             Mode::Managed => Some(Node::new(options.port(), dir)),
             Mode::External => None,
         };
-        let topic = format!("mqb-{}-{}", client::run_tag(run_dir), plan.name);
+        let topic = format!("mqb-{run_tag}-{}", plan.name);
         KafkaBroker {
             group: topic.clone(),
             topic,

@@ -91,27 +91,3 @@ pub fn reach<C: ClientContext>(
         )),
     }
 }
-
-/// `<run>` of topic names: the run folder's name, reduced to characters Kafka accepts.
-pub fn run_tag(run_dir: &std::path::Path) -> String {
-    let base = run_dir
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tag: String = base
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(64)
-        .collect();
-    if tag.is_empty() {
-        "run".into()
-    } else {
-        tag
-    }
-}

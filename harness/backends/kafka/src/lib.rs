@@ -23,7 +23,7 @@ use mq_core::{
     Unavailable, WorkerCtx,
 };
 
-pub use client::{run_tag, Endpoint};
+pub use client::Endpoint;
 pub use options::{Compression, Mode, Options, CLUSTER_BOOTSTRAP};
 pub use script::Node;
 
@@ -151,11 +151,17 @@ impl Backend for Kafka {
         vec![BrokerFault::Kill, BrokerFault::Restart]
     }
 
-    fn broker(&self, plan: &VariantPlan, run_dir: &Path) -> Result<Box<dyn Broker>, BackendError> {
+    fn broker(
+        &self,
+        plan: &VariantPlan,
+        dir: &Path,
+        run_tag: &str,
+    ) -> Result<Box<dyn Broker>, BackendError> {
         Ok(Box::new(broker::KafkaBroker::new(
             plan,
             options(plan)?,
-            run_dir,
+            dir,
+            run_tag,
         )))
     }
 

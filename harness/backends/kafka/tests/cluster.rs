@@ -15,7 +15,7 @@ use mq_core::fault::BrokerFault;
 use mq_core::scenario::{VariantPlan, Workload};
 use mq_core::settings::{ConsumerAck, Durability, ProducerAck};
 use mq_core::{
-    AckSink, Backend, Broker, Delivery, DeliverySink, Key, Outcome, Outgoing, Partition,
+    run_tag, AckSink, Backend, Broker, Delivery, DeliverySink, Key, Outcome, Outgoing, Partition,
     ProducerId, Seq, WorkerCtx,
 };
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
@@ -183,7 +183,11 @@ fn cluster_leader_kill_loses_no_message_acked_with_acks_all() {
         "{:?}",
         Kafka.validate(&plan)
     );
-    let mut broker = BrokerGuard(Kafka.broker(&plan, run.path()).unwrap());
+    let mut broker = BrokerGuard(
+        Kafka
+            .broker(&plan, run.path(), &run_tag(run.path()))
+            .unwrap(),
+    );
     let _wipe = ClusterWipe {
         node: Node::cluster(run.path().join("k3.kafka")),
         log: run.path().join("wipe.log"),

@@ -9,7 +9,7 @@ use mq_core::envelope::Envelope;
 use mq_core::scenario::{VariantPlan, Workload};
 use mq_core::settings::{ConsumerAck, Durability, ProducerAck};
 use mq_core::{
-    AckSink, Backend, Broker, Delivery, DeliverySink, Key, Outcome, Outgoing, Partition,
+    run_tag, AckSink, Backend, Broker, Delivery, DeliverySink, Key, Outcome, Outgoing, Partition,
     ProducerId, Seq, WorkerCtx,
 };
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -305,13 +305,14 @@ fn external_round_trips_with_every_setting_and_teardown_removes_the_topic() {
             "{:?}",
             Kafka.validate(&plan)
         );
-        let mut broker = BrokerGuard(Kafka.broker(&plan, run.path()).unwrap());
+        let mut broker = BrokerGuard(
+            Kafka
+                .broker(&plan, run.path(), &run_tag(run.path()))
+                .unwrap(),
+        );
         let endpoint = broker.0.setup().unwrap();
         let ep: Endpoint = serde_json::from_value(endpoint.clone()).unwrap();
-        assert_eq!(
-            ep.topic,
-            format!("mqb-{}-{name}", mq_backend_kafka::run_tag(run.path()))
-        );
+        assert_eq!(ep.topic, format!("mqb-{}-{name}", run_tag(run.path())));
         assert!(topics(&bootstrap).contains(&ep.topic));
         // The first group lookup creates __consumer_offsets: depth may need a moment.
         assert_eq!(
@@ -357,7 +358,11 @@ fn managed_broker_is_started_and_stopped_by_the_broker() {
         "{:?}",
         Kafka.validate(&plan)
     );
-    let mut broker = BrokerGuard(Kafka.broker(&plan, run.path()).unwrap());
+    let mut broker = BrokerGuard(
+        Kafka
+            .broker(&plan, run.path(), &run_tag(run.path()))
+            .unwrap(),
+    );
     let endpoint = broker.0.setup().unwrap();
     let ep: Endpoint = serde_json::from_value(endpoint.clone()).unwrap();
     let node = ep.node.clone().expect("managed endpoint names its broker");
@@ -405,7 +410,9 @@ fn unreachable_cluster_fails_within_15s_naming_the_address() {
         }
     });
     let t0 = Instant::now();
-    let mut broker = Kafka.broker(&plan, run.path()).unwrap();
+    let mut broker = Kafka
+        .broker(&plan, run.path(), &run_tag(run.path()))
+        .unwrap();
     let err = broker.setup().unwrap_err().to_string();
     assert!(
         t0.elapsed() < Duration::from_secs(15),

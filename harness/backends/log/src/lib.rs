@@ -262,11 +262,16 @@ impl Backend for LogBackend {
         vec![BrokerFault::Kill, BrokerFault::Restart]
     }
 
-    fn broker(&self, plan: &VariantPlan, run_dir: &Path) -> Result<Box<dyn Broker>, BackendError> {
+    fn broker(
+        &self,
+        plan: &VariantPlan,
+        dir: &Path,
+        _run_tag: &str,
+    ) -> Result<Box<dyn Broker>, BackendError> {
         Ok(Box::new(broker::LogBroker::new(
             plan.clone(),
             options(plan)?,
-            run_dir,
+            dir,
         )))
     }
 

@@ -34,35 +34,11 @@ pub struct Names {
 }
 
 impl Names {
-    /// `mqb-<run>-<variant>` and `mqb-<run>-<variant>-<i>`; `<run>` is the run folder's name.
-    pub fn new(run_dir: &Path, variant: &str, partitions: u32) -> Names {
-        let exchange = format!("mqb-{}-{}", run_tag(run_dir), variant);
+    /// `mqb-<run_tag>-<variant>` and `mqb-<run_tag>-<variant>-<i>`.
+    pub fn new(run_tag: &str, variant: &str, partitions: u32) -> Names {
+        let exchange = format!("mqb-{run_tag}-{variant}");
         let queues = (0..partitions).map(|i| format!("{exchange}-{i}")).collect();
         Names { exchange, queues }
-    }
-}
-
-/// The run folder's name, reduced to characters every broker accepts in a name.
-pub fn run_tag(run_dir: &Path) -> String {
-    let base = run_dir
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tag: String = base
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(64)
-        .collect();
-    if tag.is_empty() {
-        "run".into()
-    } else {
-        tag
     }
 }
 
@@ -82,7 +58,13 @@ pub struct RabbitBroker {
 }
 
 impl RabbitBroker {
-    pub fn new(plan: &VariantPlan, options: Options, run_dir: &Path) -> RabbitBroker {
+    /// `run_dir` is the variant's folder in the run; names are made from `run_tag` ([`Names`]).
+    pub fn new(
+        plan: &VariantPlan,
+        options: Options,
+        run_dir: &Path,
+        run_tag: &str,
+    ) -> RabbitBroker {
         let node = (options.mode == Mode::Managed).then(|| {
             Node::new(
                 options.port,
@@ -90,7 +72,7 @@ impl RabbitBroker {
             )
         });
         RabbitBroker {
-            names: Names::new(run_dir, &plan.name, plan.workload.partitions),
+            names: Names::new(run_tag, &plan.name, plan.workload.partitions),
             log: run_dir.join(format!("{}.rabbitmq.log", plan.name)),
             plan: plan.clone(),
             options,

@@ -21,7 +21,7 @@ use mq_core::{
     Unavailable, WorkerCtx,
 };
 
-pub use broker::{run_tag, Names};
+pub use broker::Names;
 pub use conn::Endpoint;
 pub use options::{Mode, Options, QueueType, URI_ENV};
 pub use script::Node;
@@ -113,11 +113,17 @@ impl Backend for RabbitMq {
         vec![BrokerFault::Kill, BrokerFault::Restart]
     }
 
-    fn broker(&self, plan: &VariantPlan, run_dir: &Path) -> Result<Box<dyn Broker>, BackendError> {
+    fn broker(
+        &self,
+        plan: &VariantPlan,
+        dir: &Path,
+        run_tag: &str,
+    ) -> Result<Box<dyn Broker>, BackendError> {
         Ok(Box::new(broker::RabbitBroker::new(
             plan,
             options(plan)?,
-            run_dir,
+            dir,
+            run_tag,
         )))
     }
 

@@ -13,7 +13,7 @@ use mq_core::envelope::Envelope;
 use mq_core::scenario::{VariantPlan, Workload};
 use mq_core::settings::{ConsumerAck, Durability, ProducerAck};
 use mq_core::{
-    AckSink, Backend, Broker, Delivery, DeliverySink, Key, Outcome, Outgoing, Partition,
+    run_tag, AckSink, Backend, Broker, Delivery, DeliverySink, Key, Outcome, Outgoing, Partition,
     ProducerId, Seq, WorkerCtx,
 };
 use serde_json::json;
@@ -358,7 +358,11 @@ fn external_round_trips_with_every_setting_and_teardown_removes_queues() {
             "{:?}",
             RabbitMq.validate(&plan)
         );
-        let mut broker = BrokerGuard(RabbitMq.broker(&plan, run.path()).unwrap());
+        let mut broker = BrokerGuard(
+            RabbitMq
+                .broker(&plan, run.path(), &run_tag(run.path()))
+                .unwrap(),
+        );
         let endpoint = broker.0.setup().unwrap();
         let ep: Endpoint = serde_json::from_value(endpoint.clone()).unwrap();
         assert!(
@@ -366,10 +370,7 @@ fn external_round_trips_with_every_setting_and_teardown_removes_queues() {
             "credentials leaked into the endpoint: {endpoint}"
         );
         assert_eq!(ep.queues.len(), 4);
-        assert!(ep.queues[0].starts_with(&format!(
-            "mqb-{}-{name}-",
-            mq_backend_rabbitmq::run_tag(run.path())
-        )));
+        assert!(ep.queues[0].starts_with(&format!("mqb-{}-{name}-", run_tag(run.path()))));
         assert!(ep.queues.iter().all(|q| exists(&uri, q, true)));
         assert_eq!(broker.0.depth().map(|d| d.messages), Some(0));
 
@@ -415,7 +416,11 @@ fn managed_node_is_started_and_stopped_by_the_broker() {
         RabbitMq.validate(&plan)
     );
     RabbitMq.available(&plan).unwrap();
-    let mut broker = BrokerGuard(RabbitMq.broker(&plan, run.path()).unwrap());
+    let mut broker = BrokerGuard(
+        RabbitMq
+            .broker(&plan, run.path(), &run_tag(run.path()))
+            .unwrap(),
+    );
     let endpoint = broker.0.setup().unwrap();
     let ep: Endpoint = serde_json::from_value(endpoint.clone()).unwrap();
     let node = ep.node.clone().expect("managed endpoint names its node");
@@ -455,7 +460,9 @@ fn unreachable_broker_fails_within_15s_naming_the_address() {
         1,
     );
     let t0 = Instant::now();
-    let mut broker = RabbitMq.broker(&plan, run.path()).unwrap();
+    let mut broker = RabbitMq
+        .broker(&plan, run.path(), &run_tag(run.path()))
+        .unwrap();
     let err = broker.setup().unwrap_err().to_string();
     assert!(
         t0.elapsed() < Duration::from_secs(15),

@@ -96,7 +96,12 @@ impl Backend for SysV {
         vec![BrokerFault::RemoveQueue]
     }
 
-    fn broker(&self, plan: &VariantPlan, _run_dir: &Path) -> Result<Box<dyn Broker>, BackendError> {
+    fn broker(
+        &self,
+        plan: &VariantPlan,
+        _dir: &Path,
+        _run_tag: &str,
+    ) -> Result<Box<dyn Broker>, BackendError> {
         let options: Options = plan
             .options()
             .map_err(|e| BackendError::other(NAME, e.message))?;
