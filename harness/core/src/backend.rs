@@ -89,6 +89,46 @@ pub struct Unavailable {
     pub fix: Option<String>,
 }
 
+/// Who runs the broker of a variant (`options.mode`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// `bench` starts a private broker with its script in `scripts/brokers/` and stops it at the
+    /// end.
+    #[default]
+    Managed,
+    /// A broker that is already running, reached at the address the options give.
+    External,
+}
+
+/// [`Backend::available`] of a backend whose managed broker needs `scripts/brokers/<script>`:
+/// an external broker is always available; a managed one when `missing()` finds nothing missing.
+pub fn managed_available(
+    mode: Mode,
+    script: &str,
+    missing: impl FnOnce() -> Option<String>,
+) -> Result<(), Unavailable> {
+    if mode == Mode::External {
+        return Ok(());
+    }
+    match missing() {
+        None => Ok(()),
+        Some(reason) => Err(Unavailable {
+            reason,
+            fix: Some(format!("scripts/brokers/{script} install")),
+        }),
+    }
+}
+
+/// Decodes the endpoint [`Broker::setup`] returned, as a worker receives it in [`WorkerCtx`].
+pub fn endpoint<T: serde::de::DeserializeOwned>(
+    backend: &'static str,
+    v: &serde_json::Value,
+) -> Result<T, BackendError> {
+    serde_json::from_value(v.clone())
+        .map_err(|e| BackendError::other(backend, format!("bad endpoint {v}: {e}")))
+}
+
 /// How deep the broker itself says the backlog is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Depth {

@@ -35,6 +35,18 @@ pub enum FaultAction {
     RemoveQueue,
 }
 
+impl BrokerFault {
+    /// The broker script's command that carries out this fault on a managed broker (`kill`;
+    /// `start` again on the same data), or `None` when no broker script does it (remove-queue).
+    pub fn script_command(self) -> Option<&'static str> {
+        match self {
+            BrokerFault::Kill => Some("kill"),
+            BrokerFault::Restart => Some("start"),
+            BrokerFault::RemoveQueue => None,
+        }
+    }
+}
+
 impl FaultAction {
     pub const ALL: [FaultAction; 8] = [
         FaultAction::KillBroker,

@@ -5,9 +5,24 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// `scripts/brokers/<name>` of the repository (see [`crate::paths::scripts_dir`]).
+pub fn broker_script(name: &str) -> PathBuf {
+    crate::paths::scripts_dir().join("brokers").join(name)
+}
+
+/// Why `script` cannot be run, when it is not there.
+pub fn not_found(script: &Path) -> Option<String> {
+    (!script.is_file()).then(|| {
+        format!(
+            "{} not found (set $MQ_BENCH_SCRIPTS to the repository's scripts/)",
+            script.display()
+        )
+    })
+}
 
 /// Runs `bash SCRIPT ARGS…` with `env`, appending its output to `log`; kills it after `timeout`.
 pub fn run(

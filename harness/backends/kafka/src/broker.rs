@@ -422,12 +422,8 @@ impl Broker for KafkaBroker {
         if node.is_cluster() {
             return self.cluster_fault(&node, fault);
         }
-        let cmd = match fault {
-            BrokerFault::Kill => "kill",
-            BrokerFault::Restart => "start",
-            BrokerFault::RemoveQueue => {
-                return Err(BackendError::other(NAME, "remove-queue is a sysv fault"))
-            }
+        let Some(cmd) = fault.script_command() else {
+            return Err(BackendError::other(NAME, "remove-queue is a sysv fault"));
         };
         node.run(cmd, START_TIMEOUT, &self.log).map_err(|m| {
             BackendError::other(NAME, format!("managed broker on {}: {m}", node.describe()))

@@ -30,8 +30,7 @@ pub struct Endpoint {
 
 impl Endpoint {
     pub fn from_value(v: &serde_json::Value) -> Result<Endpoint, BackendError> {
-        serde_json::from_value(v.clone())
-            .map_err(|e| BackendError::other(NAME, format!("bad endpoint {v}: {e}")))
+        mq_core::backend::endpoint(NAME, v)
     }
 }
 

@@ -16,6 +16,7 @@ mod script;
 
 use std::path::Path;
 
+use mq_core::backend::managed_available;
 use mq_core::scenario::{FieldError, VariantPlan};
 use mq_core::settings::{ConsumerAck, Durability, ProducerAck};
 use mq_core::{
@@ -131,19 +132,10 @@ impl Backend for Kafka {
     }
 
     fn available(&self, plan: &VariantPlan) -> Result<(), Unavailable> {
-        let Ok(options) = options(plan) else {
-            return Ok(());
-        }; // validate reports it
-        if options.mode == Mode::External {
-            return Ok(());
-        }
-        match script::missing() {
-            None => Ok(()),
-            Some(reason) => Err(Unavailable {
-                reason,
-                fix: Some("scripts/brokers/kafka.sh install".into()),
-            }),
-        }
+        // Options that do not parse are validate's to report.
+        options(plan).map_or(Ok(()), |o| {
+            managed_available(o.mode, "kafka.sh", script::missing)
+        })
     }
 
     fn broker_faults(&self) -> Vec<mq_core::fault::BrokerFault> {
@@ -157,11 +149,9 @@ impl Backend for Kafka {
         dir: &Path,
         run_tag: &str,
     ) -> Result<Box<dyn Broker>, BackendError> {
+        let options = options(plan)?;
         Ok(Box::new(broker::KafkaBroker::new(
-            plan,
-            options(plan)?,
-            dir,
-            run_tag,
+            plan, options, dir, run_tag,
         )))
     }
 

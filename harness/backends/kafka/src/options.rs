@@ -8,17 +8,7 @@ use mq_core::Delivery;
 use rdkafka::ClientConfig;
 use serde::{Deserialize, Serialize};
 
-/// Who runs the broker.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Mode {
-    /// `bench` starts a KRaft node (or a 3-node cluster, `nodes = 3`) with
-    /// `scripts/brokers/kafka.sh` and stops it at the end.
-    #[default]
-    Managed,
-    /// A cluster that is already running, reached at `bootstrap`.
-    External,
-}
+pub use mq_core::backend::Mode;
 
 /// `compression.type` of the producer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +38,8 @@ impl Compression {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Options {
+    /// `managed`: a KRaft node (or the 3-node cluster, `nodes = 3`) run by
+    /// `scripts/brokers/kafka.sh`; `external`: a cluster already running at `bootstrap`.
     #[serde(default)]
     pub mode: Mode,
     /// External cluster, `host:port[,host:port…]`.

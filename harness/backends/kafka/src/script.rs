@@ -117,20 +117,15 @@ impl Node {
 
 /// `scripts/brokers/kafka.sh`.
 pub fn script_path() -> PathBuf {
-    mq_core::paths::scripts_dir()
-        .join("brokers")
-        .join("kafka.sh")
+    mq_core::script::broker_script("kafka.sh")
 }
 
 /// Why a managed broker cannot run here, if it cannot (`kafka.sh libs` fails when the jars
 /// are not installed).
 pub fn missing() -> Option<String> {
     let script = script_path();
-    if !script.is_file() {
-        return Some(format!(
-            "{} not found (set $MQ_BENCH_SCRIPTS to the repository's scripts/)",
-            script.display()
-        ));
+    if let Some(m) = mq_core::script::not_found(&script) {
+        return Some(m);
     }
     let out = Command::new("bash")
         .arg(&script)

@@ -325,12 +325,8 @@ impl Broker for RabbitBroker {
                 "an external broker: give the variant kill_cmd / restart_cmd",
             ));
         };
-        let cmd = match fault {
-            BrokerFault::Kill => "kill",
-            BrokerFault::Restart => "start",
-            BrokerFault::RemoveQueue => {
-                return Err(BackendError::other(NAME, "remove-queue is a sysv fault"))
-            }
+        let Some(cmd) = fault.script_command() else {
+            return Err(BackendError::other(NAME, "remove-queue is a sysv fault"));
         };
         node.run(cmd, START_TIMEOUT, &self.log).map_err(|m| {
             BackendError::other(

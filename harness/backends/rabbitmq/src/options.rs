@@ -12,16 +12,7 @@ use serde::{Deserialize, Serialize};
 /// Environment variable holding the URI (with credentials) of an external broker.
 pub const URI_ENV: &str = "MQ_BENCH_AMQP_URI";
 
-/// Who runs the broker.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Mode {
-    /// `bench` starts a private node with `scripts/brokers/rabbitmq.sh` and stops it at the end.
-    #[default]
-    Managed,
-    /// A broker that is already running, reached at `uri` / `$MQ_BENCH_AMQP_URI`.
-    External,
-}
+pub use mq_core::backend::Mode;
 
 /// RabbitMQ queue type (`x-queue-type`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +27,8 @@ pub enum QueueType {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Options {
+    /// `managed`: a private node run by `scripts/brokers/rabbitmq.sh`; `external`: a broker
+    /// already running at `uri` / `$MQ_BENCH_AMQP_URI`.
     #[serde(default)]
     pub mode: Mode,
     /// External broker URI, e.g. `amqp://127.0.0.1:5672/%2f`; `$MQ_BENCH_AMQP_URI` wins when set.

@@ -52,19 +52,14 @@ impl Node {
 
 /// `scripts/brokers/rabbitmq.sh`.
 pub fn script_path() -> PathBuf {
-    mq_core::paths::scripts_dir()
-        .join("brokers")
-        .join("rabbitmq.sh")
+    mq_core::script::broker_script("rabbitmq.sh")
 }
 
 /// Why a managed node cannot run here, if it cannot.
 pub fn missing() -> Option<String> {
     let script = script_path();
-    if !script.is_file() {
-        return Some(format!(
-            "{} not found (set $MQ_BENCH_SCRIPTS to the repository's scripts/)",
-            script.display()
-        ));
+    if let Some(m) = mq_core::script::not_found(&script) {
+        return Some(m);
     }
     if !Path::new(SERVER_BIN).exists() {
         return Some(format!(
