@@ -12,12 +12,10 @@ use futures_lite::future::block_on;
 use mq_backend_kafka::{Endpoint, Kafka, Node, CLUSTER_BOOTSTRAP};
 use mq_core::envelope::Envelope;
 use mq_core::fault::BrokerFault;
-use mq_core::scenario::{VariantPlan, Workload};
+use mq_core::scenario::VariantPlan;
 use mq_core::settings::{ConsumerAck, Durability, ProducerAck};
-use mq_core::{
-    run_tag, AckSink, Backend, Broker, Delivery, DeliverySink, Key, Outcome, Outgoing, Partition,
-    ProducerId, Seq, WorkerCtx,
-};
+use mq_core::{run_tag, AckSink, Backend, DeliverySink, Outcome, Partition, Seq};
+use mq_testkit::{delivery, message, worker_ctx, BrokerGuard, NodeGuard};
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -30,57 +28,22 @@ const PARTITIONS: u32 = 3;
 /// False (after a loud note) when Kafka is not installed and the caller may skip.
 fn kafka_installed() -> bool {
     let probe = plan("probe", ProducerAck::All, json!({"nodes": 3}));
-    let Err(u) = Kafka.available(&probe) else {
-        return true;
-    };
-    if std::env::var_os("MQ_BENCH_REQUIRE_BROKERS").is_some() {
-        panic!(
-            "MQ_BENCH_REQUIRE_BROKERS is set but Kafka is not available: {} (fix: {:?})",
-            u.reason, u.fix
-        );
-    }
-    eprintln!(
-        "\n!!!!! SKIPPED: Kafka is not available: {} (fix: {:?}) !!!!!\n",
-        u.reason, u.fix
-    );
-    false
+    mq_testkit::installed("Kafka", Kafka.available(&probe))
 }
 
 fn plan(name: &str, producer_ack: ProducerAck, options: serde_json::Value) -> VariantPlan {
-    let workload: Workload = serde_json::from_value(json!({
-        "messages": 1_000_000, "partitions": PARTITIONS, "message_size": 100, "ack_timeout": "60s"
-    }))
-    .unwrap();
-    let delivery = Delivery {
+    let delivery = delivery(
         producer_ack,
-        consumer_ack: ConsumerAck::AfterProcess,
-        durability: Durability::Persistent,
-    };
-    VariantPlan::new(name, "kafka", delivery, options, workload)
-}
-
-/// Wipes the cluster (stops every node, deletes the data) on drop, whatever happened before:
-/// the broker's own teardown does it too, this is the safety net.
-struct ClusterWipe {
-    node: Node,
-    log: std::path::PathBuf,
-}
-
-impl Drop for ClusterWipe {
-    fn drop(&mut self) {
-        if let Err(e) = self.node.run("wipe", Duration::from_secs(90), &self.log) {
-            eprintln!("wiping the test cluster: {e}");
-        }
-    }
-}
-
-/// Calls teardown on drop so a failing test leaves no topic or broker behind.
-struct BrokerGuard(Box<dyn Broker>);
-
-impl Drop for BrokerGuard {
-    fn drop(&mut self) {
-        let _ = self.0.teardown();
-    }
+        ConsumerAck::AfterProcess,
+        Durability::Persistent,
+    );
+    mq_testkit::plan(
+        "kafka",
+        name,
+        delivery,
+        options,
+        (1_000_000, PARTITIONS, "60s"),
+    )
 }
 
 /// Outcome per seq: 0 none yet, 1 acked, 2 failed; `repeated` counts second reports.
@@ -188,10 +151,13 @@ fn cluster_leader_kill_loses_no_message_acked_with_acks_all() {
             .broker(&plan, run.path(), &run_tag(run.path()))
             .unwrap(),
     );
-    let _wipe = ClusterWipe {
-        node: Node::cluster(run.path().join("k3.kafka")),
-        log: run.path().join("wipe.log"),
-    };
+    // The broker's own teardown wipes the cluster too: this is the safety net.
+    let _wipe = NodeGuard::wipe_on_drop(
+        "the test cluster",
+        Node::cluster(run.path().join("k3.kafka")),
+        Node::run,
+        run.path().join("wipe.log"),
+    );
     let endpoint = broker.0.setup().unwrap();
     let ep: Endpoint = serde_json::from_value(endpoint.clone()).unwrap();
     eprintln!("cluster up after {:?}", t_test.elapsed());
@@ -219,15 +185,9 @@ fn cluster_leader_kill_loses_no_message_acked_with_acks_all() {
         t.elapsed()
     );
 
-    let ctx = |partitions: Vec<Partition>| WorkerCtx {
-        plan: plan.clone(),
-        endpoint: endpoint.clone(),
-        index: 0,
-        partitions,
-        run_id: RUN_ID,
-    };
     let all: Vec<Partition> = (0..PARTITIONS).map(Partition).collect();
-    let mut producer = Kafka.producer(&ctx(all.clone())).unwrap();
+    let ctx = worker_ctx(&plan, &endpoint, all, RUN_ID);
+    let mut producer = Kafka.producer(&ctx).unwrap();
 
     // Faults in a thread of their own, so that sends go on while kafka.sh runs. Nothing in it
     // panics: the main thread joins it before any assertion.
@@ -295,21 +255,7 @@ fn cluster_leader_kill_loses_no_message_acked_with_acks_all() {
     while t0.elapsed() < Duration::from_secs(6)
         || (!faults_done.load(Ordering::Acquire) && t0.elapsed() < Duration::from_secs(60))
     {
-        let key = Key((sent % u64::from(PARTITIONS)) as u32);
-        Envelope {
-            run_id: RUN_ID,
-            producer: ProducerId(0),
-            key,
-            seq: Seq(sent),
-            send_ns: 0,
-        }
-        .encode(&mut payload);
-        let msg = Outgoing {
-            seq: Seq(sent),
-            key,
-            partition: key.partition(PARTITIONS),
-            payload: &payload,
-        };
+        let msg = message(&mut payload, RUN_ID, sent, PARTITIONS);
         if let Err(e) = producer.send(&msg, &mut outcomes) {
             send_error = Some(e.to_string());
             break;
@@ -379,7 +325,7 @@ fn cluster_leader_kill_loses_no_message_acked_with_acks_all() {
     );
 
     // Every node is back: consume everything.
-    let mut consumer = Kafka.consumer(&ctx(all)).unwrap();
+    let mut consumer = Kafka.consumer(&ctx).unwrap();
     let mut seen = Seen::default();
     let deadline = Instant::now() + Duration::from_secs(60);
     let missing = |seen: &Seen| {

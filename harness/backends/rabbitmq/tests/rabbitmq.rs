@@ -2,75 +2,44 @@
 //! traits only: every seq acked once, delivered once and in order per partition, depth back to
 //! 0, queues gone after teardown, and an unreachable broker reported within 15 s.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use lapin::options::{ExchangeDeclareOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties, ExchangeKind};
 use mq_backend_rabbitmq::{Endpoint, Node, RabbitMq};
-use mq_core::envelope::Envelope;
-use mq_core::scenario::{VariantPlan, Workload};
+use mq_core::scenario::VariantPlan;
 use mq_core::settings::{ConsumerAck, Durability, ProducerAck};
-use mq_core::{
-    run_tag, AckSink, Backend, Broker, Delivery, DeliverySink, Key, Outcome, Outgoing, Partition,
-    ProducerId, Seq, WorkerCtx,
-};
+use mq_core::{run_tag, Backend, Broker, Delivery, Partition};
+use mq_testkit::{delivery, worker_ctx, BrokerGuard, NodeGuard, RoundTrip};
 use serde_json::json;
 
 const RUN_ID: u32 = 0x5eed_0001;
 
 /// False (after a loud note) when RabbitMQ is not installed and the caller may skip.
 fn rabbitmq_installed() -> bool {
-    if Path::new("/usr/lib/rabbitmq/bin/rabbitmq-server").exists() {
-        return true;
-    }
-    if std::env::var_os("MQ_BENCH_REQUIRE_BROKERS").is_some() {
-        panic!("MQ_BENCH_REQUIRE_BROKERS is set but RabbitMQ is not installed: run scripts/brokers/rabbitmq.sh install");
-    }
-    eprintln!(
-        "\n!!!!! SKIPPED: RabbitMQ is not installed (scripts/brokers/rabbitmq.sh install) !!!!!\n"
+    let probe = plan(
+        "probe",
+        delivery(
+            ProducerAck::Leader,
+            ConsumerAck::AfterProcess,
+            Durability::Persistent,
+        ),
+        json!({}),
+        1,
+        1,
     );
-    false
+    mq_testkit::installed("RabbitMQ", RabbitMq.available(&probe))
 }
 
-/// A node started through the script; wiped (stopped, data deleted) on drop, even on failure.
-struct NodeGuard {
-    node: Node,
-    log: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl NodeGuard {
-    fn start(port: u16) -> NodeGuard {
-        let dir = tempfile::tempdir().unwrap();
-        let node = Node::new(port, dir.path().join("node"));
-        let log = dir.path().join("script.log");
-        node.run("start", Duration::from_secs(120), &log)
-            .unwrap_or_else(|e| panic!("starting RabbitMQ on {port}: {e}"));
-        NodeGuard {
-            node,
-            log,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for NodeGuard {
-    fn drop(&mut self) {
-        if let Err(e) = self.node.run("wipe", Duration::from_secs(90), &self.log) {
-            eprintln!("wiping the test node: {e}");
-        }
-    }
-}
-
-/// Calls teardown on drop so a failing test leaves no queues behind.
-struct BrokerGuard(Box<dyn Broker>);
-
-impl Drop for BrokerGuard {
-    fn drop(&mut self) {
-        let _ = self.0.teardown();
-    }
+/// A node on `port`, wiped on drop.
+fn start_node(port: u16) -> NodeGuard<Node> {
+    NodeGuard::start(
+        format!("RabbitMQ on {port}"),
+        |dir| Node::new(port, dir),
+        Node::run,
+        Duration::from_secs(120),
+    )
 }
 
 fn plan(
@@ -80,182 +49,29 @@ fn plan(
     messages: u64,
     partitions: u32,
 ) -> VariantPlan {
-    let workload: Workload = serde_json::from_value(json!({
-        "messages": messages, "partitions": partitions, "message_size": 100, "ack_timeout": "30s"
-    }))
-    .unwrap();
-    VariantPlan::new(name, "rabbitmq", delivery, options, workload)
+    mq_testkit::plan(
+        "rabbitmq",
+        name,
+        delivery,
+        options,
+        (messages, partitions, "30s"),
+    )
 }
 
-fn delivery(
-    producer_ack: ProducerAck,
-    consumer_ack: ConsumerAck,
-    durability: Durability,
-) -> Delivery {
-    Delivery {
-        producer_ack,
-        consumer_ack,
-        durability,
-    }
-}
-
-struct Acks(Vec<u8>);
-impl AckSink for Acks {
-    fn ack(&mut self, seq: Seq, outcome: Outcome) {
-        assert_eq!(outcome, Outcome::Acked, "seq {} failed", seq.0);
-        self.0[seq.0 as usize] += 1;
-    }
-}
-
-struct Sink {
-    seen: Vec<u8>,
-    last: Vec<Option<u64>>,
-    partitions: u32,
-}
-impl DeliverySink for Sink {
-    fn deliver(&mut self, payload: &[u8], partition: Partition) {
-        let e = Envelope::decode(payload, RUN_ID).expect("one of our messages");
-        assert_eq!(
-            e.key.partition(self.partitions),
-            partition,
-            "seq {} came from the wrong queue",
-            e.seq.0
-        );
-        let last = &mut self.last[partition.0 as usize];
-        assert!(
-            !matches!(*last, Some(l) if l >= e.seq.0),
-            "seq {} after {:?} on partition {}",
-            e.seq.0,
-            last,
-            partition.0
-        );
-        *last = Some(e.seq.0);
-        self.seen[e.seq.0 as usize] += 1;
-    }
-}
-
-fn wait_depth(broker: &mut dyn Broker, want: u64, limit: Duration) -> u64 {
-    let deadline = Instant::now() + limit;
-    loop {
-        let d = broker.depth().map(|d| d.messages);
-        if d == Some(want) || Instant::now() >= deadline {
-            return d.unwrap_or(u64::MAX);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Produces `n` messages, checks acks and depth, consumes them, checks order and depth 0.
-/// Returns (produce msgs/s, consume msgs/s).
+/// Produces `n` messages, checks acks and depth (after confirms), consumes them, checks order and
+/// depth 0. Returns (produce msgs/s, consume msgs/s).
 fn round_trip(
     broker: &mut dyn Broker,
     plan: &VariantPlan,
     endpoint: &serde_json::Value,
 ) -> (f64, f64) {
-    let n = plan.workload.messages.unwrap();
-    let parts = plan.workload.partitions;
-    let ctx = |partitions: Vec<Partition>| WorkerCtx {
-        plan: plan.clone(),
-        endpoint: endpoint.clone(),
-        index: 0,
-        partitions,
+    let how = RoundTrip {
         run_id: RUN_ID,
+        depth_after_acks: plan.delivery.producer_ack != ProducerAck::None,
+        depth_every: Duration::from_millis(100),
+        quiet: Duration::from_millis(300),
     };
-    let all: Vec<Partition> = (0..parts).map(Partition).collect();
-
-    let mut producer = RabbitMq.producer(&ctx(all.clone())).unwrap();
-    let mut acks = Acks(vec![0; n as usize]);
-    let mut payload = vec![0u8; plan.workload.message_size];
-    let t0 = Instant::now();
-    for seq in 0..n {
-        let key = Key((seq % u64::from(parts)) as u32);
-        Envelope {
-            run_id: RUN_ID,
-            producer: ProducerId(0),
-            key,
-            seq: Seq(seq),
-            send_ns: 0,
-        }
-        .encode(&mut payload);
-        let msg = Outgoing {
-            seq: Seq(seq),
-            key,
-            partition: key.partition(parts),
-            payload: &payload,
-        };
-        producer.send(&msg, &mut acks).unwrap();
-    }
-    producer.flush(Duration::from_secs(30), &mut acks).unwrap();
-    let produce_rate = n as f64 / t0.elapsed().as_secs_f64();
-    drop(producer);
-    let not_once: Vec<_> = acks
-        .0
-        .iter()
-        .enumerate()
-        .filter(|(_, &c)| c != 1)
-        .take(5)
-        .collect();
-    assert!(
-        not_once.is_empty(),
-        "{}: seqs not acked exactly once: {not_once:?}",
-        plan.name
-    );
-
-    if plan.delivery.producer_ack != ProducerAck::None {
-        assert_eq!(
-            wait_depth(broker, n, Duration::from_secs(10)),
-            n,
-            "{}: depth after confirms",
-            plan.name
-        );
-    }
-
-    let mut consumer = RabbitMq.consumer(&ctx(all)).unwrap();
-    let mut sink = Sink {
-        seen: vec![0; n as usize],
-        last: vec![None; parts as usize],
-        partitions: parts,
-    };
-    let t0 = Instant::now();
-    let deadline = t0 + Duration::from_secs(60);
-    let mut taken = 0u64;
-    while taken < n && Instant::now() < deadline {
-        taken += consumer
-            .poll(Duration::from_millis(200), &mut sink)
-            .unwrap() as u64;
-    }
-    let consume_rate = taken as f64 / t0.elapsed().as_secs_f64();
-    // Nothing more may arrive.
-    assert_eq!(
-        consumer
-            .poll(Duration::from_millis(300), &mut sink)
-            .unwrap(),
-        0,
-        "{}: extra deliveries",
-        plan.name
-    );
-    consumer.close().unwrap();
-    drop(consumer);
-    assert_eq!(taken, n, "{}: deliveries", plan.name);
-    let not_once: Vec<_> = sink
-        .seen
-        .iter()
-        .enumerate()
-        .filter(|(_, &c)| c != 1)
-        .take(5)
-        .collect();
-    assert!(
-        not_once.is_empty(),
-        "{}: seqs not delivered exactly once: {not_once:?}",
-        plan.name
-    );
-    assert_eq!(
-        wait_depth(broker, 0, Duration::from_secs(10)),
-        0,
-        "{}: depth after consuming",
-        plan.name
-    );
-    (produce_rate, consume_rate)
+    mq_testkit::round_trip(&RabbitMq, broker, plan, endpoint, &how)
 }
 
 /// Whether `name` exists on the node, by passive declare (queue or exchange).
@@ -308,7 +124,7 @@ fn external_round_trips_with_every_setting_and_teardown_removes_queues() {
         return;
     }
     let port = 5682;
-    let _node = NodeGuard::start(port);
+    let _node = start_node(port);
     let uri = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
     let run = tempfile::tempdir().unwrap();
     let cases = [
@@ -475,13 +291,8 @@ fn unreachable_broker_fails_within_15s_naming_the_address() {
     );
     broker.teardown().unwrap();
 
-    let ctx = WorkerCtx {
-        plan: plan.clone(),
-        endpoint: json!({"exchange": "x", "queues": ["q"], "address": "amqp://127.0.0.1:1//"}),
-        index: 0,
-        partitions: vec![Partition(0)],
-        run_id: RUN_ID,
-    };
+    let endpoint = json!({"exchange": "x", "queues": ["q"], "address": "amqp://127.0.0.1:1//"});
+    let ctx = worker_ctx(&plan, &endpoint, vec![Partition(0)], RUN_ID);
     let t0 = Instant::now();
     let err = RabbitMq
         .producer(&ctx)
