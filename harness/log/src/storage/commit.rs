@@ -43,7 +43,6 @@ pub struct CommitStats {
 
 #[derive(Default)]
 struct State {
-    write_seq: u64,
     synced_seq: u64,
     dirty: Vec<Arc<File>>,
     wake: bool,
@@ -57,8 +56,10 @@ struct State {
 
 /// The shared group-commit state; [`Committer::run`] is the committer thread's body.
 pub struct Committer {
-    /// `write_seq`, readable without the lock: the committer polls it while gathering a batch.
-    registered: AtomicU64,
+    /// Writes registered so far (the last ticket handed out). Changed only under `state`'s lock,
+    /// so it agrees with `synced_seq` there; read without the lock by the committer while it
+    /// gathers a batch.
+    write_seq: AtomicU64,
     state: Mutex<State>,
     work: Condvar,
     done: Condvar,
@@ -68,7 +69,7 @@ pub struct Committer {
 impl Default for Committer {
     fn default() -> Self {
         Committer {
-            registered: AtomicU64::new(0),
+            write_seq: AtomicU64::new(0),
             state: Mutex::new(State::default()),
             work: Condvar::new(),
             done: Condvar::new(),
@@ -78,6 +79,10 @@ impl Default for Committer {
 }
 
 impl Committer {
+    fn write_seq(&self) -> u64 {
+        self.write_seq.load(Ordering::Acquire)
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding this lock leaves counters only; keep going.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -87,16 +92,16 @@ impl Committer {
     /// without it the write waits for the next requested round (interval policy).
     pub fn register(&self, file: &Arc<File>, wake: bool) -> CommitTicket {
         let mut s = self.lock();
-        s.write_seq += 1;
-        self.registered.store(s.write_seq, Ordering::Release);
+        let seq = self.write_seq() + 1;
+        self.write_seq.store(seq, Ordering::Release);
         s.stats.writes += 1;
-        let ticket = CommitTicket(s.write_seq);
+        let ticket = CommitTicket(seq);
         if !s.dirty.iter().any(|f| Arc::ptr_eq(f, file)) {
             s.dirty.push(file.clone());
         }
         if wake && !s.wake {
             // The first write of a round wakes the committer (if it sleeps; while it gathers a
-            // batch it polls `registered` instead).
+            // batch it polls `write_seq` instead).
             s.wake = true;
             self.work.notify_one();
         }
@@ -107,12 +112,12 @@ impl Committer {
     /// Asks for a round covering everything registered so far (interval ticks, flush).
     pub fn request_round(&self) -> Option<CommitTicket> {
         let mut s = self.lock();
-        if s.write_seq == s.synced_seq {
+        if self.write_seq() == s.synced_seq {
             return None;
         }
         s.wake = true;
         self.work.notify_one();
-        Some(CommitTicket(s.write_seq))
+        Some(CommitTicket(self.write_seq()))
     }
 
     /// Blocks until `ticket` is durable, an fsync fails, or `timeout` passes.
@@ -178,9 +183,7 @@ impl Committer {
                 // CPU to them rather than sleep: a sleeping committer needs a wake-up from the
                 // writer that completes the batch, which on a small VM costs tens of µs (a cross-
                 // CPU wake-up) per round, a tenth of an fsync. A lone writer never waits.
-                while self.registered.load(Ordering::Acquire) < complete
-                    && Instant::now() < deadline
-                {
+                while self.write_seq() < complete && Instant::now() < deadline {
                     std::thread::yield_now();
                 }
             }
@@ -189,12 +192,12 @@ impl Committer {
                 while !(s.shutdown || s.wake) {
                     s = self.work.wait(s).unwrap_or_else(|e| e.into_inner());
                 }
-                if s.shutdown && (s.write_seq == s.synced_seq || s.failed.is_some()) {
+                if s.shutdown && (self.write_seq() == s.synced_seq || s.failed.is_some()) {
                     return;
                 }
                 s.wake = false;
                 (
-                    s.write_seq,
+                    self.write_seq(),
                     std::mem::take(&mut s.dirty),
                     std::mem::take(&mut s.awaited),
                 )
@@ -216,7 +219,7 @@ impl Committer {
                 Ok(()) => {
                     // Writers this round releases come back; those that registered during its
                     // fsync are already waiting for the next one.
-                    let expected = s.write_seq - s.synced_seq.min(target);
+                    let expected = self.write_seq() - s.synced_seq.min(target);
                     s.synced_seq = s.synced_seq.max(target);
                     if awaited && expected > 1 && !s.shutdown {
                         gather = Some((
