@@ -100,6 +100,17 @@ impl Drop for BrokerGuard {
     }
 }
 
+/// `backend`'s broker for `plan` (which must validate) in `run_dir`, named after that run.
+pub fn broker(backend: &dyn Backend, plan: &VariantPlan, run_dir: &Path) -> BrokerGuard {
+    let errors = backend.validate(plan);
+    assert!(errors.is_empty(), "{errors:?}");
+    BrokerGuard(
+        backend
+            .broker(plan, run_dir, &mq_core::run_tag(run_dir))
+            .unwrap(),
+    )
+}
+
 /// A plan of `backend` with `messages` of 100 bytes over `partitions` and `ack_timeout`.
 pub fn plan(
     backend: &str,

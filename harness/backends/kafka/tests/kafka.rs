@@ -8,7 +8,7 @@ use mq_backend_kafka::{Endpoint, Kafka, Node};
 use mq_core::scenario::VariantPlan;
 use mq_core::settings::{ConsumerAck, Durability, ProducerAck};
 use mq_core::{run_tag, Backend, Broker, Delivery, Partition};
-use mq_testkit::{worker_ctx, BrokerGuard, NodeGuard, RoundTrip};
+use mq_testkit::{worker_ctx, NodeGuard, RoundTrip};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
 use serde_json::json;
@@ -115,16 +115,7 @@ fn external_round_trips_with_every_setting_and_teardown_removes_the_topic() {
         options["mode"] = json!("external");
         options["bootstrap"] = json!(bootstrap);
         let plan = plan(name, d, options, 10_000, 4);
-        assert!(
-            Kafka.validate(&plan).is_empty(),
-            "{:?}",
-            Kafka.validate(&plan)
-        );
-        let mut broker = BrokerGuard(
-            Kafka
-                .broker(&plan, run.path(), &run_tag(run.path()))
-                .unwrap(),
-        );
+        let mut broker = mq_testkit::broker(&Kafka, &plan, run.path());
         let endpoint = broker.0.setup().unwrap();
         let ep: Endpoint = serde_json::from_value(endpoint.clone()).unwrap();
         assert_eq!(ep.topic, format!("mqb-{}-{name}", run_tag(run.path())));
@@ -168,16 +159,7 @@ fn managed_broker_is_started_and_stopped_by_the_broker() {
         1000,
         2,
     );
-    assert!(
-        Kafka.validate(&plan).is_empty(),
-        "{:?}",
-        Kafka.validate(&plan)
-    );
-    let mut broker = BrokerGuard(
-        Kafka
-            .broker(&plan, run.path(), &run_tag(run.path()))
-            .unwrap(),
-    );
+    let mut broker = mq_testkit::broker(&Kafka, &plan, run.path());
     let endpoint = broker.0.setup().unwrap();
     let ep: Endpoint = serde_json::from_value(endpoint.clone()).unwrap();
     let node = ep.node.clone().expect("managed endpoint names its broker");

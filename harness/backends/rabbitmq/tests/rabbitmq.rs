@@ -11,7 +11,7 @@ use mq_backend_rabbitmq::{Endpoint, Node, RabbitMq};
 use mq_core::scenario::VariantPlan;
 use mq_core::settings::{ConsumerAck, Durability, ProducerAck};
 use mq_core::{run_tag, Backend, Broker, Delivery, Partition};
-use mq_testkit::{delivery, worker_ctx, BrokerGuard, NodeGuard, RoundTrip};
+use mq_testkit::{delivery, worker_ctx, NodeGuard, RoundTrip};
 use serde_json::json;
 
 const RUN_ID: u32 = 0x5eed_0001;
@@ -169,16 +169,7 @@ fn external_round_trips_with_every_setting_and_teardown_removes_queues() {
             options["tx_batch"] = json!(64);
         }
         let plan = plan(name, d, options, 10_000, 4);
-        assert!(
-            RabbitMq.validate(&plan).is_empty(),
-            "{:?}",
-            RabbitMq.validate(&plan)
-        );
-        let mut broker = BrokerGuard(
-            RabbitMq
-                .broker(&plan, run.path(), &run_tag(run.path()))
-                .unwrap(),
-        );
+        let mut broker = mq_testkit::broker(&RabbitMq, &plan, run.path());
         let endpoint = broker.0.setup().unwrap();
         let ep: Endpoint = serde_json::from_value(endpoint.clone()).unwrap();
         assert!(
@@ -226,17 +217,8 @@ fn managed_node_is_started_and_stopped_by_the_broker() {
         1000,
         2,
     );
-    assert!(
-        RabbitMq.validate(&plan).is_empty(),
-        "{:?}",
-        RabbitMq.validate(&plan)
-    );
+    let mut broker = mq_testkit::broker(&RabbitMq, &plan, run.path());
     RabbitMq.available(&plan).unwrap();
-    let mut broker = BrokerGuard(
-        RabbitMq
-            .broker(&plan, run.path(), &run_tag(run.path()))
-            .unwrap(),
-    );
     let endpoint = broker.0.setup().unwrap();
     let ep: Endpoint = serde_json::from_value(endpoint.clone()).unwrap();
     let node = ep.node.clone().expect("managed endpoint names its node");
