@@ -7,13 +7,17 @@
 # env:   PEERS_DIR (default: ../shared/peers beside the repo), GOAL (default 0.5)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
+MQB_NAME=sysv-vs-bench
+# shellcheck source=../brokers/lib.sh
+source "$root/scripts/brokers/lib.sh"
+# shellcheck source=lib.sh
+source "$root/scripts/peers/lib.sh"
 n=${1:-1000000} size=${2:-100} rounds=${3:-3}
 peers=${PEERS_DIR:-$root/../shared/peers}
 goal=${GOAL:-0.5}
 [[ -x $peers/sysv-baseline ]] || { echo "sysv-vs-bench: no peer at $peers/sysv-baseline (set PEERS_DIR)" >&2; exit 2; }
 
-cargo build --release -q -p mq-bench --manifest-path "$root/Cargo.toml"
-bench=$root/target/release/bench
+find_bench "$root"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cat >"$work/peer.toml" <<TOML
