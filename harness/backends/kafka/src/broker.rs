@@ -48,9 +48,15 @@ pub struct KafkaBroker {
 }
 
 impl KafkaBroker {
-    /// `dir` is the variant's folder in the run; topic and group are `mqb-<run_tag>-<variant>`.
-    pub fn new(plan: &VariantPlan, options: Options, run_dir: &Path, run_tag: &str) -> KafkaBroker {
-        let dir = run_dir.join(format!("{}.kafka", plan.name));
+    /// `variant_dir` is the variant's folder in the run; topic and group are
+    /// `mqb-<run_tag>-<variant>`.
+    pub fn new(
+        plan: &VariantPlan,
+        options: Options,
+        variant_dir: &Path,
+        run_tag: &str,
+    ) -> KafkaBroker {
+        let dir = variant_dir.join(format!("{}.kafka", plan.name));
         let node = match options.mode {
             Mode::Managed if options.cluster() => Some(Node::cluster(dir)),
             Mode::Managed => Some(Node::new(options.port(), dir)),
@@ -62,7 +68,7 @@ impl KafkaBroker {
             topic,
             partitions: plan.workload.partitions,
             bootstrap: options.bootstrap(),
-            log: run_dir.join(format!("{}.kafka.log", plan.name)),
+            log: variant_dir.join(format!("{}.kafka.log", plan.name)),
             options,
             node,
             started: false,

@@ -25,7 +25,7 @@ use mq_core::{
 };
 
 pub use client::Endpoint;
-pub use options::{Compression, Mode, Options, CLUSTER_BOOTSTRAP};
+pub use options::{Compression, Mode, Options};
 pub use script::Node;
 
 const NAME: &str = "kafka";

@@ -8,6 +8,8 @@ use mq_core::Delivery;
 use rdkafka::ClientConfig;
 use serde::{Deserialize, Serialize};
 
+use crate::script::{cluster_bootstrap, cluster_ports, CLUSTER_NODES};
+
 pub use mq_core::backend::Mode;
 
 /// `compression.type` of the producer.
@@ -97,11 +99,6 @@ pub mod defaults {
     }
 }
 
-/// The managed 3-node cluster's broker ports: fixed by `kafka.sh --nodes 3`.
-pub const CLUSTER_PORTS: &str = "19092/29092/39092";
-/// Its bootstrap: all three brokers.
-pub const CLUSTER_BOOTSTRAP: &str = "127.0.0.1:19092,127.0.0.1:29092,127.0.0.1:39092";
-
 /// Properties the backend owns; setting them in a free-form table would break the run.
 const OWNED: &[&str] = &[
     "bootstrap.servers",
@@ -139,11 +136,11 @@ impl Options {
                             ));
                         }
                     }
-                    3 => {
+                    CLUSTER_NODES => {
                         if let Some(port) = self.port {
                             e.push(FieldError::new(
                                 "options.port",
-                                format!("port = {port}: the 3-node cluster's ports are fixed (brokers {CLUSTER_PORTS}, controllers + 1); remove port"),
+                                format!("port = {port}: the 3-node cluster's ports are fixed (brokers {}, controllers + 1); remove port", cluster_ports()),
                             ));
                         }
                         if let Some(rf) = self.replication_factor.filter(|&rf| rf > 3) {
@@ -266,7 +263,7 @@ impl Options {
 
     /// Whether the managed broker is the 3-node cluster.
     pub fn cluster(&self) -> bool {
-        self.mode == Mode::Managed && self.nodes == 3
+        self.mode == Mode::Managed && self.nodes == CLUSTER_NODES
     }
 
     /// The managed single node's port.
@@ -277,7 +274,7 @@ impl Options {
     /// `host:port,…` of the brokers.
     pub fn bootstrap(&self) -> String {
         match self.mode {
-            Mode::Managed if self.cluster() => CLUSTER_BOOTSTRAP.to_owned(),
+            Mode::Managed if self.cluster() => cluster_bootstrap(),
             Mode::Managed => format!("127.0.0.1:{}", self.port()),
             Mode::External => self.bootstrap.clone().unwrap_or_default(),
         }

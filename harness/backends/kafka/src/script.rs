@@ -27,6 +27,31 @@ fn one() -> u8 {
     1
 }
 
+/// Nodes of the managed cluster (`kafka.sh --nodes 3`).
+pub const CLUSTER_NODES: u8 = 3;
+
+/// Broker port of node `id` (1..=3) of the cluster, as `kafka.sh --nodes 3` fixes it
+/// (19092/29092/39092; controllers + 1).
+fn cluster_port(id: u8) -> u16 {
+    u16::from(id) * 10000 + 9092
+}
+
+/// The cluster's broker ports, `19092/29092/39092`.
+pub fn cluster_ports() -> String {
+    (1..=CLUSTER_NODES)
+        .map(|id| cluster_port(id).to_string())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Every broker of the managed cluster, `host:port,…`.
+pub fn cluster_bootstrap() -> String {
+    (1..=CLUSTER_NODES)
+        .map(|id| format!("127.0.0.1:{}", cluster_port(id)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 impl Node {
     /// A single node on `port`.
     pub fn new(port: u16, dir: PathBuf) -> Node {
@@ -42,21 +67,21 @@ impl Node {
     pub fn cluster(dir: PathBuf) -> Node {
         Node {
             script: script_path(),
-            port: 19092,
+            port: cluster_port(1),
             dir,
-            nodes: 3,
+            nodes: CLUSTER_NODES,
         }
     }
 
     /// Whether this is the 3-node cluster.
     pub fn is_cluster(&self) -> bool {
-        self.nodes == 3
+        self.nodes == CLUSTER_NODES
     }
 
     /// `127.0.0.1:port` of node `id` (1..=3) of the cluster, or of the single node.
     pub fn address(&self, id: u8) -> String {
         if self.is_cluster() {
-            format!("127.0.0.1:{}", u32::from(id) * 10000 + 9092)
+            format!("127.0.0.1:{}", cluster_port(id))
         } else {
             format!("127.0.0.1:{}", self.port)
         }
@@ -64,10 +89,11 @@ impl Node {
 
     /// Every broker, `host:port,…`.
     pub fn bootstrap(&self) -> String {
-        (1..=self.nodes)
-            .map(|id| self.address(id))
-            .collect::<Vec<_>>()
-            .join(",")
+        if self.is_cluster() {
+            cluster_bootstrap()
+        } else {
+            self.address(1)
+        }
     }
 
     /// For messages: `127.0.0.1:9092` or `the 3-node cluster 127.0.0.1:19092,…`.

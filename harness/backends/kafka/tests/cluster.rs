@@ -9,13 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_lite::future::block_on;
-use mq_backend_kafka::{Endpoint, Kafka, Node, CLUSTER_BOOTSTRAP};
+use mq_backend_kafka::{Endpoint, Kafka, Node};
 use mq_core::envelope::Envelope;
 use mq_core::fault::BrokerFault;
 use mq_core::scenario::VariantPlan;
 use mq_core::settings::{ConsumerAck, Durability, ProducerAck};
-use mq_core::{run_tag, AckSink, Backend, DeliverySink, Outcome, Partition, Seq};
-use mq_testkit::{delivery, message, worker_ctx, BrokerGuard, NodeGuard};
+use mq_core::{AckSink, Backend, DeliverySink, Outcome, Partition, Seq};
+use mq_testkit::{delivery, message, worker_ctx, NodeGuard};
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -141,16 +141,7 @@ fn cluster_leader_kill_loses_no_message_acked_with_acks_all() {
     let t_test = Instant::now();
     let run = tempfile::tempdir().unwrap();
     let plan = plan("k3", ProducerAck::All, json!({"nodes": 3}));
-    assert!(
-        Kafka.validate(&plan).is_empty(),
-        "{:?}",
-        Kafka.validate(&plan)
-    );
-    let mut broker = BrokerGuard(
-        Kafka
-            .broker(&plan, run.path(), &run_tag(run.path()))
-            .unwrap(),
-    );
+    let mut broker = mq_testkit::broker(&Kafka, &plan, run.path());
     // The broker's own teardown wipes the cluster too: this is the safety net.
     let _wipe = NodeGuard::wipe_on_drop(
         "the test cluster",
@@ -161,7 +152,10 @@ fn cluster_leader_kill_loses_no_message_acked_with_acks_all() {
     let endpoint = broker.0.setup().unwrap();
     let ep: Endpoint = serde_json::from_value(endpoint.clone()).unwrap();
     eprintln!("cluster up after {:?}", t_test.elapsed());
-    assert_eq!(ep.bootstrap, CLUSTER_BOOTSTRAP);
+    assert_eq!(
+        ep.bootstrap,
+        "127.0.0.1:19092,127.0.0.1:29092,127.0.0.1:39092"
+    );
     let node = ep.node.clone().expect("managed endpoint names its cluster");
     assert!(node.is_cluster());
     assert_eq!(node.dir, run.path().join("k3.kafka"));

@@ -58,22 +58,22 @@ pub struct RabbitBroker {
 }
 
 impl RabbitBroker {
-    /// `run_dir` is the variant's folder in the run; names are made from `run_tag` ([`Names`]).
+    /// `variant_dir` is the variant's folder in the run; names are made from `run_tag` ([`Names`]).
     pub fn new(
         plan: &VariantPlan,
         options: Options,
-        run_dir: &Path,
+        variant_dir: &Path,
         run_tag: &str,
     ) -> RabbitBroker {
         let node = (options.mode == Mode::Managed).then(|| {
             Node::new(
                 options.port,
-                run_dir.join(format!("{}.rabbitmq", plan.name)),
+                variant_dir.join(format!("{}.rabbitmq", plan.name)),
             )
         });
         RabbitBroker {
             names: Names::new(run_tag, &plan.name, plan.workload.partitions),
-            log: run_dir.join(format!("{}.rabbitmq.log", plan.name)),
+            log: variant_dir.join(format!("{}.rabbitmq.log", plan.name)),
             plan: plan.clone(),
             options,
             node,

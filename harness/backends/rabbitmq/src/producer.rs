@@ -133,16 +133,14 @@ impl RabbitProducer {
         let seqs = std::mem::take(&mut batch.seqs);
         batch.since = None;
         let shown = &self.shown;
-        let r = self.rt.block_on(bounded(
+        // On an error the commit's fate is unknown (the channel may have broken mid-way): the
+        // batch's sends stay unknown.
+        self.rt.block_on(bounded(
             self.ack_timeout,
             || format!("tx.commit on {shown}"),
             self.channel.tx_commit(),
-        ));
-        match r {
-            Ok(()) => seqs.into_iter().for_each(|s| acks.ack(s, Outcome::Acked)),
-            // The commit's fate is unknown when the channel broke mid-way: leave them unknown.
-            Err(e) => return Err(e),
-        }
+        ))?;
+        seqs.into_iter().for_each(|s| acks.ack(s, Outcome::Acked));
         Ok(())
     }
 
