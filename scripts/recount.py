@@ -14,6 +14,7 @@ import sys
 
 HEADER, RECORD = 32, 32
 SENT, ACKED, FAILED, DELIVERED, UNEXPECTED = 1, 2, 3, 4, 5
+NOT_SENT = 1  # the flags byte of a failed record: never reached the broker
 
 
 def records(path):
@@ -22,27 +23,30 @@ def records(path):
     if data[:4] != b"MQBH":
         raise SystemExit(f"{path}: not a history file")
     for i in range(HEADER, len(data) - RECORD + 1, RECORD):
-        kind = data[i]
+        kind, flags = data[i], data[i + 1]
         if kind == 0:
             return
         producer, key, seq, t1, t2 = struct.unpack_from("<HIQQQ", data, i + 2)
-        yield kind, producer, key, seq
+        yield kind, flags, producer, key, seq
 
 
 def recount(vdir, producers, keys):
-    sent, acked, failed = set(), set(), set()
+    sent, acked, failed, not_sent = set(), set(), set(), set()
     for path in sorted(glob.glob(os.path.join(vdir, "producer-*.hist"))):
-        for kind, p, _key, seq in records(path):
+        for kind, flags, p, _key, seq in records(path):
             if p >= producers:
                 continue
+            if kind == FAILED and (p, seq) not in failed and flags == NOT_SENT:
+                not_sent.add((p, seq))  # the first outcome of a send is the one that counts
             {SENT: sent, ACKED: acked, FAILED: failed}.get(kind, set()).add((p, seq))
     acked &= sent
     failed = (failed & sent) - acked
+    not_sent &= failed
     unknown = sent - acked - failed
     delivered, c = set(), dict(deliveries=0, duplicated=0, reordered=0, unexpected=0)
     for path in sorted(glob.glob(os.path.join(vdir, "consumer-*.hist"))):
         last = {}
-        for kind, p, key, seq in records(path):
+        for kind, _flags, p, key, seq in records(path):
             if kind == UNEXPECTED:
                 c["deliveries"] += 1
                 c["unexpected"] += 1
@@ -63,7 +67,8 @@ def recount(vdir, producers, keys):
             else:
                 last[k] = seq
     c.update(
-        sent=len(sent), acked=len(acked), failed=len(failed), unknown=len(unknown),
+        sent=len(sent), acked=len(acked), failed=len(failed - not_sent), not_sent=len(not_sent),
+        unknown=len(unknown),
         delivered=len(delivered), lost=len(acked - delivered), unacked_lost=len(unknown - delivered),
         recovered=len(unknown & delivered), failed_delivered=len(failed & delivered),
     )

@@ -70,15 +70,12 @@ enum Command {
         #[command(subcommand)]
         command: LogCommand,
     },
-    /// Internal: a producer or consumer process started by `bench run` (spec on stdin).
+    /// Internal: a producer or consumer process started by `bench run` (spec on stdin). Its
+    /// arguments (variant, role, index) only name it for `ps`.
     #[command(hide = true)]
     Worker {
-        #[arg(long)]
-        variant: String,
-        #[arg(long)]
-        role: String,
-        #[arg(long)]
-        index: u16,
+        #[arg(num_args = 0..)]
+        label: Vec<String>,
     },
 }
 

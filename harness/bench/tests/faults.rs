@@ -34,7 +34,7 @@ fn accounting(r: &serde_json::Value) -> serde_json::Value {
     let c = counts(r, 0);
     assert_eq!(
         u(&c, "sent"),
-        u(&c, "acked") + u(&c, "failed") + u(&c, "unknown"),
+        u(&c, "acked") + u(&c, "failed") + u(&c, "not_sent") + u(&c, "unknown"),
         "{c}"
     );
     let delivered_acked = u(&c, "delivered") - u(&c, "recovered") - u(&c, "failed_delivered");
@@ -264,6 +264,183 @@ faults = [ { action = "kill-broker", at = "1s" } ]
         "{v}"
     );
     accounting(&r);
+}
+
+#[test]
+fn commit_after_processing_on_a_broker_in_memory_redelivers_and_keeps_its_contract() {
+    // The textbook case: commit after processing means at-least-once delivery of what the
+    // broker kept, so a killed consumer's uncommitted batch comes again. It used to be judged
+    // at-most-once (durability = "memory") and its expected duplicates marked ✗.
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let r = run_scenario(
+        dir.path(),
+        r#"
+name = "log-redelivery"
+[workload]
+duration = "3s"
+rate = 2000
+processing = "1ms"
+drain_timeout = "10s"
+[[variants]]
+name = "log"
+backend = "log"
+producer_ack = "leader"
+durability = "memory"
+consumer_ack = "after-process"
+faults = [ { action = "kill-consumer", at = "1.5s" }, { action = "restart-consumer", at = "2s" } ]
+"#,
+    );
+    let c = accounting(&r);
+    let v = &r["variants"][0];
+    assert_eq!(v["contract"], "at-least-once-of-kept", "{v}");
+    assert!(
+        u(&c, "duplicated") > 0,
+        "the uncommitted batch is redelivered: {c}"
+    );
+    assert_eq!(
+        u(&c, "lost"),
+        0,
+        "no broker fault: nothing acked may be lost: {c}"
+    );
+    assert_eq!(v["contract_kept"], true, "{v}");
+}
+
+#[test]
+fn log_fire_and_forget_goes_out_promptly() {
+    // linger_ms = 0 means send as soon as possible: with producer_ack = "none" nothing may sit
+    // in the client's buffer until it fills (it used to: 300 messages at 100/s all arrived
+    // after the producer ended, end-to-end p50 1.5 s).
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let r = run_scenario(
+        dir.path(),
+        r#"
+name = "log-fire-and-forget"
+[workload]
+messages = 300
+rate = 100
+[[variants]]
+name = "log"
+backend = "log"
+producer_ack = "none"
+"#,
+    );
+    let c = accounting(&r);
+    assert_eq!((u(&c, "acked"), u(&c, "delivered")), (300, 300), "{c}");
+    let e2e = &r["variants"][0]["report"]["latency"]["end_to_end"];
+    let p99_ms = e2e["p99_us"].as_f64().unwrap() / 1e3;
+    assert!(p99_ms < 250.0, "end-to-end p99 {p99_ms} ms: {e2e}");
+}
+
+#[test]
+fn log_producer_keeps_what_it_sends_while_its_server_restarts() {
+    // As a Kafka producer does: sends during the outage wait in the producer and go out once
+    // the server is back; none is refused, none is lost.
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let r = run_scenario(
+        dir.path(),
+        r#"
+name = "log-outage"
+[workload]
+duration = "3s"
+rate = 1000
+drain_timeout = "10s"
+[[variants]]
+name = "log"
+backend = "log"
+producer_ack = "all"
+durability = "persistent"
+faults = [ { action = "kill-broker", at = "1s" }, { action = "restart-broker", at = "1.5s" } ]
+"#,
+    );
+    faults_done(&r, 2);
+    let c = accounting(&r);
+    assert_eq!((u(&c, "failed"), u(&c, "not_sent")), (0, 0), "{c}");
+    assert_eq!(u(&c, "lost"), 0, "{c}");
+    assert!(
+        u(&c, "acked") >= 2500,
+        "the outage's sends were acked later: {c}"
+    );
+}
+
+#[test]
+fn log_sends_with_no_server_past_the_delivery_timeout_are_not_sent_not_refused() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let r = run_scenario(
+        dir.path(),
+        r#"
+name = "log-no-server"
+[workload]
+duration = "3s"
+rate = 1000
+drain_timeout = "2s"
+ack_timeout = "2s"
+[[variants]]
+name = "log"
+backend = "log"
+options = { delivery_timeout_ms = 500 }
+faults = [ { action = "kill-broker", at = "1s" } ]
+"#,
+    );
+    let c = accounting(&r);
+    assert_eq!(u(&c, "failed"), 0, "the server refused nothing: {c}");
+    assert!(u(&c, "not_sent") >= 1500, "{c}");
+    assert_eq!(u(&c, "lost"), 0, "{c}");
+    let producer = &r["variants"][0]["workers"][1];
+    assert_eq!(
+        producer["exit"], "ok",
+        "the producer ends normally: {producer}"
+    );
+}
+
+#[test]
+fn faults_start_on_time_and_record_when_they_did() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let r = run_scenario(
+        dir.path(),
+        r#"
+name = "on-time"
+[workload]
+duration = "2s"
+rate = 2000
+[[variants]]
+name = "sysv"
+backend = "sysv"
+faults = [
+  { action = "pause-consumers", at = "230ms" },
+  { action = "resume-consumers", at = "470ms" },
+  { action = "pause-consumers", at = "810ms" },
+  { action = "resume-consumers", at = "1130ms" },
+  { action = "kill-consumer", after_messages = 3000 },
+  { action = "restart-consumer", at = "1610ms" },
+]
+"#,
+    );
+    let faults = r["variants"][0]["faults"].as_array().unwrap();
+    assert_eq!(faults.len(), 6, "{faults:?}");
+    for f in faults.iter().filter(|f| !f["scheduled"].is_null()) {
+        let (t, at) = (f["t"].as_f64().unwrap(), f["scheduled"].as_f64().unwrap());
+        let late = f["late_ms"].as_f64().unwrap();
+        assert!((late - (t - at) * 1e3).abs() < 0.01, "{f}");
+        // The goal is under 5 ms; the bound leaves room for a loaded CI machine.
+        assert!(
+            (0.0..25.0).contains(&late),
+            "{} began {late:.1} ms late",
+            f["label"]
+        );
+    }
+    let by_count = faults
+        .iter()
+        .find(|f| f["action"] == "kill-consumer")
+        .unwrap();
+    assert!(
+        by_count["scheduled"].is_null() && by_count["late_ms"].is_null(),
+        "{by_count}"
+    );
 }
 
 fn broker_safe_variant(backend: &str, port: u16) -> String {

@@ -110,15 +110,25 @@ backend = "sysv"
             .any(|w| w["role"] == "consumer" && w["exit"] == "signal 9"),
         "{v}"
     );
+    // One ending, one reason: the consumer's death ended the run; the producers' stall (the
+    // queue filled) is part of the same sentence, not a second ending.
+    assert_eq!(v["ended_by"], "consumers-gone", "{v}");
+    let reason = v["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("every consumer ended (consumer 0: signal 9)")
+            && reason.contains("producers made no progress"),
+        "{reason}"
+    );
     let c = counts(&r, 0);
-    let (sent, acked, failed, unknown) = (
+    let (sent, acked, failed, not_sent, unknown) = (
         u(&c, "sent"),
         u(&c, "acked"),
         u(&c, "failed"),
+        u(&c, "not_sent"),
         u(&c, "unknown"),
     );
     assert!(sent > 10_000, "the run went on for a while: {c}");
-    assert_eq!(sent, acked + failed + unknown, "{c}");
+    assert_eq!(sent, acked + failed + not_sent + unknown, "{c}");
     // Every acked message is delivered or counted lost.
     let delivered_acked = u(&c, "delivered") - u(&c, "recovered") - u(&c, "failed_delivered");
     assert_eq!(acked, delivered_acked + u(&c, "lost"), "{c}");
@@ -202,4 +212,39 @@ fn the_ready_sysv_scenarios_run_clean() {
             }
         }
     }
+}
+
+#[test]
+fn a_broker_not_installed_is_skipped_with_its_install_command_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let o = bench()
+        .current_dir(&repo)
+        .env("MQ_BENCH_CACHE", dir.path().join("no-cache"))
+        .args([
+            "run",
+            "scenarios/quickstart.toml",
+            "--only",
+            "kafka",
+            "--quiet",
+            "--out",
+        ])
+        .arg(dir.path().join("run"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("kafka: skipped:"))
+        .unwrap_or_else(|| panic!("no skip line: {stderr}"));
+    assert!(
+        line.ends_with("(fix: scripts/brokers/kafka.sh install)"),
+        "{line}"
+    );
+    assert_eq!(
+        line.matches("install").count(),
+        2,
+        "once in the reason's 'not installed', once in the fix: {line}"
+    );
+    assert!(!line.contains(".."), "{line}");
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
-use mq_core::history::{HistoryError, HistoryReader, Record, Role};
+use mq_core::history::{FailReason, HistoryError, HistoryReader, Record, Role};
 
 use mq_core::bits::Bits;
 pub use report::{Counts, DepthSample, Latency, Percentiles, Report, Series, Throughput};
@@ -53,7 +53,10 @@ const NONE: u64 = u64::MAX;
 struct Producer {
     sent: Bits,
     acked: Bits,
+    /// Failed, refused by the broker or never sent.
     failed: Bits,
+    /// Of the failed: never reached the broker.
+    not_sent: Bits,
     delivered: Bits,
 }
 
@@ -64,6 +67,7 @@ pub fn check(input: &Input) -> Result<Report, CheckError> {
             sent: Bits::default(),
             acked: Bits::default(),
             failed: Bits::default(),
+            not_sent: Bits::default(),
             delivered: Bits::default(),
         })
         .collect();
@@ -115,10 +119,14 @@ pub fn check(input: &Input) -> Result<Report, CheckError> {
                     producer,
                     seq,
                     at_ns,
+                    reason,
                 } => {
                     if let Some(p) = producers.get_mut(producer.0 as usize) {
                         if !p.failed.set(seq.0) {
                             bump(&mut s.failed, second(at_ns));
+                            if reason == FailReason::NotSent {
+                                p.not_sent.set(seq.0);
+                            }
                         }
                     }
                 }
@@ -179,17 +187,20 @@ pub fn check(input: &Input) -> Result<Report, CheckError> {
     for p in &producers {
         let words = p.sent.words();
         for w in 0..words {
-            let (sent, acked, failed, delivered) = (
+            let (sent, acked, failed, not_sent, delivered) = (
                 p.sent.word(w),
                 p.acked.word(w),
                 p.failed.word(w),
+                p.not_sent.word(w),
                 p.delivered.word(w),
             );
             let acked = acked & sent;
             let failed = failed & sent & !acked;
+            let not_sent = not_sent & failed;
             let unknown = sent & !acked & !failed;
             c.acked += u64::from(acked.count_ones());
-            c.failed += u64::from(failed.count_ones());
+            c.failed += u64::from((failed & !not_sent).count_ones());
+            c.not_sent += u64::from(not_sent.count_ones());
             c.unknown += u64::from(unknown.count_ones());
             c.delivered += u64::from((delivered & sent).count_ones());
             c.lost += u64::from((acked & !delivered).count_ones());

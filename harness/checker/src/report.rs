@@ -12,6 +12,10 @@ pub struct Counts {
     pub acked: u64,
     /// Refused by the broker (nack, error).
     pub failed: u64,
+    /// Never reached the broker: the client had no connection within its delivery timeout.
+    /// `sent = acked + failed + not_sent + unknown`.
+    #[serde(default)]
+    pub not_sent: u64,
     /// No answer before the producer ended (crash, timeout).
     pub unknown: u64,
     /// Distinct messages delivered at least once.
@@ -24,7 +28,7 @@ pub struct Counts {
     pub unacked_lost: u64,
     /// Unknown, yet delivered.
     pub recovered: u64,
-    /// Refused by the broker, yet delivered.
+    /// Failed (refused or not sent), yet delivered.
     pub failed_delivered: u64,
     /// Deliveries beyond the first of the same (producer, seq).
     pub duplicated: u64,

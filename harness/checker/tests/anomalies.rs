@@ -1,7 +1,7 @@
 //! Crafted histories, one anomaly each; every count is asserted exactly.
 
 use mq_checker::{check, Counts, Input};
-use mq_core::history::{FileHeader, HistoryWriter, Record, Role};
+use mq_core::history::{FailReason, FileHeader, HistoryWriter, Record, Role};
 use mq_core::ids::{Key, ProducerId, Seq};
 
 const MS: u64 = 1_000_000;
@@ -29,10 +29,14 @@ fn acked(p: u16, seq: u64) -> Record {
     }
 }
 fn failed(p: u16, seq: u64) -> Record {
+    failed_because(p, seq, FailReason::Refused)
+}
+fn failed_because(p: u16, seq: u64, reason: FailReason) -> Record {
     Record::Failed {
         producer: ProducerId(p),
         seq: Seq(seq),
         at_ns: seq * MS + MS / 2,
+        reason,
     }
 }
 fn delivered(p: u16, seq: u64, key: u32) -> Record {
@@ -204,6 +208,29 @@ fn failed_sends_are_counted_and_their_deliveries_flagged() {
         (c.failed, c.failed_delivered, c.acked, c.lost, c.unknown),
         (2, 1, 1, 0, 0)
     );
+}
+
+#[test]
+fn sends_that_never_reached_the_broker_are_not_sent_not_refused() {
+    let h = H::new()
+        .producer(vec![
+            sent(0, 0, 0),
+            failed_because(0, 0, FailReason::NotSent),
+            sent(0, 1, 0),
+            failed(0, 1),
+            sent(0, 2, 0),
+            failed_because(0, 2, FailReason::NotSent),
+            sent(0, 3, 0),
+            acked(0, 3),
+            sent(0, 4, 0),
+        ])
+        .consumer(vec![delivered(0, 3, 0)]);
+    let c = h.check(1);
+    assert_eq!(
+        (c.failed, c.not_sent, c.acked, c.unknown, c.lost),
+        (1, 2, 1, 1, 0)
+    );
+    assert_eq!(c.sent, c.acked + c.failed + c.not_sent + c.unknown);
 }
 
 #[test]

@@ -115,7 +115,10 @@ pub fn managed_available(
         None => Ok(()),
         Some(reason) => Err(Unavailable {
             reason,
-            fix: Some(format!("scripts/brokers/{script} install")),
+            fix: Some(format!(
+                "{} install",
+                crate::paths::shown(&crate::script::broker_script(script))
+            )),
         }),
     }
 }
@@ -229,8 +232,9 @@ pub trait Broker: Send {
     /// Ctrl-C; must be safe to call twice.
     fn teardown(&mut self) -> Result<(), BackendError>;
 
-    /// Carries out a broker fault (kill -9, restart on the same data, remove the queue).
-    fn fault(&mut self, fault: BrokerFault) -> Result<(), BackendError> {
+    /// Carries out a broker fault (kill -9, restart on the same data, remove the queue), and
+    /// says which nodes of a cluster it hit (empty for a single broker).
+    fn fault(&mut self, fault: BrokerFault) -> Result<Vec<NodeHit>, BackendError> {
         Err(BackendError::other(
             "broker",
             format!("{fault:?} is not supported"),
@@ -243,11 +247,27 @@ pub trait Broker: Send {
     }
 }
 
+/// One node of a cluster that a broker fault hit, as it was at that moment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeHit {
+    /// The node's id in its cluster (Kafka's node.id).
+    pub node: u32,
+    pub address: String,
+    /// Why this node, e.g. "leader of partition 0".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+}
+
 /// The outcome of one send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
+    /// The broker confirmed it.
     Acked,
+    /// The broker refused it (nack, error response).
     Failed,
+    /// It never reached the broker: no connection within the client's delivery timeout. Certain,
+    /// unlike a send in flight when the connection dropped (that one stays unknown).
+    NotSent,
 }
 
 /// Where a producer reports confirmations; the worker timestamps and records them.

@@ -127,6 +127,10 @@ impl FaultSpec {
 }
 
 /// The delivery contract a variant claims; the checker says whether the run kept it.
+///
+/// Two independent promises make it: no acked message lost (the producer and durability side)
+/// and nothing delivered twice (the consumer side). [`crate::scenario::derived_contract`] says
+/// which the delivery settings make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Contract {
@@ -134,6 +138,10 @@ pub enum Contract {
     AtMostOnce,
     /// No acked message lost; duplicates allowed.
     AtLeastOnce,
+    /// Duplicates allowed, and no acked message lost unless the broker itself lost it (a
+    /// broker kept in memory, or fire-and-forget sends, through a broker fault): commit after
+    /// processing redelivers what the broker kept.
+    AtLeastOnceOfKept,
     /// No acked message lost and nothing delivered twice.
     ExactlyOnce,
 }
@@ -143,19 +151,32 @@ impl fmt::Display for Contract {
         f.write_str(match self {
             Contract::AtMostOnce => "at-most-once",
             Contract::AtLeastOnce => "at-least-once",
+            Contract::AtLeastOnceOfKept => "at-least-once-of-kept",
             Contract::ExactlyOnce => "exactly-once",
         })
     }
 }
 
 impl Contract {
-    /// Whether counts keep the contract, and if not, why.
-    pub fn kept(self, lost: u64, duplicated: u64, unexpected: u64) -> Result<(), String> {
+    /// Whether counts keep the contract, and if not, why. `broker_faulted`: the schedule
+    /// killed the broker or removed its queue (what a broker in memory may lose).
+    pub fn kept(
+        self,
+        lost: u64,
+        duplicated: u64,
+        unexpected: u64,
+        broker_faulted: bool,
+    ) -> Result<(), String> {
         let mut broken = Vec::new();
         if unexpected > 0 {
             broken.push(format!("{unexpected} unexpected"));
         }
-        if matches!(self, Contract::AtLeastOnce | Contract::ExactlyOnce) && lost > 0 {
+        let no_loss = match self {
+            Contract::AtLeastOnce | Contract::ExactlyOnce => true,
+            Contract::AtLeastOnceOfKept => !broker_faulted,
+            Contract::AtMostOnce => false,
+        };
+        if no_loss && lost > 0 {
             broken.push(format!("{lost} acked messages lost"));
         }
         if matches!(self, Contract::AtMostOnce | Contract::ExactlyOnce) && duplicated > 0 {
@@ -239,17 +260,33 @@ mod tests {
 
     #[test]
     fn contracts_are_judged_on_loss_and_duplicates() {
-        assert!(Contract::AtMostOnce.kept(5, 0, 0).is_ok());
+        assert!(Contract::AtMostOnce.kept(5, 0, 0, false).is_ok());
         assert_eq!(
-            Contract::AtMostOnce.kept(0, 2, 0),
+            Contract::AtMostOnce.kept(0, 2, 0, false),
             Err("2 duplicates".into())
         );
-        assert!(Contract::AtLeastOnce.kept(0, 9, 0).is_ok());
+        assert!(Contract::AtLeastOnce.kept(0, 9, 0, false).is_ok());
         assert_eq!(
-            Contract::AtLeastOnce.kept(1, 0, 0),
+            Contract::AtLeastOnce.kept(1, 0, 0, true),
             Err("1 acked messages lost".into())
         );
-        assert!(Contract::ExactlyOnce.kept(0, 1, 0).is_err());
-        assert!(Contract::AtLeastOnce.kept(0, 0, 1).is_err());
+        assert!(Contract::ExactlyOnce.kept(0, 1, 0, false).is_err());
+        assert!(Contract::AtLeastOnce.kept(0, 0, 1, false).is_err());
+    }
+
+    #[test]
+    fn at_least_once_of_kept_allows_loss_only_through_a_broker_fault() {
+        let c = Contract::AtLeastOnceOfKept;
+        assert!(c.kept(0, 40, 0, false).is_ok(), "redeliveries are expected");
+        assert!(
+            c.kept(7, 40, 0, true).is_ok(),
+            "the broker lost what it held"
+        );
+        assert_eq!(
+            c.kept(7, 0, 0, false),
+            Err("7 acked messages lost".into()),
+            "no broker fault: nothing may be lost"
+        );
+        assert!(c.kept(0, 0, 1, true).is_err());
     }
 }

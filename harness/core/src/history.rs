@@ -47,11 +47,12 @@ pub enum Record {
         at_ns: u64,
         intended_ns: u64,
     },
-    /// The broker refused the send (nack, error).
+    /// The send failed: the broker refused it, or it never reached the broker.
     Failed {
         producer: ProducerId,
         seq: Seq,
         at_ns: u64,
+        reason: FailReason,
     },
     /// A consumer took a message of this run.
     Delivered {
@@ -65,6 +66,15 @@ pub enum Record {
     Unexpected { at_ns: u64 },
 }
 
+/// Why a send failed (the `flags` byte of a `failed` record).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailReason {
+    /// The broker answered with a refusal (nack, error response).
+    Refused = 0,
+    /// The client never handed it to the broker (no connection within its delivery timeout).
+    NotSent = 1,
+}
+
 const K_SENT: u8 = 1;
 const K_ACKED: u8 = 2;
 const K_FAILED: u8 = 3;
@@ -73,6 +83,7 @@ const K_UNEXPECTED: u8 = 5;
 
 impl Record {
     fn encode(&self) -> [u8; RECORD_LEN] {
+        let mut flags = 0u8;
         let (kind, producer, key, seq, t1, t2) = match *self {
             Record::Sent {
                 producer,
@@ -90,7 +101,11 @@ impl Record {
                 producer,
                 seq,
                 at_ns,
-            } => (K_FAILED, producer, Key(0), seq, at_ns, 0),
+                reason,
+            } => {
+                flags = reason as u8;
+                (K_FAILED, producer, Key(0), seq, at_ns, 0)
+            }
             Record::Delivered {
                 producer,
                 seq,
@@ -102,6 +117,7 @@ impl Record {
         };
         let mut b = [0u8; RECORD_LEN];
         b[0] = kind;
+        b[1] = flags;
         b[2..4].copy_from_slice(&producer.0.to_le_bytes());
         b[4..8].copy_from_slice(&key.0.to_le_bytes());
         b[8..16].copy_from_slice(&seq.0.to_le_bytes());
@@ -112,7 +128,7 @@ impl Record {
 
     /// Decodes one record; `None` for the zero record that marks the end.
     #[inline]
-    pub fn decode(b: &[u8]) -> Option<Result<Record, u8>> {
+    pub fn decode(b: &[u8]) -> Option<Result<Record, (u8, u8)>> {
         let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap());
         let producer = ProducerId(u16::from_le_bytes([b[2], b[3]]));
         let key = Key(u32::from_le_bytes(b[4..8].try_into().unwrap()));
@@ -136,6 +152,11 @@ impl Record {
                 producer,
                 seq,
                 at_ns: t1,
+                reason: match b[1] {
+                    0 => FailReason::Refused,
+                    1 => FailReason::NotSent,
+                    _ => return Some(Err((b[0], b[1]))),
+                },
             },
             K_DELIVERED => Record::Delivered {
                 producer,
@@ -145,7 +166,7 @@ impl Record {
                 at_ns: t2,
             },
             K_UNEXPECTED => Record::Unexpected { at_ns: t1 },
-            other => return Some(Err(other)),
+            other => return Some(Err((other, b[1]))),
         }))
     }
 }
@@ -242,8 +263,13 @@ pub enum HistoryError {
     Io { path: PathBuf, source: io::Error },
     #[error("{path} is not an mq-bench history file (bad magic or version)")]
     NotHistory { path: PathBuf },
-    #[error("{path}: record {index} has unknown kind {kind}")]
-    BadRecord { path: PathBuf, index: u64, kind: u8 },
+    #[error("{path}: record {index} has unknown kind {kind} (flags {flags})")]
+    BadRecord {
+        path: PathBuf,
+        index: u64,
+        kind: u8,
+        flags: u8,
+    },
 }
 
 /// Reads a history file sequentially, in large chunks, up to the last whole record.
@@ -315,10 +341,11 @@ impl HistoryReader {
                 Ok(None)
             }
             Some(Ok(r)) => Ok(Some(r)),
-            Some(Err(kind)) => Err(HistoryError::BadRecord {
+            Some(Err((kind, flags))) => Err(HistoryError::BadRecord {
                 path: self.path.clone(),
                 index: self.index - 1,
                 kind,
+                flags,
             }),
         }
     }
@@ -390,6 +417,13 @@ mod tests {
                 producer: ProducerId(3),
                 seq: Seq(1),
                 at_ns: 30,
+                reason: FailReason::Refused,
+            },
+            Record::Failed {
+                producer: ProducerId(3),
+                seq: Seq(2),
+                at_ns: 31,
+                reason: FailReason::NotSent,
             },
             Record::Delivered {
                 producer: ProducerId(3),

@@ -15,10 +15,11 @@ pub mod scenario;
 pub mod script;
 pub mod settings;
 pub mod spec;
+pub mod stop;
 
 pub use backend::run_tag;
 pub use backend::{
     AckSink, Backend, BackendError, BackendInfo, Broker, Consumer, Delivery, DeliverySink, Depth,
-    OptionInfo, Outcome, Outgoing, Producer, Registry, Unavailable, WorkerCtx,
+    NodeHit, OptionInfo, Outcome, Outgoing, Producer, Registry, Unavailable, WorkerCtx,
 };
 pub use ids::{ConsumerId, Key, Partition, ProducerId, Seq};

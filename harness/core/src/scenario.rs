@@ -602,16 +602,18 @@ fn plan_variant(
     })
 }
 
-/// At-least-once when nothing in the chain lets go of a message before it is safe: the broker
-/// confirms, keeps it on disk, and the consumer acks after processing. At-most-once otherwise.
+/// The contract the delivery settings make (the README's table). Duplicates follow the
+/// consumer side: acking or committing after processing redelivers what a dead consumer held.
+/// Loss follows the producer and durability side: an acked message survives a broker crash
+/// only when the broker confirmed it and keeps it on disk; an auto-acking consumer loses what
+/// it held when it dies.
 pub fn derived_contract(d: Delivery) -> Contract {
-    let safe = d.producer_ack != ProducerAck::None
-        && d.consumer_ack == ConsumerAck::AfterProcess
-        && d.durability == Durability::Persistent;
-    if safe {
-        Contract::AtLeastOnce
-    } else {
-        Contract::AtMostOnce
+    let broker_keeps =
+        d.producer_ack != ProducerAck::None && d.durability == Durability::Persistent;
+    match (d.consumer_ack, broker_keeps) {
+        (ConsumerAck::AfterProcess, true) => Contract::AtLeastOnce,
+        (ConsumerAck::AfterProcess, false) => Contract::AtLeastOnceOfKept,
+        (ConsumerAck::Auto, _) => Contract::AtMostOnce,
     }
 }
 
@@ -738,4 +740,40 @@ fn span_of(doc: &toml_edit::Document<&str>, path: &str) -> Option<Range<usize>> 
         }
     }
     best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_contracts_follow_the_consumer_for_duplicates_and_the_broker_for_loss() {
+        use ConsumerAck::*;
+        use Contract::*;
+        use Durability::*;
+        use ProducerAck::{All, Leader, None as Fire};
+        // The README's table, row by row.
+        let rows = [
+            (Leader, Persistent, AfterProcess, AtLeastOnce),
+            (All, Persistent, AfterProcess, AtLeastOnce),
+            (Leader, Memory, AfterProcess, AtLeastOnceOfKept),
+            (All, Memory, AfterProcess, AtLeastOnceOfKept),
+            (Fire, Persistent, AfterProcess, AtLeastOnceOfKept),
+            (Fire, Memory, AfterProcess, AtLeastOnceOfKept),
+            (Leader, Persistent, Auto, AtMostOnce),
+            (All, Persistent, Auto, AtMostOnce),
+            (Leader, Memory, Auto, AtMostOnce),
+            (All, Memory, Auto, AtMostOnce),
+            (Fire, Persistent, Auto, AtMostOnce),
+            (Fire, Memory, Auto, AtMostOnce),
+        ];
+        for (producer_ack, durability, consumer_ack, want) in rows {
+            let d = Delivery {
+                producer_ack,
+                consumer_ack,
+                durability,
+            };
+            assert_eq!(derived_contract(d), want, "{d:?}");
+        }
+    }
 }

@@ -83,26 +83,50 @@ mod tests {
     }
 }
 
+/// A worker's running counts: producers fill the send outcomes, consumers `delivered` (each
+/// (producer, seq) once per consumer). The one type for the worker protocol, progress and drain.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    pub sent: u64,
+    pub acked: u64,
+    /// Refused by the broker.
+    pub failed: u64,
+    /// Never reached the broker (no connection within the delivery timeout).
+    #[serde(default)]
+    pub not_sent: u64,
+    pub delivered: u64,
+}
+
+impl std::ops::AddAssign for Totals {
+    fn add_assign(&mut self, o: Totals) {
+        self.sent += o.sent;
+        self.acked += o.acked;
+        self.failed += o.failed;
+        self.not_sent += o.not_sent;
+        self.delivered += o.delivered;
+    }
+}
+
+impl std::iter::Sum for Totals {
+    fn sum<I: Iterator<Item = Totals>>(iter: I) -> Totals {
+        let mut t = Totals::default();
+        for x in iter {
+            t += x;
+        }
+        t
+    }
+}
+
 /// Worker → coordinator, one JSON object per stdout line.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "status", rename_all = "kebab-case")]
 pub enum Status {
     /// Connected and about to start.
     Ready,
-    /// Running totals.
-    Progress {
-        sent: u64,
-        acked: u64,
-        failed: u64,
-        delivered: u64,
-    },
+    /// Running totals as of `at_ns` (the worker's monotonic clock, shared by the host).
+    Progress { at_ns: u64, totals: Totals },
     /// Finished normally, with final totals.
-    Done {
-        sent: u64,
-        acked: u64,
-        failed: u64,
-        delivered: u64,
-    },
+    Done { totals: Totals },
     /// Gave up; the message says why.
     Error { message: String },
 }

@@ -1,16 +1,20 @@
 //! mq-runner: turns a validated scenario into worker processes, watches them, and gathers what
 //! they wrote into results.
 //!
-//! The coordinator (`coordinator.rs`) runs in `bench run`; the worker (`worker.rs`) is the same
-//! binary started as `bench worker`. Results (`results.rs`) are written raw before they are
+//! The coordinator (`coordinator.rs`) runs in `bench run`: its loop drives the worker processes
+//! (`workers.rs`), the fault schedule (`nemesis.rs`) and the end-of-drain rules (`drain.rs`). The
+//! worker (`worker.rs`) is the same binary started as `bench worker`. Results (`results.rs`) are written raw before they are
 //! summarised (`summary.rs`).
 
 pub mod coordinator;
+pub mod drain;
 pub mod interrupt;
 pub mod machine;
+pub mod nemesis;
 pub mod progress;
 pub mod results;
 pub mod summary;
 pub mod worker;
+pub mod workers;
 
 pub use coordinator::{run, RunOptions};

@@ -5,14 +5,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-/// Running totals over a variant's workers.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Totals {
-    pub sent: u64,
-    pub acked: u64,
-    pub failed: u64,
-    pub delivered: u64,
-}
+use mq_core::spec::Totals;
 
 pub struct Progress {
     bar: Option<ProgressBar>,
@@ -64,8 +57,12 @@ impl Progress {
             );
             self.last = (now, t);
         }
+        let not_sent = match t.not_sent {
+            0 => String::new(),
+            n => format!(" | not sent {n}"),
+        };
         let msg = format!(
-            "sent {} | acked {} ({:.0}/s) | delivered {} ({:.0}/s) | failed {} | {phase}",
+            "sent {} | acked {} ({:.0}/s) | delivered {} ({:.0}/s) | failed {}{not_sent} | {phase}",
             t.sent, t.acked, self.rate.0, t.delivered, self.rate.1, t.failed
         );
         match &self.bar {

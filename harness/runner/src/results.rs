@@ -6,7 +6,7 @@ use std::path::Path;
 use mq_checker::Report;
 use mq_core::fault::{Contract, FaultAction};
 use mq_core::scenario::Workload;
-use mq_core::Delivery;
+use mq_core::{Delivery, NodeHit};
 use serde::{Deserialize, Serialize};
 
 use crate::machine::Machine;
@@ -108,10 +108,20 @@ pub struct VariantResult {
 /// One fault as it was carried out.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FaultEvent {
-    /// Seconds since the variant's start.
+    /// When the action began, in seconds since the variant's start.
     pub t: f64,
+    /// When it was scheduled (`at`), in seconds; None for `after_messages`.
+    #[serde(default)]
+    pub scheduled: Option<f64>,
+    /// How late it began: `t − scheduled`, in milliseconds.
+    #[serde(default)]
+    pub late_ms: Option<f64>,
     pub action: FaultAction,
+    /// The worker index (kill-producer, kill-consumer, restart-consumer).
     pub target: Option<u16>,
+    /// The cluster nodes a broker fault hit, and why each (e.g. leader of partition 0).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<NodeHit>,
     /// As scheduled, e.g. `kill-broker@3s`.
     pub label: String,
     pub ok: bool,

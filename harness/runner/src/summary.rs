@@ -111,11 +111,11 @@ pub fn markdown(r: &RunResults) -> String {
     let _ = writeln!(s, "\n## Correctness\n");
     let _ = writeln!(
         s,
-        "| variant | sent | acked | failed | unknown | delivered | **lost** | unacked-lost | recovered | duplicated | reordered | unexpected | ended by |"
+        "| variant | sent | acked | failed | not sent | unknown | delivered | **lost** | unacked-lost | recovered | duplicated | reordered | unexpected | ended by |"
     );
     let _ = writeln!(
         s,
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     );
     for v in &r.variants {
         if let Some(rep) = &v.report {
@@ -129,11 +129,12 @@ pub fn markdown(r: &RunResults) -> String {
             });
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | **{}** | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | **{}** | {} | {} | {} | {} | {} | {} |",
                 v.name,
                 c.sent,
                 c.acked,
                 c.failed,
+                c.not_sent,
                 c.unknown,
                 c.delivered,
                 c.lost,

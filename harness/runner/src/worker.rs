@@ -7,7 +7,9 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
@@ -16,8 +18,9 @@ use mq_core::bits::Bits;
 use mq_core::clock::{now_ns, sleep_until};
 use mq_core::envelope::Envelope;
 use mq_core::fault::Processing;
+use mq_core::history::FailReason;
 use mq_core::history::{FileHeader, HistoryWriter, Record, Role};
-use mq_core::spec::{Control, RoleSpec, Status, WorkerSpec};
+use mq_core::spec::{Control, RoleSpec, Status, Totals, WorkerSpec};
 use mq_core::{
     AckSink, BackendError, DeliverySink, Key, Outcome, Outgoing, Partition, ProducerId, Registry,
     Seq,
@@ -28,6 +31,7 @@ struct Counters {
     sent: AtomicU64,
     acked: AtomicU64,
     failed: AtomicU64,
+    not_sent: AtomicU64,
     delivered: AtomicU64,
     /// Set by the control thread on `stop` or EOF.
     stop: AtomicBool,
@@ -38,13 +42,20 @@ struct Counters {
 }
 
 impl Counters {
-    fn totals(&self) -> (u64, u64, u64, u64) {
-        (
-            self.sent.load(Relaxed),
-            self.acked.load(Relaxed),
-            self.failed.load(Relaxed),
-            self.delivered.load(Relaxed),
-        )
+    /// A consistent snapshot: an outcome is counted after its send, so reading the outcomes
+    /// first (acquire, against the release increments) never shows more outcomes than sends.
+    fn totals(&self) -> Totals {
+        let delivered = self.delivered.load(Acquire);
+        let not_sent = self.not_sent.load(Acquire);
+        let failed = self.failed.load(Acquire);
+        let acked = self.acked.load(Acquire);
+        Totals {
+            sent: self.sent.load(Acquire),
+            acked,
+            failed,
+            not_sent,
+            delivered,
+        }
     }
 }
 
@@ -55,9 +66,12 @@ fn say(status: &Status) {
     let _ = out.flush();
 }
 
-extern "C" fn on_interrupt(_: libc::c_int) {}
+extern "C" fn on_interrupt(_: libc::c_int) {
+    mq_core::stop::request(); // an atomic store: async-signal-safe
+}
 
-/// SIGUSR1 does nothing but make a blocking syscall return EINTR.
+/// SIGUSR1 makes a blocking syscall return EINTR and raises [`mq_core::stop`] for backends
+/// that wait in loops.
 fn install_interrupt_handler() {
     // SAFETY: installing a no-op handler without SA_RESTART.
     unsafe {
@@ -107,6 +121,7 @@ pub fn main(registry: &Registry) -> anyhow::Result<()> {
                 }
             }
             counters.stop.store(true, Relaxed);
+            mq_core::stop::request();
             while !counters.stopped.load(Relaxed) {
                 // SAFETY: the main thread lives as long as the process.
                 unsafe { libc::pthread_kill(main_thread, libc::SIGUSR1) };
@@ -131,12 +146,9 @@ pub fn main(registry: &Registry) -> anyhow::Result<()> {
         let counters = counters.clone();
         std::thread::spawn(move || loop {
             std::thread::sleep(Duration::from_millis(200));
-            let (sent, acked, failed, delivered) = counters.totals();
             say(&Status::Progress {
-                sent,
-                acked,
-                failed,
-                delivered,
+                at_ns: now_ns(),
+                totals: counters.totals(),
             });
         });
     }
@@ -179,12 +191,8 @@ pub fn main(registry: &Registry) -> anyhow::Result<()> {
     counters.stopped.store(true, Relaxed);
     match outcome {
         Ok(()) => {
-            let (sent, acked, failed, delivered) = counters.totals();
             say(&Status::Done {
-                sent,
-                acked,
-                failed,
-                delivered,
+                totals: counters.totals(),
             });
             Ok(())
         }
@@ -238,7 +246,7 @@ impl AckSink for Recorder<'_> {
         let at_ns = now_ns();
         let rec = match outcome {
             Outcome::Acked => {
-                self.counters.acked.fetch_add(1, Relaxed);
+                self.counters.acked.fetch_add(1, Release);
                 Record::Acked {
                     producer: self.producer,
                     seq,
@@ -246,12 +254,19 @@ impl AckSink for Recorder<'_> {
                     intended_ns,
                 }
             }
-            Outcome::Failed => {
-                self.counters.failed.fetch_add(1, Relaxed);
+            Outcome::Failed | Outcome::NotSent => {
+                let reason = if outcome == Outcome::Failed {
+                    self.counters.failed.fetch_add(1, Release);
+                    FailReason::Refused
+                } else {
+                    self.counters.not_sent.fetch_add(1, Release);
+                    FailReason::NotSent
+                };
                 Record::Failed {
                     producer: self.producer,
                     seq,
                     at_ns,
+                    reason,
                 }
             }
         };
@@ -331,7 +346,7 @@ fn run_producer(
             key,
             intended_ns,
         })?;
-        counters.sent.fetch_add(1, Relaxed);
+        counters.sent.fetch_add(1, Release);
         rec.current = Some((seq, intended_ns));
         let msg = Outgoing {
             seq: Seq(seq),
@@ -397,7 +412,7 @@ impl DeliverySink for Deliveries<'_> {
                     self.seen.resize_with(p + 1, Bits::default);
                 }
                 if !self.seen[p].set(e.seq.0) {
-                    self.counters.delivered.fetch_add(1, Relaxed);
+                    self.counters.delivered.fetch_add(1, Release);
                 }
                 Record::Delivered {
                     producer: e.producer,

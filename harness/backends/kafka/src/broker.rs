@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use futures_lite::future::block_on;
 use mq_core::fault::BrokerFault;
 use mq_core::scenario::VariantPlan;
-use mq_core::{BackendError, Broker, Depth};
+use mq_core::{BackendError, Broker, Depth, NodeHit};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -130,7 +130,11 @@ impl KafkaBroker {
     }
 
     /// Cluster faults: kill the leader of partition 0 / start the killed nodes again.
-    fn cluster_fault(&mut self, node: &Node, fault: BrokerFault) -> Result<(), BackendError> {
+    fn cluster_fault(
+        &mut self,
+        node: &Node,
+        fault: BrokerFault,
+    ) -> Result<Vec<NodeHit>, BackendError> {
         let err = |m: String| BackendError::other(NAME, format!("managed cluster: {m}"));
         match fault {
             BrokerFault::Kill => {
@@ -155,14 +159,22 @@ impl KafkaBroker {
                     self.killed.push(id);
                 }
                 self.note(&format!("kill-broker: node {id} killed"));
-                Ok(())
+                Ok(vec![NodeHit {
+                    node: id.into(),
+                    address: node.address(id),
+                    role: Some("leader of partition 0".into()),
+                }])
             }
             BrokerFault::Restart => {
                 if self.killed.is_empty() {
                     // Nothing killed by us: start whatever is not running.
                     self.note("restart-broker: no node was killed; starting any node that is down");
-                    return node.run("start", START_TIMEOUT, &self.log).map_err(err);
+                    return node
+                        .run("start", START_TIMEOUT, &self.log)
+                        .map(|()| Vec::new())
+                        .map_err(err);
                 }
+                let mut hit = Vec::new();
                 while let Some(&id) = self.killed.first() {
                     self.note(&format!(
                         "restart-broker: starting node {id} ({})",
@@ -172,8 +184,13 @@ impl KafkaBroker {
                         .map_err(err)?;
                     self.killed.remove(0);
                     self.note(&format!("restart-broker: node {id} is back"));
+                    hit.push(NodeHit {
+                        node: id.into(),
+                        address: node.address(id),
+                        role: Some("killed earlier".into()),
+                    });
                 }
-                Ok(())
+                Ok(hit)
             }
             BrokerFault::RemoveQueue => {
                 Err(BackendError::other(NAME, "remove-queue is a sysv fault"))
@@ -418,7 +435,7 @@ impl Broker for KafkaBroker {
         result
     }
 
-    fn fault(&mut self, fault: BrokerFault) -> Result<(), BackendError> {
+    fn fault(&mut self, fault: BrokerFault) -> Result<Vec<NodeHit>, BackendError> {
         let Some(node) = self.node.clone() else {
             return Err(BackendError::other(
                 NAME,
@@ -431,9 +448,11 @@ impl Broker for KafkaBroker {
         let Some(cmd) = fault.script_command() else {
             return Err(BackendError::other(NAME, "remove-queue is a sysv fault"));
         };
-        node.run(cmd, START_TIMEOUT, &self.log).map_err(|m| {
-            BackendError::other(NAME, format!("managed broker on {}: {m}", node.describe()))
-        })
+        node.run(cmd, START_TIMEOUT, &self.log)
+            .map(|()| Vec::new())
+            .map_err(|m| {
+                BackendError::other(NAME, format!("managed broker on {}: {m}", node.describe()))
+            })
     }
 
     fn versions(&mut self) -> Vec<(String, String)> {

@@ -160,10 +160,16 @@ pub fn missing() -> Option<String> {
         .output();
     match out {
         Ok(o) if o.status.success() => None,
-        Ok(o) => Some(format!(
-            "Kafka is not installed: {}",
-            String::from_utf8_lossy(&o.stderr).trim()
-        )),
+        // The script's own message ends with how to install; the skip line says that once.
+        Ok(o) => Some(match String::from_utf8_lossy(&o.stderr).trim() {
+            "" => "Kafka is not installed".to_owned(),
+            why => why
+                .trim_start_matches("[kafka] ERROR: ")
+                .split(": run ")
+                .next()
+                .unwrap_or(why)
+                .to_owned(),
+        }),
         Err(e) => Some(format!("cannot run {}: {e}", script.display())),
     }
 }

@@ -14,7 +14,7 @@ use mq_core::envelope::Envelope;
 use mq_core::fault::BrokerFault;
 use mq_core::scenario::VariantPlan;
 use mq_core::settings::{ConsumerAck, Durability, ProducerAck};
-use mq_core::{AckSink, Backend, DeliverySink, Outcome, Partition, Seq};
+use mq_core::{AckSink, Backend, DeliverySink, NodeHit, Outcome, Partition, Seq};
 use mq_testkit::{delivery, message, worker_ctx, NodeGuard};
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
@@ -64,7 +64,7 @@ impl AckSink for Outcomes {
         }
         self.of[i] = match outcome {
             Outcome::Acked => 1,
-            Outcome::Failed => 2,
+            Outcome::Failed | Outcome::NotSent => 2,
         };
     }
 }
@@ -123,13 +123,13 @@ fn topic_config(bootstrap: &str, topic: &str, key: &str) -> Option<String> {
 
 /// What the fault thread saw.
 struct FaultReport {
-    kill: Result<(), String>,
+    kill: Result<Vec<NodeHit>, String>,
     kill_at: Duration,
     /// Leader of partition 0 once it moved, and how long after the kill.
     new_leader: Option<(i32, Duration)>,
     /// `depth()` while the node was down: (answer, how long the call took).
     depths: Vec<(Option<u64>, Duration)>,
-    restart: Result<(), String>,
+    restart: Result<Vec<NodeHit>, String>,
     restart_done: Duration,
 }
 
@@ -282,8 +282,17 @@ fn cluster_leader_kill_loses_no_message_acked_with_acks_all() {
     );
     eprintln!("depth while a node was down: {:?}", report.depths);
     assert_eq!(send_error, None, "send failed");
-    report.kill.expect("fault(Kill)");
-    report.restart.expect("fault(Restart)");
+    // The fault says which node it hit, and why: the leader of partition 0 at that moment.
+    let killed = report.kill.expect("fault(Kill)");
+    assert_eq!(killed.len(), 1, "{killed:?}");
+    assert_eq!(killed[0].node, before as u32, "{killed:?}");
+    assert_eq!(killed[0].role.as_deref(), Some("leader of partition 0"));
+    let restarted = report.restart.expect("fault(Restart)");
+    assert_eq!(
+        restarted.iter().map(|h| h.node).collect::<Vec<_>>(),
+        [before as u32],
+        "restart-broker starts the node it killed"
+    );
     let log = std::fs::read_to_string(run.path().join("k3.kafka.log")).unwrap();
     for line in log.lines().filter(|l| {
         l.starts_with("mq-bench:") || l.contains("started in") || l.contains("] killed")

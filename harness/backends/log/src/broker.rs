@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use mq_core::fault::BrokerFault;
 use mq_core::scenario::VariantPlan;
-use mq_core::{BackendError, Broker, Depth};
+use mq_core::{BackendError, Broker, Depth, NodeHit};
 use mq_log::client::Client;
 
 use crate::{client_err, connect, Endpoint, Mode, Options, NAME};
@@ -146,7 +146,7 @@ impl Broker for LogBroker {
         Ok(value)
     }
 
-    fn fault(&mut self, fault: BrokerFault) -> Result<(), BackendError> {
+    fn fault(&mut self, fault: BrokerFault) -> Result<Vec<NodeHit>, BackendError> {
         if self.options.mode == Mode::External {
             return Err(BackendError::other(
                 NAME,
@@ -154,12 +154,12 @@ impl Broker for LogBroker {
             ));
         }
         match fault {
-            BrokerFault::Kill => self.kill_server(),
+            BrokerFault::Kill => self.kill_server().map(|()| Vec::new()),
             BrokerFault::Restart => {
                 if self.server.is_some() {
                     return Err(BackendError::other(NAME, "the server is already running"));
                 }
-                self.start_server().map(|_| ())
+                self.start_server().map(|_| Vec::new())
             }
             BrokerFault::RemoveQueue => {
                 Err(BackendError::other(NAME, "the log has no queue to remove"))

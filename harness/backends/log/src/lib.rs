@@ -59,6 +59,13 @@ struct Options {
     /// Produce requests in flight per producer.
     #[serde(default = "defaults::max_in_flight")]
     max_in_flight: usize,
+    /// How long a batch may wait for a connection to the server before its messages fail as
+    /// not sent (Kafka's delivery.timeout.ms).
+    #[serde(default = "defaults::delivery_timeout_ms")]
+    delivery_timeout_ms: u64,
+    /// Bytes a producer buffers while it has no connection; a send waits when they are full.
+    #[serde(default = "defaults::buffer_bytes")]
+    buffer_bytes: usize,
     /// Bytes per fetch.
     #[serde(default = "defaults::fetch_bytes")]
     fetch_bytes: u32,
@@ -78,6 +85,12 @@ mod defaults {
     }
     pub fn max_in_flight() -> usize {
         4
+    }
+    pub fn delivery_timeout_ms() -> u64 {
+        30_000
+    }
+    pub fn buffer_bytes() -> usize {
+        32 << 20
     }
     pub fn fetch_bytes() -> u32 {
         1 << 20
@@ -182,6 +195,16 @@ impl Backend for LogBackend {
                     help: "produce requests in flight per producer",
                 },
                 OptionInfo {
+                    name: "delivery_timeout_ms",
+                    default: "30000",
+                    help: "a batch with no connection for this long fails as not sent",
+                },
+                OptionInfo {
+                    name: "buffer_bytes",
+                    default: "33554432",
+                    help: "bytes buffered while the server is unreachable",
+                },
+                OptionInfo {
                     name: "fetch_bytes",
                     default: "1048576",
                     help: "bytes per fetch",
@@ -241,6 +264,8 @@ impl Backend for LogBackend {
             ("batch_records", o.batch_records),
             ("batch_bytes", o.batch_bytes),
             ("max_in_flight", o.max_in_flight),
+            ("delivery_timeout_ms", o.delivery_timeout_ms as usize),
+            ("buffer_bytes", o.buffer_bytes),
         ] {
             if v == 0 {
                 errors.push(FieldError::new(

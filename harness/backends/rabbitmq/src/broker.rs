@@ -13,7 +13,7 @@ use lapin::{Channel, Connection, ExchangeKind};
 use mq_core::fault::BrokerFault;
 use mq_core::scenario::VariantPlan;
 use mq_core::settings::Durability;
-use mq_core::{BackendError, Broker, Depth};
+use mq_core::{BackendError, Broker, Depth, NodeHit};
 use tokio::runtime::Runtime;
 
 use crate::conn::{self, bounded, Endpoint};
@@ -318,7 +318,7 @@ impl Broker for RabbitBroker {
         result
     }
 
-    fn fault(&mut self, fault: BrokerFault) -> Result<(), BackendError> {
+    fn fault(&mut self, fault: BrokerFault) -> Result<Vec<NodeHit>, BackendError> {
         let Some(node) = &self.node else {
             return Err(BackendError::other(
                 NAME,
@@ -328,12 +328,14 @@ impl Broker for RabbitBroker {
         let Some(cmd) = fault.script_command() else {
             return Err(BackendError::other(NAME, "remove-queue is a sysv fault"));
         };
-        node.run(cmd, START_TIMEOUT, &self.log).map_err(|m| {
-            BackendError::other(
-                NAME,
-                format!("managed broker on 127.0.0.1:{}: {m}", node.port),
-            )
-        })
+        node.run(cmd, START_TIMEOUT, &self.log)
+            .map(|()| Vec::new())
+            .map_err(|m| {
+                BackendError::other(
+                    NAME,
+                    format!("managed broker on 127.0.0.1:{}: {m}", node.port),
+                )
+            })
     }
 
     fn versions(&mut self) -> Vec<(String, String)> {

@@ -14,7 +14,7 @@ use mq_core::scenario::{FieldError, VariantPlan};
 use mq_core::settings::{ConsumerAck, Durability, ProducerAck};
 use mq_core::{
     AckSink, Backend, BackendError, BackendInfo, Broker, Consumer, Delivery, DeliverySink, Depth,
-    OptionInfo, Outcome, Outgoing, Partition, Producer, WorkerCtx,
+    NodeHit, OptionInfo, Outcome, Outgoing, Partition, Producer, WorkerCtx,
 };
 use serde::Deserialize;
 
@@ -192,10 +192,10 @@ impl Broker for SysVBroker {
         }
     }
 
-    fn fault(&mut self, fault: BrokerFault) -> Result<(), BackendError> {
+    fn fault(&mut self, fault: BrokerFault) -> Result<Vec<NodeHit>, BackendError> {
         match (fault, self.queue) {
             // The queue id stays: workers see EIDRM/EINVAL, teardown finds it gone.
-            (BrokerFault::RemoveQueue, Some(q)) => q.remove().map_err(|e| {
+            (BrokerFault::RemoveQueue, Some(q)) => q.remove().map(|()| Vec::new()).map_err(|e| {
                 BackendError::io(NAME, format!("msgctl(IPC_RMID) of queue {}", q.id()), e)
             }),
             (BrokerFault::RemoveQueue, None) => {
