@@ -87,7 +87,9 @@ fn message_size_above_msgmax() {
 fn zero_producers() {
     let e = rejected(&GOOD.replace("producers = 1", "producers = 0"));
     assert!(
-        e.contains("bad.toml:5:13: workload.producers: producers = 0: valid is 1 to 1024"),
+        e.contains(
+            "bad.toml:5:13: workload.producers: producers = 0 is out of range: valid is 1 to 1024"
+        ),
         "{e}"
     );
 }
@@ -134,5 +136,93 @@ fn validate_accepts_the_ready_scenarios() {
             entry.path().display(),
             String::from_utf8_lossy(&o.stderr)
         );
+    }
+}
+
+/// Every numeric field of a scenario, with where it goes: `bench validate` must refuse extreme
+/// values with an error that names the field and the valid range, and never panic.
+#[test]
+fn every_numeric_field_refuses_extreme_values_without_panicking() {
+    const HUGE: &str = "9223372036854775807";
+    const LONG: &str = "\"300000000000y\"";
+    // (backend, where: workload | fault | option, field, values that must be refused)
+    let cases: &[(&str, &str, &str, &[&str])] = &[
+        ("sysv", "workload", "messages", &["0", HUGE, "-1"]),
+        ("sysv", "workload", "message_size", &["0", HUGE]),
+        ("sysv", "workload", "producers", &["0", HUGE]),
+        ("sysv", "workload", "consumers", &["0", HUGE]),
+        ("sysv", "workload", "partitions", &["0", HUGE]),
+        ("sysv", "workload", "keys", &["0", HUGE]),
+        ("sysv", "workload", "rate", &[HUGE, "-1"]),
+        ("sysv", "workload", "warmup", &[LONG]),
+        ("sysv", "workload", "drain_timeout", &["\"0s\"", LONG]),
+        ("sysv", "workload", "ack_timeout", &[LONG]),
+        (
+            "sysv",
+            "workload",
+            "processing",
+            &[LONG, "\"1s..300000000000y\""],
+        ),
+        ("sysv", "fault", "at", &[LONG]),
+        ("sysv", "fault", "after_messages", &["0", HUGE]),
+        ("sysv", "option", "msg_qbytes", &["1", HUGE]),
+        ("log", "option", "batch_records", &["0", HUGE]),
+        ("log", "option", "batch_bytes", &["0", HUGE]),
+        ("log", "option", "linger_ms", &[HUGE]),
+        ("log", "option", "max_in_flight", &["0", HUGE]),
+        ("log", "option", "delivery_timeout_ms", &["0", HUGE]),
+        ("log", "option", "buffer_bytes", &["0", HUGE]),
+        ("log", "option", "fetch_bytes", &["0", HUGE]),
+        ("log", "option", "segment_bytes", &["1", HUGE]),
+        ("kafka", "option", "port", &["0", HUGE]),
+        ("kafka", "option", "nodes", &["0", HUGE]),
+        ("kafka", "option", "linger_ms", &[HUGE]),
+        ("kafka", "option", "batch_size", &["0", HUGE]),
+        ("kafka", "option", "replication_factor", &["0", HUGE]),
+        ("kafka", "option", "min_insync_replicas", &["0", HUGE]),
+        ("kafka", "option", "commit_every", &["0", HUGE]),
+        ("rabbitmq", "option", "port", &["0", HUGE]),
+        ("rabbitmq", "option", "prefetch", &["0", HUGE]),
+        ("rabbitmq", "option", "max_in_flight", &["0", HUGE]),
+        ("rabbitmq", "option", "tx_batch", &["0", HUGE]),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for (backend, place, field, values) in cases {
+        for value in *values {
+            let (workload, fault, option) = match *place {
+                "workload" => (format!("{field} = {value}\n"), String::new(), String::new()),
+                "fault" => (
+                    String::new(),
+                    format!("[[faults]]\naction = \"pause-consumers\"\n{field} = {value}\n"),
+                    String::new(),
+                ),
+                _ => (
+                    String::new(),
+                    String::new(),
+                    format!("options = {{ {field} = {value} }}\n"),
+                ),
+            };
+            let messages = if *field == "messages" {
+                ""
+            } else {
+                "messages = 10\n"
+            };
+            let text = format!(
+                "name = \"extreme\"\n[workload]\n{messages}{workload}{fault}[[variants]]\nname = \"v\"\nbackend = \"{backend}\"\n{option}"
+            );
+            let path = write(dir.path(), "extreme.toml", &text);
+            let o = run(&["validate", path.to_str().unwrap()]);
+            let stderr = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(
+                o.status.code(),
+                Some(2),
+                "{backend} {field} = {value} was accepted: {stderr}"
+            );
+            assert!(!stderr.contains("panicked"), "{field} = {value}: {stderr}");
+            assert!(
+                stderr.contains(field),
+                "{field} = {value}: the error does not name the field: {stderr}"
+            );
+        }
     }
 }

@@ -18,6 +18,58 @@ use crate::settings::{ConsumerAck, Durability, ProducerAck};
 
 /// Largest message a scenario may ask for (any backend).
 pub const MAX_MESSAGE_SIZE: usize = 16 << 20;
+/// Most messages one run may send: the checker keeps a few bits per message (1.25 GB here).
+pub const MAX_MESSAGES: u64 = 10_000_000_000;
+/// Longest a run may send (`duration`) or a fault wait (`at`): a week.
+pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Longest a drain or a producer's wait for its last confirmations may take.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Most messages per second a scenario may ask for, over all producers.
+pub const MAX_RATE: u64 = 100_000_000;
+/// Most ordering keys: the checker keeps the last seq per (consumer, producer, key).
+pub const MAX_KEYS: u32 = 65_536;
+/// Longest a consumer may "process" one message.
+pub const MAX_PROCESSING: Duration = Duration::from_secs(10);
+
+/// Checks `lo <= value <= hi` and, if not, says so naming the field and the valid range.
+pub fn check_range<T: PartialOrd + fmt::Display>(
+    errors: &mut Vec<FieldError>,
+    path: &str,
+    value: T,
+    lo: T,
+    hi: T,
+) {
+    if value < lo || value > hi {
+        let field = path.rsplit('.').next().unwrap_or(path);
+        errors.push(FieldError::new(
+            path,
+            format!("{field} = {value} is out of range: valid is {lo} to {hi}"),
+        ));
+    }
+}
+
+/// [`check_range`] for durations, shown as written in scenarios ("1h", "250ms").
+pub fn check_duration(
+    errors: &mut Vec<FieldError>,
+    path: &str,
+    value: Duration,
+    lo: Duration,
+    hi: Duration,
+) {
+    if value < lo || value > hi {
+        let field = path.rsplit('.').next().unwrap_or(path);
+        let f = |d: Duration| humantime::format_duration(d).to_string();
+        errors.push(FieldError::new(
+            path,
+            format!(
+                "{field} = \"{}\" is out of range: valid is \"{}\" to \"{}\"",
+                f(value),
+                f(lo),
+                f(hi)
+            ),
+        ));
+    }
+}
 
 /// A duration written as `"10s"`, `"250ms"`, `"2m"` (humantime) in scenarios.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -433,53 +485,77 @@ fn workload_from(table: &toml::Table, prefix: &str) -> Result<Workload, (String,
 
 fn validate_workload(w: &Workload, prefix: &str) -> Vec<FieldError> {
     let mut e = Vec::new();
-    let mut err =
-        |field: &str, msg: String| e.push(FieldError::new(format!("{prefix}.{field}"), msg));
+    let path = |field: &str| format!("{prefix}.{field}");
     match (w.messages, w.duration) {
-        (None, None) => err(
-            "messages",
-            "set either messages (a count) or duration (e.g. \"30s\")".into(),
-        ),
-        (Some(_), Some(_)) => err(
-            "duration",
-            "set either messages or duration, not both".into(),
-        ),
-        (Some(0), _) => err("messages", "messages = 0: must be at least 1".into()),
-        (_, Some(Dur(d))) if d.is_zero() => err("duration", "duration must be above 0".into()),
-        _ => {}
-    }
-    if w.message_size < ENVELOPE_LEN || w.message_size > MAX_MESSAGE_SIZE {
-        err(
-            "message_size",
-            format!(
-                "message_size = {} is out of range: valid is {ENVELOPE_LEN} (the envelope) to {MAX_MESSAGE_SIZE} bytes",
-                w.message_size
-            ),
-        );
-    }
-    for (field, v, max) in [
-        ("producers", w.producers, 1024),
-        ("consumers", w.consumers, 1024),
-        ("partitions", w.partitions, 65_535),
-    ] {
-        if v == 0 || v > max {
-            err(field, format!("{field} = {v}: valid is 1 to {max}"));
+        (None, None) => e.push(FieldError::new(
+            path("messages"),
+            "set either messages (a count) or duration (e.g. \"30s\")",
+        )),
+        (Some(_), Some(_)) => e.push(FieldError::new(
+            path("duration"),
+            "set either messages or duration, not both",
+        )),
+        (Some(m), _) => check_range(&mut e, &path("messages"), m, 1, MAX_MESSAGES),
+        (_, Some(Dur(d))) => {
+            check_duration(
+                &mut e,
+                &path("duration"),
+                d,
+                Duration::from_millis(1),
+                MAX_DURATION,
+            );
+            if w.warmup.0 >= d && d > Duration::ZERO {
+                e.push(FieldError::new(
+                    path("warmup"),
+                    "warmup must be shorter than duration (messages sent during it are left out of latency)",
+                ));
+            }
         }
     }
-    if w.keys == Some(0) {
-        err(
-            "keys",
-            "keys = 0: valid is at least 1 (or leave it out: one key per partition)".into(),
-        );
+    check_range(
+        &mut e,
+        &path("message_size"),
+        w.message_size,
+        ENVELOPE_LEN,
+        MAX_MESSAGE_SIZE,
+    );
+    check_range(&mut e, &path("producers"), w.producers, 1, 1024);
+    check_range(&mut e, &path("consumers"), w.consumers, 1, 1024);
+    check_range(&mut e, &path("partitions"), w.partitions, 1, 65_535);
+    if let Some(k) = w.keys {
+        check_range(&mut e, &path("keys"), k, 1, MAX_KEYS);
+    }
+    check_range(&mut e, &path("rate"), w.rate, 0, MAX_RATE);
+    let zero = Duration::ZERO;
+    check_duration(&mut e, &path("warmup"), w.warmup.0, zero, MAX_DURATION);
+    check_duration(
+        &mut e,
+        &path("drain_timeout"),
+        w.drain_timeout.0,
+        Duration::from_millis(100),
+        MAX_TIMEOUT,
+    );
+    check_duration(
+        &mut e,
+        &path("ack_timeout"),
+        w.ack_timeout.0,
+        zero,
+        MAX_TIMEOUT,
+    );
+    match w.processing {
+        Some(Processing::Fixed(d)) | Some(Processing::Uniform(_, d)) => {
+            check_duration(&mut e, &path("processing"), d, zero, MAX_PROCESSING)
+        }
+        None => {}
     }
     if w.consumers > w.partitions && w.partitions > 0 {
-        err(
-            "consumers",
+        e.push(FieldError::new(
+            path("consumers"),
             format!(
                 "consumers = {} exceeds partitions = {}: each partition is read by one consumer; raise partitions or lower consumers",
                 w.consumers, w.partitions
             ),
-        );
+        ));
     }
     e
 }
@@ -629,6 +705,12 @@ fn validate_faults(
     let mut e = Vec::new();
     for (i, f) in faults.iter().enumerate() {
         let at = |field: &str| format!("{path}[{i}].{field}");
+        if let Some(d) = f.at {
+            check_duration(&mut e, &at("at"), d.0, Duration::ZERO, MAX_DURATION);
+        }
+        if let Some(n) = f.after_messages {
+            check_range(&mut e, &at("after_messages"), n, 1, MAX_MESSAGES);
+        }
         match (f.at, f.after_messages) {
             (None, None) => e.push(FieldError::new(
                 at("action"),

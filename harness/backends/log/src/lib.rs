@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use mq_core::fault::BrokerFault;
-use mq_core::scenario::{FieldError, VariantPlan};
+use mq_core::scenario::{check_range, FieldError, VariantPlan};
 use mq_core::settings::{ConsumerAck, Durability, ProducerAck};
 use mq_core::{
     Backend, BackendError, BackendInfo, Broker, Consumer, Delivery, OptionInfo, Producer, WorkerCtx,
@@ -260,25 +260,30 @@ impl Backend for LogBackend {
                 }
             }
         }
-        for (field, v) in [
-            ("batch_records", o.batch_records),
-            ("batch_bytes", o.batch_bytes),
-            ("max_in_flight", o.max_in_flight),
-            ("delivery_timeout_ms", o.delivery_timeout_ms as usize),
-            ("buffer_bytes", o.buffer_bytes),
-        ] {
-            if v == 0 {
-                errors.push(FieldError::new(
-                    format!("options.{field}"),
-                    format!("{field} = 0: must be at least 1"),
-                ));
-            }
-        }
-        if (o.fetch_bytes as usize) < plan.workload.message_size + 64 {
-            errors.push(FieldError::new(
-                "options.fetch_bytes",
-                "fetch_bytes must hold at least one message",
-            ));
+        let frame = mq_log::protocol::MAX_FRAME_LEN as usize;
+        let size = plan.workload.message_size;
+        let mut range = |field: &str, v: u64, lo: u64, hi: u64| {
+            check_range(&mut errors, &format!("options.{field}"), v, lo, hi)
+        };
+        range("batch_records", o.batch_records as u64, 1, 1_000_000);
+        range("batch_bytes", o.batch_bytes as u64, 1, frame as u64 / 2);
+        range("linger_ms", o.linger_ms, 0, 60_000);
+        range("max_in_flight", o.max_in_flight as u64, 1, 1024);
+        range("delivery_timeout_ms", o.delivery_timeout_ms, 1, 3_600_000);
+        range(
+            "buffer_bytes",
+            o.buffer_bytes as u64,
+            o.batch_bytes.max(size) as u64,
+            1 << 30,
+        );
+        range(
+            "fetch_bytes",
+            u64::from(o.fetch_bytes),
+            size as u64 + 64,
+            u64::from(mq_log::protocol::MAX_FETCH_BYTES),
+        );
+        if let Some(b) = o.segment_bytes {
+            range("segment_bytes", b, 1024, mq_log::storage::MAX_SEGMENT_BYTES);
         }
         errors
     }

@@ -75,7 +75,15 @@ impl Backend for SysV {
             }
         }
         if let Some(q) = options.msg_qbytes {
-            if q < size {
+            if q > i32::MAX as u64 {
+                errors.push(FieldError::new(
+                    "options.msg_qbytes",
+                    format!(
+                        "msg_qbytes = {q} is out of range: valid is message_size to {}",
+                        i32::MAX
+                    ),
+                ));
+            } else if q < size {
                 errors.push(FieldError::new(
                     "options.msg_qbytes",
                     format!("msg_qbytes = {q} cannot hold one {size}-byte message; valid: at least message_size"),
