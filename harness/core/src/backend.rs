@@ -9,18 +9,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::fault::BrokerFault;
+use crate::delivery::{ConsumerAck, Delivery, Durability, ProducerAck};
 use crate::ids::{Key, Partition, Seq};
-use crate::scenario::{FieldError, VariantPlan};
-use crate::settings::{ConsumerAck, Durability, ProducerAck};
-
-/// The delivery settings of one variant, after defaults are applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Delivery {
-    pub producer_ack: ProducerAck,
-    pub consumer_ack: ConsumerAck,
-    pub durability: Durability,
-}
+use crate::plan::{BrokerFault, FieldError, VariantPlan};
 
 /// One backend option, for `bench list` and the README.
 #[derive(Debug, Clone)]

@@ -6,20 +6,21 @@
 pub mod backend;
 pub mod bits;
 pub mod clock;
+pub mod delivery;
 pub mod envelope;
-pub mod fault;
 pub mod history;
 pub mod ids;
 pub mod paths;
+pub mod plan;
 pub mod scenario;
 pub mod script;
-pub mod settings;
 pub mod spec;
 pub mod stop;
 
 pub use backend::run_tag;
 pub use backend::{
-    AckSink, Backend, BackendError, BackendInfo, Broker, Consumer, Delivery, DeliverySink, Depth,
-    NodeHit, OptionInfo, Outcome, Outgoing, Producer, Registry, Unavailable, WorkerCtx,
+    AckSink, Backend, BackendError, BackendInfo, Broker, Consumer, DeliverySink, Depth, NodeHit,
+    OptionInfo, Outcome, Outgoing, Producer, Registry, Unavailable, WorkerCtx,
 };
+pub use delivery::Delivery;
 pub use ids::{ConsumerId, Key, Partition, ProducerId, Seq};

@@ -1,174 +1,25 @@
-//! Scenario files: parsing, defaults and validation, with errors that point at file:line:column.
+//! Scenario files: parsing and validation only, with errors that point at file:line:column.
 //!
 //! A scenario is validated whole before anything is created: every error names the file, the
-//! position, the field and what would be valid.
+//! position, the field and what would be valid. The file is parsed once, into a tree that keeps
+//! each value's place in the text; serde reads the same tree.
 
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::Deserialize;
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
 
-use crate::backend::{Backend, Delivery, Registry};
+use crate::backend::{Backend, Registry};
+use crate::delivery::{derived_contract, ConsumerAck, Contract, Delivery, Durability, ProducerAck};
 use crate::envelope::ENVELOPE_LEN;
-use crate::fault::{Contract, FaultSpec, Processing};
-use crate::settings::{ConsumerAck, Durability, ProducerAck};
-
-/// Largest message a scenario may ask for (any backend).
-pub const MAX_MESSAGE_SIZE: usize = 16 << 20;
-/// Most messages one run may send: the checker keeps a few bits per message (1.25 GB here).
-pub const MAX_MESSAGES: u64 = 10_000_000_000;
-/// Longest a run may send (`duration`) or a fault wait (`at`): a week.
-pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
-/// Longest a drain or a producer's wait for its last confirmations may take.
-pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
-/// Most messages per second a scenario may ask for, over all producers.
-pub const MAX_RATE: u64 = 100_000_000;
-/// Most ordering keys: the checker keeps the last seq per (consumer, producer, key).
-pub const MAX_KEYS: u32 = 65_536;
-/// Longest a consumer may "process" one message.
-pub const MAX_PROCESSING: Duration = Duration::from_secs(10);
-
-/// Checks `lo <= value <= hi` and, if not, says so naming the field and the valid range.
-pub fn check_range<T: PartialOrd + fmt::Display>(
-    errors: &mut Vec<FieldError>,
-    path: &str,
-    value: T,
-    lo: T,
-    hi: T,
-) {
-    if value < lo || value > hi {
-        let field = path.rsplit('.').next().unwrap_or(path);
-        errors.push(FieldError::new(
-            path,
-            format!("{field} = {value} is out of range: valid is {lo} to {hi}"),
-        ));
-    }
-}
-
-/// [`check_range`] for durations, shown as written in scenarios ("1h", "250ms").
-pub fn check_duration(
-    errors: &mut Vec<FieldError>,
-    path: &str,
-    value: Duration,
-    lo: Duration,
-    hi: Duration,
-) {
-    if value < lo || value > hi {
-        let field = path.rsplit('.').next().unwrap_or(path);
-        let f = |d: Duration| humantime::format_duration(d).to_string();
-        errors.push(FieldError::new(
-            path,
-            format!(
-                "{field} = \"{}\" is out of range: valid is \"{}\" to \"{}\"",
-                f(value),
-                f(lo),
-                f(hi)
-            ),
-        ));
-    }
-}
-
-/// A duration written as `"10s"`, `"250ms"`, `"2m"` (humantime) in scenarios.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub struct Dur(pub Duration);
-
-impl<'de> Deserialize<'de> for Dur {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        humantime::parse_duration(&s).map(Dur).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "{e}: expected a duration such as \"10s\", \"250ms\" or \"2m\""
-            ))
-        })
-    }
-}
-
-impl Serialize for Dur {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(self.0).to_string())
-    }
-}
-
-/// The load every variant of a scenario runs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Workload {
-    /// Total messages over all producers (exactly one of `messages` and `duration`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub messages: Option<u64>,
-    /// Or: send for this long.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub duration: Option<Dur>,
-    /// Bytes per message, envelope included.
-    #[serde(default = "defaults::message_size")]
-    pub message_size: usize,
-    #[serde(default = "defaults::one")]
-    pub producers: u32,
-    #[serde(default = "defaults::one")]
-    pub consumers: u32,
-    /// Partitions (Kafka partitions, SysV message types, log partitions, RabbitMQ queues).
-    #[serde(default = "defaults::one")]
-    pub partitions: u32,
-    /// Ordering keys; key k goes to partition k % partitions. Defaults to `partitions`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub keys: Option<u32>,
-    /// Target rate in messages per second over all producers; 0 = as fast as possible.
-    #[serde(default)]
-    pub rate: u64,
-    /// Latency and throughput figures ignore messages scheduled in this first stretch.
-    #[serde(default)]
-    pub warmup: Dur,
-    /// After the producers end, how long consumers may go without a delivery before the run stops
-    /// waiting for the rest. Also how long a run may make no progress at all before it is stopped.
-    #[serde(default = "defaults::drain_timeout")]
-    pub drain_timeout: Dur,
-    /// How long a producer waits for outstanding confirmations at its end.
-    #[serde(default = "defaults::ack_timeout")]
-    pub ack_timeout: Dur,
-    /// Consumer processing time per message ("2ms", or uniform "1ms..3ms"): a delivery counts
-    /// as processed after it; acks or commits come before or after it per `consumer_ack`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub processing: Option<Processing>,
-}
-
-mod defaults {
-    use super::Dur;
-    use std::time::Duration;
-    pub fn message_size() -> usize {
-        100
-    }
-    pub fn one() -> u32 {
-        1
-    }
-    pub fn drain_timeout() -> Dur {
-        Dur(Duration::from_secs(10))
-    }
-    pub fn ack_timeout() -> Dur {
-        Dur(Duration::from_secs(30))
-    }
-}
-
-impl Workload {
-    pub fn keys(&self) -> u32 {
-        self.keys.unwrap_or(self.partitions)
-    }
-
-    /// How many messages producer `i` sends (None: until the duration ends).
-    pub fn messages_for(&self, producer: u32) -> Option<u64> {
-        self.messages.map(|m| {
-            let p = self.producers as u64;
-            m / p + u64::from((producer as u64) < m % p)
-        })
-    }
-
-    /// Each producer's share of the target rate (0 = unbounded).
-    pub fn rate_per_producer(&self) -> f64 {
-        self.rate as f64 / self.producers as f64
-    }
-}
+use crate::plan::{
+    check_duration, check_range, Dur, FaultSpec, FieldError, Processing, VariantPlan, Workload,
+    MAX_DURATION, MAX_KEYS, MAX_MESSAGES, MAX_MESSAGE_SIZE, MAX_PROCESSING, MAX_RATE, MAX_TIMEOUT,
+};
 
 /// A variant as written in the file.
 #[derive(Debug, Clone, Deserialize)]
@@ -214,59 +65,6 @@ struct RawScenario {
     variants: Vec<RawVariant>,
 }
 
-/// One variant, validated, with its backend's defaults filled in.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct VariantPlan {
-    pub name: String,
-    pub backend: String,
-    pub delivery: Delivery,
-    /// Backend options, as written (each backend parses its own).
-    pub options: serde_json::Value,
-    /// The scenario's workload with this variant's overrides applied.
-    pub workload: Workload,
-    /// The scenario's faults, then the variant's.
-    pub faults: Vec<FaultSpec>,
-    pub contract: Contract,
-    pub kill_cmd: Option<String>,
-    pub restart_cmd: Option<String>,
-}
-
-impl VariantPlan {
-    /// A plan with no faults and the contract its delivery settings imply (tests, library use).
-    pub fn new(
-        name: impl Into<String>,
-        backend: impl Into<String>,
-        delivery: Delivery,
-        options: serde_json::Value,
-        workload: Workload,
-    ) -> VariantPlan {
-        VariantPlan {
-            name: name.into(),
-            backend: backend.into(),
-            delivery,
-            options,
-            workload,
-            faults: Vec::new(),
-            contract: derived_contract(delivery),
-            kill_cmd: None,
-            restart_cmd: None,
-        }
-    }
-
-    /// Parses this variant's `options` into a backend's own struct (use `deny_unknown_fields`).
-    pub fn options<T: DeserializeOwned>(&self) -> Result<T, FieldError> {
-        serde_path_to_error::deserialize(&self.options).map_err(|e| {
-            let path = e.path().to_string();
-            let path = if path == "." {
-                "options".to_owned()
-            } else {
-                format!("options.{path}")
-            };
-            FieldError::new(path, e.into_inner().to_string())
-        })
-    }
-}
-
 /// A validated scenario.
 #[derive(Debug, Clone)]
 pub struct Scenario {
@@ -276,22 +74,6 @@ pub struct Scenario {
     pub text: String,
     pub workload: Workload,
     pub variants: Vec<VariantPlan>,
-}
-
-/// A problem with one field; the path is dotted (`variants[1].options.msg_qbytes`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    pub path: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(path: impl Into<String>, message: impl Into<String>) -> FieldError {
-        FieldError {
-            path: path.into(),
-            message: message.into(),
-        }
-    }
 }
 
 /// A scenario error located in its file.
@@ -341,35 +123,29 @@ pub fn parse(path: &Path, text: String, registry: &Registry) -> Result<Scenario,
         file: path.to_owned(),
         text: &text,
     };
-    let doc = toml_edit::Document::parse(text.as_str()).map_err(|e| {
+    let tree = DeTable::parse(&text).map_err(|e| {
         ScenarioError::Invalid(vec![locator.at(
             e.span(),
             "",
             e.message().trim_end().to_owned(),
         )])
     })?;
-    let raw: RawScenario = {
-        let de = toml::Deserializer::parse(&text).map_err(|e| {
-            ScenarioError::Invalid(vec![locator.at(
-                e.span(),
-                "",
-                e.message().trim_end().to_owned(),
-            )])
-        })?;
-        serde_path_to_error::deserialize(de).map_err(|e| {
-            let field = e.path().to_string();
-            let inner = e.into_inner();
-            let span = inner.span().or_else(|| span_of(&doc, &field));
-            ScenarioError::Invalid(vec![locator.at(
-                span,
-                &field,
-                inner.message().trim_end().to_owned(),
-            )])
-        })?
-    };
+    let raw: RawScenario = serde_path_to_error::deserialize(toml::de::Deserializer::from(
+        tree.clone(),
+    ))
+    .map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        let span = inner.span().or_else(|| span_of(&tree, &field));
+        ScenarioError::Invalid(vec![locator.at(
+            span,
+            &field,
+            inner.message().trim_end().to_owned(),
+        )])
+    })?;
 
     let invalid = |field: String, message: String| {
-        let span = span_of(&doc, &field);
+        let span = span_of(&tree, &field);
         ScenarioError::Invalid(vec![locator.at(span, &field, message)])
     };
     let base: Workload =
@@ -454,7 +230,7 @@ pub fn parse(path: &Path, text: String, registry: &Registry) -> Result<Scenario,
         let located = errors
             .into_iter()
             .map(|e| {
-                let span = span_of(&doc, &e.path);
+                let span = span_of(&tree, &e.path);
                 locator.at(span, &e.path, e.message)
             })
             .collect();
@@ -678,21 +454,6 @@ fn plan_variant(
     })
 }
 
-/// The contract the delivery settings make (the README's table). Duplicates follow the
-/// consumer side: acking or committing after processing redelivers what a dead consumer held.
-/// Loss follows the producer and durability side: an acked message survives a broker crash
-/// only when the broker confirmed it and keeps it on disk; an auto-acking consumer loses what
-/// it held when it dies.
-pub fn derived_contract(d: Delivery) -> Contract {
-    let broker_keeps =
-        d.producer_ack != ProducerAck::None && d.durability == Durability::Persistent;
-    match (d.consumer_ack, broker_keeps) {
-        (ConsumerAck::AfterProcess, true) => Contract::AtLeastOnce,
-        (ConsumerAck::AfterProcess, false) => Contract::AtLeastOnceOfKept,
-        (ConsumerAck::Auto, _) => Contract::AtMostOnce,
-    }
-}
-
 /// Checks one fault list; `path` is where the list is (`faults`, `variants[1].faults`).
 fn validate_faults(
     faults: &[FaultSpec],
@@ -701,7 +462,7 @@ fn validate_faults(
     backend: &dyn Backend,
     v: &RawVariant,
 ) -> Vec<FieldError> {
-    use crate::fault::{BrokerFault, FaultAction};
+    use crate::plan::{BrokerFault, FaultAction};
     let mut e = Vec::new();
     for (i, f) in faults.iter().enumerate() {
         let at = |field: &str| format!("{path}[{i}].{field}");
@@ -798,64 +559,33 @@ impl Locator<'_> {
 }
 
 /// The span of the deepest existing item along a dotted path such as `variants[0].options.x`.
-fn span_of(doc: &toml_edit::Document<&str>, path: &str) -> Option<Range<usize>> {
-    let mut item = doc.as_item();
-    let mut best = None;
+fn span_of(tree: &Spanned<DeTable<'_>>, path: &str) -> Option<Range<usize>> {
+    let mut best = Some(tree.span());
+    let mut table = Some(tree.get_ref());
+    let mut value: Option<&DeValue<'_>> = None;
     for seg in path.split('.').filter(|s| !s.is_empty()) {
         let (name, index) = match seg.split_once('[') {
             Some((n, rest)) => (n, rest.trim_end_matches(']').parse::<usize>().ok()),
             None => (seg, None),
         };
         if !name.is_empty() {
-            match item.get(name) {
-                Some(next) => item = next,
-                None => break,
-            }
-            best = item.span().or(best);
+            let found = table.and_then(|t| t.iter().find(|(k, _)| k.get_ref() == name));
+            let Some((_, v)) = found else { break };
+            best = Some(v.span());
+            value = Some(v.get_ref());
         }
         if let Some(i) = index {
-            match item.get(i) {
-                Some(next) => item = next,
-                None => break,
-            }
-            best = item.span().or(best);
+            let Some(DeValue::Array(items)) = value else {
+                break;
+            };
+            let Some(v) = items.get(i) else { break };
+            best = Some(v.span());
+            value = Some(v.get_ref());
         }
+        table = match value {
+            Some(DeValue::Table(t)) => Some(t),
+            _ => None,
+        };
     }
     best
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn derived_contracts_follow_the_consumer_for_duplicates_and_the_broker_for_loss() {
-        use ConsumerAck::*;
-        use Contract::*;
-        use Durability::*;
-        use ProducerAck::{All, Leader, None as Fire};
-        // The README's table, row by row.
-        let rows = [
-            (Leader, Persistent, AfterProcess, AtLeastOnce),
-            (All, Persistent, AfterProcess, AtLeastOnce),
-            (Leader, Memory, AfterProcess, AtLeastOnceOfKept),
-            (All, Memory, AfterProcess, AtLeastOnceOfKept),
-            (Fire, Persistent, AfterProcess, AtLeastOnceOfKept),
-            (Fire, Memory, AfterProcess, AtLeastOnceOfKept),
-            (Leader, Persistent, Auto, AtMostOnce),
-            (All, Persistent, Auto, AtMostOnce),
-            (Leader, Memory, Auto, AtMostOnce),
-            (All, Memory, Auto, AtMostOnce),
-            (Fire, Persistent, Auto, AtMostOnce),
-            (Fire, Memory, Auto, AtMostOnce),
-        ];
-        for (producer_ack, durability, consumer_ack, want) in rows {
-            let d = Delivery {
-                producer_ack,
-                consumer_ack,
-                durability,
-            };
-            assert_eq!(derived_contract(d), want, "{d:?}");
-        }
-    }
 }

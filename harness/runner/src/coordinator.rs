@@ -8,8 +8,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{anyhow, Context};
 use mq_core::clock::now_ns;
-use mq_core::fault::FaultAction;
-use mq_core::scenario::{Scenario, VariantPlan};
+use mq_core::plan::FaultAction;
+use mq_core::plan::VariantPlan;
+use mq_core::scenario::Scenario;
 use mq_core::spec::{Control, RoleSpec};
 use mq_core::{run_tag, Backend, Broker, Registry, WorkerCtx};
 

@@ -9,8 +9,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mq_core::clock::now_ns;
-use mq_core::fault::{FaultAction, FaultSpec};
-use mq_core::scenario::VariantPlan;
+use mq_core::plan::VariantPlan;
+use mq_core::plan::{FaultAction, FaultSpec};
 use mq_core::spec::Control;
 use mq_core::{Broker, NodeHit};
 
@@ -221,7 +221,7 @@ fn run_fault_cmd(cmd: &str, log: &Path) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mq_core::scenario::Dur;
+    use mq_core::plan::Dur;
 
     fn fault(action: FaultAction, at_ms: Option<u64>, after: Option<u64>) -> FaultSpec {
         FaultSpec {
@@ -234,13 +234,13 @@ mod tests {
 
     #[test]
     fn faults_come_due_by_time_or_count_and_the_next_wake_up_is_the_next_fault() {
-        let mut plan = mq_core::scenario::VariantPlan::new(
+        let mut plan = mq_core::plan::VariantPlan::new(
             "v",
             "sysv",
             mq_core::Delivery {
-                producer_ack: mq_core::settings::ProducerAck::Leader,
-                consumer_ack: mq_core::settings::ConsumerAck::Auto,
-                durability: mq_core::settings::Durability::Memory,
+                producer_ack: mq_core::delivery::ProducerAck::Leader,
+                consumer_ack: mq_core::delivery::ConsumerAck::Auto,
+                durability: mq_core::delivery::Durability::Memory,
             },
             serde_json::json!({}),
             serde_json::from_value(serde_json::json!({ "messages": 10 })).unwrap(),

@@ -4,8 +4,9 @@
 use std::path::Path;
 
 use mq_checker::Report;
-use mq_core::fault::{Contract, FaultAction};
-use mq_core::scenario::Workload;
+use mq_core::delivery::Contract;
+use mq_core::plan::FaultAction;
+use mq_core::plan::Workload;
 use mq_core::{Delivery, NodeHit};
 use serde::{Deserialize, Serialize};
 

@@ -17,9 +17,9 @@ use anyhow::{bail, Context};
 use mq_core::bits::Bits;
 use mq_core::clock::{now_ns, sleep_until};
 use mq_core::envelope::Envelope;
-use mq_core::fault::Processing;
 use mq_core::history::FailReason;
 use mq_core::history::{FileHeader, HistoryWriter, Record, Role};
+use mq_core::plan::Processing;
 use mq_core::spec::{Control, RoleSpec, Status, Totals, WorkerSpec};
 use mq_core::{
     AckSink, BackendError, DeliverySink, Key, Outcome, Outgoing, Partition, ProducerId, Registry,

@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use mq_core::delivery::{ConsumerAck, Durability, ProducerAck};
 use mq_core::envelope::Envelope;
-use mq_core::scenario::{VariantPlan, Workload};
-use mq_core::settings::{ConsumerAck, Durability, ProducerAck};
+use mq_core::plan::{VariantPlan, Workload};
 use mq_core::{
     AckSink, Backend, Broker, Delivery, DeliverySink, Key, Outcome, Outgoing, Partition,
     ProducerId, Seq, Unavailable, WorkerCtx,

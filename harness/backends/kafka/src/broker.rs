@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use futures_lite::future::block_on;
-use mq_core::fault::BrokerFault;
-use mq_core::scenario::VariantPlan;
+use mq_core::plan::BrokerFault;
+use mq_core::plan::VariantPlan;
 use mq_core::{BackendError, Broker, Depth, NodeHit};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;

@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use mq_core::scenario::FieldError;
-use mq_core::settings::ProducerAck;
+use mq_core::delivery::ProducerAck;
+use mq_core::plan::FieldError;
 use mq_core::Delivery;
 use rdkafka::ClientConfig;
 use serde::{Deserialize, Serialize};

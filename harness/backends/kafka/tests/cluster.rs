@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use futures_lite::future::block_on;
 use mq_backend_kafka::{Endpoint, Kafka, Node};
+use mq_core::delivery::{ConsumerAck, Durability, ProducerAck};
 use mq_core::envelope::Envelope;
-use mq_core::fault::BrokerFault;
-use mq_core::scenario::VariantPlan;
-use mq_core::settings::{ConsumerAck, Durability, ProducerAck};
+use mq_core::plan::BrokerFault;
+use mq_core::plan::VariantPlan;
 use mq_core::{AckSink, Backend, DeliverySink, NodeHit, Outcome, Partition, Seq};
 use mq_testkit::{delivery, message, worker_ctx, NodeGuard};
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};

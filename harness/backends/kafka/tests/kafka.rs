@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use mq_backend_kafka::{Endpoint, Kafka, Node};
-use mq_core::scenario::VariantPlan;
-use mq_core::settings::{ConsumerAck, Durability, ProducerAck};
+use mq_core::delivery::{ConsumerAck, Durability, ProducerAck};
+use mq_core::plan::VariantPlan;
 use mq_core::{run_tag, Backend, Broker, Delivery, Partition};
 use mq_testkit::{worker_ctx, NodeGuard, RoundTrip};
 use rdkafka::consumer::{BaseConsumer, Consumer};

@@ -8,8 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use mq_core::fault::BrokerFault;
-use mq_core::scenario::VariantPlan;
+use mq_core::plan::BrokerFault;
+use mq_core::plan::VariantPlan;
 use mq_core::{BackendError, Broker, Depth, NodeHit};
 use mq_log::client::Client;
 

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use mq_core::settings::ConsumerAck;
+use mq_core::delivery::ConsumerAck;
 use mq_core::{BackendError, Consumer, DeliverySink, Partition, WorkerCtx};
 use mq_log::client::{Client, ClientError};
 

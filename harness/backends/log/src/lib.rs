@@ -12,9 +12,9 @@ mod producer;
 use std::path::Path;
 use std::time::Duration;
 
-use mq_core::fault::BrokerFault;
-use mq_core::scenario::{check_range, FieldError, VariantPlan};
-use mq_core::settings::{ConsumerAck, Durability, ProducerAck};
+use mq_core::delivery::{ConsumerAck, Durability, ProducerAck};
+use mq_core::plan::BrokerFault;
+use mq_core::plan::{check_range, FieldError, VariantPlan};
 use mq_core::{
     Backend, BackendError, BackendInfo, Broker, Consumer, Delivery, OptionInfo, Producer, WorkerCtx,
 };

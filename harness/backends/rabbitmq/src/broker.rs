@@ -10,9 +10,9 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection, ExchangeKind};
-use mq_core::fault::BrokerFault;
-use mq_core::scenario::VariantPlan;
-use mq_core::settings::Durability;
+use mq_core::delivery::Durability;
+use mq_core::plan::BrokerFault;
+use mq_core::plan::VariantPlan;
 use mq_core::{BackendError, Broker, Depth, NodeHit};
 use tokio::runtime::Runtime;
 

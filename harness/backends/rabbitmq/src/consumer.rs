@@ -14,7 +14,7 @@ use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
-use mq_core::settings::ConsumerAck;
+use mq_core::delivery::ConsumerAck;
 use mq_core::{BackendError, Consumer, DeliverySink, Partition, WorkerCtx};
 use tokio::runtime::Runtime;
 

@@ -15,8 +15,8 @@ mod script;
 use std::path::Path;
 
 use mq_core::backend::managed_available;
-use mq_core::scenario::{FieldError, VariantPlan};
-use mq_core::settings::{ConsumerAck, Durability, ProducerAck};
+use mq_core::delivery::{ConsumerAck, Durability, ProducerAck};
+use mq_core::plan::{FieldError, VariantPlan};
 use mq_core::{
     Backend, BackendError, BackendInfo, Broker, Consumer, Delivery, OptionInfo, Producer,
     Unavailable, WorkerCtx,
@@ -100,8 +100,8 @@ impl Backend for RabbitMq {
         })
     }
 
-    fn broker_faults(&self) -> Vec<mq_core::fault::BrokerFault> {
-        use mq_core::fault::BrokerFault;
+    fn broker_faults(&self) -> Vec<mq_core::plan::BrokerFault> {
+        use mq_core::plan::BrokerFault;
         vec![BrokerFault::Kill, BrokerFault::Restart]
     }
 

@@ -4,8 +4,8 @@
 //! the options, the managed port or `$MQ_BENCH_AMQP_URI`.
 
 use lapin::uri::AMQPUri;
-use mq_core::scenario::FieldError;
-use mq_core::settings::{Durability, ProducerAck};
+use mq_core::delivery::{Durability, ProducerAck};
+use mq_core::plan::FieldError;
 use mq_core::Delivery;
 use serde::{Deserialize, Serialize};
 

@@ -15,7 +15,7 @@ use futures_lite::future::poll_once;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::ShortString;
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
-use mq_core::settings::{Durability, ProducerAck};
+use mq_core::delivery::{Durability, ProducerAck};
 use mq_core::{AckSink, BackendError, Outcome, Outgoing, Producer, Seq, WorkerCtx};
 use tokio::runtime::Runtime;
 

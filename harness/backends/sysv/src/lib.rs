@@ -9,9 +9,9 @@ mod queue;
 use std::path::Path;
 use std::time::Duration;
 
-use mq_core::fault::BrokerFault;
-use mq_core::scenario::{FieldError, VariantPlan};
-use mq_core::settings::{ConsumerAck, Durability, ProducerAck};
+use mq_core::delivery::{ConsumerAck, Durability, ProducerAck};
+use mq_core::plan::BrokerFault;
+use mq_core::plan::{FieldError, VariantPlan};
 use mq_core::{
     AckSink, Backend, BackendError, BackendInfo, Broker, Consumer, Delivery, DeliverySink, Depth,
     NodeHit, OptionInfo, Outcome, Outgoing, Partition, Producer, WorkerCtx,
