@@ -246,7 +246,15 @@ fn list(registry: &mq_core::Registry) -> String {
         if !i.options.is_empty() {
             let _ = writeln!(s, "  options ([variants.options]):");
             for o in &i.options {
-                let _ = writeln!(s, "    {:<14} default {:<14} {}", o.name, o.default, o.help);
+                let mut help = o.help.clone();
+                if !o.values.is_empty() && !o.values.iter().all(|v| help.contains(v.as_str())) {
+                    help = format!("{} ({})", help.trim_end_matches('.'), o.values.join(" | "));
+                }
+                if let (Some(lo), Some(hi)) = (o.min, o.max) {
+                    help = format!("{help} [{lo} to {hi}]");
+                }
+                let default = o.default.as_deref().unwrap_or("-");
+                let _ = writeln!(s, "    {:<20} default {:<12} {help}", o.name, default);
             }
         }
         s.push('\n');

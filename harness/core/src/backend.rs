@@ -13,13 +13,7 @@ use crate::delivery::{ConsumerAck, Delivery, Durability, ProducerAck};
 use crate::ids::{Key, Partition, Seq};
 use crate::plan::{BrokerFault, FieldError, VariantPlan};
 
-/// One backend option, for `bench list` and the README.
-#[derive(Debug, Clone)]
-pub struct OptionInfo {
-    pub name: &'static str,
-    pub default: &'static str,
-    pub help: &'static str,
-}
+pub use crate::options::OptionInfo;
 
 /// What a backend supports, shown by `bench list` and used to fill in defaults.
 #[derive(Debug, Clone)]
@@ -30,6 +24,7 @@ pub struct BackendInfo {
     pub consumer_ack: Vec<(ConsumerAck, &'static str)>,
     pub durability: Vec<(Durability, &'static str)>,
     pub defaults: Delivery,
+    /// From the backend's options struct: [`crate::options::describe`].
     pub options: Vec<OptionInfo>,
 }
 
@@ -81,7 +76,9 @@ pub struct Unavailable {
 }
 
 /// Who runs the broker of a variant (`options.mode`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
     /// `bench` starts a private broker with its script in `scripts/brokers/` and stops it at the

@@ -216,7 +216,13 @@ pub fn parse(path: &Path, text: String, registry: &Registry) -> Result<Scenario,
         ));
         match plan_variant(backend.as_ref(), v, &workload, &raw.faults) {
             Ok(plan) => {
-                errors.extend(backend.validate(&plan).into_iter().map(at));
+                let own = backend.validate(&plan);
+                // Declared bounds, unless the backend already said something of that option.
+                let bounds = crate::options::check_bounds(&backend.info().options, &plan.options)
+                    .into_iter()
+                    .filter(|b| !own.iter().any(|e| e.path == b.path))
+                    .collect::<Vec<_>>();
+                errors.extend(own.into_iter().chain(bounds).map(at));
                 variants.push(plan);
             }
             Err(es) => errors.extend(es.into_iter().map(at)),

@@ -20,8 +20,8 @@ use mq_core::backend::managed_available;
 use mq_core::delivery::{ConsumerAck, Durability, ProducerAck};
 use mq_core::plan::{FieldError, VariantPlan};
 use mq_core::{
-    Backend, BackendError, BackendInfo, Broker, Consumer, Delivery, OptionInfo, Producer,
-    Unavailable, WorkerCtx,
+    Backend, BackendError, BackendInfo, Broker, Consumer, Delivery, Producer, Unavailable,
+    WorkerCtx,
 };
 
 pub use client::Endpoint;
@@ -61,55 +61,7 @@ impl Backend for Kafka {
                 consumer_ack: ConsumerAck::AfterProcess,
                 durability: Durability::Persistent,
             },
-            options: vec![
-                OptionInfo {
-                    name: "mode",
-                    default: "managed",
-                    help: "managed: bench runs a KRaft node or cluster (scripts/brokers/kafka.sh); external: use bootstrap",
-                },
-                OptionInfo { name: "bootstrap", default: "", help: "external cluster, host:port[,host:port]" },
-                OptionInfo {
-                    name: "nodes",
-                    default: "1",
-                    help: "managed: 1 = one KRaft node; 3 = a 3-node KRaft cluster on fixed ports 19092/29092/39092 \
-                           (controllers + 1), where kill-broker kills the leader of partition 0 and restart-broker restarts it",
-                },
-                OptionInfo {
-                    name: "port",
-                    default: "9092",
-                    help: "managed single node's port (controller: port + 1); not for nodes = 3 (fixed ports)",
-                },
-                OptionInfo { name: "idempotence", default: "false", help: "enable.idempotence (needs producer_ack = all)" },
-                OptionInfo { name: "linger_ms", default: "librdkafka's (5)", help: "linger.ms" },
-                OptionInfo { name: "batch_size", default: "librdkafka's", help: "batch.size in bytes" },
-                OptionInfo { name: "compression", default: "none", help: "none | gzip | snappy | lz4 | zstd" },
-                OptionInfo {
-                    name: "replication_factor",
-                    default: "1 (nodes = 1) / 3 (nodes = 3) / cluster default (external)",
-                    help: "replication factor of the run's topic, at most nodes",
-                },
-                OptionInfo {
-                    name: "min_insync_replicas",
-                    default: "2 (nodes = 3) / broker default",
-                    help: "topic config min.insync.replicas: replicas an acks=all send waits for (1 to replication_factor)",
-                },
-                OptionInfo {
-                    name: "commit_every",
-                    default: "1000",
-                    help: "after-process: async commit every N messages (or 200 ms)",
-                },
-                OptionInfo { name: "keep", default: "false", help: "keep the topic, the group and the managed broker's data" },
-                OptionInfo {
-                    name: "producer_config",
-                    default: "{}",
-                    help: "table of librdkafka producer properties, applied last",
-                },
-                OptionInfo {
-                    name: "consumer_config",
-                    default: "{}",
-                    help: "table of librdkafka consumer properties, applied last",
-                },
-            ],
+            options: mq_core::options::describe::<Options>(),
         }
     }
 

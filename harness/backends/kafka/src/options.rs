@@ -6,6 +6,7 @@ use mq_core::delivery::ProducerAck;
 use mq_core::plan::FieldError;
 use mq_core::Delivery;
 use rdkafka::ClientConfig;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::script::{cluster_bootstrap, cluster_ports, CLUSTER_NODES};
@@ -13,7 +14,7 @@ use crate::script::{cluster_bootstrap, cluster_ports, CLUSTER_NODES};
 pub use mq_core::backend::Mode;
 
 /// `compression.type` of the producer.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Compression {
     #[default]
@@ -37,7 +38,7 @@ impl Compression {
 }
 
 /// The options a kafka variant may set.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Options {
     /// `managed`: a KRaft node (or the 3-node cluster, `nodes = 3`) run by
@@ -50,6 +51,7 @@ pub struct Options {
     /// Managed single-node broker port (its controller listens on port + 1); default 9092.
     /// A 3-node cluster's ports are fixed by the script (19092/29092/39092).
     #[serde(default)]
+    #[schemars(range(min = 1, max = 65_534))]
     pub port: Option<u16>,
     /// Managed brokers: 1 (a single KRaft node) or 3 (a KRaft cluster on loopback).
     #[serde(default = "defaults::nodes")]
@@ -59,9 +61,11 @@ pub struct Options {
     pub idempotence: bool,
     /// `linger.ms`; librdkafka's default (5) when absent.
     #[serde(default)]
+    #[schemars(range(min = 0, max = 900_000))]
     pub linger_ms: Option<u32>,
     /// `batch.size` in bytes; librdkafka's default when absent.
     #[serde(default)]
+    #[schemars(range(min = 1, max = 2_147_483_647))]
     pub batch_size: Option<u32>,
     #[serde(default)]
     pub compression: Compression,
@@ -75,6 +79,7 @@ pub struct Options {
     pub min_insync_replicas: Option<u16>,
     /// `after-process` consumers commit (async) after this many deliveries, or 200 ms.
     #[serde(default = "defaults::commit_every")]
+    #[schemars(range(min = 1, max = 1_000_000_000))]
     pub commit_every: u32,
     /// Keep the topic, the consumer group and a managed broker's data after the run.
     #[serde(default)]
@@ -206,24 +211,6 @@ impl Options {
                     "idempotence needs acks=all but producer_ack = \"{}\": set producer_ack = \"all\" or idempotence = false",
                     delivery.producer_ack
                 ),
-            ));
-        }
-        if let Some(l) = self.linger_ms.filter(|&l| l > 900_000) {
-            e.push(FieldError::new(
-                "options.linger_ms",
-                format!("linger_ms = {l}: valid is 0 to 900000"),
-            ));
-        }
-        if let Some(b) = self.batch_size.filter(|&b| b == 0 || b > i32::MAX as u32) {
-            e.push(FieldError::new(
-                "options.batch_size",
-                format!("batch_size = {b}: valid is 1 to 2147483647"),
-            ));
-        }
-        if self.commit_every == 0 {
-            e.push(FieldError::new(
-                "options.commit_every",
-                "commit_every = 0: valid is 1 or more",
             ));
         }
         for (table, map) in [

@@ -12,13 +12,15 @@ mod producer;
 use std::path::Path;
 use std::time::Duration;
 
+use mq_core::backend::Mode;
 use mq_core::delivery::{ConsumerAck, Durability, ProducerAck};
 use mq_core::plan::BrokerFault;
-use mq_core::plan::{check_range, FieldError, VariantPlan};
+use mq_core::plan::{FieldError, VariantPlan};
 use mq_core::{
-    Backend, BackendError, BackendInfo, Broker, Consumer, Delivery, OptionInfo, Producer, WorkerCtx,
+    Backend, BackendError, BackendInfo, Broker, Consumer, Delivery, Producer, WorkerCtx,
 };
 use mq_log::client::{Ack, Client};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 const NAME: &str = "log";
@@ -28,48 +30,52 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The in-house log backend.
 pub struct LogBackend;
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-enum Mode {
-    #[default]
-    Managed,
-    External,
-}
-
 /// `[variants.options]` of a log variant.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Options {
+    /// `managed`: bench starts `bench log serve` in the run folder; `external`: a server
+    /// already running at `address`.
     #[serde(default)]
     mode: Mode,
-    /// External server address (`mode = "external"`).
+    /// External server address, e.g. `127.0.0.1:7070` (`mode = "external"`).
     address: Option<String>,
     /// Server fsync policy: `never`, `interval:MS` or `always`. Default: from `durability`
     /// (memory → never, persistent → always). Managed mode only.
     fsync: Option<String>,
     /// Records per produce batch at most.
     #[serde(default = "defaults::batch_records")]
+    #[schemars(range(min = 1, max = 1_000_000))]
     batch_records: usize,
-    /// Bytes per produce batch at most.
+    /// Bytes per produce batch at most (a batch is one request frame).
     #[serde(default = "defaults::batch_bytes")]
+    #[schemars(range(min = 1, max = mq_log::protocol::MAX_FRAME_LEN / 2))]
     batch_bytes: usize,
-    /// Wait this long for a batch to fill before sending it (0: send as soon as a request slot is free).
+    /// How long a batch may wait to fill before it is sent (0: as soon as a request slot is
+    /// free).
     #[serde(default)]
+    #[schemars(range(min = 0, max = 60_000))]
     linger_ms: u64,
     /// Produce requests in flight per producer.
     #[serde(default = "defaults::max_in_flight")]
+    #[schemars(range(min = 1, max = 1024))]
     max_in_flight: usize,
     /// How long a batch may wait for a connection to the server before its messages fail as
     /// not sent (Kafka's delivery.timeout.ms).
     #[serde(default = "defaults::delivery_timeout_ms")]
+    #[schemars(range(min = 1, max = 3_600_000))]
     delivery_timeout_ms: u64,
-    /// Bytes a producer buffers while it has no connection; a send waits when they are full.
+    /// Bytes a producer buffers while it has no connection (at least batch_bytes); a send
+    /// waits when they are full.
     #[serde(default = "defaults::buffer_bytes")]
+    #[schemars(range(min = 1, max = 1_073_741_824))]
     buffer_bytes: usize,
-    /// Bytes per fetch.
+    /// Bytes per fetch (at least one message).
     #[serde(default = "defaults::fetch_bytes")]
+    #[schemars(range(min = 1, max = mq_log::protocol::MAX_FETCH_BYTES))]
     fetch_bytes: u32,
-    /// Segment size of the managed server.
+    /// Segment size of the managed server; default 64 MiB.
+    #[schemars(range(min = 1024, max = mq_log::storage::MAX_SEGMENT_BYTES))]
     segment_bytes: Option<u64>,
     /// Keep the managed server's data folder after the run.
     #[serde(default)]
@@ -158,68 +164,7 @@ impl Backend for LogBackend {
                 consumer_ack: ConsumerAck::AfterProcess,
                 durability: Durability::Memory,
             },
-            options: vec![
-                OptionInfo {
-                    name: "mode",
-                    default: "managed",
-                    help: "managed (bench starts the server) or external",
-                },
-                OptionInfo {
-                    name: "address",
-                    default: "-",
-                    help: "external server address, e.g. 127.0.0.1:7070",
-                },
-                OptionInfo {
-                    name: "fsync",
-                    default: "by durability",
-                    help: "never | interval:MS | always (managed)",
-                },
-                OptionInfo {
-                    name: "batch_records",
-                    default: "1000",
-                    help: "records per produce batch at most",
-                },
-                OptionInfo {
-                    name: "batch_bytes",
-                    default: "1048576",
-                    help: "bytes per produce batch at most",
-                },
-                OptionInfo {
-                    name: "linger_ms",
-                    default: "0",
-                    help: "wait for a batch to fill (0: send when a slot is free)",
-                },
-                OptionInfo {
-                    name: "max_in_flight",
-                    default: "4",
-                    help: "produce requests in flight per producer",
-                },
-                OptionInfo {
-                    name: "delivery_timeout_ms",
-                    default: "30000",
-                    help: "a batch with no connection for this long fails as not sent",
-                },
-                OptionInfo {
-                    name: "buffer_bytes",
-                    default: "33554432",
-                    help: "bytes buffered while the server is unreachable",
-                },
-                OptionInfo {
-                    name: "fetch_bytes",
-                    default: "1048576",
-                    help: "bytes per fetch",
-                },
-                OptionInfo {
-                    name: "segment_bytes",
-                    default: "67108864",
-                    help: "segment size of the managed server",
-                },
-                OptionInfo {
-                    name: "keep",
-                    default: "false",
-                    help: "keep the managed server's data folder",
-                },
-            ],
+            options: mq_core::options::describe::<Options>(),
         }
     }
 
@@ -260,30 +205,26 @@ impl Backend for LogBackend {
                 }
             }
         }
-        let frame = mq_log::protocol::MAX_FRAME_LEN as usize;
+        // The declared bounds are checked from the schema; these depend on the workload.
         let size = plan.workload.message_size;
-        let mut range = |field: &str, v: u64, lo: u64, hi: u64| {
-            check_range(&mut errors, &format!("options.{field}"), v, lo, hi)
-        };
-        range("batch_records", o.batch_records as u64, 1, 1_000_000);
-        range("batch_bytes", o.batch_bytes as u64, 1, frame as u64 / 2);
-        range("linger_ms", o.linger_ms, 0, 60_000);
-        range("max_in_flight", o.max_in_flight as u64, 1, 1024);
-        range("delivery_timeout_ms", o.delivery_timeout_ms, 1, 3_600_000);
-        range(
-            "buffer_bytes",
-            o.buffer_bytes as u64,
-            o.batch_bytes.max(size) as u64,
-            1 << 30,
-        );
-        range(
-            "fetch_bytes",
-            u64::from(o.fetch_bytes),
-            size as u64 + 64,
-            u64::from(mq_log::protocol::MAX_FETCH_BYTES),
-        );
-        if let Some(b) = o.segment_bytes {
-            range("segment_bytes", b, 1024, mq_log::storage::MAX_SEGMENT_BYTES);
+        if o.buffer_bytes < o.batch_bytes.max(size) {
+            errors.push(FieldError::new(
+                "options.buffer_bytes",
+                format!(
+                    "buffer_bytes = {} cannot hold one batch; valid: at least batch_bytes ({}) and message_size ({size})",
+                    o.buffer_bytes, o.batch_bytes
+                ),
+            ));
+        }
+        if (o.fetch_bytes as usize) < size + 64 {
+            errors.push(FieldError::new(
+                "options.fetch_bytes",
+                format!(
+                    "fetch_bytes = {} cannot hold one {size}-byte message; valid: at least {}",
+                    o.fetch_bytes,
+                    size + 64
+                ),
+            ));
         }
         errors
     }

@@ -18,8 +18,8 @@ use mq_core::backend::managed_available;
 use mq_core::delivery::{ConsumerAck, Durability, ProducerAck};
 use mq_core::plan::{FieldError, VariantPlan};
 use mq_core::{
-    Backend, BackendError, BackendInfo, Broker, Consumer, Delivery, OptionInfo, Producer,
-    Unavailable, WorkerCtx,
+    Backend, BackendError, BackendInfo, Broker, Consumer, Delivery, Producer, Unavailable,
+    WorkerCtx,
 };
 
 pub use broker::Names;
@@ -63,25 +63,7 @@ impl Backend for RabbitMq {
                 consumer_ack: ConsumerAck::AfterProcess,
                 durability: Durability::Persistent,
             },
-            options: vec![
-                OptionInfo {
-                    name: "mode",
-                    default: "managed",
-                    help: "managed: bench runs a private node (scripts/brokers/rabbitmq.sh); external: use uri",
-                },
-                OptionInfo {
-                    name: "uri",
-                    default: "$MQ_BENCH_AMQP_URI",
-                    help: "external broker, amqp://[user:password@]host:port/vhost; the env var wins and keeps credentials out of files",
-                },
-                OptionInfo { name: "port", default: "5672", help: "managed node AMQP port (Erlang distribution: port + 20000)" },
-                OptionInfo { name: "queue_type", default: "classic", help: "classic | quorum (quorum needs persistent)" },
-                OptionInfo { name: "prefetch", default: "1000", help: "basic.qos per consumer queue (after-process only)" },
-                OptionInfo { name: "max_in_flight", default: "4096", help: "unconfirmed publishes per producer" },
-                OptionInfo { name: "tx", default: "false", help: "producer_ack = all through transactions (tx.select / tx.commit) instead of confirms" },
-                OptionInfo { name: "tx_batch", default: "100", help: "messages per tx.commit (a partial batch commits after 10 ms)" },
-                OptionInfo { name: "keep", default: "false", help: "keep queues, exchange and the managed node's data" },
-            ],
+            options: mq_core::options::describe::<Options>(),
         }
     }
 

@@ -7,6 +7,7 @@ use lapin::uri::AMQPUri;
 use mq_core::delivery::{Durability, ProducerAck};
 use mq_core::plan::FieldError;
 use mq_core::Delivery;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Environment variable holding the URI (with credentials) of an external broker.
@@ -15,7 +16,7 @@ pub const URI_ENV: &str = "MQ_BENCH_AMQP_URI";
 pub use mq_core::backend::Mode;
 
 /// RabbitMQ queue type (`x-queue-type`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum QueueType {
     #[default]
@@ -24,7 +25,7 @@ pub enum QueueType {
 }
 
 /// The options a rabbitmq variant may set.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Options {
     /// `managed`: a private node run by `scripts/brokers/rabbitmq.sh`; `external`: a broker
@@ -34,16 +35,21 @@ pub struct Options {
     /// External broker URI, e.g. `amqp://127.0.0.1:5672/%2f`; `$MQ_BENCH_AMQP_URI` wins when set.
     #[serde(default)]
     pub uri: Option<String>,
-    /// Managed broker AMQP port.
+    /// Managed broker AMQP port (the Erlang distribution port is port + 20000).
     #[serde(default = "defaults::port")]
+    #[schemars(range(min = 1, max = 45_535))]
     pub port: u16,
+    /// `classic` or `quorum` (replicated, always durable).
     #[serde(default)]
     pub queue_type: QueueType,
-    /// Unacknowledged deliveries the broker may push to each consumer queue (`basic.qos`).
+    /// Unacknowledged deliveries the broker may push to each consumer queue (`basic.qos`; 0
+    /// would mean unlimited in AMQP).
     #[serde(default = "defaults::prefetch")]
+    #[schemars(range(min = 1, max = 65_535))]
     pub prefetch: u16,
     /// Publishes awaiting a confirm before `send` waits for the oldest.
     #[serde(default = "defaults::max_in_flight")]
+    #[schemars(range(min = 1, max = 1_000_000))]
     pub max_in_flight: u32,
     /// Transactions (`tx.select` / `tx.commit`) instead of publisher confirms: sends are acked
     /// when the commit that covers them returns. Needs producer_ack = "all".
@@ -51,6 +57,7 @@ pub struct Options {
     pub tx: bool,
     /// Messages per `tx.commit` (a partial batch is committed after 10 ms of waiting).
     #[serde(default = "defaults::tx_batch")]
+    #[schemars(range(min = 1, max = 1_000_000))]
     pub tx_batch: u32,
     /// Keep the queues, the exchange and a managed node's data after the run.
     #[serde(default)]
@@ -84,15 +91,6 @@ impl Options {
                         "uri is only for mode = \"external\"; a managed broker listens on 127.0.0.1:<port>",
                     ));
                 }
-                if self.port == 0 || self.port > 45535 {
-                    e.push(FieldError::new(
-                        "options.port",
-                        format!(
-                            "port = {} is out of range: valid is 1 to 45535 (the Erlang distribution port is port + 20000)",
-                            self.port
-                        ),
-                    ));
-                }
             }
             Mode::External => match (std::env::var(URI_ENV).ok(), &self.uri) {
                 (None, None) => e.push(FieldError::new(
@@ -111,21 +109,6 @@ impl Options {
                 }
             },
         }
-        if self.prefetch == 0 {
-            e.push(FieldError::new(
-                "options.prefetch",
-                "prefetch = 0 means unlimited in AMQP; valid is 1 to 65535",
-            ));
-        }
-        if self.max_in_flight == 0 || self.max_in_flight > 1_000_000 {
-            e.push(FieldError::new(
-                "options.max_in_flight",
-                format!(
-                    "max_in_flight = {}: valid is 1 to 1000000",
-                    self.max_in_flight
-                ),
-            ));
-        }
         if self.tx && delivery.producer_ack != ProducerAck::All {
             e.push(FieldError::new(
                 "options.tx",
@@ -133,12 +116,6 @@ impl Options {
                     "tx = true is the producer_ack = \"all\" mode (a commit acknowledges its batch); producer_ack is \"{}\"",
                     delivery.producer_ack
                 ),
-            ));
-        }
-        if self.tx_batch == 0 || self.tx_batch > 1_000_000 {
-            e.push(FieldError::new(
-                "options.tx_batch",
-                format!("tx_batch = {}: valid is 1 to 1000000", self.tx_batch),
             ));
         }
         if self.queue_type == QueueType::Quorum && delivery.durability == Durability::Memory {

@@ -14,7 +14,7 @@ use mq_core::plan::BrokerFault;
 use mq_core::plan::{FieldError, VariantPlan};
 use mq_core::{
     AckSink, Backend, BackendError, BackendInfo, Broker, Consumer, Delivery, DeliverySink, Depth,
-    NodeHit, OptionInfo, Outcome, Outgoing, Partition, Producer, WorkerCtx,
+    NodeHit, Outcome, Outgoing, Partition, Producer, WorkerCtx,
 };
 use serde::Deserialize;
 
@@ -26,10 +26,12 @@ const NAME: &str = "sysv";
 pub struct SysV;
 
 /// `[variants.options]` of a sysv variant.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Options {
-    /// Queue capacity in bytes (`msgctl(IPC_SET, msg_qbytes)`); default: kernel.msgmnb.
+    /// Queue capacity in bytes, set with `msgctl(IPC_SET, msg_qbytes)` (at least one message);
+    /// default: kernel.msgmnb. Above kernel.msgmnb needs CAP_SYS_RESOURCE (root on a plain host).
+    #[schemars(range(min = 32, max = 2_147_483_647))]
     msg_qbytes: Option<u64>,
 }
 
@@ -43,19 +45,24 @@ impl Backend for SysV {
         BackendInfo {
             name: NAME,
             summary: "System V message queue (msgsnd/msgrcv); the kernel is the broker",
-            producer_ack: vec![(ProducerAck::Leader, "msgsnd returned 0: the kernel holds the message")],
-            consumer_ack: vec![(ConsumerAck::Auto, "msgrcv removes the message as it delivers it (at-most-once)")],
-            durability: vec![(Durability::Memory, "kernel memory: survives process crashes, not a reboot")],
+            producer_ack: vec![(
+                ProducerAck::Leader,
+                "msgsnd returned 0: the kernel holds the message",
+            )],
+            consumer_ack: vec![(
+                ConsumerAck::Auto,
+                "msgrcv removes the message as it delivers it (at-most-once)",
+            )],
+            durability: vec![(
+                Durability::Memory,
+                "kernel memory: survives process crashes, not a reboot",
+            )],
             defaults: Delivery {
                 producer_ack: ProducerAck::Leader,
                 consumer_ack: ConsumerAck::Auto,
                 durability: Durability::Memory,
             },
-            options: vec![OptionInfo {
-                name: "msg_qbytes",
-                default: "kernel.msgmnb",
-                help: "queue capacity in bytes, set with msgctl(IPC_SET); above kernel.msgmnb needs root",
-            }],
+            options: mq_core::options::describe::<Options>(),
         }
     }
 
@@ -75,15 +82,8 @@ impl Backend for SysV {
             }
         }
         if let Some(q) = options.msg_qbytes {
-            if q > i32::MAX as u64 {
-                errors.push(FieldError::new(
-                    "options.msg_qbytes",
-                    format!(
-                        "msg_qbytes = {q} is out of range: valid is message_size to {}",
-                        i32::MAX
-                    ),
-                ));
-            } else if q < size {
+            // Bounds are declared on the option; this is the one that depends on the workload.
+            if (32..size).contains(&q) {
                 errors.push(FieldError::new(
                     "options.msg_qbytes",
                     format!("msg_qbytes = {q} cannot hold one {size}-byte message; valid: at least message_size"),
