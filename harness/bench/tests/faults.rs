@@ -388,7 +388,9 @@ faults = [ { action = "kill-broker", at = "1s" } ]
     let c = accounting(&r);
     assert_eq!(u(&c, "failed"), 0, "the server refused nothing: {c}");
     assert!(u(&c, "not_sent") >= 1500, "{c}");
-    assert_eq!(u(&c, "lost"), 0, "{c}");
+    // What the server held when it died for good may be lost: the contract allows it.
+    assert_eq!(r["variants"][0]["contract"], "at-least-once-of-kept");
+    assert_eq!(r["variants"][0]["contract_kept"], true);
     let producer = &r["variants"][0]["workers"][1];
     assert_eq!(
         producer["exit"], "ok",

@@ -10,6 +10,7 @@ pub mod delivery;
 pub mod envelope;
 pub mod history;
 pub mod ids;
+pub mod managed;
 pub mod options;
 pub mod paths;
 pub mod plan;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use futures_lite::future::block_on;
+use mq_core::managed::{Managed, Script, Scripted};
 use mq_core::plan::BrokerFault;
 use mq_core::plan::VariantPlan;
 use mq_core::{BackendError, Broker, Depth, NodeHit};
@@ -35,9 +36,8 @@ pub struct KafkaBroker {
     partitions: u32,
     bootstrap: String,
     log: PathBuf,
-    node: Option<Node>,
-    /// The broker is ours to stop.
-    started: bool,
+    /// The managed broker (None: external).
+    managed: Option<Managed<Scripted<Node>>>,
     /// Topic (and maybe group) exist and are ours to delete.
     created: bool,
     admin: Option<AdminClient<DefaultClientContext>>,
@@ -57,21 +57,30 @@ impl KafkaBroker {
         run_tag: &str,
     ) -> KafkaBroker {
         let dir = variant_dir.join(format!("{}.kafka", plan.name));
+        let log = variant_dir.join(format!("{}.kafka.log", plan.name));
         let node = match options.mode {
             Mode::Managed if options.cluster() => Some(Node::cluster(dir)),
             Mode::Managed => Some(Node::new(options.port(), dir)),
             Mode::External => None,
         };
+        let managed = node.map(|script| {
+            let node = Scripted {
+                script,
+                log: log.clone(),
+                start_timeout: START_TIMEOUT,
+                stop_timeout: STOP_TIMEOUT,
+            };
+            Managed::new(NAME, node, options.keep)
+        });
         let topic = format!("mqb-{run_tag}-{}", plan.name);
         KafkaBroker {
             group: topic.clone(),
             topic,
             partitions: plan.workload.partitions,
             bootstrap: options.bootstrap(),
-            log: variant_dir.join(format!("{}.kafka.log", plan.name)),
+            log,
             options,
-            node,
-            started: false,
+            managed,
             created: false,
             admin: None,
             probe: None,
@@ -366,20 +375,32 @@ impl KafkaBroker {
     }
 }
 
+impl Script for Node {
+    fn describe(&self) -> String {
+        Node::describe(self)
+    }
+    fn run(&self, cmd: &str, timeout: Duration, log: &Path) -> Result<(), String> {
+        Node::run(self, cmd, timeout, log)
+    }
+}
+
+impl KafkaBroker {
+    fn node(&self) -> Option<&Node> {
+        self.managed.as_ref().map(|m| &m.node().script)
+    }
+}
+
 impl Broker for KafkaBroker {
     fn setup(&mut self) -> Result<serde_json::Value, BackendError> {
-        if let Some(node) = &self.node {
+        if let Some(m) = &mut self.managed {
+            let node = &m.node().script;
             tracing::info!(brokers = %node.bootstrap(), dir = %node.dir.display(), "starting a managed Kafka broker");
-            // Set before the call: a start that times out may still leave a broker behind.
-            self.started = true;
-            node.run("start", START_TIMEOUT, &self.log).map_err(|m| {
-                BackendError::other(NAME, format!("managed broker on {}: {m}", node.describe()))
-            })?;
+            m.start()?;
         }
         self.admin()?;
         self.created = true;
         self.create_topic()?;
-        if self.node.as_ref().is_some_and(Node::is_cluster) {
+        if self.node().is_some_and(Node::is_cluster) {
             self.await_group_coordinator();
         }
         let endpoint = Endpoint {
@@ -387,7 +408,7 @@ impl Broker for KafkaBroker {
             group: self.group.clone(),
             bootstrap: self.bootstrap.clone(),
             partitions: self.partitions,
-            node: self.node.clone(),
+            node: self.node().cloned(),
         };
         Ok(serde_json::to_value(endpoint).expect("endpoint serializes"))
     }
@@ -419,24 +440,14 @@ impl Broker for KafkaBroker {
         self.created = false;
         self.admin = None;
         self.killed.clear();
-        if self.started {
-            self.started = false;
-            if let Some(node) = &self.node {
-                let cmd = if self.options.keep { "stop" } else { "wipe" };
-                if let Err(m) = node.run(cmd, STOP_TIMEOUT, &self.log) {
-                    let e = BackendError::other(
-                        NAME,
-                        format!("managed broker on {}: {m}", node.describe()),
-                    );
-                    result = result.and(Err(e));
-                }
-            }
+        if let Some(m) = &mut self.managed {
+            result = result.and(m.finish());
         }
         result
     }
 
     fn fault(&mut self, fault: BrokerFault) -> Result<Vec<NodeHit>, BackendError> {
-        let Some(node) = self.node.clone() else {
+        let Some(node) = self.node().cloned() else {
             return Err(BackendError::other(
                 NAME,
                 "an external broker: give the variant kill_cmd / restart_cmd",
@@ -445,20 +456,14 @@ impl Broker for KafkaBroker {
         if node.is_cluster() {
             return self.cluster_fault(&node, fault);
         }
-        let Some(cmd) = fault.script_command() else {
-            return Err(BackendError::other(NAME, "remove-queue is a sysv fault"));
-        };
-        node.run(cmd, START_TIMEOUT, &self.log)
-            .map(|()| Vec::new())
-            .map_err(|m| {
-                BackendError::other(NAME, format!("managed broker on {}: {m}", node.describe()))
-            })
+        let m = self.managed.as_mut().expect("a node is managed");
+        m.fault(fault).map(|()| Vec::new())
     }
 
     fn versions(&mut self) -> Vec<(String, String)> {
         let (_, v) = rdkafka::util::get_rdkafka_version();
         let mut out = vec![("librdkafka".to_owned(), v)];
-        if self.node.is_some() {
+        if self.managed.is_some() {
             let cache = std::env::var_os("MQ_BENCH_CACHE")
                 .map(PathBuf::from)
                 .or_else(|| {

@@ -6,8 +6,9 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use mq_core::managed::{Managed, Node};
 use mq_core::plan::BrokerFault;
 use mq_core::plan::VariantPlan;
 use mq_core::{BackendError, Broker, Depth, NodeHit};
@@ -17,61 +18,73 @@ use crate::{client_err, connect, Endpoint, Mode, Options, NAME};
 
 /// How long a managed server may take to say where it listens.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a clean stop (SIGTERM) may take before SIGKILL.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub struct LogBroker {
-    plan: VariantPlan,
-    options: Options,
+/// The managed server: `bench log serve` as a child process on a data folder of the run.
+pub struct Server {
     data_dir: PathBuf,
-    server: Option<Child>,
-    /// Where the managed server listens; a restart reuses it so clients find it again.
+    /// `bench log serve` arguments besides the folder and the address.
+    args: Vec<String>,
+    child: Option<Child>,
+    /// Where it listens; a restart reuses it so clients find it again.
     listen: Option<String>,
-    client: Option<Client>,
-    endpoint: Option<Endpoint>,
 }
 
-impl LogBroker {
-    pub fn new(plan: VariantPlan, options: Options, run_dir: &Path) -> LogBroker {
-        LogBroker {
-            data_dir: run_dir.join("log-data"),
-            plan,
-            options,
-            server: None,
-            listen: None,
-            client: None,
-            endpoint: None,
+impl Server {
+    fn log_file(&self) -> PathBuf {
+        self.data_dir.with_extension("log")
+    }
+
+    fn stop_child(&mut self, signal: libc::c_int, limit: Duration) -> Result<(), String> {
+        let Some(mut child) = self.child.take() else {
+            return Err("no managed server is running".into());
+        };
+        // SAFETY: plain kill(2) of our child.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let deadline = Instant::now() + limit;
+        while child.try_wait().ok().flatten().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.wait();
+        Ok(())
+    }
+}
+
+impl Node for Server {
+    fn describe(&self) -> String {
+        match &self.listen {
+            Some(a) => format!("{a} ({})", self.data_dir.display()),
+            None => self.data_dir.display().to_string(),
         }
     }
 
-    fn start_server(&mut self) -> Result<String, BackendError> {
-        let exe = std::env::current_exe()
-            .map_err(|e| BackendError::io(NAME, "finding the bench executable", e))?;
-        std::fs::create_dir_all(&self.data_dir).map_err(|e| {
-            BackendError::io(NAME, format!("creating {}", self.data_dir.display()), e)
-        })?;
+    fn start(&mut self) -> Result<(), String> {
+        if self.child.is_some() {
+            return Err("the server is already running".into());
+        }
+        let exe =
+            std::env::current_exe().map_err(|e| format!("finding the bench executable: {e}"))?;
+        std::fs::create_dir_all(&self.data_dir)
+            .map_err(|e| format!("creating {}: {e}", self.data_dir.display()))?;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.data_dir.with_extension("log"))
-            .map_err(|e| BackendError::io(NAME, "creating the server log", e))?;
-        // A restart listens where the first start did, so clients find the server again.
+            .open(self.log_file())
+            .map_err(|e| format!("creating the server log: {e}"))?;
         let listen = self.listen.clone().unwrap_or_else(|| "127.0.0.1:0".into());
         let mut cmd = Command::new(exe);
-        cmd.args([
-            "log",
-            "serve",
-            "--listen",
-            &listen,
-            "--fsync",
-            &self.options.fsync(self.plan.delivery.durability),
-        ])
-        .arg("--dir")
-        .arg(&self.data_dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(log));
-        if let Some(s) = self.options.segment_bytes {
-            cmd.args(["--segment-bytes", &s.to_string()]);
-        }
+        cmd.args(["log", "serve", "--listen", &listen])
+            .args(&self.args)
+            .arg("--dir")
+            .arg(&self.data_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log));
         // SAFETY: only async-signal-safe calls between fork and exec.
         unsafe {
             cmd.pre_exec(|| {
@@ -82,9 +95,9 @@ impl LogBroker {
         }
         let mut child = cmd
             .spawn()
-            .map_err(|e| BackendError::io(NAME, "starting bench log serve", e))?;
+            .map_err(|e| format!("starting bench log serve: {e}"))?;
         let stdout = child.stdout.take().expect("piped stdout");
-        self.server = Some(child);
+        self.child = Some(child);
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -94,36 +107,87 @@ impl LogBroker {
             }
         });
         let addr = rx.recv_timeout(START_TIMEOUT).map_err(|_| {
-            BackendError::other(
-                NAME,
-                format!(
-                    "the managed log server did not say where it listens within {START_TIMEOUT:?} (see {})",
-                    self.data_dir.with_extension("log").display()
-                ),
+            format!(
+                "the server did not say where it listens within {START_TIMEOUT:?} (see {})",
+                self.log_file().display()
             )
         })?;
-        self.listen = Some(addr.clone());
-        Ok(addr)
+        self.listen = Some(addr);
+        Ok(())
     }
 
-    fn kill_server(&mut self) -> Result<(), BackendError> {
-        let Some(mut child) = self.server.take() else {
-            return Err(BackendError::other(NAME, "no managed server is running"));
-        };
-        child
-            .kill()
-            .map_err(|e| BackendError::io(NAME, "SIGKILL of the log server", e))?;
-        let _ = child.wait();
-        self.client = None;
-        Ok(())
+    fn kill(&mut self) -> Result<(), String> {
+        self.stop_child(libc::SIGKILL, STOP_TIMEOUT)
+    }
+
+    fn stop(&mut self) -> Result<(), String> {
+        match self.child {
+            Some(_) => self.stop_child(libc::SIGTERM, STOP_TIMEOUT),
+            None => Ok(()), // killed and never restarted
+        }
+    }
+
+    fn wipe(&mut self) -> Result<(), String> {
+        self.stop()?;
+        match std::fs::remove_dir_all(&self.data_dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(format!("removing {}: {e}", self.data_dir.display()))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+pub struct LogBroker {
+    plan: VariantPlan,
+    options: Options,
+    /// The managed server (None: external).
+    managed: Option<Managed<Server>>,
+    client: Option<Client>,
+    endpoint: Option<Endpoint>,
+}
+
+impl LogBroker {
+    pub fn new(plan: VariantPlan, options: Options, run_dir: &Path) -> LogBroker {
+        let managed = (options.mode == Mode::Managed).then(|| {
+            let mut args = vec![
+                "--fsync".to_owned(),
+                options.fsync(plan.delivery.durability),
+            ];
+            if let Some(s) = options.segment_bytes {
+                args.extend(["--segment-bytes".into(), s.to_string()]);
+            }
+            let server = Server {
+                data_dir: run_dir.join("log-data"),
+                args,
+                child: None,
+                listen: None,
+            };
+            Managed::new(NAME, server, options.keep)
+        });
+        LogBroker {
+            plan,
+            options,
+            managed,
+            client: None,
+            endpoint: None,
+        }
+    }
+
+    /// Where the managed server listens, once started.
+    fn listen(&self) -> Option<String> {
+        self.managed.as_ref()?.node().listen.clone()
     }
 }
 
 impl Broker for LogBroker {
     fn setup(&mut self) -> Result<serde_json::Value, BackendError> {
-        let address = match self.options.mode {
-            Mode::Managed => self.start_server()?,
-            Mode::External => self
+        let address = match &mut self.managed {
+            Some(m) => {
+                m.start()?;
+                self.listen().expect("a started server listens")
+            }
+            None => self
                 .options
                 .address
                 .clone()
@@ -147,30 +211,24 @@ impl Broker for LogBroker {
     }
 
     fn fault(&mut self, fault: BrokerFault) -> Result<Vec<NodeHit>, BackendError> {
-        if self.options.mode == Mode::External {
+        let Some(m) = &mut self.managed else {
             return Err(BackendError::other(
                 NAME,
                 "an external server: give the variant kill_cmd / restart_cmd",
             ));
-        }
-        match fault {
-            BrokerFault::Kill => self.kill_server().map(|()| Vec::new()),
-            BrokerFault::Restart => {
-                if self.server.is_some() {
-                    return Err(BackendError::other(NAME, "the server is already running"));
-                }
-                self.start_server().map(|_| Vec::new())
-            }
-            BrokerFault::RemoveQueue => {
-                Err(BackendError::other(NAME, "the log has no queue to remove"))
-            }
-        }
+        };
+        self.client = None; // a killed or restarted server drops its connections
+        m.fault(fault).map(|()| Vec::new())
     }
 
     fn depth(&mut self) -> Option<Depth> {
-        if self.client.is_none() && self.server.is_some() {
-            // Reconnect after a restart; a server still coming up is simply not sampled.
-            let addr = self.listen.clone()?;
+        if self.client.is_none() {
+            // Reconnect after a restart; a server down or coming up is simply not sampled.
+            let addr = match &self.managed {
+                Some(m) if m.node().child.is_none() => return None,
+                Some(_) => self.listen()?,
+                None => self.options.address.clone()?,
+            };
             self.client = Client::connect(addr.as_str(), Duration::from_millis(200)).ok();
         }
         let (client, ep) = (self.client.as_mut()?, self.endpoint.as_ref()?);
@@ -197,32 +255,13 @@ impl Broker for LogBroker {
 
     fn teardown(&mut self) -> Result<(), BackendError> {
         self.client = None;
-        if let Some(mut child) = self.server.take() {
-            // SAFETY: plain kill(2) of our child.
-            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while child.try_wait().ok().flatten().is_none() {
-                if std::time::Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            if !self.options.keep {
-                let _ = std::fs::remove_dir_all(&self.data_dir);
-            }
+        match &mut self.managed {
+            Some(m) => m.finish(),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn versions(&mut self) -> Vec<(String, String)> {
         vec![("mq-log".into(), env!("CARGO_PKG_VERSION").into())]
-    }
-}
-
-impl Drop for LogBroker {
-    fn drop(&mut self) {
-        let _ = self.teardown();
     }
 }

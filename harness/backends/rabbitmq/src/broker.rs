@@ -1,7 +1,7 @@
 //! Coordinator side: starts a managed node, declares the exchange and one queue per partition,
 //! reports their depth, and removes them (and stops the node) at teardown.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use lapin::options::{
@@ -11,6 +11,7 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection, ExchangeKind};
 use mq_core::delivery::Durability;
+use mq_core::managed::{Managed, Script, Scripted};
 use mq_core::plan::BrokerFault;
 use mq_core::plan::VariantPlan;
 use mq_core::{BackendError, Broker, Depth, NodeHit};
@@ -46,10 +47,8 @@ pub struct RabbitBroker {
     plan: VariantPlan,
     options: Options,
     names: Names,
-    log: PathBuf,
-    node: Option<Node>,
-    /// The node is ours to stop.
-    started: bool,
+    /// The managed node (None: external).
+    managed: Option<Managed<Scripted<Node>>>,
     /// Queues and exchange exist and are ours to delete.
     created: bool,
     rt: Option<Runtime>,
@@ -65,19 +64,23 @@ impl RabbitBroker {
         variant_dir: &Path,
         run_tag: &str,
     ) -> RabbitBroker {
-        let node = (options.mode == Mode::Managed).then(|| {
-            Node::new(
-                options.port,
-                variant_dir.join(format!("{}.rabbitmq", plan.name)),
-            )
+        let managed = (options.mode == Mode::Managed).then(|| {
+            let node = Scripted {
+                script: Node::new(
+                    options.port,
+                    variant_dir.join(format!("{}.rabbitmq", plan.name)),
+                ),
+                log: variant_dir.join(format!("{}.rabbitmq.log", plan.name)),
+                start_timeout: START_TIMEOUT,
+                stop_timeout: STOP_TIMEOUT,
+            };
+            Managed::new(NAME, node, options.keep)
         });
         RabbitBroker {
             names: Names::new(run_tag, &plan.name, plan.workload.partitions),
-            log: variant_dir.join(format!("{}.rabbitmq.log", plan.name)),
             plan: plan.clone(),
             options,
-            node,
-            started: false,
+            managed,
             created: false,
             rt: None,
             conn: None,
@@ -231,25 +234,28 @@ impl RabbitBroker {
     }
 }
 
+impl Script for Node {
+    fn describe(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+    fn run(&self, cmd: &str, timeout: Duration, log: &Path) -> Result<(), String> {
+        Node::run(self, cmd, timeout, log)
+    }
+}
+
 impl Broker for RabbitBroker {
     fn setup(&mut self) -> Result<serde_json::Value, BackendError> {
-        if let Some(node) = &self.node {
+        if let Some(m) = &mut self.managed {
+            let node = &m.node().script;
             tracing::info!(port = node.port, dir = %node.dir.display(), "starting a managed RabbitMQ node");
-            // Set before the call: a start that times out may still leave a node behind.
-            self.started = true;
-            node.run("start", START_TIMEOUT, &self.log).map_err(|m| {
-                BackendError::other(
-                    NAME,
-                    format!("managed node on 127.0.0.1:{}: {m}", node.port),
-                )
-            })?;
+            m.start()?;
         }
         self.declare()?;
         let endpoint = Endpoint {
             exchange: self.names.exchange.clone(),
             queues: self.names.queues.clone(),
             address: self.shown.clone(),
-            node: self.node.clone(),
+            node: self.managed.as_ref().map(|m| m.node().script.clone()),
         };
         Ok(serde_json::to_value(endpoint).expect("endpoint serializes"))
     }
@@ -302,45 +308,25 @@ impl Broker for RabbitBroker {
         }
         self.created = false;
         self.close();
-        if self.started {
-            self.started = false;
-            if let Some(node) = &self.node {
-                let cmd = if self.options.keep { "stop" } else { "wipe" };
-                if let Err(m) = node.run(cmd, STOP_TIMEOUT, &self.log) {
-                    let e = BackendError::other(
-                        NAME,
-                        format!("managed node on 127.0.0.1:{}: {m}", node.port),
-                    );
-                    result = result.and(Err(e));
-                }
-            }
+        if let Some(m) = &mut self.managed {
+            result = result.and(m.finish());
         }
         result
     }
 
     fn fault(&mut self, fault: BrokerFault) -> Result<Vec<NodeHit>, BackendError> {
-        let Some(node) = &self.node else {
+        let Some(m) = &mut self.managed else {
             return Err(BackendError::other(
                 NAME,
                 "an external broker: give the variant kill_cmd / restart_cmd",
             ));
         };
-        let Some(cmd) = fault.script_command() else {
-            return Err(BackendError::other(NAME, "remove-queue is a sysv fault"));
-        };
-        node.run(cmd, START_TIMEOUT, &self.log)
-            .map(|()| Vec::new())
-            .map_err(|m| {
-                BackendError::other(
-                    NAME,
-                    format!("managed broker on 127.0.0.1:{}: {m}", node.port),
-                )
-            })
+        m.fault(fault).map(|()| Vec::new())
     }
 
     fn versions(&mut self) -> Vec<(String, String)> {
         let mut v = vec![("lapin".to_owned(), "4.12".to_owned())];
-        if self.node.is_some() {
+        if self.managed.is_some() {
             let out = std::process::Command::new("dpkg-query")
                 .args(["-W", "-f=${Version}", "rabbitmq-server"])
                 .output();
