@@ -4,7 +4,9 @@
 //! Every frame is `length u32 | payload` (big-endian; `length` counts the payload and is at
 //! most [`MAX_FRAME_LEN`]). A request payload is `correlation_id u32 | kind u8 | body`; a
 //! response payload is `correlation_id u32 | kind u8 | status u8 | body`, where status 0 is
-//! success and anything else an [`ErrorCode`] with a `u16`-prefixed UTF-8 message as body.
+//! success and anything else an [`ErrorCode`] with a `u16`-prefixed UTF-8 message as body;
+//! an [`ErrorCode::OffsetOutOfRange`] body goes on with the partition's `start u64 | end u64`,
+//! so a consumer can reset its position without another round trip.
 //! Strings are `len u16 | UTF-8`. Bodies by kind:
 //!
 //! | kind | request body | response body |
@@ -74,7 +76,8 @@ pub enum ErrorCode {
     UnknownTopic = 2,
     /// No such partition.
     UnknownPartition = 3,
-    /// The offset is before the log start or past its end.
+    /// The offset is before the log start or past its end (a fetch), or past the end (a
+    /// commit). The response carries the partition's start and end ([`Response::OutOfRange`]).
     OffsetOutOfRange = 4,
     /// A bad name, partition count or batch.
     InvalidArgument = 5,
@@ -181,6 +184,13 @@ pub enum Response {
     EndOffsets(Vec<u64>),
     /// The request failed.
     Error { code: ErrorCode, message: String },
+    /// The offset is outside the partition: `start` is the first retained offset, `end` the
+    /// next to be written (status [`ErrorCode::OffsetOutOfRange`]).
+    OutOfRange {
+        message: String,
+        start: u64,
+        end: u64,
+    },
 }
 
 /// Why bytes did not decode.
@@ -414,6 +424,16 @@ pub fn encode_response(out: &mut Vec<u8>, correlation_id: u32, kind: u8, resp: &
             out.put_u8(*code as u8);
             put_str(out, message);
         }
+        Response::OutOfRange {
+            message,
+            start,
+            end,
+        } => {
+            out.put_u8(ErrorCode::OffsetOutOfRange as u8);
+            put_str(out, message);
+            out.put_u64(*start);
+            out.put_u64(*end);
+        }
         ok => {
             out.put_u8(0);
             match ok {
@@ -439,7 +459,9 @@ pub fn encode_response(out: &mut Vec<u8>, correlation_id: u32, kind: u8, resp: &
                         out.put_u64(*o);
                     }
                 }
-                Response::Error { .. } => unreachable!("handled above"),
+                Response::Error { .. } | Response::OutOfRange { .. } => {
+                    unreachable!("handled above")
+                }
             }
         }
     }
@@ -459,16 +481,24 @@ pub fn decode_response(payload: Bytes) -> Result<(u32, u8, Response), DecodeErro
     r.kind = Some(k);
     let status = r.u8("status")?;
     if status != 0 {
+        let code = ErrorCode::from_u8(status);
         let message = r.string("error message")?;
+        if code == ErrorCode::OffsetOutOfRange && r.buf.has_remaining() {
+            let start = r.u64("log start offset")?;
+            let end = r.u64("log end offset")?;
+            r.done()?;
+            return Ok((
+                corr,
+                k,
+                Response::OutOfRange {
+                    message,
+                    start,
+                    end,
+                },
+            ));
+        }
         r.done()?;
-        return Ok((
-            corr,
-            k,
-            Response::Error {
-                code: ErrorCode::from_u8(status),
-                message,
-            },
-        ));
+        return Ok((corr, k, Response::Error { code, message }));
     }
     let resp = match k {
         kind::CREATE_TOPIC => Response::Created(r.u8("created flag")? != 0),
@@ -597,6 +627,14 @@ mod tests {
                 Response::Error {
                     code: ErrorCode::OffsetOutOfRange,
                     message: "nope".into(),
+                },
+            ),
+            (
+                kind::FETCH,
+                Response::OutOfRange {
+                    message: "gone".into(),
+                    start: 10,
+                    end: u64::MAX,
                 },
             ),
         ];

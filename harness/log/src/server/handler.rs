@@ -40,7 +40,13 @@ pub fn error_response(e: &StorageError) -> Response {
     let code = match e {
         StorageError::UnknownTopic(_) => ErrorCode::UnknownTopic,
         StorageError::UnknownPartition { .. } => ErrorCode::UnknownPartition,
-        StorageError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
+        StorageError::OffsetOutOfRange { start, end, .. } => {
+            return Response::OutOfRange {
+                message: e.to_string(),
+                start: *start,
+                end: *end,
+            }
+        }
         StorageError::TopicExists { .. } => ErrorCode::TopicExists,
         StorageError::InvalidName(_)
         | StorageError::InvalidPartitions(_)
@@ -155,7 +161,9 @@ impl Handler {
                 topic,
                 partition,
                 offset,
-            } => match self.log.commit_offset(&group, &topic, partition, offset) {
+            } => match commit_in_range(&self.log, &topic, partition, offset)
+                .and_then(|()| self.log.commit_offset(&group, &topic, partition, offset))
+            {
                 Ok(ticket) => {
                     let wait = ticket.filter(|_| self.log.config().fsync == FsyncPolicy::Always);
                     self.respond_when_durable(corr, kind, wait, Response::OffsetCommitted)
@@ -249,6 +257,29 @@ impl Handler {
         });
         true
     }
+}
+
+/// Refuses a commit past the partition's end: a consumer resuming there would wait for records
+/// never written (and a committed `u64::MAX` makes the backlog meaningless). A commit below the
+/// log start is fine: retention ignores committed offsets, as Kafka's does.
+fn commit_in_range(
+    log: &Log,
+    topic: &str,
+    partition: u32,
+    offset: u64,
+) -> Result<(), StorageError> {
+    let p = log.partition(topic, partition)?;
+    let end = p.end_offset();
+    if offset > end {
+        return Err(StorageError::OffsetOutOfRange {
+            topic: topic.to_owned(),
+            partition,
+            offset,
+            start: p.start_offset(),
+            end,
+        });
+    }
+    Ok(())
 }
 
 fn frame_of(corr: u32, kind: Option<u8>, resp: &Response) -> Vec<u8> {
