@@ -24,10 +24,14 @@ use bytes::{Buf, BufMut, Bytes};
 
 /// Largest frame payload either side accepts; a larger length is refused before allocating.
 pub const MAX_FRAME_LEN: u32 = 64 << 20;
-/// Largest fetch the server serves, whatever `max_bytes` asks.
+/// Largest fetch the server serves, whatever `max_bytes` asks (the server's default cap, and
+/// the most `--max-fetch-bytes` allows).
 pub const MAX_FETCH_BYTES: u32 = 16 << 20;
-/// Longest long-poll the server honours, whatever `max_wait_ms` asks.
+/// Longest long-poll the server honours by default, whatever `max_wait_ms` asks.
 pub const MAX_FETCH_WAIT: Duration = Duration::from_secs(60);
+/// Bytes of a fetch response frame before its batches: length, correlation id, kind, status,
+/// end offset, start offset.
+pub const FETCHED_HEAD_LEN: usize = 4 + 4 + 1 + 1 + 8 + 8;
 
 /// Request kinds.
 pub mod kind {
@@ -85,7 +89,8 @@ pub enum ErrorCode {
     TopicExists = 6,
     /// The storage engine failed (I/O, fsync).
     Storage = 7,
-    /// An fsync did not cover the write in time.
+    /// The server could not finish in time: an fsync did not cover the write, or there was no
+    /// room in its memory budget for the request or its response (retry later).
     Timeout = 8,
     /// The server is shutting down.
     ShuttingDown = 9,
@@ -468,6 +473,25 @@ pub fn encode_response(out: &mut Vec<u8>, correlation_id: u32, kind: u8, resp: &
     finish_frame(out, at);
 }
 
+/// Appends the head of a successful fetch response whose batches (`data_len` bytes) the caller
+/// writes right after it, so the batches need not be copied into the frame.
+pub fn encode_fetched_head(
+    out: &mut Vec<u8>,
+    correlation_id: u32,
+    end_offset: u64,
+    start_offset: u64,
+    data_len: usize,
+) {
+    // The batches are at most a fetch cap or one batch, far below the u32 frame length.
+    let len = (FETCHED_HEAD_LEN - 4 + data_len).min(u32::MAX as usize) as u32;
+    out.put_u32(len);
+    out.put_u32(correlation_id);
+    out.put_u8(kind::FETCH);
+    out.put_u8(0);
+    out.put_u64(end_offset);
+    out.put_u64(start_offset);
+}
+
 /// Decodes a response payload: `(correlation id, kind, response)`.
 pub fn decode_response(payload: Bytes) -> Result<(u32, u8, Response), DecodeError> {
     let mut r = Reader {
@@ -637,12 +661,36 @@ mod tests {
                     end: u64::MAX,
                 },
             ),
+            (
+                kind::COMMIT,
+                Response::Error {
+                    code: ErrorCode::Timeout,
+                    message: "busy".into(),
+                },
+            ),
         ];
         for (i, (k, resp)) in resps.into_iter().enumerate() {
             let mut out = Vec::new();
             encode_response(&mut out, i as u32, k, &resp);
             assert_eq!(decode_response(payload(&out)).unwrap(), (i as u32, k, resp));
         }
+    }
+
+    #[test]
+    fn a_fetched_head_plus_its_batches_is_the_encoded_response() {
+        let data = Bytes::from_static(b"some batches");
+        let whole = Response::Fetched {
+            end_offset: 9,
+            start_offset: 2,
+            data: data.clone(),
+        };
+        let mut want = Vec::new();
+        encode_response(&mut want, 77, kind::FETCH, &whole);
+        let mut got = Vec::new();
+        encode_fetched_head(&mut got, 77, 9, 2, data.len());
+        assert_eq!(got.len(), FETCHED_HEAD_LEN);
+        got.extend_from_slice(&data);
+        assert_eq!(got, want);
     }
 
     #[test]
