@@ -49,6 +49,14 @@ pub enum ClientError {
     /// The server refused the request.
     #[error("server error {code:?}: {message}")]
     Server { code: ErrorCode, message: String },
+    /// The offset is outside the partition: below `start` (retention removed it) or past
+    /// `end` (a fetch or commit beyond what was written). The connection stays usable.
+    #[error("offset out of range (log start {start}, end {end}): {message}")]
+    OutOfRange {
+        message: String,
+        start: u64,
+        end: u64,
+    },
     /// The server sent bytes that do not decode, or a response of the wrong kind.
     #[error("protocol error: {0}")]
     Protocol(String),
@@ -58,6 +66,20 @@ pub enum ClientError {
     /// A request the client refuses to send (too large, no records).
     #[error("invalid request: {0}")]
     Invalid(String),
+}
+
+impl ClientError {
+    /// Whether the connection failed (reconnecting may help), as opposed to the server
+    /// answering with a refusal.
+    pub fn is_connection_error(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Connect { .. }
+                | ClientError::Io { .. }
+                | ClientError::Timeout { .. }
+                | ClientError::Disconnected(_)
+        )
+    }
 }
 
 /// Result alias for the client.
@@ -131,6 +153,15 @@ fn read_loop(stream: TcpStream, tx: SyncSender<Incoming>) {
 fn server_error(resp: Response) -> ClientError {
     match resp {
         Response::Error { code, message } => ClientError::Server { code, message },
+        Response::OutOfRange {
+            message,
+            start,
+            end,
+        } => ClientError::OutOfRange {
+            message,
+            start,
+            end,
+        },
         other => ClientError::Protocol(format!("unexpected response {other:?}")),
     }
 }

@@ -4,7 +4,9 @@
 //! Every frame is `length u32 | payload` (big-endian; `length` counts the payload and is at
 //! most [`MAX_FRAME_LEN`]). A request payload is `correlation_id u32 | kind u8 | body`; a
 //! response payload is `correlation_id u32 | kind u8 | status u8 | body`, where status 0 is
-//! success and anything else an [`ErrorCode`] with a `u16`-prefixed UTF-8 message as body.
+//! success and anything else an [`ErrorCode`] with a `u16`-prefixed UTF-8 message as body;
+//! an [`ErrorCode::OffsetOutOfRange`] body goes on with the partition's `start u64 | end u64`,
+//! so a consumer can reset its position without another round trip.
 //! Strings are `len u16 | UTF-8`. Bodies by kind:
 //!
 //! | kind | request body | response body |
@@ -22,10 +24,14 @@ use bytes::{Buf, BufMut, Bytes};
 
 /// Largest frame payload either side accepts; a larger length is refused before allocating.
 pub const MAX_FRAME_LEN: u32 = 64 << 20;
-/// Largest fetch the server serves, whatever `max_bytes` asks.
+/// Largest fetch the server serves, whatever `max_bytes` asks (the server's default cap, and
+/// the most `--max-fetch-bytes` allows).
 pub const MAX_FETCH_BYTES: u32 = 16 << 20;
-/// Longest long-poll the server honours, whatever `max_wait_ms` asks.
+/// Longest long-poll the server honours by default, whatever `max_wait_ms` asks.
 pub const MAX_FETCH_WAIT: Duration = Duration::from_secs(60);
+/// Bytes of a fetch response frame before its batches: length, correlation id, kind, status,
+/// end offset, start offset.
+pub const FETCHED_HEAD_LEN: usize = 4 + 4 + 1 + 1 + 8 + 8;
 
 /// Request kinds.
 pub mod kind {
@@ -74,7 +80,8 @@ pub enum ErrorCode {
     UnknownTopic = 2,
     /// No such partition.
     UnknownPartition = 3,
-    /// The offset is before the log start or past its end.
+    /// The offset is before the log start or past its end (a fetch), or past the end (a
+    /// commit). The response carries the partition's start and end ([`Response::OutOfRange`]).
     OffsetOutOfRange = 4,
     /// A bad name, partition count or batch.
     InvalidArgument = 5,
@@ -82,7 +89,8 @@ pub enum ErrorCode {
     TopicExists = 6,
     /// The storage engine failed (I/O, fsync).
     Storage = 7,
-    /// An fsync did not cover the write in time.
+    /// The server could not finish in time: an fsync did not cover the write, or there was no
+    /// room in its memory budget for the request or its response (retry later).
     Timeout = 8,
     /// The server is shutting down.
     ShuttingDown = 9,
@@ -181,6 +189,13 @@ pub enum Response {
     EndOffsets(Vec<u64>),
     /// The request failed.
     Error { code: ErrorCode, message: String },
+    /// The offset is outside the partition: `start` is the first retained offset, `end` the
+    /// next to be written (status [`ErrorCode::OffsetOutOfRange`]).
+    OutOfRange {
+        message: String,
+        start: u64,
+        end: u64,
+    },
 }
 
 /// Why bytes did not decode.
@@ -414,6 +429,16 @@ pub fn encode_response(out: &mut Vec<u8>, correlation_id: u32, kind: u8, resp: &
             out.put_u8(*code as u8);
             put_str(out, message);
         }
+        Response::OutOfRange {
+            message,
+            start,
+            end,
+        } => {
+            out.put_u8(ErrorCode::OffsetOutOfRange as u8);
+            put_str(out, message);
+            out.put_u64(*start);
+            out.put_u64(*end);
+        }
         ok => {
             out.put_u8(0);
             match ok {
@@ -439,11 +464,32 @@ pub fn encode_response(out: &mut Vec<u8>, correlation_id: u32, kind: u8, resp: &
                         out.put_u64(*o);
                     }
                 }
-                Response::Error { .. } => unreachable!("handled above"),
+                Response::Error { .. } | Response::OutOfRange { .. } => {
+                    unreachable!("handled above")
+                }
             }
         }
     }
     finish_frame(out, at);
+}
+
+/// Appends the head of a successful fetch response whose batches (`data_len` bytes) the caller
+/// writes right after it, so the batches need not be copied into the frame.
+pub fn encode_fetched_head(
+    out: &mut Vec<u8>,
+    correlation_id: u32,
+    end_offset: u64,
+    start_offset: u64,
+    data_len: usize,
+) {
+    // The batches are at most a fetch cap or one batch, far below the u32 frame length.
+    let len = (FETCHED_HEAD_LEN - 4 + data_len).min(u32::MAX as usize) as u32;
+    out.put_u32(len);
+    out.put_u32(correlation_id);
+    out.put_u8(kind::FETCH);
+    out.put_u8(0);
+    out.put_u64(end_offset);
+    out.put_u64(start_offset);
 }
 
 /// Decodes a response payload: `(correlation id, kind, response)`.
@@ -459,16 +505,24 @@ pub fn decode_response(payload: Bytes) -> Result<(u32, u8, Response), DecodeErro
     r.kind = Some(k);
     let status = r.u8("status")?;
     if status != 0 {
+        let code = ErrorCode::from_u8(status);
         let message = r.string("error message")?;
+        if code == ErrorCode::OffsetOutOfRange && r.buf.has_remaining() {
+            let start = r.u64("log start offset")?;
+            let end = r.u64("log end offset")?;
+            r.done()?;
+            return Ok((
+                corr,
+                k,
+                Response::OutOfRange {
+                    message,
+                    start,
+                    end,
+                },
+            ));
+        }
         r.done()?;
-        return Ok((
-            corr,
-            k,
-            Response::Error {
-                code: ErrorCode::from_u8(status),
-                message,
-            },
-        ));
+        return Ok((corr, k, Response::Error { code, message }));
     }
     let resp = match k {
         kind::CREATE_TOPIC => Response::Created(r.u8("created flag")? != 0),
@@ -599,12 +653,44 @@ mod tests {
                     message: "nope".into(),
                 },
             ),
+            (
+                kind::FETCH,
+                Response::OutOfRange {
+                    message: "gone".into(),
+                    start: 10,
+                    end: u64::MAX,
+                },
+            ),
+            (
+                kind::COMMIT,
+                Response::Error {
+                    code: ErrorCode::Timeout,
+                    message: "busy".into(),
+                },
+            ),
         ];
         for (i, (k, resp)) in resps.into_iter().enumerate() {
             let mut out = Vec::new();
             encode_response(&mut out, i as u32, k, &resp);
             assert_eq!(decode_response(payload(&out)).unwrap(), (i as u32, k, resp));
         }
+    }
+
+    #[test]
+    fn a_fetched_head_plus_its_batches_is_the_encoded_response() {
+        let data = Bytes::from_static(b"some batches");
+        let whole = Response::Fetched {
+            end_offset: 9,
+            start_offset: 2,
+            data: data.clone(),
+        };
+        let mut want = Vec::new();
+        encode_response(&mut want, 77, kind::FETCH, &whole);
+        let mut got = Vec::new();
+        encode_fetched_head(&mut got, 77, 9, 2, data.len());
+        assert_eq!(got.len(), FETCHED_HEAD_LEN);
+        got.extend_from_slice(&data);
+        assert_eq!(got, want);
     }
 
     #[test]

@@ -2,14 +2,19 @@
 //! each fetch before handling it (`auto`, at-most-once) or after (`after-process`,
 //! at-least-once). When the server goes away, the consumer keeps trying to reconnect and then
 //! resumes from the committed offsets, as a restarted consumer would.
+//!
+//! A position the log does not hold (retention removed it, as retention ignores committed
+//! offsets) moves per `auto_offset_reset`: to the log start or end, counting and logging the
+//! offsets skipped, or ends the consumer with an error. Any other refusal from the server ends
+//! the consumer too: retrying the same offset would get the same answer forever.
 
 use std::time::Duration;
 
 use mq_core::delivery::ConsumerAck;
 use mq_core::{BackendError, Consumer, DeliverySink, Partition, WorkerCtx};
-use mq_log::client::{Client, ClientError};
+use mq_log::client::{Client, ClientError, ErrorCode};
 
-use crate::{client_err, Endpoint, Options};
+use crate::{client_err, Endpoint, OffsetReset, Options, NAME};
 
 /// How long one reconnect attempt may take.
 const RECONNECT_TIMEOUT: Duration = Duration::from_millis(200);
@@ -23,6 +28,9 @@ pub struct LogConsumer {
     next: usize,
     fetch_bytes: u32,
     ack: ConsumerAck,
+    reset: OffsetReset,
+    /// Offsets skipped by resets since the consumer started (the gap retention left).
+    skipped: u64,
 }
 
 fn committed_positions(
@@ -34,6 +42,28 @@ fn committed_positions(
         .iter()
         .map(|&p| Ok((p, client.committed(&ep.group, &ep.topic, p)?.unwrap_or(0))))
         .collect()
+}
+
+/// Why `offset` is not in a log starting at `start` (for messages).
+fn gone(offset: u64, start: u64) -> String {
+    if offset < start {
+        format!("retention removed the offsets below {start}")
+    } else {
+        format!("nothing was written at {offset} yet")
+    }
+}
+
+/// Whether reconnecting and resuming from the committed offsets may get past `e`: the
+/// connection failed, or the server was too busy or stopping.
+fn worth_reconnecting(e: &ClientError) -> bool {
+    e.is_connection_error()
+        || matches!(
+            e,
+            ClientError::Server {
+                code: ErrorCode::Timeout | ErrorCode::ShuttingDown,
+                ..
+            }
+        )
 }
 
 impl LogConsumer {
@@ -55,6 +85,8 @@ impl LogConsumer {
             next: 0,
             fetch_bytes: o.fetch_bytes,
             ack: ctx.plan.delivery.consumer_ack,
+            reset: o.auto_offset_reset,
+            skipped: 0,
         })
     }
 
@@ -83,6 +115,55 @@ impl LogConsumer {
         }
         self.positions[i].1 = next;
         Ok(f.records.len())
+    }
+
+    /// Slot `i`'s position is outside the log's `start..=end`: moves it per `auto_offset_reset`
+    /// and commits the new position (so a restart resumes there too, and the backlog stops
+    /// counting what nobody will read); `Err` when the policy is to stop.
+    fn reset_position(
+        &mut self,
+        i: usize,
+        start: u64,
+        end: u64,
+    ) -> Result<Result<usize, ClientError>, BackendError> {
+        let (p, from) = self.positions[i];
+        let to = match self.reset {
+            OffsetReset::Earliest => start,
+            OffsetReset::Latest => end,
+            OffsetReset::Error => {
+                return Err(BackendError::other(
+                    NAME,
+                    format!(
+                        "offset {from} of partition {p} of {} is out of range: the log holds \
+                         {start}..{end} ({}); auto_offset_reset = \"error\" stops the \
+                         consumer here (\"earliest\" or \"latest\" would resume at {start} or {end})",
+                        self.ep.topic,
+                        gone(from, start),
+                    ),
+                ))
+            }
+        };
+        let client = self.client.as_mut().expect("connected");
+        // Counted once committed: a reset interrupted by a lost connection happens again
+        // after the reconnect, from the same committed offset.
+        if let Err(e) = client.commit(&self.ep.group, &self.ep.topic, p, to) {
+            return Ok(Err(e));
+        }
+        self.positions[i].1 = to;
+        let skipped = to.saturating_sub(from);
+        self.skipped = self.skipped.saturating_add(skipped);
+        tracing::warn!(
+            partition = p,
+            from,
+            to,
+            skipped,
+            total_skipped = self.skipped,
+            "log: offset {from} of partition {p} is out of range (the log holds {start}..{end}: {}); \
+             auto_offset_reset = {}: resuming at {to}, {skipped} offsets skipped",
+            gone(from, start),
+            self.reset.name()
+        );
+        Ok(Ok(0))
     }
 }
 
@@ -122,12 +203,28 @@ impl Consumer for LogConsumer {
         for _ in 0..n {
             let i = self.next;
             self.next = (self.next + 1) % n;
-            match self.take(i, wait, sink) {
+            let result = match self.take(i, wait, sink) {
+                Err(ClientError::OutOfRange { start, end, .. }) => {
+                    self.reset_position(i, start, end)?
+                }
+                other => other,
+            };
+            match result {
                 Ok(k) => taken += k,
-                Err(e) => {
+                Err(e) if worth_reconnecting(&e) => {
                     tracing::warn!("log: {} lost ({e}); reconnecting", self.ep.address);
                     self.client = None;
                     return Ok(taken);
+                }
+                Err(e) => {
+                    let (p, offset) = self.positions[i];
+                    return Err(BackendError::other(
+                        NAME,
+                        format!(
+                            "consuming partition {p} of {} at offset {offset} from {}: {e}",
+                            self.ep.topic, self.ep.address
+                        ),
+                    ));
                 }
             }
         }
@@ -135,5 +232,17 @@ impl Consumer for LogConsumer {
             std::thread::sleep(max_wait.min(Duration::from_millis(2)));
         }
         Ok(taken)
+    }
+
+    fn close(&mut self) -> Result<(), BackendError> {
+        if self.skipped > 0 {
+            tracing::warn!(
+                skipped = self.skipped,
+                "log: this consumer skipped {} offsets the log no longer held (auto_offset_reset = {})",
+                self.skipped,
+                self.reset.name()
+            );
+        }
+        Ok(())
     }
 }

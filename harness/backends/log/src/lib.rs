@@ -80,6 +80,34 @@ struct Options {
     /// Keep the managed server's data folder after the run.
     #[serde(default)]
     keep: bool,
+    /// Where a consumer resumes when its offset is not in the log (retention removed it).
+    #[serde(default)]
+    auto_offset_reset: OffsetReset,
+}
+
+/// Where a consumer goes when its position is outside the log, as Kafka's
+/// `auto.offset.reset`: retention ignores committed offsets, so a consumer that fell behind
+/// the retention limit finds its next offset gone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+enum OffsetReset {
+    /// To the first offset the log still holds; the offsets skipped are counted and logged.
+    #[default]
+    Earliest,
+    /// To the end of the log: only what is written from then on.
+    Latest,
+    /// Stop the consumer with an error naming the offsets.
+    Error,
+}
+
+impl OffsetReset {
+    fn name(self) -> &'static str {
+        match self {
+            OffsetReset::Earliest => "earliest",
+            OffsetReset::Latest => "latest",
+            OffsetReset::Error => "error",
+        }
+    }
 }
 
 mod defaults {

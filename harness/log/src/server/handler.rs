@@ -4,6 +4,11 @@
 //! partition get increasing offsets in send order), but responses are sent when ready, so they
 //! may arrive out of order: a long-polling fetch or an fsync wait does not hold back the
 //! responses behind it. Clients match responses by correlation id.
+//!
+//! Memory: a fetch reads its batches only once it has room for them in its connection's and the
+//! server's response budgets; a connection whose client does not read its responses is not read
+//! from either, and when the server's budget runs out the connection stalled the longest is
+//! closed to make room.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,23 +18,39 @@ use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::{broadcast, mpsc, Semaphore};
 use tokio::time::Instant;
 
-use super::connection::{ConnectionError, FrameReader};
+use super::budget::{ByteBudget, ResponseBudget};
+use super::connection::{ConnectionError, FrameReader, Outgoing};
+use super::limits::{Limits, RESPONSE_BUDGET_WAIT, SHED_EVERY, SHED_STALLED_FOR};
+use super::registry::{ConnState, Registry};
 use crate::protocol::{
-    decode_request, encode_response, Ack, ErrorCode, Request, Response, MAX_FETCH_BYTES,
-    MAX_FETCH_WAIT,
+    decode_request, encode_fetched_head, encode_response, kind, Ack, ErrorCode, Request, Response,
+    FETCHED_HEAD_LEN,
 };
-use crate::storage::{CommitTicket, FsyncPolicy, Log, StorageError};
+use crate::storage::{CommitTicket, FsyncPolicy, Log, ReadResult, StorageError};
 
-/// Requests of one connection that may wait at once (fetch long polls, fsync waits).
-pub const MAX_IN_FLIGHT: usize = 4096;
+/// Requests of one connection that may wait at once (fetch long polls, fsync waits); past
+/// this the connection is not read until one finishes.
+pub const MAX_IN_FLIGHT: usize = 256;
 /// How long a produce waits for its fsync before answering with a timeout error.
 pub const FSYNC_WAIT: Duration = Duration::from_secs(30);
 
+/// What every connection shares.
+pub struct Shared {
+    pub(crate) log: Log,
+    pub(crate) limits: Limits,
+    pub(crate) registry: Arc<Registry>,
+    /// Bytes of fetch responses built and not yet written, all connections together.
+    pub(crate) responses: ByteBudget,
+}
+
 /// The per-connection state.
 pub struct Handler {
-    pub(crate) log: Log,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) conn: Arc<ConnState>,
+    /// Bytes of this connection's fetch responses built and not yet written.
+    pub(crate) conn_budget: ByteBudget,
     pub(crate) reader: FrameReader<OwnedReadHalf>,
-    pub(crate) responses: mpsc::Sender<Vec<u8>>,
+    pub(crate) responses: mpsc::Sender<Outgoing>,
     pub(crate) in_flight: Arc<Semaphore>,
     pub(crate) notify_shutdown: broadcast::Sender<()>,
     pub(crate) shutdown: broadcast::Receiver<()>,
@@ -40,7 +61,13 @@ pub fn error_response(e: &StorageError) -> Response {
     let code = match e {
         StorageError::UnknownTopic(_) => ErrorCode::UnknownTopic,
         StorageError::UnknownPartition { .. } => ErrorCode::UnknownPartition,
-        StorageError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
+        StorageError::OffsetOutOfRange { start, end, .. } => {
+            return Response::OutOfRange {
+                message: e.to_string(),
+                start: *start,
+                end: *end,
+            }
+        }
         StorageError::TopicExists { .. } => ErrorCode::TopicExists,
         StorageError::InvalidName(_)
         | StorageError::InvalidPartitions(_)
@@ -56,22 +83,63 @@ pub fn error_response(e: &StorageError) -> Response {
     }
 }
 
-fn frame(corr: u32, kind: u8, resp: &Response) -> Vec<u8> {
+fn encoded(corr: u32, kind: u8, resp: &Response) -> Outgoing {
     let mut out = Vec::new();
     encode_response(&mut out, corr, kind, resp);
-    out
+    Outgoing::frame(out)
 }
 
 impl Handler {
-    /// Serves requests until the peer leaves, breaks framing, or the server shuts down.
+    /// Serves requests until the peer leaves, breaks framing, idles out, or the server shuts
+    /// down (or closes this connection to make room).
     pub async fn run(&mut self) -> Result<(), ConnectionError> {
+        let idle = self.shared.limits.idle_timeout();
         loop {
+            if !self.wait_for_room().await {
+                return Ok(());
+            }
+            // Idle is judged from the last request or written response; while the server
+            // waits on a request of this connection (a long poll) it is not idle.
+            let left = idle.saturating_sub(self.conn.idle_for());
+            let idle_at = Instant::now() + if left.is_zero() { idle } else { left };
             let frame = tokio::select! {
-                f = self.reader.read_frame() => f?,
+                f = self.reader.read_frame(Some(idle_at)) => f,
                 _ = self.shutdown.recv() => return Ok(()),
+                _ = self.conn.closed() => return Ok(()),
             };
-            let Some(frame) = frame else { return Ok(()) };
-            match decode_request(frame) {
+            let frame = match frame {
+                Ok(Some(f)) => f,
+                Ok(None) => return Ok(()),
+                Err(ConnectionError::Idle) => {
+                    if self.conn.has_waits() || self.conn.idle_for() < idle {
+                        continue;
+                    }
+                    tracing::debug!(peer = %self.conn.peer, ?idle, "closing an idle connection");
+                    self.conn.close();
+                    return Ok(());
+                }
+                Err(
+                    e @ ConnectionError::NoBudget {
+                        correlation_id: Some(corr),
+                        kind,
+                        ..
+                    },
+                ) => {
+                    // Tell the client why its request failed before the connection closes.
+                    let resp = Response::Error {
+                        code: ErrorCode::Timeout,
+                        message: e.to_string(),
+                    };
+                    self.send(encoded(corr, kind.unwrap_or(0), &resp)).await;
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            };
+            self.conn.touch();
+            // The frame's budget is held until the request is applied: a produce's records
+            // are slices of the frame until they are written.
+            let (payload, _budget) = (frame.payload, frame.budget);
+            match decode_request(payload) {
                 Ok((corr, req)) => {
                     if !self.dispatch(corr, req).await {
                         return Ok(());
@@ -84,7 +152,7 @@ impl Handler {
                             code: ErrorCode::Malformed,
                             message: e.reason.clone(),
                         };
-                        if !self.send(frame_of(corr, e.kind, &resp)).await {
+                        if !self.send(encoded(corr, e.kind.unwrap_or(0), &resp)).await {
                             return Ok(());
                         }
                     }
@@ -94,8 +162,38 @@ impl Handler {
         }
     }
 
-    async fn send(&self, frame: Vec<u8>) -> bool {
-        self.responses.send(frame).await.is_ok()
+    /// Back-pressure: reads no further request while this connection's unwritten fetch
+    /// responses leave no room for one more, so a client that does not read its responses is
+    /// not read from either. False when the connection ends meanwhile (closed, shut down, or
+    /// idle: no response bytes taken by the socket for the idle timeout).
+    async fn wait_for_room(&mut self) -> bool {
+        let largest = u64::from(self.shared.limits.max_fetch_bytes) + FETCHED_HEAD_LEN as u64;
+        let need = self.conn_budget.permits_for(largest);
+        if self.conn_budget.available() >= u64::from(need) {
+            return true;
+        }
+        let idle = self.shared.limits.idle_timeout();
+        loop {
+            tokio::select! {
+                room = self.conn_budget.acquire(need.into()) => {
+                    drop(room);
+                    return true;
+                }
+                _ = self.shutdown.recv() => return false,
+                _ = self.conn.closed() => return false,
+                _ = tokio::time::sleep(idle) => {
+                    if self.conn.idle_for() >= idle {
+                        tracing::debug!(peer = %self.conn.peer, "closing a connection that reads no responses");
+                        self.conn.close();
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn send(&self, out: Outgoing) -> bool {
+        self.responses.send(out).await.is_ok()
     }
 
     /// Applies one request; false once responses can no longer be sent.
@@ -103,7 +201,7 @@ impl Handler {
         let kind = req.kind();
         match req {
             Request::CreateTopic { topic, partitions } => {
-                let log = self.log.clone();
+                let log = self.shared.log.clone();
                 let resp =
                     match tokio::task::spawn_blocking(move || log.create_topic(&topic, partitions))
                         .await
@@ -115,7 +213,7 @@ impl Handler {
                             message: format!("create topic task failed: {e}"),
                         },
                     };
-                self.send(frame(corr, kind, &resp)).await
+                self.send(encoded(corr, kind, &resp)).await
             }
             Request::Produce {
                 topic,
@@ -137,15 +235,28 @@ impl Handler {
                 let Some(permit) = self.permit().await else {
                     return false;
                 };
-                let log = self.log.clone();
+                let fetch = Fetch {
+                    shared: self.shared.clone(),
+                    conn: self.conn.clone(),
+                    conn_budget: self.conn_budget.clone(),
+                    corr,
+                    topic,
+                    partition,
+                    offset,
+                    max_bytes,
+                    max_wait,
+                };
                 let tx = self.responses.clone();
                 let shutdown = self.notify_shutdown.subscribe();
+                let conn = self.conn.clone();
                 tokio::spawn(async move {
-                    let resp = fetch(
-                        &log, &topic, partition, offset, max_bytes, max_wait, shutdown,
-                    )
-                    .await;
-                    let _ = tx.send(frame(corr, kind, &resp)).await;
+                    // A closed connection drops the fetch wherever it is, budget included.
+                    tokio::select! {
+                        out = fetch.run(shutdown) => {
+                            let _ = tx.send(out).await;
+                        }
+                        _ = conn.closed() => {}
+                    }
                     drop(permit);
                 });
                 true
@@ -155,31 +266,36 @@ impl Handler {
                 topic,
                 partition,
                 offset,
-            } => match self.log.commit_offset(&group, &topic, partition, offset) {
+            } => match commit_in_range(&self.shared.log, &topic, partition, offset).and_then(|()| {
+                self.shared
+                    .log
+                    .commit_offset(&group, &topic, partition, offset)
+            }) {
                 Ok(ticket) => {
-                    let wait = ticket.filter(|_| self.log.config().fsync == FsyncPolicy::Always);
+                    let wait =
+                        ticket.filter(|_| self.shared.log.config().fsync == FsyncPolicy::Always);
                     self.respond_when_durable(corr, kind, wait, Response::OffsetCommitted)
                         .await
                 }
-                Err(e) => self.send(frame(corr, kind, &error_response(&e))).await,
+                Err(e) => self.send(encoded(corr, kind, &error_response(&e))).await,
             },
             Request::Committed {
                 group,
                 topic,
                 partition,
             } => {
-                let resp = match self.log.committed(&group, &topic, partition) {
+                let resp = match self.shared.log.committed(&group, &topic, partition) {
                     Ok(o) => Response::CommittedOffset(o),
                     Err(e) => error_response(&e),
                 };
-                self.send(frame(corr, kind, &resp)).await
+                self.send(encoded(corr, kind, &resp)).await
             }
             Request::EndOffsets { topic } => {
-                let resp = match self.log.end_offsets(&topic) {
+                let resp = match self.shared.log.end_offsets(&topic) {
                     Ok(v) => Response::EndOffsets(v),
                     Err(e) => error_response(&e),
                 };
-                self.send(frame(corr, kind, &resp)).await
+                self.send(encoded(corr, kind, &resp)).await
             }
         }
     }
@@ -197,9 +313,9 @@ impl Handler {
         count: u32,
         records: Bytes,
     ) -> bool {
-        let kind = crate::protocol::kind::PRODUCE;
-        let result = self
-            .log
+        let kind = kind::PRODUCE;
+        let log = &self.shared.log;
+        let result = log
             .partition(topic, partition)
             .and_then(|p| p.append_framed(&records, count, ack == Ack::Fsynced));
         match (ack, result) {
@@ -208,10 +324,9 @@ impl Handler {
                 true
             }
             (Ack::None, Ok(_)) => true,
-            (_, Err(e)) => self.send(frame(corr, kind, &error_response(&e))).await,
+            (_, Err(e)) => self.send(encoded(corr, kind, &error_response(&e))).await,
             (_, Ok(out)) => {
-                let must_wait =
-                    ack == Ack::Fsynced || self.log.config().fsync == FsyncPolicy::Always;
+                let must_wait = ack == Ack::Fsynced || log.config().fsync == FsyncPolicy::Always;
                 let wait = out.ticket.filter(|_| must_wait);
                 let resp = Response::Produced {
                     base_offset: out.base_offset,
@@ -230,71 +345,206 @@ impl Handler {
         resp: Response,
     ) -> bool {
         let Some(ticket) = ticket else {
-            return self.send(frame(corr, kind, &resp)).await;
+            return self.send(encoded(corr, kind, &resp)).await;
         };
         let Some(permit) = self.permit().await else {
             return false;
         };
-        let log = self.log.clone();
+        let log = self.shared.log.clone();
         let tx = self.responses.clone();
+        let conn = self.conn.clone();
         tokio::spawn(async move {
-            let resp = match tokio::time::timeout(FSYNC_WAIT, log.wait_durable_async(ticket)).await
-            {
-                Ok(Ok(())) => resp,
-                Ok(Err(e)) => error_response(&e),
-                Err(_) => error_response(&StorageError::SyncTimeout(FSYNC_WAIT)),
+            let resp = {
+                let _waiting = conn.waiting();
+                match tokio::time::timeout(FSYNC_WAIT, log.wait_durable_async(ticket)).await {
+                    Ok(Ok(())) => resp,
+                    Ok(Err(e)) => error_response(&e),
+                    Err(_) => error_response(&StorageError::SyncTimeout(FSYNC_WAIT)),
+                }
             };
-            let _ = tx.send(frame(corr, kind, &resp)).await;
+            let _ = tx.send(encoded(corr, kind, &resp)).await;
             drop(permit);
         });
         true
     }
 }
 
-fn frame_of(corr: u32, kind: Option<u8>, resp: &Response) -> Vec<u8> {
-    frame(corr, kind.unwrap_or(0), resp)
-}
-
-/// Reads from `offset`; when there is nothing yet, waits for an append (or `max_wait`, or
-/// shutdown) and reads again.
-async fn fetch(
+/// Refuses a commit past the partition's end: a consumer resuming there would wait for records
+/// never written (and a committed `u64::MAX` makes the backlog meaningless). A commit below the
+/// log start is fine: retention ignores committed offsets, as Kafka's does.
+fn commit_in_range(
     log: &Log,
     topic: &str,
     partition: u32,
     offset: u64,
+) -> Result<(), StorageError> {
+    let p = log.partition(topic, partition)?;
+    let end = p.end_offset();
+    if offset > end {
+        return Err(StorageError::OffsetOutOfRange {
+            topic: topic.to_owned(),
+            partition,
+            offset,
+            start: p.start_offset(),
+            end,
+        });
+    }
+    Ok(())
+}
+
+/// One fetch request, served in a task of its own.
+struct Fetch {
+    shared: Arc<Shared>,
+    conn: Arc<ConnState>,
+    conn_budget: ByteBudget,
+    corr: u32,
+    topic: String,
+    partition: u32,
+    offset: u64,
     max_bytes: u32,
     max_wait: Duration,
-    mut shutdown: broadcast::Receiver<()>,
-) -> Response {
-    let p = match log.partition(topic, partition) {
-        Ok(p) => p,
-        Err(e) => return error_response(&e),
-    };
-    let max_bytes = u64::from(max_bytes.clamp(1, MAX_FETCH_BYTES));
-    let deadline = Instant::now() + max_wait.min(MAX_FETCH_WAIT);
-    let mut end = p.subscribe();
-    loop {
-        // Mark the current end as seen before reading, so an append after the read wakes us.
-        end.borrow_and_update();
-        let r = match p.read(offset, max_bytes) {
-            Ok(r) => r,
-            Err(e) => return error_response(&e),
-        };
-        if !r.data.is_empty() || Instant::now() >= deadline {
-            return Response::Fetched {
-                end_offset: r.end_offset,
-                start_offset: r.start_offset,
-                data: r.data,
-            };
+}
+
+impl Fetch {
+    fn error(&self, resp: &Response) -> Outgoing {
+        encoded(self.corr, kind::FETCH, resp)
+    }
+
+    fn fetched(&self, r: ReadResult, budget: Option<ResponseBudget>) -> Outgoing {
+        let mut head = Vec::with_capacity(FETCHED_HEAD_LEN);
+        encode_fetched_head(
+            &mut head,
+            self.corr,
+            r.end_offset,
+            r.start_offset,
+            r.data.len(),
+        );
+        Outgoing {
+            head,
+            body: r.data,
+            budget,
         }
-        tokio::select! {
-            _ = tokio::time::timeout_at(deadline, end.changed()) => {}
-            _ = shutdown.recv() => {
-                return Response::Fetched {
-                    end_offset: r.end_offset,
-                    start_offset: r.start_offset,
-                    data: Bytes::new(),
-                };
+    }
+
+    /// Waits until there are records at `offset` (or `max_wait`, or shutdown) holding no
+    /// memory, then reserves room for the answer and reads it.
+    async fn run(self, mut shutdown: broadcast::Receiver<()>) -> Outgoing {
+        let log = &self.shared.log;
+        let p = match log.partition(&self.topic, self.partition) {
+            Ok(p) => p,
+            Err(e) => return self.error(&error_response(&e)),
+        };
+        let max_bytes = u64::from(self.max_bytes.clamp(1, self.shared.limits.max_fetch_bytes));
+        let deadline = Instant::now() + self.max_wait.min(self.shared.limits.max_fetch_wait());
+        let mut end = p.subscribe();
+        let empty = |start_offset, end_offset| ReadResult {
+            data: Bytes::new(),
+            end_offset,
+            start_offset,
+        };
+        {
+            let _waiting = self.conn.waiting();
+            loop {
+                // Mark the current end as seen before looking, so an append after it wakes us.
+                end.borrow_and_update();
+                let (start, end_now) = (p.start_offset(), p.end_offset());
+                if self.offset < start || self.offset > end_now {
+                    return self.error(&error_response(&StorageError::OffsetOutOfRange {
+                        topic: self.topic.clone(),
+                        partition: self.partition,
+                        offset: self.offset,
+                        start,
+                        end: end_now,
+                    }));
+                }
+                if self.offset < end_now {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    return self.fetched(empty(start, end_now), None);
+                }
+                tokio::select! {
+                    _ = tokio::time::timeout_at(deadline, end.changed()) => {}
+                    _ = shutdown.recv() => return self.fetched(empty(start, end_now), None),
+                }
+            }
+        }
+        let mut budget = match self.reserve(FETCHED_HEAD_LEN as u64 + max_bytes).await {
+            Ok(b) => b,
+            Err(resp) => return self.error(&resp),
+        };
+        let mut r = match p.read(self.offset, max_bytes) {
+            Ok(r) => r,
+            Err(e) => return self.error(&error_response(&e)),
+        };
+        let mut need = (FETCHED_HEAD_LEN + r.data.len()) as u64;
+        if !budget.try_grow_to(need, &self.conn_budget) {
+            // The answer starts with a batch larger than `max_bytes`. Hold it only with room for
+            // it: drop it, wait for room for its size, and read it again (the batches are
+            // immutable, so the same bytes, or fewer if retention took them). Unbudgeted bytes
+            // thus live only between a read and this check, with no await in between.
+            drop(r);
+            drop(budget);
+            budget = match self.reserve(need).await {
+                Ok(b) => b,
+                Err(resp) => return self.error(&resp),
+            };
+            r = match p.read(self.offset, max_bytes) {
+                Ok(r) => r,
+                Err(e) => return self.error(&error_response(&e)),
+            };
+            need = (FETCHED_HEAD_LEN + r.data.len()) as u64;
+        }
+        budget.shrink_to(need);
+        self.fetched(r, Some(budget))
+    }
+
+    /// Room for `bytes` of response: first in this connection's budget (a client that does not
+    /// read waits here, in line behind its own responses), then in the server's, taken as soon
+    /// as it has room, whoever else waits (so a small fetch does not queue behind large ones).
+    /// While the server's is full, closes the connection that has not read its responses for
+    /// longest, every [`SHED_EVERY`], until there is room or [`RESPONSE_BUDGET_WAIT`] passes
+    /// ("busy").
+    async fn reserve(&self, bytes: u64) -> Result<ResponseBudget, Response> {
+        let conn_permit = self.conn_budget.acquire(bytes).await;
+        let bytes = conn_permit.num_permits() as u64;
+        let global = &self.shared.responses;
+        let started = Instant::now();
+        let mut shed_at = started + SHED_EVERY;
+        loop {
+            let released = global.released();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            if let Some(permit) = global.try_acquire(bytes) {
+                return Ok(ResponseBudget::new(
+                    conn_permit,
+                    permit,
+                    global.clone(),
+                    self.conn.clone(),
+                ));
+            }
+            tokio::select! {
+                _ = released => {}
+                _ = tokio::time::sleep_until(shed_at) => {
+                    shed_at += SHED_EVERY;
+                    if let Some(shed) = self.shared.registry.shed_stalled(self.conn.id, SHED_STALLED_FOR) {
+                        tracing::info!(
+                            peer = %shed.peer, held = shed.held, stalled = ?shed.stalled_for,
+                            "response budget exhausted: closed the connection that stopped reading its responses"
+                        );
+                    }
+                    if started.elapsed() >= RESPONSE_BUDGET_WAIT {
+                        return Err(Response::Error {
+                            code: ErrorCode::Timeout,
+                            message: format!(
+                                "server busy: no room for a fetch response of {bytes} bytes within \
+                                 {RESPONSE_BUDGET_WAIT:?} ({} bytes of responses are waiting to be \
+                                 written); retry",
+                                global.capacity()
+                            ),
+                        });
+                    }
+                }
             }
         }
     }

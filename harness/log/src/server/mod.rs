@@ -1,8 +1,12 @@
 //! The log server: tokio, one task per connection, the binary protocol of
-//! [`crate::protocol`]. [`serve`] is what `bench log serve` and `mq-log-server` run.
+//! [`crate::protocol`]. [`serve`] is what `bench log serve` and `mq-log-server` run; its
+//! resource limits and timeouts are [`Limits`].
 
+mod budget;
 mod connection;
 mod handler;
+mod limits;
+mod registry;
 #[allow(clippy::module_inception)]
 mod server;
 
@@ -13,9 +17,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-pub use connection::{write_frames, ConnectionError, FrameReader};
+pub use budget::{ByteBudget, ResponseBudget};
+pub use connection::{write_frames, ConnectionError, Frame, FrameReader, FrameSettings, Outgoing};
 pub use handler::{error_response, FSYNC_WAIT, MAX_IN_FLIGHT};
-pub use server::{run, MAX_CONNECTIONS};
+pub use limits::{
+    Limits, LimitsError, FRAME_BUDGET_WAIT, RESPONSE_BUDGET_WAIT, SHED_STALLED_FOR, SMALL_FRAME,
+};
+pub use registry::{ConnState, Registry};
+pub use server::{run, run_with, MAX_CONNECTIONS};
 
 use crate::storage::{FsyncPolicy, Log, LogConfig};
 
@@ -43,6 +52,9 @@ pub struct ServeArgs {
     /// One sparse index entry per this many bytes of batches.
     #[arg(long, default_value_t = 4096)]
     pub index_interval_bytes: u32,
+    /// Connection cap, timeouts and memory budgets.
+    #[command(flatten)]
+    pub limits: Limits,
 }
 
 fn parse_fsync(s: &str) -> Result<FsyncPolicy, String> {
@@ -61,6 +73,7 @@ impl ServeArgs {
             retention_bytes: None,
             retention_ms: None,
             index_interval_bytes: 4096,
+            limits: Limits::default(),
         }
     }
 
@@ -80,6 +93,9 @@ impl ServeArgs {
 /// Opens the log, listens, prints `listening ADDR` on stdout, serves until SIGTERM or SIGINT,
 /// then drains connections, fsyncs everything and returns.
 pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    args.limits
+        .validate()
+        .context("checking the server's limits")?;
     let log = Log::open(&args.dir, args.log_config())
         .with_context(|| format!("opening the log in {}", args.dir.display()))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -99,7 +115,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
             out.flush().context("flushing stdout")?;
         }
         tracing::info!(%addr, dir = %args.dir.display(), fsync = %args.fsync, "log server listening");
-        run(listener, log.clone(), shutdown)
+        run_with(listener, log.clone(), args.limits.clone(), shutdown)
             .await
             .context("serving connections")
     });

@@ -1,6 +1,7 @@
 //! Accepts connections, runs a [`Handler`] per connection, and shuts down through a broadcast
 //! signal: stop accepting, tell every connection and in-flight request, wait (bounded) for them
-//! to finish.
+//! to finish. At the connection cap a new client closes the idlest connection instead of
+//! waiting behind it.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -9,34 +10,54 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, Semaphore};
 
-use super::connection::{write_frames, FrameReader};
-use super::handler::{Handler, MAX_IN_FLIGHT};
+use super::budget::ByteBudget;
+use super::connection::{write_frames, FrameReader, FrameSettings};
+use super::handler::{Handler, Shared, MAX_IN_FLIGHT};
+use super::limits::Limits;
+use super::registry::Registry;
 use crate::storage::Log;
 
-/// Most connections served at once; further ones wait in the accept backlog.
+/// Most connections served at once by default ([`Limits::max_connections`]).
 pub const MAX_CONNECTIONS: usize = 1024;
 /// Responses queued per connection before the handler waits for the socket.
 const RESPONSE_QUEUE: usize = 1024;
 /// How long shutdown waits for connections to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How long a new client at the cap waits for the evicted connection to let go of its slot.
+const EVICTION_WAIT: Duration = Duration::from_secs(1);
 
-/// Serves `log` on `listener` until `shutdown` completes, then waits for the connections.
-/// The caller flushes and closes the log afterwards.
+/// Serves `log` on `listener` with the default [`Limits`] until `shutdown` completes.
 pub async fn run(
     listener: TcpListener,
     log: Log,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    run_with(listener, log, Limits::default(), shutdown).await
+}
+
+/// Serves `log` on `listener` within `limits` until `shutdown` completes, then waits for the
+/// connections. The caller flushes and closes the log afterwards.
+pub async fn run_with(
+    listener: TcpListener,
+    log: Log,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    limits
+        .validate()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let (notify_shutdown, _) = broadcast::channel::<()>(1);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
-    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let slots = Arc::new(Semaphore::new(limits.max_connections as usize));
+    let frames = ByteBudget::new(limits.frame_budget_bytes);
+    let shared = Arc::new(Shared {
+        log,
+        registry: Arc::new(Registry::new()),
+        responses: ByteBudget::new(limits.response_budget_bytes),
+        limits,
+    });
     let accept = async {
         loop {
-            let permit = limit
-                .clone()
-                .acquire_owned()
-                .await
-                .expect("semaphore never closed");
             let (socket, peer) = match listener.accept().await {
                 Ok(s) => s,
                 Err(e) => {
@@ -46,20 +67,54 @@ pub async fn run(
                     continue;
                 }
             };
+            let permit = match slots.clone().try_acquire_owned() {
+                Ok(p) => p,
+                Err(_) => {
+                    // At the cap. Closing the idlest connection keeps the server open to new
+                    // clients: refusing them instead would let whoever holds the slots (idle or
+                    // not) lock everyone else out.
+                    if let Some(victim) = shared.registry.evict_idlest() {
+                        tracing::info!(%victim, %peer, "at the connection cap: closed the idlest connection");
+                    }
+                    match tokio::time::timeout(EVICTION_WAIT, slots.clone().acquire_owned()).await {
+                        Ok(Ok(p)) => p,
+                        _ => {
+                            tracing::warn!(%peer, "at the connection cap and no slot freed in time: refused");
+                            continue;
+                        }
+                    }
+                }
+            };
             let _ = socket.set_nodelay(true);
             let (read, write) = socket.into_split();
             let (tx, rx) = mpsc::channel(RESPONSE_QUEUE);
-            let mut handler = Handler {
-                log: log.clone(),
-                reader: FrameReader::new(read),
-                responses: tx,
-                in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
-                notify_shutdown: notify_shutdown.clone(),
-                shutdown: notify_shutdown.subscribe(),
-            };
+            let shared = shared.clone();
+            let frames = FrameSettings::new(&shared.limits, frames.clone());
+            let notify_shutdown = notify_shutdown.clone();
             let done = done_tx.clone();
             tokio::spawn(async move {
-                let writer = tokio::spawn(write_frames(write, rx));
+                let registry = shared.registry.clone();
+                let (conn, _registered) = registry.register(peer);
+                let writer = {
+                    let conn = conn.clone();
+                    tokio::spawn(async move {
+                        tokio::select! {
+                            r = write_frames(write, rx, &conn) => r,
+                            // Closed to make room or for idling: drop what is queued.
+                            _ = conn.closed() => Ok(()),
+                        }
+                    })
+                };
+                let mut handler = Handler {
+                    conn_budget: ByteBudget::new(shared.limits.connection_buffer_bytes),
+                    shared,
+                    conn,
+                    reader: FrameReader::new(read, frames),
+                    responses: tx,
+                    in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+                    shutdown: notify_shutdown.subscribe(),
+                    notify_shutdown,
+                };
                 if let Err(e) = handler.run().await {
                     tracing::debug!(%peer, error = %e, "connection closed on error");
                 }
