@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# bench's SysV backend against the C peer loop (shared/peers/sysv-baseline), in one go, on the
+# bench's SysV backend against the C peer loop (scripts/peers/sysv_baseline.c), in one go, on the
 # same machine: 1 producer, 1 consumer, unbounded rate. Prints both rates and their ratio; exits 1
 # when bench reaches less than the goal (default 0.5x).
 #
 # usage: scripts/peers/sysv-vs-bench.sh [MESSAGES] [BODY_BYTES] [ROUNDS]   (defaults 1000000 100 3)
-# env:   PEERS_DIR (default: ../shared/peers beside the repo), GOAL (default 0.5)
+# env:   GOAL (default 0.5), CC (default cc)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 MQB_NAME=sysv-vs-bench
@@ -13,16 +13,16 @@ source "$root/scripts/brokers/lib.sh"
 # shellcheck source=lib.sh
 source "$root/scripts/peers/lib.sh"
 n=${1:-1000000} size=${2:-100} rounds=${3:-3}
-peers=${PEERS_DIR:-$root/../shared/peers}
 goal=${GOAL:-0.5}
-[[ -x $peers/sysv-baseline ]] || { echo "sysv-vs-bench: no peer at $peers/sysv-baseline (set PEERS_DIR)" >&2; exit 2; }
 
 find_bench "$root"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+peer=$work/sysv_baseline
+"${CC:-cc}" -O2 -Wall -o "$peer" "$root/scripts/peers/sysv_baseline.c"
 cat >"$work/peer.toml" <<TOML
 name = "sysv-peer"
-description = "Same load as shared/peers/sysv-baseline $n $size"
+description = "Same load as scripts/peers/sysv_baseline.c $n $size"
 [workload]
 messages = $n
 message_size = $size
@@ -33,7 +33,7 @@ TOML
 
 peer_rates=() bench_rates=()
 for ((i = 1; i <= rounds; i++)); do
-  line=$("$peers/sysv-baseline" "$n" "$size")
+  line=$("$peer" "$n" "$size")
   peer_rates+=("$(sed -n 's/.*msgs_per_s=\([0-9.]*\).*/\1/p' <<<"$line")")
   "$bench" run "$work/peer.toml" --out "$work/run-$i" --quiet 2>/dev/null
   bench_rates+=("$(python3 -c '
