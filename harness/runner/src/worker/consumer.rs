@@ -1,0 +1,110 @@
+//! The consumer's loop: takes what the backend delivers, decodes each envelope, spends the
+//! configured processing time, and records the delivery in the history.
+
+use std::sync::atomic::Ordering::{Relaxed, Release};
+use std::time::Duration;
+
+use anyhow::Context;
+use mq_core::bits::Bits;
+use mq_core::clock::now_ns;
+use mq_core::envelope::Envelope;
+use mq_core::history::{HistoryWriter, Record};
+use mq_core::plan::Processing;
+use mq_core::spec::WorkerSpec;
+use mq_core::{BackendError, DeliverySink, Partition};
+
+use super::Counters;
+
+/// Decodes, timestamps and records deliveries.
+struct Deliveries<'a> {
+    history: HistoryWriter,
+    run_id: u32,
+    counters: &'a Counters,
+    /// Work per message before it counts as processed (and is recorded).
+    processing: Option<Processing>,
+    rng: u64,
+    /// (producer, seq) seen by this consumer: `delivered` counts each once.
+    seen: Vec<Bits>,
+    error: Option<std::io::Error>,
+}
+
+impl DeliverySink for Deliveries<'_> {
+    fn deliver(&mut self, payload: &[u8], _partition: Partition) {
+        let at_ns = now_ns();
+        if let Some(p) = self.processing {
+            // xorshift64: a cheap uniform draw per message
+            self.rng ^= self.rng << 13;
+            self.rng ^= self.rng >> 7;
+            self.rng ^= self.rng << 17;
+            let unit = (self.rng >> 11) as f64 / (1u64 << 53) as f64;
+            std::thread::sleep(p.sample(unit));
+        }
+        let rec = match Envelope::decode(payload, self.run_id) {
+            Ok(e) => {
+                let p = e.producer.0 as usize;
+                if p >= self.seen.len() {
+                    self.seen.resize_with(p + 1, Bits::default);
+                }
+                if !self.seen[p].set(e.seq.0) {
+                    self.counters.delivered.fetch_add(1, Release);
+                }
+                Record::Delivered {
+                    producer: e.producer,
+                    seq: e.seq,
+                    key: e.key,
+                    sent_ns: e.send_ns,
+                    at_ns,
+                }
+            }
+            Err(_) => Record::Unexpected { at_ns },
+        };
+        if let Err(e) = self.history.push(rec) {
+            self.error.get_or_insert(e);
+        }
+    }
+}
+
+pub(super) fn run_consumer(
+    mut consumer: Box<dyn mq_core::Consumer>,
+    spec: &WorkerSpec,
+    history: HistoryWriter,
+    counters: &Counters,
+) -> anyhow::Result<()> {
+    let mut sink = Deliveries {
+        history,
+        run_id: spec.ctx.run_id,
+        counters,
+        processing: spec.ctx.plan.workload.processing,
+        rng: now_ns() | 1,
+        seen: Vec::new(),
+        error: None,
+    };
+    let mut result = Ok(());
+    while !counters.stop.load(Relaxed) {
+        if counters.paused.load(Relaxed) {
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        }
+        match consumer.poll(Duration::from_millis(100), &mut sink) {
+            Ok(_) | Err(BackendError::Interrupted { .. }) => {}
+            Err(e) => {
+                result = Err(anyhow::Error::from(e).context("receiving"));
+                break;
+            }
+        }
+        if let Some(e) = sink.error.take() {
+            result = Err(anyhow::anyhow!("writing history: {e}"));
+            break;
+        }
+    }
+    counters.stopped.store(true, Relaxed);
+    if let Err(e) = consumer.close() {
+        if result.is_ok() {
+            result = Err(anyhow::Error::from(e).context("closing the consumer"));
+        }
+    }
+    sink.history
+        .finish()
+        .context("finishing the history file")?;
+    result
+}
