@@ -122,7 +122,8 @@ impl Committer {
 
     /// Blocks until `ticket` is durable, an fsync fails, or `timeout` passes.
     pub fn wait(&self, ticket: CommitTicket, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
+        // A timeout too large for an Instant (Duration::MAX) means no deadline.
+        let deadline = Instant::now().checked_add(timeout);
         let mut s = self.lock();
         loop {
             if let Some(e) = &s.failed {
@@ -132,14 +133,18 @@ impl Committer {
                 return Ok(());
             }
             let now = Instant::now();
-            if now >= deadline {
-                return Err(StorageError::SyncTimeout(timeout));
-            }
-            s = self
-                .done
-                .wait_timeout(s, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            s = match deadline {
+                Some(deadline) if now >= deadline => {
+                    return Err(StorageError::SyncTimeout(timeout));
+                }
+                Some(deadline) => {
+                    self.done
+                        .wait_timeout(s, deadline - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+                None => self.done.wait(s).unwrap_or_else(|e| e.into_inner()),
+            };
         }
     }
 

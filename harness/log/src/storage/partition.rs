@@ -282,8 +282,12 @@ impl Partition {
             while state.segments.len() > 1 {
                 let oldest = &state.segments[0];
                 let too_big = bytes.is_some_and(|b| total > b);
-                let too_old = age
-                    .is_some_and(|a| oldest.max_timestamp_ms() + (a.as_millis() as u64) < now_ms);
+                // Saturating: an age of u64::MAX ms (or Duration::MAX) means "keep forever",
+                // not a sum that wraps to the past.
+                let too_old = age.is_some_and(|a| {
+                    let age_ms = u64::try_from(a.as_millis()).unwrap_or(u64::MAX);
+                    oldest.max_timestamp_ms().saturating_add(age_ms) < now_ms
+                });
                 if !(too_big || too_old) {
                     break;
                 }

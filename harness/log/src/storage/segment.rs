@@ -234,15 +234,17 @@ impl Segment {
                         rel_offset: 0,
                         position: 0,
                     });
+                    // Saturating: the base comes from a file name, the entry from disk.
+                    let start_offset = base_offset.saturating_add(u64::from(start.rel_offset));
                     let ok = len == 0
                         || read_header_at(&file, &log_path, u64::from(start.position))
-                            .map(|h| h.base_offset == base_offset + u64::from(start.rel_offset))
+                            .map(|h| h.base_offset == start_offset)
                             .unwrap_or(false);
                     if ok {
                         let s = scan(
                             &file,
                             u64::from(start.position),
-                            base_offset + u64::from(start.rel_offset),
+                            start_offset,
                             len,
                             false,
                             interval,
