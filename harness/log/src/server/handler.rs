@@ -48,6 +48,7 @@ pub fn error_response(e: &StorageError) -> Response {
         | StorageError::BatchTooLarge { .. }
         | StorageError::Config(_) => ErrorCode::InvalidArgument,
         StorageError::SyncTimeout(_) => ErrorCode::Timeout,
+        StorageError::Corrupt { .. } => ErrorCode::Corrupt,
         _ => ErrorCode::Storage,
     };
     Response::Error {

@@ -210,8 +210,9 @@ impl Partition {
         Ok(())
     }
 
-    /// Reads whole batches from the one holding `offset`, up to `max_bytes` (at least one batch).
-    /// Empty at the end of the partition.
+    /// Reads whole batches from the one holding `offset`, up to `max_bytes` (at least one batch),
+    /// each CRC-checked: a damaged batch is [`StorageError::Corrupt`], never data. Empty at the
+    /// end of the partition.
     pub fn read(&self, offset: u64, max_bytes: u64) -> Result<ReadResult> {
         let (view, start_offset, end_offset, from) = {
             let state = self.lock();

@@ -419,7 +419,8 @@ impl Segment {
 
 impl ReadView {
     /// Reads whole batches starting with the one holding `offset`, up to `max_bytes` (at least
-    /// one whole batch, so a consumer always progresses). Empty if the segment ends first.
+    /// one whole batch, so a consumer always progresses), each CRC-checked. Empty if the segment
+    /// ends first; [`StorageError::Corrupt`] if the first batch fails its check.
     pub fn read(&self, offset: u64, max_bytes: u64) -> Result<Vec<u8>> {
         let mut pos = self.start_position;
         let first = loop {
@@ -437,11 +438,18 @@ impl ReadView {
         self.file
             .read_exact_at(&mut buf, pos)
             .ctx(|| format!("reading {} at {pos}", self.path.display()))?;
-        // Keep whole batches only.
+        // Keep whole batches that pass their CRC: a closed segment is trusted at open without a
+        // rescan, so this is where damage on disk is caught. Serve the good batches before a bad
+        // one; the read that starts at the bad one gets the error.
         let mut keep = 0usize;
+        let mut damage = None;
         while let Some(h) = buf.get(keep..).and_then(BatchHeader::parse) {
             let end = keep as u64 + h.total_len();
             if end > buf.len() as u64 {
+                break;
+            }
+            if let Err(e) = check_batch(&buf[keep..end as usize]) {
+                damage = Some(e.to_string());
                 break;
             }
             keep = end as usize;
@@ -450,7 +458,8 @@ impl ReadView {
             return Err(StorageError::Corrupt {
                 path: self.path.clone(),
                 position: pos,
-                reason: "batch header does not describe a whole batch".into(),
+                reason: damage
+                    .unwrap_or_else(|| "batch header does not describe a whole batch".into()),
             });
         }
         buf.truncate(keep);
