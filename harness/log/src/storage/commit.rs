@@ -6,6 +6,7 @@
 //! through a condvar, async ones through a watch channel).
 
 use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::error::{Result, StorageError};
+use super::fs;
 
 /// Longest a round waits to gather writers before its fsync.
 const MAX_GATHER: Duration = Duration::from_millis(2);
@@ -41,10 +43,25 @@ pub struct CommitStats {
     pub fsync_nanos: u64,
 }
 
+/// What a round fsyncs: a file written since the last round, or a folder a file was created in.
+enum Target {
+    File(Arc<File>, PathBuf),
+    Dir(PathBuf),
+}
+
+impl Target {
+    fn sync(&self) -> Result<()> {
+        match self {
+            Target::File(f, path) => fs::sync_file(f, path),
+            Target::Dir(path) => fs::sync_dir(path),
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
     synced_seq: u64,
-    dirty: Vec<Arc<File>>,
+    dirty: Vec<Target>,
     wake: bool,
     /// Whether a writer waiting for its acknowledgement asked for the pending round (not an
     /// interval tick or a flush): only then do released writers come straight back.
@@ -88,16 +105,36 @@ impl Committer {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Registers a completed write to `file`. With `wake`, the committer starts a round now;
-    /// without it the write waits for the next requested round (interval policy).
-    pub fn register(&self, file: &Arc<File>, wake: bool) -> CommitTicket {
+    /// Registers a completed write to `file` (stored at `path`), and `dir` when the write's
+    /// file was created in it since the folder's last fsync. With `wake`, the committer starts
+    /// a round now; without it the write waits for the next requested round (interval policy).
+    pub fn register(
+        &self,
+        file: &Arc<File>,
+        path: &Path,
+        dir: Option<&Path>,
+        wake: bool,
+    ) -> CommitTicket {
         let mut s = self.lock();
         let seq = self.write_seq() + 1;
         self.write_seq.store(seq, Ordering::Release);
         s.stats.writes += 1;
         let ticket = CommitTicket(seq);
-        if !s.dirty.iter().any(|f| Arc::ptr_eq(f, file)) {
-            s.dirty.push(file.clone());
+        if !s
+            .dirty
+            .iter()
+            .any(|t| matches!(t, Target::File(f, _) if Arc::ptr_eq(f, file)))
+        {
+            s.dirty.push(Target::File(file.clone(), path.to_owned()));
+        }
+        if let Some(dir) = dir {
+            if !s
+                .dirty
+                .iter()
+                .any(|t| matches!(t, Target::Dir(d) if d == dir))
+            {
+                s.dirty.push(Target::Dir(dir.to_owned()));
+            }
         }
         if wake && !s.wake {
             // The first write of a round wakes the committer (if it sleeps; while it gathers a
@@ -209,8 +246,8 @@ impl Committer {
             };
             let mut result = Ok(());
             let started = Instant::now();
-            for f in &files {
-                if let Err(e) = f.sync_data() {
+            for t in &files {
+                if let Err(e) = t.sync() {
                     result = Err(e);
                     break;
                 }
@@ -269,7 +306,7 @@ mod tests {
         let tickets: Vec<_> = (0..50)
             .map(|_| {
                 (&*file).write_all(b"x").unwrap();
-                c.register(&file, true)
+                c.register(&file, Path::new("f"), None, true)
             })
             .collect();
         let c2 = c.clone();
@@ -296,7 +333,7 @@ mod tests {
                 std::thread::spawn(move || {
                     for _ in 0..20 {
                         (&*file).write_all(b"y").unwrap();
-                        let t = c.register(&file, true);
+                        let t = c.register(&file, Path::new("f"), None, true);
                         c.wait(t, Duration::from_secs(10)).unwrap();
                     }
                 })
@@ -317,7 +354,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = Arc::new(File::create(dir.path().join("f")).unwrap());
         let c = Committer::default();
-        let t = c.register(&file, false);
+        let t = c.register(&file, Path::new("f"), None, false);
         let err = c.wait(t, Duration::from_millis(20)).unwrap_err();
         assert!(matches!(err, StorageError::SyncTimeout(_)), "{err}");
     }
@@ -327,7 +364,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = Arc::new(File::create(dir.path().join("f")).unwrap());
         let (c, h) = committer();
-        let t = c.register(&file, true);
+        let t = c.register(&file, Path::new("f"), None, true);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()

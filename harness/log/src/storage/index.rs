@@ -4,11 +4,11 @@
 //! The index is a hint that recovery can always rebuild from the log file, so it is never
 //! fsynced on the write path; a lookup gives a position to scan forward from.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use super::error::{IoContext, Result};
+use super::fs;
 
 /// Bytes per index entry.
 pub const INDEX_ENTRY_LEN: usize = 8;
@@ -35,20 +35,12 @@ pub struct OffsetIndex {
 impl OffsetIndex {
     /// Creates or truncates the index file and starts it with `entries`.
     pub fn create(path: &Path, interval: u32, entries: Vec<IndexEntry>) -> Result<OffsetIndex> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(path)
-            .ctx(|| format!("creating index {}", path.display()))?;
         let mut buf = Vec::with_capacity(entries.len() * INDEX_ENTRY_LEN);
         for e in &entries {
             buf.extend_from_slice(&e.rel_offset.to_be_bytes());
             buf.extend_from_slice(&e.position.to_be_bytes());
         }
-        file.write_all_at(&buf, 0)
-            .ctx(|| format!("writing index {}", path.display()))?;
+        let file = fs::write_file(path, &buf)?;
         Ok(OffsetIndex {
             path: path.to_owned(),
             file,
@@ -60,11 +52,7 @@ impl OffsetIndex {
 
     /// Opens an existing index file as is, with entries the caller has validated.
     pub fn open(path: &Path, interval: u32, entries: Vec<IndexEntry>) -> Result<OffsetIndex> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .ctx(|| format!("opening index {}", path.display()))?;
+        let file = fs::open_rw(path, false)?;
         Ok(OffsetIndex {
             path: path.to_owned(),
             file,
@@ -100,9 +88,7 @@ impl OffsetIndex {
             let mut buf = [0u8; INDEX_ENTRY_LEN];
             buf[0..4].copy_from_slice(&rel_offset.to_be_bytes());
             buf[4..8].copy_from_slice(&position.to_be_bytes());
-            self.file
-                .write_all_at(&buf, at)
-                .ctx(|| format!("appending to index {}", self.path.display()))?;
+            fs::write_at(&self.file, &self.path, &buf, at)?;
             self.entries.push(IndexEntry {
                 rel_offset,
                 position,
@@ -138,9 +124,7 @@ impl OffsetIndex {
 
     /// fsyncs the index file.
     pub fn sync(&self) -> Result<()> {
-        self.file
-            .sync_data()
-            .ctx(|| format!("fsyncing index {}", self.path.display()))
+        fs::sync_file(&self.file, &self.path)
     }
 }
 

@@ -16,6 +16,7 @@ use super::batch::encode_records;
 use super::commit::{CommitStats, CommitTicket, Committer};
 use super::config::{FsyncPolicy, LogConfig};
 use super::error::{IoContext, Result, StorageError};
+use super::fs;
 use super::offsets::OffsetStore;
 use super::partition::{now_ms, AppendOutcome, Partition, ReadResult};
 use super::segment::Truncation;
@@ -94,8 +95,7 @@ impl Log {
         config.validate()?;
         let dir = dir.as_ref().to_owned();
         let topics_dir = dir.join("topics");
-        std::fs::create_dir_all(&topics_dir)
-            .ctx(|| format!("creating log directory {}", topics_dir.display()))?;
+        fs::create_dir_all(&topics_dir)?;
         let lock_file = lock_dir(&dir)?;
         let config = Arc::new(config);
         let committer = Arc::new(Committer::default());
@@ -108,7 +108,7 @@ impl Log {
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.starts_with(".tmp-") {
                 // A topic creation that crashed before its rename.
-                let _ = std::fs::remove_dir_all(entry.path());
+                let _ = fs::remove_dir_all(&entry.path());
                 continue;
             }
             if validate_name(&name).is_err() {
@@ -119,6 +119,9 @@ impl Log {
             topics.insert(name, Arc::new(topic));
         }
         let offsets = OffsetStore::open(&dir)?;
+        // `topics/` and `consumer_offsets.log` may have just been created: make their names
+        // durable before anything written into them is acknowledged.
+        fs::sync_dir(&dir)?;
         let stop = Arc::new(Stop::default());
         let inner = Arc::new(Inner {
             dir,
@@ -324,11 +327,13 @@ impl Log {
         let file = self.inner.offsets.commit(group, topic, partition, offset)?;
         Ok(match self.inner.config.fsync {
             FsyncPolicy::Never => None,
-            p => Some(
-                self.inner
-                    .committer
-                    .register(&file, p == FsyncPolicy::Always),
-            ),
+            // The offsets log's name was made durable when the log was opened.
+            p => Some(self.inner.committer.register(
+                &file,
+                &self.inner.offsets.path(),
+                None,
+                p == FsyncPolicy::Always,
+            )),
         })
     }
 
@@ -359,7 +364,8 @@ impl Log {
         Ok(n)
     }
 
-    /// fsyncs every segment, index and the offsets log now.
+    /// fsyncs every segment, index and the offsets log now, and the folders files were
+    /// created in.
     pub fn flush(&self) -> Result<()> {
         let topics: Vec<Arc<Topic>> = self
             .inner
@@ -375,9 +381,8 @@ impl Log {
             }
         }
         self.inner.offsets.sync()?;
-        std::fs::File::open(self.inner.dir.join("topics"))
-            .and_then(|d| d.sync_all())
-            .ctx(|| format!("fsyncing {}", self.inner.dir.display()))
+        fs::sync_dir(&self.inner.dir.join("topics"))?;
+        fs::sync_dir(&self.inner.dir)
     }
 
     /// Group-commit counters (rounds, fsyncs, registered writes).

@@ -6,11 +6,14 @@ mod batch;
 mod commit;
 mod config;
 mod error;
+mod fs;
 mod index;
 mod log;
 mod offsets;
 mod partition;
 mod segment;
+#[cfg(test)]
+mod sim;
 mod topic;
 
 pub use batch::{

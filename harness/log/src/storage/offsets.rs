@@ -7,12 +7,12 @@
 //! fsync policy through the committer, like appends.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::error::{IoContext, Result};
+use super::fs;
 
 const FILE_NAME: &str = "consumer_offsets.log";
 const TMP_NAME: &str = "consumer_offsets.log.tmp";
@@ -76,22 +76,12 @@ fn decode_entry(buf: &[u8]) -> Option<(Key, u64, usize)> {
     ))
 }
 
-fn open_file(path: &Path) -> Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .ctx(|| format!("opening offsets log {}", path.display()))
-}
-
 impl OffsetStore {
     /// Opens (replaying and repairing) or creates the offsets log in `dir`.
     pub fn open(dir: &Path) -> Result<OffsetStore> {
         let path = dir.join(FILE_NAME);
-        let _ = std::fs::remove_file(dir.join(TMP_NAME));
-        let file = open_file(&path)?;
+        let _ = fs::remove_file(&dir.join(TMP_NAME));
+        let file = fs::open_rw(&path, true)?;
         let bytes = std::fs::read(&path).ctx(|| format!("reading {}", path.display()))?;
         let mut map = HashMap::new();
         let mut pos = 0usize;
@@ -110,8 +100,7 @@ impl OffsetStore {
                         dropped_bytes = bytes.len() - pos,
                         "offsets log: torn or corrupt tail truncated"
                     );
-                    file.set_len(pos as u64)
-                        .ctx(|| format!("truncating {}", path.display()))?;
+                    fs::set_len(&file, &path, pos as u64)?;
                     break;
                 }
             }
@@ -143,9 +132,7 @@ impl OffsetStore {
         let mut buf = Vec::with_capacity(32 + group.len() + topic.len());
         encode_entry(&mut buf, group, topic, partition, offset);
         let at = s.size;
-        s.file
-            .write_all_at(&buf, at)
-            .ctx(|| format!("appending to {}", self.dir.join(FILE_NAME).display()))?;
+        fs::write_at(&s.file, &self.path(), &buf, at)?;
         s.size += buf.len() as u64;
         s.entries += 1;
         s.map
@@ -164,16 +151,12 @@ impl OffsetStore {
         for ((g, t, p), o) in &s.map {
             encode_entry(&mut buf, g, t, *p, *o);
         }
-        std::fs::write(&tmp, &buf).ctx(|| format!("writing {}", tmp.display()))?;
-        File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .ctx(|| format!("fsyncing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &path)
-            .ctx(|| format!("renaming {} over {}", tmp.display(), path.display()))?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .ctx(|| format!("fsyncing directory {}", self.dir.display()))?;
-        s.file = Arc::new(open_file(&path)?);
+        let file = fs::write_file(&tmp, &buf)?;
+        fs::sync_file(&file, &tmp)?;
+        drop(file);
+        fs::rename(&tmp, &path)?;
+        fs::sync_dir(&self.dir)?;
+        s.file = Arc::new(fs::open_rw(&path, true)?);
         s.size = buf.len() as u64;
         s.entries = s.map.len() as u64;
         Ok(())
@@ -190,8 +173,12 @@ impl OffsetStore {
     /// fsyncs the offsets log.
     pub fn sync(&self) -> Result<()> {
         let file = self.lock().file.clone();
-        file.sync_data()
-            .ctx(|| format!("fsyncing {}", self.dir.join(FILE_NAME).display()))
+        fs::sync_file(&file, &self.path())
+    }
+
+    /// The offsets log file.
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(FILE_NAME)
     }
 
     /// Entries in the current log file (tests).
@@ -231,7 +218,7 @@ mod tests {
         let path = dir.path().join(FILE_NAME);
         let len = std::fs::metadata(&path).unwrap().len();
         // Cut the second entry in half: the first commit must be what is left.
-        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
         f.set_len(len - 7).unwrap();
         let store = OffsetStore::open(dir.path()).unwrap();
         assert_eq!(store.committed("g", "t", 0), Some(1));

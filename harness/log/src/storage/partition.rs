@@ -15,6 +15,7 @@ use super::batch::{encode_batch, validate_records, BatchHeader, BATCH_HEADER_LEN
 use super::commit::{CommitTicket, Committer};
 use super::config::{FsyncPolicy, LogConfig};
 use super::error::{IoContext, Result, StorageError};
+use super::fs;
 use super::segment::{parse_segment_name, Segment, Truncation};
 
 /// What an append did.
@@ -42,6 +43,10 @@ pub struct ReadResult {
 struct State {
     segments: Vec<Segment>,
     scratch: Vec<u8>,
+    /// A segment file was created in the folder since the folder was last fsynced (or
+    /// registered with the committer for an fsync): a durable write must fsync the folder too,
+    /// or a power loss can drop the file's name with its fsynced data.
+    dir_dirty: bool,
 }
 
 impl State {
@@ -74,12 +79,6 @@ pub(crate) fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-fn fsync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .ctx(|| format!("fsyncing directory {}", dir.display()))
-}
-
 impl Partition {
     /// Opens (recovering) or creates the partition stored in `dir`.
     pub(crate) fn open(
@@ -89,7 +88,6 @@ impl Partition {
         config: Arc<LogConfig>,
         committer: Arc<Committer>,
     ) -> Result<(Partition, Vec<Truncation>)> {
-        std::fs::create_dir_all(dir).ctx(|| format!("creating partition {}", dir.display()))?;
         let mut bases = Vec::new();
         let mut indexes = Vec::new();
         for entry in std::fs::read_dir(dir).ctx(|| format!("listing {}", dir.display()))? {
@@ -105,7 +103,7 @@ impl Partition {
         // An index whose log is gone (a crash mid-retention) is garbage.
         for (stem, path) in indexes {
             if !bases.iter().any(|b| format!("{b:020}") == stem) {
-                let _ = std::fs::remove_file(&path);
+                let _ = fs::remove_file(&path);
             }
         }
         let mut segments = Vec::new();
@@ -116,7 +114,8 @@ impl Partition {
             truncations.extend(t);
             segments.push(seg);
         }
-        if segments.is_empty() {
+        let dir_dirty = segments.is_empty();
+        if dir_dirty {
             segments.push(Segment::create(dir, 0, config.index_interval_bytes)?);
         }
         let end = segments.last().expect("a segment").next_offset();
@@ -129,6 +128,7 @@ impl Partition {
             state: Mutex::new(State {
                 segments,
                 scratch: Vec::new(),
+                dir_dirty,
             }),
             end: watch::Sender::new(end),
         };
@@ -182,7 +182,13 @@ impl Partition {
         let next_offset = header.next_offset();
         let ticket = if durable || policy != FsyncPolicy::Never {
             let wake = durable || policy == FsyncPolicy::Always;
-            Some(self.committer.register(state.active().file(), wake))
+            // The folder rides along with the first registered write after a roll.
+            let dir = std::mem::take(&mut state.dir_dirty).then_some(self.dir.as_path());
+            let active = state.segments.last().expect("a partition has a segment");
+            Some(
+                self.committer
+                    .register(active.file(), active.log_path(), dir, wake),
+            )
         } else {
             None
         };
@@ -202,9 +208,9 @@ impl Partition {
             state.active().sync()?;
         }
         let seg = Segment::create(&self.dir, base_offset, self.config.index_interval_bytes)?;
-        if durable {
-            fsync_dir(&self.dir)?;
-        }
+        // The new file's name is not durable until the folder is fsynced: the next registered
+        // write (a durable produce under any policy) carries the folder to the committer.
+        state.dir_dirty = true;
         tracing::debug!(topic = %self.topic, partition = self.id, base_offset, "segment rolled");
         state.segments.push(seg);
         Ok(())
@@ -304,11 +310,16 @@ impl Partition {
         Ok(n)
     }
 
-    /// fsyncs every segment and index of the partition (shutdown, explicit flush).
+    /// fsyncs every segment and index of the partition, and its folder when a segment was
+    /// created since (shutdown, explicit flush).
     pub fn sync(&self) -> Result<()> {
-        let state = self.lock();
+        let mut state = self.lock();
         for s in &state.segments {
             s.sync()?;
+        }
+        if state.dir_dirty {
+            fs::sync_dir(&self.dir)?;
+            state.dir_dirty = false;
         }
         Ok(())
     }

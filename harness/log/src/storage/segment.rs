@@ -4,7 +4,7 @@
 //! Owns appending to the file, recovering it on open (validate, truncate a torn or corrupt
 //! tail, rebuild a missing or damaged index) and reading whole batches from it with `pread`.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use super::batch::{check_batch, BatchHeader, BATCH_HEADER_LEN};
 use super::error::{IoContext, Result, StorageError};
+use super::fs;
 use super::index::{IndexEntry, OffsetIndex};
 
 /// The log and index file paths of the segment starting at `base_offset` in `dir`.
@@ -168,16 +169,6 @@ fn entries_plausible(entries: &[IndexEntry], len: u64) -> bool {
         && entries.iter().all(|e| u64::from(e.position) < len)
 }
 
-fn open_rw(path: &Path, create: bool) -> Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(create)
-        .truncate(false)
-        .open(path)
-        .ctx(|| format!("opening segment {}", path.display()))
-}
-
 fn read_header_at(file: &File, path: &Path, pos: u64) -> Result<BatchHeader> {
     let mut buf = [0u8; BATCH_HEADER_LEN];
     file.read_exact_at(&mut buf, pos)
@@ -193,9 +184,8 @@ impl Segment {
     /// Creates an empty segment starting at `base_offset`.
     pub fn create(dir: &Path, base_offset: u64, interval: u32) -> Result<Segment> {
         let (log_path, index_path) = segment_paths(dir, base_offset);
-        let file = open_rw(&log_path, true)?;
-        file.set_len(0)
-            .ctx(|| format!("truncating new segment {}", log_path.display()))?;
+        let file = fs::open_rw(&log_path, true)?;
+        fs::set_len(&file, &log_path, 0)?;
         let index = OffsetIndex::create(&index_path, interval, Vec::new())?;
         Ok(Segment {
             base_offset,
@@ -219,7 +209,7 @@ impl Segment {
         interval: u32,
     ) -> Result<(Segment, Option<Truncation>)> {
         let (log_path, index_path) = segment_paths(dir, base_offset);
-        let file = open_rw(&log_path, false)?;
+        let file = fs::open_rw(&log_path, false)?;
         let len = file
             .metadata()
             .ctx(|| format!("reading size of {}", log_path.display()))?
@@ -290,10 +280,8 @@ impl Segment {
                     reason = %reason,
                     "recovery truncated a torn or corrupt tail"
                 );
-                file.set_len(s.valid_end)
-                    .ctx(|| format!("truncating {}", log_path.display()))?;
-                file.sync_all()
-                    .ctx(|| format!("fsyncing truncated {}", log_path.display()))?;
+                fs::set_len(&file, &log_path, s.valid_end)?;
+                fs::sync_file(&file, &log_path)?;
             } else {
                 // Cutting an older segment would leave an offset gap before the next one; serve
                 // what validates and report the rest.
@@ -344,9 +332,7 @@ impl Segment {
     /// Appends one encoded, validated batch whose header is `h` at the end of the file.
     pub fn append(&mut self, batch: &[u8], h: &BatchHeader) -> Result<()> {
         debug_assert_eq!(h.base_offset, self.next_offset);
-        self.file
-            .write_all_at(batch, self.size)
-            .ctx(|| format!("appending to {}", self.log_path.display()))?;
+        fs::write_at(&self.file, &self.log_path, batch, self.size)?;
         let rel = (h.base_offset - self.base_offset) as u32;
         let position = self.size as u32;
         self.size += batch.len() as u64;
@@ -368,23 +354,20 @@ impl Segment {
 
     /// fsyncs the log file and the index.
     pub fn sync(&self) -> Result<()> {
-        self.file
-            .sync_data()
-            .ctx(|| format!("fsyncing {}", self.log_path.display()))?;
+        fs::sync_file(&self.file, &self.log_path)?;
         self.index.sync()
     }
 
     /// Removes both files (retention). Readers holding a [`ReadView`] keep reading the
     /// unlinked file.
     pub fn delete(self) -> Result<()> {
-        std::fs::remove_file(&self.log_path)
-            .ctx(|| format!("deleting segment {}", self.log_path.display()))?;
-        match std::fs::remove_file(&self.index_path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(e).ctx(|| format!("deleting index {}", self.index_path.display()))
-            }
-            _ => Ok(()),
+        if !fs::remove_file(&self.log_path)? {
+            return Err(StorageError::io(
+                format!("deleting segment {}", self.log_path.display()),
+                std::io::ErrorKind::NotFound.into(),
+            ));
         }
+        fs::remove_file(&self.index_path).map(|_| ())
     }
 
     /// Offset of the first record.

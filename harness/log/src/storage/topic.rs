@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::commit::Committer;
 use super::config::LogConfig;
 use super::error::{IoContext, Result, StorageError};
+use super::fs;
 use super::partition::Partition;
 use super::segment::Truncation;
 
@@ -48,17 +49,16 @@ impl Topic {
             return Err(StorageError::InvalidPartitions(partitions));
         }
         let tmp = topics_dir.join(format!(".tmp-{name}"));
-        let _ = std::fs::remove_dir_all(&tmp);
+        let _ = fs::remove_dir_all(&tmp);
+        fs::create_dir(&tmp)?;
         for p in 0..partitions {
-            let dir = tmp.join(p.to_string());
-            std::fs::create_dir_all(&dir).ctx(|| format!("creating {}", dir.display()))?;
+            fs::create_dir(&tmp.join(p.to_string()))?;
         }
         let dir = topics_dir.join(name);
-        std::fs::rename(&tmp, &dir)
-            .ctx(|| format!("renaming {} to {}", tmp.display(), dir.display()))?;
-        std::fs::File::open(topics_dir)
-            .and_then(|d| d.sync_all())
-            .ctx(|| format!("fsyncing {}", topics_dir.display()))?;
+        // The partition folders' names must be durable before the topic's is.
+        fs::sync_dir(&tmp)?;
+        fs::rename(&tmp, &dir)?;
+        fs::sync_dir(topics_dir)?;
         let (topic, _) = Topic::open(&dir, name, config, committer)?;
         Ok(topic)
     }
