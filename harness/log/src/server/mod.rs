@@ -17,7 +17,10 @@ pub use connection::{write_frames, ConnectionError, FrameReader};
 pub use handler::{error_response, FSYNC_WAIT, MAX_IN_FLIGHT};
 pub use server::{run, MAX_CONNECTIONS};
 
-use crate::storage::{FsyncPolicy, Log, LogConfig};
+use crate::storage::{
+    FsyncPolicy, Log, LogConfig, DEFAULT_MAX_OPEN_FILES, DEFAULT_MAX_PARTITIONS_PER_TOPIC,
+    DEFAULT_MAX_TOPICS,
+};
 
 /// Command-line arguments of the log server.
 #[derive(Debug, Clone, clap::Args)]
@@ -43,6 +46,15 @@ pub struct ServeArgs {
     /// One sparse index entry per this many bytes of batches.
     #[arg(long, default_value_t = 4096)]
     pub index_interval_bytes: u32,
+    /// Most segment files open at once (at most half the process's open-file limit).
+    #[arg(long, default_value_t = DEFAULT_MAX_OPEN_FILES)]
+    pub max_open_files: usize,
+    /// Most partitions a topic may be created with.
+    #[arg(long, default_value_t = DEFAULT_MAX_PARTITIONS_PER_TOPIC)]
+    pub max_partitions_per_topic: u32,
+    /// Most topics the log holds.
+    #[arg(long, default_value_t = DEFAULT_MAX_TOPICS)]
+    pub max_topics: u32,
 }
 
 fn parse_fsync(s: &str) -> Result<FsyncPolicy, String> {
@@ -61,6 +73,9 @@ impl ServeArgs {
             retention_bytes: None,
             retention_ms: None,
             index_interval_bytes: 4096,
+            max_open_files: DEFAULT_MAX_OPEN_FILES,
+            max_partitions_per_topic: DEFAULT_MAX_PARTITIONS_PER_TOPIC,
+            max_topics: DEFAULT_MAX_TOPICS,
         }
     }
 
@@ -72,6 +87,9 @@ impl ServeArgs {
             retention_bytes: self.retention_bytes,
             retention_age: self.retention_ms.map(Duration::from_millis),
             fsync: self.fsync,
+            max_open_files: self.max_open_files,
+            max_partitions_per_topic: self.max_partitions_per_topic,
+            max_topics: self.max_topics,
             ..LogConfig::default()
         }
     }

@@ -7,11 +7,11 @@
 //! fsync policy through the committer, like appends.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::error::{IoContext, Result};
+use super::files::FileSlot;
 use super::fs;
 
 const FILE_NAME: &str = "consumer_offsets.log";
@@ -22,7 +22,8 @@ const COMPACT_AFTER: u64 = 10_000;
 type Key = (String, String, u32);
 
 struct State {
-    file: Arc<File>,
+    /// Not counted in the open-file cap: one file, always open.
+    file: Arc<FileSlot>,
     size: u64,
     entries: u64,
     map: HashMap<Key, u64>,
@@ -108,7 +109,7 @@ impl OffsetStore {
         Ok(OffsetStore {
             dir: dir.to_owned(),
             state: Mutex::new(State {
-                file: Arc::new(file),
+                file: FileSlot::open(path, file, None),
                 size: pos as u64,
                 entries,
                 map,
@@ -121,18 +122,18 @@ impl OffsetStore {
     }
 
     /// Records `offset` as committed; returns the file to register for durability.
-    pub fn commit(
+    pub(crate) fn commit(
         &self,
         group: &str,
         topic: &str,
         partition: u32,
         offset: u64,
-    ) -> Result<Arc<File>> {
+    ) -> Result<Arc<FileSlot>> {
         let mut s = self.lock();
         let mut buf = Vec::with_capacity(32 + group.len() + topic.len());
         encode_entry(&mut buf, group, topic, partition, offset);
         let at = s.size;
-        fs::write_at(&s.file, &self.path(), &buf, at)?;
+        s.file.write_at(&buf, at)?;
         s.size += buf.len() as u64;
         s.entries += 1;
         s.map
@@ -156,7 +157,7 @@ impl OffsetStore {
         drop(file);
         fs::rename(&tmp, &path)?;
         fs::sync_dir(&self.dir)?;
-        s.file = Arc::new(fs::open_rw(&path, true)?);
+        s.file = FileSlot::open(path.clone(), fs::open_rw(&path, true)?, None);
         s.size = buf.len() as u64;
         s.entries = s.map.len() as u64;
         Ok(())
@@ -173,12 +174,7 @@ impl OffsetStore {
     /// fsyncs the offsets log.
     pub fn sync(&self) -> Result<()> {
         let file = self.lock().file.clone();
-        fs::sync_file(&file, &self.path())
-    }
-
-    /// The offsets log file.
-    pub fn path(&self) -> PathBuf {
-        self.dir.join(FILE_NAME)
+        file.sync()
     }
 
     /// Entries in the current log file (tests).

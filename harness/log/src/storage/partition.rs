@@ -15,6 +15,7 @@ use super::batch::{encode_batch, validate_records, BatchHeader, BATCH_HEADER_LEN
 use super::commit::{CommitTicket, Committer};
 use super::config::{FsyncPolicy, LogConfig};
 use super::error::{IoContext, Result, StorageError};
+use super::files::OpenFiles;
 use super::fs;
 use super::segment::{parse_segment_name, Segment, Truncation};
 
@@ -61,6 +62,14 @@ impl State {
     }
 }
 
+/// What every partition of a log shares: its configuration, committer and open-file cap.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub(crate) config: Arc<LogConfig>,
+    pub(crate) committer: Arc<Committer>,
+    pub(crate) files: Arc<OpenFiles>,
+}
+
 /// One partition of a topic.
 pub struct Partition {
     topic: String,
@@ -68,6 +77,7 @@ pub struct Partition {
     dir: PathBuf,
     config: Arc<LogConfig>,
     committer: Arc<Committer>,
+    files: Arc<OpenFiles>,
     state: Mutex<State>,
     end: watch::Sender<u64>,
 }
@@ -80,14 +90,47 @@ pub(crate) fn now_ms() -> u64 {
 }
 
 impl Partition {
-    /// Opens (recovering) or creates the partition stored in `dir`.
+    fn new(
+        topic: &str,
+        id: u32,
+        dir: &Path,
+        shared: &Shared,
+        segments: Vec<Segment>,
+        dir_dirty: bool,
+    ) -> Partition {
+        let end = segments.last().expect("a segment").next_offset();
+        Partition {
+            topic: topic.to_owned(),
+            id,
+            dir: dir.to_owned(),
+            config: shared.config.clone(),
+            committer: shared.committer.clone(),
+            files: shared.files.clone(),
+            state: Mutex::new(State {
+                segments,
+                scratch: Vec::new(),
+                dir_dirty,
+            }),
+            end: watch::Sender::new(end),
+        }
+    }
+
+    /// The partition of a topic just created, whose folder `dir` holds one empty segment file
+    /// not yet made durable in it; touches no file.
+    pub(crate) fn created(topic: &str, id: u32, dir: &Path, shared: &Shared) -> Partition {
+        let seg = Segment::empty(dir, 0, shared.config.index_interval_bytes, &shared.files);
+        Partition::new(topic, id, dir, shared, vec![seg], true)
+    }
+
+    /// Opens (recovering) the partition stored in `dir`, creating its first segment if it has
+    /// none. Segment files stay closed until used.
     pub(crate) fn open(
         topic: &str,
         id: u32,
         dir: &Path,
-        config: Arc<LogConfig>,
-        committer: Arc<Committer>,
+        shared: &Shared,
     ) -> Result<(Partition, Vec<Truncation>)> {
+        let (config, files) = (&shared.config, &shared.files);
         let mut bases = Vec::new();
         let mut indexes = Vec::new();
         for entry in std::fs::read_dir(dir).ctx(|| format!("listing {}", dir.display()))? {
@@ -110,28 +153,15 @@ impl Partition {
         let mut truncations = Vec::new();
         for (i, &base) in bases.iter().enumerate() {
             let last = i + 1 == bases.len();
-            let (seg, t) = Segment::open(dir, base, last, config.index_interval_bytes)?;
+            let (seg, t) = Segment::open(dir, base, last, config.index_interval_bytes, files)?;
             truncations.extend(t);
             segments.push(seg);
         }
         let dir_dirty = segments.is_empty();
         if dir_dirty {
-            segments.push(Segment::create(dir, 0, config.index_interval_bytes)?);
+            segments.push(Segment::create(dir, 0, config.index_interval_bytes, files)?);
         }
-        let end = segments.last().expect("a segment").next_offset();
-        let p = Partition {
-            topic: topic.to_owned(),
-            id,
-            dir: dir.to_owned(),
-            config,
-            committer,
-            state: Mutex::new(State {
-                segments,
-                scratch: Vec::new(),
-                dir_dirty,
-            }),
-            end: watch::Sender::new(end),
-        };
+        let p = Partition::new(topic, id, dir, shared, segments, dir_dirty);
         Ok((p, truncations))
     }
 
@@ -185,10 +215,7 @@ impl Partition {
             // The folder rides along with the first registered write after a roll.
             let dir = std::mem::take(&mut state.dir_dirty).then_some(self.dir.as_path());
             let active = state.segments.last().expect("a partition has a segment");
-            Some(
-                self.committer
-                    .register(active.file(), active.log_path(), dir, wake),
-            )
+            Some(self.committer.register(active.file(), dir, wake))
         } else {
             None
         };
@@ -202,12 +229,17 @@ impl Partition {
     }
 
     fn roll(&self, state: &mut State, base_offset: u64) -> Result<()> {
-        let durable = self.config.fsync != FsyncPolicy::Never;
-        if durable {
-            // The old log file's data is covered by the committer; its index is not.
-            state.active().sync()?;
-        }
-        let seg = Segment::create(&self.dir, base_offset, self.config.index_interval_bytes)?;
+        // Under interval/always the old file's data is covered by the committer, its index
+        // (written now) is not: fsync both here, as a closed segment is not written again.
+        state
+            .active()
+            .seal(self.config.fsync != FsyncPolicy::Never)?;
+        let seg = Segment::create(
+            &self.dir,
+            base_offset,
+            self.config.index_interval_bytes,
+            &self.files,
+        )?;
         // The new file's name is not durable until the folder is fsynced: the next registered
         // write (a durable produce under any policy) carries the folder to the committer.
         state.dir_dirty = true;
@@ -241,7 +273,7 @@ impl Partition {
                 i += 1;
             }
             let from = offset.max(segs[i].base_offset());
-            (segs[i].read_view(from), start, end, from)
+            (segs[i].read_view(from)?, start, end, from)
         };
         let data = view.read(from, max_bytes)?;
         Ok(ReadResult {
@@ -314,7 +346,7 @@ impl Partition {
     /// created since (shutdown, explicit flush).
     pub fn sync(&self) -> Result<()> {
         let mut state = self.lock();
-        for s in &state.segments {
+        for s in &mut state.segments {
             s.sync()?;
         }
         if state.dir_dirty {

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use super::batch::{check_batch, BatchHeader, BATCH_HEADER_LEN};
 use super::error::{IoContext, Result, StorageError};
+use super::files::{FileSlot, OpenFiles};
 use super::fs;
 use super::index::{IndexEntry, OffsetIndex};
 
@@ -46,17 +47,22 @@ pub struct Truncation {
     pub reason: String,
 }
 
-/// One segment, open for appends (the last of a partition) or reads.
+/// One segment: the last of a partition takes appends, every one serves reads. Its log file
+/// is opened on demand, within the log's cap on open files.
 #[derive(Debug)]
 pub struct Segment {
     base_offset: u64,
     log_path: PathBuf,
     index_path: PathBuf,
-    file: Arc<File>,
+    file: Arc<FileSlot>,
     size: u64,
     next_offset: u64,
     max_timestamp_ms: u64,
     index: OffsetIndex,
+    /// Appended to since the last [`Segment::sync`].
+    unsynced: bool,
+    /// The index file was written at a roll without an fsync.
+    index_unsynced: bool,
 }
 
 /// A snapshot of where to read in a segment, taken under the partition lock and used without it.
@@ -181,32 +187,56 @@ fn read_header_at(file: &File, path: &Path, pos: u64) -> Result<BatchHeader> {
 }
 
 impl Segment {
-    /// Creates an empty segment starting at `base_offset`.
-    pub fn create(dir: &Path, base_offset: u64, interval: u32) -> Result<Segment> {
-        let (log_path, index_path) = segment_paths(dir, base_offset);
+    /// Creates an empty segment file starting at `base_offset`. Its name is durable only once
+    /// the folder is fsynced (the caller's job).
+    pub(crate) fn create(
+        dir: &Path,
+        base_offset: u64,
+        interval: u32,
+        files: &Arc<OpenFiles>,
+    ) -> Result<Segment> {
+        let (log_path, _) = segment_paths(dir, base_offset);
         let file = fs::open_rw(&log_path, true)?;
         fs::set_len(&file, &log_path, 0)?;
-        let index = OffsetIndex::create(&index_path, interval, Vec::new())?;
-        Ok(Segment {
+        let mut seg = Segment::empty(dir, base_offset, interval, files);
+        seg.file = FileSlot::open(log_path, file, Some(files));
+        Ok(seg)
+    }
+
+    /// The segment of an empty file that exists at `dir` (a topic just created), without
+    /// touching the disk.
+    pub(crate) fn empty(
+        dir: &Path,
+        base_offset: u64,
+        interval: u32,
+        files: &Arc<OpenFiles>,
+    ) -> Segment {
+        let (log_path, index_path) = segment_paths(dir, base_offset);
+        Segment {
             base_offset,
+            file: FileSlot::lazy(log_path.clone(), files),
             log_path,
             index_path,
-            file: Arc::new(file),
             size: 0,
             next_offset: base_offset,
             max_timestamp_ms: 0,
-            index,
-        })
+            index: OffsetIndex::new(interval, Vec::new()),
+            unsynced: false,
+            index_unsynced: false,
+        }
     }
 
-    /// Opens an existing segment. The last segment of a partition (`last`) is fully validated
-    /// and truncated at its first torn or corrupt batch; an older one is trusted up to its index
-    /// and scanned from its last index entry. A missing or damaged index is rebuilt.
-    pub fn open(
+    /// Opens an existing segment, leaving its file closed until used. The last segment of a
+    /// partition (`last`) is fully validated and truncated at its first torn or corrupt batch,
+    /// and its index rebuilt in memory; an older one is trusted up to its index and scanned
+    /// from its last index entry (reads check CRCs). An older segment's missing or damaged
+    /// index is rebuilt.
+    pub(crate) fn open(
         dir: &Path,
         base_offset: u64,
         last: bool,
         interval: u32,
+        files: &Arc<OpenFiles>,
     ) -> Result<(Segment, Option<Truncation>)> {
         let (log_path, index_path) = segment_paths(dir, base_offset);
         let file = fs::open_rw(&log_path, false)?;
@@ -214,47 +244,52 @@ impl Segment {
             .metadata()
             .ctx(|| format!("reading size of {}", log_path.display()))?
             .len();
-        let disk_index = OffsetIndex::read_entries(&index_path)?;
+        let segment = |size, next_offset, max_timestamp_ms, index| Segment {
+            base_offset,
+            file: FileSlot::lazy(log_path.clone(), files),
+            log_path: log_path.clone(),
+            index_path: index_path.clone(),
+            size,
+            next_offset,
+            max_timestamp_ms,
+            index,
+            unsynced: false,
+            index_unsynced: false,
+        };
+        // The active segment's index is never written while it is active: do not read it.
+        let disk_index = if last {
+            None
+        } else {
+            OffsetIndex::read_entries(&index_path)?
+        };
 
         // An older segment with a plausible index: check its last entry and scan only past it.
-        if !last {
-            if let Some((entries, true)) = &disk_index {
-                if entries_plausible(entries, len) {
-                    let start = entries.last().copied().unwrap_or(IndexEntry {
-                        rel_offset: 0,
-                        position: 0,
-                    });
-                    // Saturating: the base comes from a file name, the entry from disk.
-                    let start_offset = base_offset.saturating_add(u64::from(start.rel_offset));
-                    let ok = len == 0
-                        || read_header_at(&file, &log_path, u64::from(start.position))
-                            .map(|h| h.base_offset == start_offset)
-                            .unwrap_or(false);
-                    if ok {
-                        let s = scan(
-                            &file,
-                            u64::from(start.position),
-                            start_offset,
-                            len,
-                            false,
-                            interval,
-                            base_offset,
-                        )
-                        .ctx(|| format!("scanning {}", log_path.display()))?;
-                        if s.error.is_none() {
-                            let index = OffsetIndex::open(&index_path, interval, entries.clone())?;
-                            let seg = Segment {
-                                base_offset,
-                                log_path,
-                                index_path,
-                                file: Arc::new(file),
-                                size: len,
-                                next_offset: s.next_offset,
-                                max_timestamp_ms: s.max_timestamp_ms,
-                                index,
-                            };
-                            return Ok((seg, None));
-                        }
+        if let Some((entries, true)) = &disk_index {
+            if entries_plausible(entries, len) {
+                let start = entries.last().copied().unwrap_or(IndexEntry {
+                    rel_offset: 0,
+                    position: 0,
+                });
+                // Saturating: the base comes from a file name, the entry from disk.
+                let start_offset = base_offset.saturating_add(u64::from(start.rel_offset));
+                let ok = len == 0
+                    || read_header_at(&file, &log_path, u64::from(start.position))
+                        .map(|h| h.base_offset == start_offset)
+                        .unwrap_or(false);
+                if ok {
+                    let s = scan(
+                        &file,
+                        u64::from(start.position),
+                        start_offset,
+                        len,
+                        false,
+                        interval,
+                        base_offset,
+                    )
+                    .ctx(|| format!("scanning {}", log_path.display()))?;
+                    if s.error.is_none() {
+                        let index = OffsetIndex::new(interval, entries.clone());
+                        return Ok((segment(len, s.next_offset, s.max_timestamp_ms, index), None));
                     }
                 }
             }
@@ -295,72 +330,91 @@ impl Segment {
             }
             truncation = Some(t);
         }
-        let index = match disk_index {
-            Some((entries, true)) if entries == s.entries => {
-                OffsetIndex::open(&index_path, interval, entries)?
-            }
-            Some((entries, _)) => {
-                if s.entries.starts_with(&entries) {
-                    tracing::debug!(index = %index_path.display(), "index behind its log; extended");
-                } else {
-                    tracing::warn!(index = %index_path.display(), "damaged index rebuilt from its log");
-                }
-                OffsetIndex::create(&index_path, interval, s.entries.clone())?
-            }
-            None => {
-                if len > 0 {
-                    tracing::warn!(index = %index_path.display(), "missing index rebuilt from its log");
-                }
-                OffsetIndex::create(&index_path, interval, s.entries.clone())?
-            }
-        };
-        let mut index = index;
+        let mut index = OffsetIndex::new(interval, s.entries);
         index.set_bytes_since_entry(s.bytes_since_entry);
-        let seg = Segment {
-            base_offset,
-            log_path,
-            index_path,
-            file: Arc::new(file),
-            size: s.valid_end,
-            next_offset: s.next_offset,
-            max_timestamp_ms: s.max_timestamp_ms,
-            index,
-        };
-        Ok((seg, truncation))
+        if !last {
+            match &disk_index {
+                Some((entries, true)) if entries.as_slice() == index.entries() => {}
+                Some((entries, _)) => {
+                    if index.entries().starts_with(entries) {
+                        tracing::debug!(index = %index_path.display(), "index behind its log; extended");
+                    } else {
+                        tracing::warn!(index = %index_path.display(), "damaged index rebuilt from its log");
+                    }
+                    index.write(&index_path)?;
+                }
+                None => {
+                    if len > 0 {
+                        tracing::warn!(index = %index_path.display(), "missing index rebuilt from its log");
+                    }
+                    index.write(&index_path)?;
+                }
+            }
+        }
+        Ok((
+            segment(s.valid_end, s.next_offset, s.max_timestamp_ms, index),
+            truncation,
+        ))
     }
 
     /// Appends one encoded, validated batch whose header is `h` at the end of the file.
-    pub fn append(&mut self, batch: &[u8], h: &BatchHeader) -> Result<()> {
+    pub(crate) fn append(&mut self, batch: &[u8], h: &BatchHeader) -> Result<()> {
         debug_assert_eq!(h.base_offset, self.next_offset);
-        fs::write_at(&self.file, &self.log_path, batch, self.size)?;
+        self.file.write_at(batch, self.size)?;
         let rel = (h.base_offset - self.base_offset) as u32;
         let position = self.size as u32;
         self.size += batch.len() as u64;
         self.next_offset = h.next_offset();
         self.max_timestamp_ms = self.max_timestamp_ms.max(h.timestamp_ms);
-        self.index.on_append(rel, position, batch.len() as u64)
+        self.unsynced = true;
+        self.index.on_append(rel, position, batch.len() as u64);
+        Ok(())
     }
 
-    /// Where to start reading for `offset` (which this segment holds).
-    pub fn read_view(&self, offset: u64) -> ReadView {
+    /// Closes the segment to appends (a roll): writes its index file, and with `durable`
+    /// fsyncs the index and the log file now.
+    pub(crate) fn seal(&mut self, durable: bool) -> Result<()> {
+        let index = self.index.write(&self.index_path)?;
+        if durable {
+            fs::sync_file(&index, &self.index_path)?;
+            self.file.sync()?;
+            self.unsynced = false;
+        } else {
+            self.index_unsynced = true;
+        }
+        Ok(())
+    }
+
+    /// Where to start reading for `offset` (which this segment holds); opens the file if it
+    /// is closed.
+    pub(crate) fn read_view(&self, offset: u64) -> Result<ReadView> {
         let rel = (offset.saturating_sub(self.base_offset)).min(u64::from(u32::MAX)) as u32;
-        ReadView {
-            file: self.file.clone(),
+        Ok(ReadView {
+            file: self.file.get()?,
             path: self.log_path.clone(),
             start_position: u64::from(self.index.lookup(rel).position),
             end: self.size,
-        }
+        })
     }
 
-    /// fsyncs the log file and the index.
-    pub fn sync(&self) -> Result<()> {
-        fs::sync_file(&self.file, &self.log_path)?;
-        self.index.sync()
+    /// fsyncs the log file and a written index, if either changed since the last call.
+    pub(crate) fn sync(&mut self) -> Result<()> {
+        if self.unsynced {
+            self.file.sync()?;
+            self.unsynced = false;
+        }
+        if self.index_unsynced {
+            let index = fs::open_rw(&self.index_path, false)?;
+            fs::sync_file(&index, &self.index_path)?;
+            self.index_unsynced = false;
+        }
+        Ok(())
     }
 
     /// Removes both files (retention). Readers holding a [`ReadView`] keep reading the
     /// unlinked file.
-    pub fn delete(self) -> Result<()> {
+    pub(crate) fn delete(self) -> Result<()> {
+        self.file.mark_deleted();
         if !fs::remove_file(&self.log_path)? {
             return Err(StorageError::io(
                 format!("deleting segment {}", self.log_path.display()),
@@ -386,8 +440,8 @@ impl Segment {
     pub fn max_timestamp_ms(&self) -> u64 {
         self.max_timestamp_ms
     }
-    /// The shared log file handle (what the committer fsyncs).
-    pub fn file(&self) -> &Arc<File> {
+    /// The log file's slot (what the committer fsyncs).
+    pub(crate) fn file(&self) -> &Arc<FileSlot> {
         &self.file
     }
     /// The log file path.

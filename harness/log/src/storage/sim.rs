@@ -22,6 +22,16 @@ thread_local! {
     static FAIL_AFTER: Cell<Option<u64>> = const { Cell::new(None) };
 }
 
+/// Makes the `n`-th fs call from now on this thread fail (0: the next one); `None` disarms.
+pub(crate) fn fail_nth_call(n: Option<u64>) {
+    FAIL_AFTER.with(|f| f.set(n));
+}
+
+/// Whether the armed failure has fired (or none was armed).
+pub(crate) fn failure_fired() -> bool {
+    FAIL_AFTER.with(|f| f.get().is_none())
+}
+
 /// The fault-injection point every `fs` call passes.
 pub(crate) fn fail_point(op: Op, path: &Path) -> io::Result<()> {
     FAIL_AFTER.with(|f| match f.get() {
@@ -253,6 +263,8 @@ mod tests {
             // Small segments and index intervals: many rolls, many new files per cycle.
             segment_bytes: 1024,
             index_interval_bytes: 128,
+            // Far fewer than the segment files: fsyncs go through closed and reopened files.
+            max_open_files: 4,
             fsync,
             ..LogConfig::default()
         }
