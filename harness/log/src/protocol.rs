@@ -94,6 +94,8 @@ pub enum ErrorCode {
     Timeout = 8,
     /// The server is shutting down.
     ShuttingDown = 9,
+    /// Stored data failed its CRC check; the offset cannot be served.
+    Corrupt = 10,
     /// Anything else.
     Other = 255,
 }
@@ -111,6 +113,7 @@ impl ErrorCode {
             7 => ErrorCode::Storage,
             8 => ErrorCode::Timeout,
             9 => ErrorCode::ShuttingDown,
+            10 => ErrorCode::Corrupt,
             _ => ErrorCode::Other,
         }
     }

@@ -73,8 +73,10 @@ pub fn error_response(e: &StorageError) -> Response {
         | StorageError::InvalidPartitions(_)
         | StorageError::InvalidBatch(_)
         | StorageError::BatchTooLarge { .. }
+        | StorageError::LimitExceeded { .. }
         | StorageError::Config(_) => ErrorCode::InvalidArgument,
         StorageError::SyncTimeout(_) => ErrorCode::Timeout,
+        StorageError::Corrupt { .. } => ErrorCode::Corrupt,
         _ => ErrorCode::Storage,
     };
     Response::Error {

@@ -26,7 +26,10 @@ pub use limits::{
 pub use registry::{ConnState, Registry};
 pub use server::{run, run_with, MAX_CONNECTIONS};
 
-use crate::storage::{FsyncPolicy, Log, LogConfig};
+use crate::storage::{
+    FsyncPolicy, Log, LogConfig, DEFAULT_MAX_OPEN_FILES, DEFAULT_MAX_PARTITIONS_PER_TOPIC,
+    DEFAULT_MAX_TOPICS,
+};
 
 /// Command-line arguments of the log server.
 #[derive(Debug, Clone, clap::Args)]
@@ -52,6 +55,15 @@ pub struct ServeArgs {
     /// One sparse index entry per this many bytes of batches.
     #[arg(long, default_value_t = 4096)]
     pub index_interval_bytes: u32,
+    /// Most segment files open at once (at most half the process's open-file limit).
+    #[arg(long, default_value_t = DEFAULT_MAX_OPEN_FILES)]
+    pub max_open_files: usize,
+    /// Most partitions a topic may be created with.
+    #[arg(long, default_value_t = DEFAULT_MAX_PARTITIONS_PER_TOPIC)]
+    pub max_partitions_per_topic: u32,
+    /// Most topics the log holds.
+    #[arg(long, default_value_t = DEFAULT_MAX_TOPICS)]
+    pub max_topics: u32,
     /// Connection cap, timeouts and memory budgets.
     #[command(flatten)]
     pub limits: Limits,
@@ -73,6 +85,9 @@ impl ServeArgs {
             retention_bytes: None,
             retention_ms: None,
             index_interval_bytes: 4096,
+            max_open_files: DEFAULT_MAX_OPEN_FILES,
+            max_partitions_per_topic: DEFAULT_MAX_PARTITIONS_PER_TOPIC,
+            max_topics: DEFAULT_MAX_TOPICS,
             limits: Limits::default(),
         }
     }
@@ -85,6 +100,9 @@ impl ServeArgs {
             retention_bytes: self.retention_bytes,
             retention_age: self.retention_ms.map(Duration::from_millis),
             fsync: self.fsync,
+            max_open_files: self.max_open_files,
+            max_partitions_per_topic: self.max_partitions_per_topic,
+            max_topics: self.max_topics,
             ..LogConfig::default()
         }
     }

@@ -35,11 +35,14 @@ impl BatchHeader {
 
     /// The offset after the last record of this batch.
     pub fn next_offset(&self) -> u64 {
-        self.base_offset + u64::from(self.record_count)
+        // Parsed headers never overflow here (see `parse`); a hand-built one saturates.
+        self.base_offset
+            .saturating_add(u64::from(self.record_count))
     }
 
     /// Parses the header without checking the CRC; `None` if `buf` is short or the header is
-    /// not even plausible (a length too small for the header, zero records).
+    /// not even plausible (a length too small for the header, zero records, offsets that would
+    /// run past u64::MAX).
     pub fn parse(buf: &[u8]) -> Option<BatchHeader> {
         if buf.len() < BATCH_HEADER_LEN {
             return None;
@@ -53,7 +56,12 @@ impl BatchHeader {
         };
         let min_len =
             (BATCH_HEADER_LEN - 4) as u64 + u64::from(h.record_count) * RECORD_OVERHEAD as u64;
-        if h.record_count == 0 || u64::from(h.length) < min_len {
+        if h.record_count == 0
+            || u64::from(h.length) < min_len
+            || h.base_offset
+                .checked_add(u64::from(h.record_count))
+                .is_none()
+        {
             return None;
         }
         Some(h)

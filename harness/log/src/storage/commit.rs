@@ -1,11 +1,12 @@
 //! Group commit: one committer thread turns many pending writes into one fsync round.
 //!
-//! A writer registers the file it wrote after its write completed and gets a [`CommitTicket`]
-//! (a sequence number). The committer takes every file dirty at that moment, fsyncs each once,
+//! A writer registers the file it wrote after its write completed (and the folder, when the
+//! file is new there) and gets a [`CommitTicket`] (a sequence number). The committer takes
+//! every file and folder dirty at that moment, fsyncs each once,
 //! then marks every ticket up to the snapshot durable and wakes all waiters (blocking ones
 //! through a condvar, async ones through a watch channel).
 
-use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -13,6 +14,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::error::{Result, StorageError};
+use super::files::FileSlot;
+use super::fs;
 
 /// Longest a round waits to gather writers before its fsync.
 const MAX_GATHER: Duration = Duration::from_millis(2);
@@ -41,10 +44,25 @@ pub struct CommitStats {
     pub fsync_nanos: u64,
 }
 
+/// What a round fsyncs: a file written since the last round, or a folder a file was created in.
+enum Target {
+    File(Arc<FileSlot>),
+    Dir(PathBuf),
+}
+
+impl Target {
+    fn sync(&self) -> Result<()> {
+        match self {
+            Target::File(f) => f.sync(),
+            Target::Dir(path) => fs::sync_dir(path),
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
     synced_seq: u64,
-    dirty: Vec<Arc<File>>,
+    dirty: Vec<Target>,
     wake: bool,
     /// Whether a writer waiting for its acknowledgement asked for the pending round (not an
     /// interval tick or a flush): only then do released writers come straight back.
@@ -88,16 +106,35 @@ impl Committer {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Registers a completed write to `file`. With `wake`, the committer starts a round now;
-    /// without it the write waits for the next requested round (interval policy).
-    pub fn register(&self, file: &Arc<File>, wake: bool) -> CommitTicket {
+    /// Registers a completed write to `file`, and `dir` when the write's file was created in
+    /// it since the folder's last fsync. With `wake`, the committer starts a round now; without
+    /// it the write waits for the next requested round (interval policy).
+    pub(crate) fn register(
+        &self,
+        file: &Arc<FileSlot>,
+        dir: Option<&Path>,
+        wake: bool,
+    ) -> CommitTicket {
         let mut s = self.lock();
         let seq = self.write_seq() + 1;
         self.write_seq.store(seq, Ordering::Release);
         s.stats.writes += 1;
         let ticket = CommitTicket(seq);
-        if !s.dirty.iter().any(|f| Arc::ptr_eq(f, file)) {
-            s.dirty.push(file.clone());
+        if !s
+            .dirty
+            .iter()
+            .any(|t| matches!(t, Target::File(f) if Arc::ptr_eq(f, file)))
+        {
+            s.dirty.push(Target::File(file.clone()));
+        }
+        if let Some(dir) = dir {
+            if !s
+                .dirty
+                .iter()
+                .any(|t| matches!(t, Target::Dir(d) if d == dir))
+            {
+                s.dirty.push(Target::Dir(dir.to_owned()));
+            }
         }
         if wake && !s.wake {
             // The first write of a round wakes the committer (if it sleeps; while it gathers a
@@ -122,7 +159,8 @@ impl Committer {
 
     /// Blocks until `ticket` is durable, an fsync fails, or `timeout` passes.
     pub fn wait(&self, ticket: CommitTicket, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
+        // A timeout too large for an Instant (Duration::MAX) means no deadline.
+        let deadline = Instant::now().checked_add(timeout);
         let mut s = self.lock();
         loop {
             if let Some(e) = &s.failed {
@@ -132,14 +170,18 @@ impl Committer {
                 return Ok(());
             }
             let now = Instant::now();
-            if now >= deadline {
-                return Err(StorageError::SyncTimeout(timeout));
-            }
-            s = self
-                .done
-                .wait_timeout(s, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            s = match deadline {
+                Some(deadline) if now >= deadline => {
+                    return Err(StorageError::SyncTimeout(timeout));
+                }
+                Some(deadline) => {
+                    self.done
+                        .wait_timeout(s, deadline - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+                None => self.done.wait(s).unwrap_or_else(|e| e.into_inner()),
+            };
         }
     }
 
@@ -204,8 +246,8 @@ impl Committer {
             };
             let mut result = Ok(());
             let started = Instant::now();
-            for f in &files {
-                if let Err(e) = f.sync_data() {
+            for t in &files {
+                if let Err(e) = t.sync() {
                     result = Err(e);
                     break;
                 }
@@ -249,6 +291,12 @@ mod tests {
     use super::*;
     use std::io::Write;
 
+    fn slot(dir: &std::path::Path) -> Arc<FileSlot> {
+        let path = dir.join("f");
+        let file = std::fs::File::create(&path).unwrap();
+        FileSlot::open(path, file, None)
+    }
+
     fn committer() -> (Arc<Committer>, std::thread::JoinHandle<()>) {
         let c = Arc::new(Committer::default());
         let c2 = c.clone();
@@ -258,13 +306,13 @@ mod tests {
     #[test]
     fn one_round_covers_every_pending_write() {
         let dir = tempfile::tempdir().unwrap();
-        let file = Arc::new(File::create(dir.path().join("f")).unwrap());
+        let file = slot(dir.path());
         let c = Arc::new(Committer::default());
         // Register many writes before the committer thread exists: one round must cover them all.
         let tickets: Vec<_> = (0..50)
             .map(|_| {
-                (&*file).write_all(b"x").unwrap();
-                c.register(&file, true)
+                (&*file.get().unwrap()).write_all(b"x").unwrap();
+                c.register(&file, None, true)
             })
             .collect();
         let c2 = c.clone();
@@ -283,15 +331,15 @@ mod tests {
     #[test]
     fn concurrent_writers_share_fsyncs() {
         let dir = tempfile::tempdir().unwrap();
-        let file = Arc::new(File::create(dir.path().join("f")).unwrap());
+        let file = slot(dir.path());
         let (c, h) = committer();
         let writers: Vec<_> = (0..8)
             .map(|_| {
                 let (c, file) = (c.clone(), file.clone());
                 std::thread::spawn(move || {
                     for _ in 0..20 {
-                        (&*file).write_all(b"y").unwrap();
-                        let t = c.register(&file, true);
+                        (&*file.get().unwrap()).write_all(b"y").unwrap();
+                        let t = c.register(&file, None, true);
                         c.wait(t, Duration::from_secs(10)).unwrap();
                     }
                 })
@@ -310,9 +358,9 @@ mod tests {
     #[test]
     fn wait_times_out_without_a_round() {
         let dir = tempfile::tempdir().unwrap();
-        let file = Arc::new(File::create(dir.path().join("f")).unwrap());
+        let file = slot(dir.path());
         let c = Committer::default();
-        let t = c.register(&file, false);
+        let t = c.register(&file, None, false);
         let err = c.wait(t, Duration::from_millis(20)).unwrap_err();
         assert!(matches!(err, StorageError::SyncTimeout(_)), "{err}");
     }
@@ -320,9 +368,9 @@ mod tests {
     #[test]
     fn async_waiters_are_released() {
         let dir = tempfile::tempdir().unwrap();
-        let file = Arc::new(File::create(dir.path().join("f")).unwrap());
+        let file = slot(dir.path());
         let (c, h) = committer();
-        let t = c.register(&file, true);
+        let t = c.register(&file, None, true);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()

@@ -1,9 +1,11 @@
-//! Configuration of a log: fsync policy, segment size, index density and retention.
+//! Configuration of a log: fsync policy, segment size, index density, retention, and the
+//! limits that bound its resources (open files, partitions per topic, topics).
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use super::error::StorageError;
+use super::topic::MAX_PARTITIONS;
 
 /// When the log calls fsync on the data it writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +56,16 @@ impl std::fmt::Display for FsyncPolicy {
 pub const MAX_SEGMENT_BYTES: u64 = 1 << 30;
 /// Largest batch accepted, and so the largest record.
 pub const MAX_BATCH_BYTES: u64 = 32 << 20;
+/// Default cap on segment files held open at once.
+pub const DEFAULT_MAX_OPEN_FILES: usize = 1024;
+/// Largest open-file cap a configuration may set.
+pub const MAX_OPEN_FILES: usize = 1 << 20;
+/// Default limit on the partitions of one topic.
+pub const DEFAULT_MAX_PARTITIONS_PER_TOPIC: u32 = 1024;
+/// Default limit on the topics of one log.
+pub const DEFAULT_MAX_TOPICS: u32 = 256;
+/// Largest topics-per-log limit a configuration may set.
+pub const MAX_TOPICS: u32 = 1 << 16;
 
 /// Settings of one log directory.
 #[derive(Debug, Clone)]
@@ -72,6 +84,15 @@ pub struct LogConfig {
     pub retention_check_interval: Duration,
     /// Largest batch accepted.
     pub max_batch_bytes: u64,
+    /// Most segment files held open at once; the least recently used are closed past it and
+    /// reopened on use. At open it is lowered to half the process's open-file limit
+    /// (RLIMIT_NOFILE), leaving the rest to connections.
+    pub max_open_files: usize,
+    /// Most partitions a topic may be created with.
+    pub max_partitions_per_topic: u32,
+    /// Most topics the log holds; creating more is refused (a folder already holding more
+    /// still opens).
+    pub max_topics: u32,
 }
 
 impl Default for LogConfig {
@@ -84,6 +105,9 @@ impl Default for LogConfig {
             fsync: FsyncPolicy::Never,
             retention_check_interval: Duration::from_secs(1),
             max_batch_bytes: MAX_BATCH_BYTES,
+            max_open_files: DEFAULT_MAX_OPEN_FILES,
+            max_partitions_per_topic: DEFAULT_MAX_PARTITIONS_PER_TOPIC,
+            max_topics: DEFAULT_MAX_TOPICS,
         }
     }
 }
@@ -104,6 +128,24 @@ impl LogConfig {
             return Err(StorageError::Config(format!(
                 "max batch {} bytes: use 1..={MAX_BATCH_BYTES}",
                 self.max_batch_bytes
+            )));
+        }
+        if self.max_open_files == 0 || self.max_open_files > MAX_OPEN_FILES {
+            return Err(StorageError::Config(format!(
+                "max open files {}: use 1..={MAX_OPEN_FILES}",
+                self.max_open_files
+            )));
+        }
+        if self.max_partitions_per_topic == 0 || self.max_partitions_per_topic > MAX_PARTITIONS {
+            return Err(StorageError::Config(format!(
+                "max partitions per topic {}: use 1..={MAX_PARTITIONS}",
+                self.max_partitions_per_topic
+            )));
+        }
+        if self.max_topics == 0 || self.max_topics > MAX_TOPICS {
+            return Err(StorageError::Config(format!(
+                "max topics {}: use 1..={MAX_TOPICS}",
+                self.max_topics
             )));
         }
         Ok(())

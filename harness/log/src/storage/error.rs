@@ -33,9 +33,18 @@ pub enum StorageError {
     /// A topic or group name the log refuses (empty, too long, or with characters unsafe in a path).
     #[error("invalid name {0:?}: use 1-200 characters from [A-Za-z0-9._-], not starting with '.'")]
     InvalidName(String),
-    /// A partition count of zero or above the limit.
-    #[error("invalid partition count {0}: use 1..=1024")]
+    /// A partition count of zero.
+    #[error("invalid partition count {0}: a topic needs at least one partition")]
     InvalidPartitions(u32),
+    /// A request past one of the log's limits (partitions per topic, topics per log).
+    #[error("{what}: {requested} requested, the limit is {limit} (set by {setting})")]
+    LimitExceeded {
+        what: &'static str,
+        requested: u64,
+        limit: u64,
+        /// The configuration field and server flag that set the limit.
+        setting: &'static str,
+    },
     /// The offset is before the first retained record or past the end.
     #[error("offset {offset} of {topic}/{partition} is out of range [{start}, {end}]")]
     OffsetOutOfRange {

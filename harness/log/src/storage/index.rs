@@ -1,14 +1,16 @@
 //! The sparse offset index of one segment: `relative offset u32 | file position u32` entries,
 //! one per `index_interval_bytes` of batches, each pointing at a batch header.
 //!
-//! The index is a hint that recovery can always rebuild from the log file, so it is never
-//! fsynced on the write path; a lookup gives a position to scan forward from.
+//! The index lives in memory; it is written to its file (`….index`) whole when its segment
+//! closes (a roll) or is rebuilt at open, never on the write path, so the active segment holds
+//! no index file open. It is a hint that recovery can always rebuild from the log file (the
+//! last segment is always rescanned); a lookup gives a position to scan forward from.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::path::Path;
 
 use super::error::{IoContext, Result};
+use super::fs;
 
 /// Bytes per index entry.
 pub const INDEX_ENTRY_LEN: usize = 8;
@@ -22,59 +24,26 @@ pub struct IndexEntry {
     pub position: u32,
 }
 
-/// The in-memory copy of a segment's index and the file it is persisted to.
+/// A segment's index entries, and how far the last append is from the last entry.
 #[derive(Debug)]
 pub struct OffsetIndex {
-    path: PathBuf,
-    file: File,
     entries: Vec<IndexEntry>,
     interval: u32,
     bytes_since_entry: u64,
 }
 
 impl OffsetIndex {
-    /// Creates or truncates the index file and starts it with `entries`.
-    pub fn create(path: &Path, interval: u32, entries: Vec<IndexEntry>) -> Result<OffsetIndex> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(path)
-            .ctx(|| format!("creating index {}", path.display()))?;
-        let mut buf = Vec::with_capacity(entries.len() * INDEX_ENTRY_LEN);
-        for e in &entries {
-            buf.extend_from_slice(&e.rel_offset.to_be_bytes());
-            buf.extend_from_slice(&e.position.to_be_bytes());
+    /// An index of `entries`, adding one per `interval` bytes of appends.
+    pub fn new(interval: u32, entries: Vec<IndexEntry>) -> OffsetIndex {
+        OffsetIndex {
+            entries,
+            interval,
+            bytes_since_entry: 0,
         }
-        file.write_all_at(&buf, 0)
-            .ctx(|| format!("writing index {}", path.display()))?;
-        Ok(OffsetIndex {
-            path: path.to_owned(),
-            file,
-            entries,
-            interval,
-            bytes_since_entry: 0,
-        })
     }
 
-    /// Opens an existing index file as is, with entries the caller has validated.
-    pub fn open(path: &Path, interval: u32, entries: Vec<IndexEntry>) -> Result<OffsetIndex> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .ctx(|| format!("opening index {}", path.display()))?;
-        Ok(OffsetIndex {
-            path: path.to_owned(),
-            file,
-            entries,
-            interval,
-            bytes_since_entry: 0,
-        })
-    }
-
-    /// Reads the entries of an index file; `None` if it is missing. Entries are not validated.
+    /// Reads the entries of an index file; `None` if it is missing. Entries are not validated;
+    /// the flag says whether the file held whole entries only.
     pub fn read_entries(path: &Path) -> Result<Option<(Vec<IndexEntry>, bool)>> {
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
@@ -92,17 +61,20 @@ impl OffsetIndex {
         Ok(Some((entries, whole)))
     }
 
+    /// Writes every entry to `path` (created or truncated); returns the file, for an fsync.
+    pub fn write(&self, path: &Path) -> Result<File> {
+        let mut buf = Vec::with_capacity(self.entries.len() * INDEX_ENTRY_LEN);
+        for e in &self.entries {
+            buf.extend_from_slice(&e.rel_offset.to_be_bytes());
+            buf.extend_from_slice(&e.position.to_be_bytes());
+        }
+        fs::write_file(path, &buf)
+    }
+
     /// Notes a batch appended at `position`; adds an entry once enough bytes passed since the
     /// last one.
-    pub fn on_append(&mut self, rel_offset: u32, position: u32, batch_len: u64) -> Result<()> {
+    pub fn on_append(&mut self, rel_offset: u32, position: u32, batch_len: u64) {
         if self.entries.is_empty() || self.bytes_since_entry >= u64::from(self.interval) {
-            let at = (self.entries.len() * INDEX_ENTRY_LEN) as u64;
-            let mut buf = [0u8; INDEX_ENTRY_LEN];
-            buf[0..4].copy_from_slice(&rel_offset.to_be_bytes());
-            buf[4..8].copy_from_slice(&position.to_be_bytes());
-            self.file
-                .write_all_at(&buf, at)
-                .ctx(|| format!("appending to index {}", self.path.display()))?;
             self.entries.push(IndexEntry {
                 rel_offset,
                 position,
@@ -110,7 +82,6 @@ impl OffsetIndex {
             self.bytes_since_entry = 0;
         }
         self.bytes_since_entry += batch_len;
-        Ok(())
     }
 
     /// The last entry at or before `rel_offset`: where to start scanning for it.
@@ -135,13 +106,6 @@ impl OffsetIndex {
     pub fn entries(&self) -> &[IndexEntry] {
         &self.entries
     }
-
-    /// fsyncs the index file.
-    pub fn sync(&self) -> Result<()> {
-        self.file
-            .sync_data()
-            .ctx(|| format!("fsyncing index {}", self.path.display()))
-    }
 }
 
 #[cfg(test)]
@@ -152,16 +116,18 @@ mod tests {
     fn sparse_entries_and_lookup() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("0.index");
-        let mut idx = OffsetIndex::create(&path, 100, Vec::new()).unwrap();
+        let mut idx = OffsetIndex::new(100, Vec::new());
         // Batches of 60 bytes with 2 records each: an entry every second batch.
         for i in 0..6u32 {
-            idx.on_append(i * 2, i * 60, 60).unwrap();
+            idx.on_append(i * 2, i * 60, 60);
         }
         let rels: Vec<u32> = idx.entries().iter().map(|e| e.rel_offset).collect();
         assert_eq!(rels, vec![0, 4, 8]);
         assert_eq!(idx.lookup(0).position, 0);
         assert_eq!(idx.lookup(5).position, 120);
         assert_eq!(idx.lookup(100).position, 240);
+        assert_eq!(OffsetIndex::read_entries(&path).unwrap(), None);
+        idx.write(&path).unwrap();
         let (read, whole) = OffsetIndex::read_entries(&path).unwrap().unwrap();
         assert!(whole);
         assert_eq!(read, idx.entries());

@@ -2,7 +2,8 @@
 //! housekeeper thread (interval fsyncs, retention). This is the engine's entry point.
 //!
 //! Layout: `DIR/.lock` (flock: one process per directory), `DIR/topics/<topic>/<partition>/`
-//! segments, `DIR/consumer_offsets.log`.
+//! segments, `DIR/consumer_offsets.log`. Segment files are opened on demand within a cap
+//! (`files`), so a folder with any number of partitions reopens under any open-file limit.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -16,10 +17,12 @@ use super::batch::encode_records;
 use super::commit::{CommitStats, CommitTicket, Committer};
 use super::config::{FsyncPolicy, LogConfig};
 use super::error::{IoContext, Result, StorageError};
+use super::files::OpenFiles;
+use super::fs;
 use super::offsets::OffsetStore;
-use super::partition::{now_ms, AppendOutcome, Partition, ReadResult};
+use super::partition::{now_ms, AppendOutcome, Partition, ReadResult, Shared};
 use super::segment::Truncation;
-use super::topic::{validate_name, Topic};
+use super::topic::{validate_name, Topic, TMP_PREFIX};
 
 /// A stop flag the background threads wait on.
 #[derive(Default)]
@@ -48,6 +51,7 @@ impl Stop {
 struct Inner {
     dir: PathBuf,
     config: Arc<LogConfig>,
+    files: Arc<OpenFiles>,
     topics: RwLock<HashMap<String, Arc<Topic>>>,
     create_lock: Mutex<()>,
     committer: Arc<Committer>,
@@ -69,6 +73,32 @@ impl Drop for Inner {
 #[derive(Clone)]
 pub struct Log {
     inner: Arc<Inner>,
+}
+
+/// The cap on open segment files: `configured`, but at most half the process's soft
+/// RLIMIT_NOFILE, so that connections, the offsets log and the lock keep the other half.
+fn open_files_cap(configured: usize) -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct we pass.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    if rc != 0 || lim.rlim_cur == libc::RLIM_INFINITY {
+        return configured;
+    }
+    let half = usize::try_from(lim.rlim_cur / 2)
+        .unwrap_or(usize::MAX)
+        .max(1);
+    if half < configured {
+        tracing::info!(
+            configured,
+            cap = half,
+            nofile = lim.rlim_cur,
+            "open segment files capped at half the open-file limit"
+        );
+    }
+    configured.min(half)
 }
 
 fn lock_dir(dir: &Path) -> Result<File> {
@@ -93,12 +123,21 @@ impl Log {
     pub fn open(dir: impl AsRef<Path>, config: LogConfig) -> Result<Log> {
         config.validate()?;
         let dir = dir.as_ref().to_owned();
+        if fs::create_dir_all(&dir)? {
+            // A new log folder's own name must be durable too.
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                fs::sync_dir(parent)?;
+            }
+        }
         let topics_dir = dir.join("topics");
-        std::fs::create_dir_all(&topics_dir)
-            .ctx(|| format!("creating log directory {}", topics_dir.display()))?;
+        fs::create_dir_all(&topics_dir)?;
         let lock_file = lock_dir(&dir)?;
-        let config = Arc::new(config);
-        let committer = Arc::new(Committer::default());
+        let shared = Shared {
+            files: OpenFiles::new(open_files_cap(config.max_open_files)),
+            config: Arc::new(config),
+            committer: Arc::new(Committer::default()),
+        };
+        let (config, committer) = (shared.config.clone(), shared.committer.clone());
         let mut topics = HashMap::new();
         let mut recovery = Vec::new();
         for entry in
@@ -106,23 +145,28 @@ impl Log {
         {
             let entry = entry.ctx(|| format!("listing {}", topics_dir.display()))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with(".tmp-") {
-                // A topic creation that crashed before its rename.
-                let _ = std::fs::remove_dir_all(entry.path());
+            if name.starts_with(TMP_PREFIX) {
+                // A topic creation that failed or crashed before its rename.
+                let _ = fs::remove_dir_all(&entry.path());
                 continue;
             }
-            if validate_name(&name).is_err() {
+            if validate_name(&name).is_err() || !entry.path().is_dir() {
+                tracing::warn!(entry = %entry.path().display(), "not a topic; ignored");
                 continue;
             }
-            let (topic, t) = Topic::open(&entry.path(), &name, &config, &committer)?;
+            let (topic, t) = Topic::open(&entry.path(), &name, &shared)?;
             recovery.extend(t);
             topics.insert(name, Arc::new(topic));
         }
         let offsets = OffsetStore::open(&dir)?;
+        // `topics/` and `consumer_offsets.log` may have just been created: make their names
+        // durable before anything written into them is acknowledged.
+        fs::sync_dir(&dir)?;
         let stop = Arc::new(Stop::default());
         let inner = Arc::new(Inner {
             dir,
             config: config.clone(),
+            files: shared.files,
             topics: RwLock::new(topics),
             create_lock: Mutex::new(()),
             committer: committer.clone(),
@@ -185,13 +229,27 @@ impl Log {
                 })
             };
         }
-        let topic = Topic::create(
-            &self.inner.dir.join("topics"),
-            name,
-            partitions,
-            &self.inner.config,
-            &self.inner.committer,
-        )?;
+        let limit = self.inner.config.max_topics;
+        let topics = self
+            .inner
+            .topics
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .len();
+        if topics >= limit as usize {
+            return Err(StorageError::LimitExceeded {
+                what: "topics per log",
+                requested: topics as u64 + 1,
+                limit: u64::from(limit),
+                setting: "max_topics, --max-topics",
+            });
+        }
+        let shared = Shared {
+            config: self.inner.config.clone(),
+            committer: self.inner.committer.clone(),
+            files: self.inner.files.clone(),
+        };
+        let topic = Topic::create(&self.inner.dir.join("topics"), name, partitions, &shared)?;
         self.inner
             .topics
             .write()
@@ -324,10 +382,11 @@ impl Log {
         let file = self.inner.offsets.commit(group, topic, partition, offset)?;
         Ok(match self.inner.config.fsync {
             FsyncPolicy::Never => None,
+            // The offsets log's name was made durable when the log was opened.
             p => Some(
                 self.inner
                     .committer
-                    .register(&file, p == FsyncPolicy::Always),
+                    .register(&file, None, p == FsyncPolicy::Always),
             ),
         })
     }
@@ -359,7 +418,8 @@ impl Log {
         Ok(n)
     }
 
-    /// fsyncs every segment, index and the offsets log now.
+    /// fsyncs every segment, index and the offsets log now, and the folders files were
+    /// created in.
     pub fn flush(&self) -> Result<()> {
         let topics: Vec<Arc<Topic>> = self
             .inner
@@ -375,9 +435,14 @@ impl Log {
             }
         }
         self.inner.offsets.sync()?;
-        std::fs::File::open(self.inner.dir.join("topics"))
-            .and_then(|d| d.sync_all())
-            .ctx(|| format!("fsyncing {}", self.inner.dir.display()))
+        fs::sync_dir(&self.inner.dir.join("topics"))?;
+        fs::sync_dir(&self.inner.dir)
+    }
+
+    /// Segment files open now, and the cap on them (the configured one, lowered to half the
+    /// process's open-file limit).
+    pub fn open_files(&self) -> (usize, usize) {
+        (self.inner.files.open(), self.inner.files.cap())
     }
 
     /// Group-commit counters (rounds, fsyncs, registered writes).
@@ -486,9 +551,12 @@ mod tests {
         let p = log.partition("t", 0).unwrap();
         let segs = p.segments();
         assert_eq!(segs, vec![(0, 944), (8, 944), (16, 472)]);
-        for base in [0u64, 8, 16] {
+        // Closed segments have their index written; the active one's lives in memory until
+        // it closes.
+        for (base, index) in [(0u64, true), (8, true), (16, false)] {
             let (l, i) = segment_paths(p.dir(), base);
-            assert!(l.exists() && i.exists(), "{}", l.display());
+            assert!(l.exists(), "{}", l.display());
+            assert_eq!(i.exists(), index, "{}", i.display());
         }
         let all = read_all(&log, "t", 0);
         assert_eq!(all.len(), 20);
@@ -636,6 +704,111 @@ mod tests {
         log.wait_durable(out.ticket.unwrap(), Duration::from_secs(10))
             .unwrap();
         assert!(log.commit_stats().rounds >= 1);
+    }
+
+    /// Whichever file-system call of a topic creation fails, nothing is left behind, the topic
+    /// is unknown, and a retry creates it.
+    #[test]
+    fn topic_creation_is_all_or_nothing_whichever_call_fails() {
+        use crate::storage::sim;
+        let dir = tempfile::tempdir().unwrap();
+        let topics = dir.path().join("topics");
+        let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+        let mut k = 0u64;
+        loop {
+            let name = format!("t{k}");
+            sim::fail_nth_call(Some(k));
+            let result = log.create_topic(&name, 3);
+            let fired = sim::failure_fired();
+            sim::fail_nth_call(None);
+            if !fired {
+                assert!(result.unwrap());
+                break;
+            }
+            let err = result.expect_err("an injected failure is reported");
+            assert!(err.to_string().contains("injected failure"), "{err}");
+            assert!(!topics.join(&name).exists(), "call {k} left the topic");
+            assert!(
+                !topics.join(format!(".tmp-{name}")).exists(),
+                "call {k} left the temp folder"
+            );
+            assert!(matches!(
+                log.topic(&name),
+                Err(StorageError::UnknownTopic(_))
+            ));
+            assert!(log.create_topic(&name, 3).unwrap(), "retry after call {k}");
+            log.append_sync(&name, 2, &[b"x"], true, Duration::from_secs(10))
+                .unwrap();
+            k += 1;
+        }
+        // Remove a leftover temp folder, create it, 3 × (partition folder, first segment),
+        // fsync it, rename it, fsync topics/: 11 calls, each failed once.
+        assert_eq!(k, 11);
+        drop(log);
+        let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+        let mut want: Vec<String> = (0..=k).map(|i| format!("t{i}")).collect();
+        want.sort();
+        assert_eq!(log.topic_names(), want);
+        for i in 0..k {
+            assert_eq!(log.end_offsets(&format!("t{i}")).unwrap(), vec![0, 0, 1]);
+        }
+        assert_eq!(log.end_offsets(&format!("t{k}")).unwrap(), vec![0, 0, 0]);
+    }
+
+    #[test]
+    fn leftover_temp_folder_of_a_crashed_creation_is_removed_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        Log::open(dir.path(), LogConfig::default())
+            .unwrap()
+            .create_topic("a", 1)
+            .unwrap();
+        let tmp = dir.path().join("topics/.tmp-b");
+        std::fs::create_dir_all(tmp.join("0")).unwrap();
+        std::fs::write(tmp.join("0/00000000000000000000.log"), b"junk").unwrap();
+        let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+        assert!(!tmp.exists());
+        assert_eq!(log.topic_names(), vec!["a".to_owned()]);
+        assert!(log.create_topic("b", 2).unwrap());
+    }
+
+    /// 40 partitions rolling segments, durable writes, reads of everything, a flush: never
+    /// more segment files open than the cap; none at all right after open.
+    #[test]
+    fn open_segment_files_stay_within_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = || LogConfig {
+            max_open_files: 8,
+            ..config(1024)
+        };
+        let log = Log::open(dir.path(), cfg()).unwrap();
+        log.create_topic("t", 40).unwrap();
+        assert_eq!(log.open_files(), (0, 8));
+        // 632-byte batches: every one after the first rolls its partition's segment.
+        for round in 0..3u8 {
+            for p in 0..40u32 {
+                let rec = vec![round; 600];
+                log.append_sync("t", p, &[&rec], p % 5 == 0, Duration::from_secs(10))
+                    .unwrap();
+                assert!(log.open_files().0 <= 8, "{:?}", log.open_files());
+            }
+        }
+        let check = |log: &Log| {
+            for p in 0..40u32 {
+                let all = read_all(log, "t", p);
+                assert_eq!(all.len(), 3);
+                for (o, v) in all {
+                    assert_eq!(v, vec![o as u8; 600]);
+                }
+                assert!(log.open_files().0 <= 8, "{:?}", log.open_files());
+            }
+        };
+        check(&log);
+        log.flush().unwrap();
+        assert!(log.open_files().0 <= 8);
+        log.close().unwrap();
+        let log = Log::open(dir.path(), cfg()).unwrap();
+        assert_eq!(log.open_files(), (0, 8));
+        check(&log);
     }
 
     #[test]

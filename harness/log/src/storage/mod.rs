@@ -6,11 +6,15 @@ mod batch;
 mod commit;
 mod config;
 mod error;
+mod files;
+mod fs;
 mod index;
 mod log;
 mod offsets;
 mod partition;
 mod segment;
+#[cfg(test)]
+mod sim;
 mod topic;
 
 pub use batch::{
@@ -18,7 +22,10 @@ pub use batch::{
     BatchHeader, Record, BATCH_HEADER_LEN, RECORD_OVERHEAD,
 };
 pub use commit::{CommitStats, CommitTicket, Committer};
-pub use config::{FsyncPolicy, LogConfig, MAX_BATCH_BYTES, MAX_SEGMENT_BYTES};
+pub use config::{
+    FsyncPolicy, LogConfig, DEFAULT_MAX_OPEN_FILES, DEFAULT_MAX_PARTITIONS_PER_TOPIC,
+    DEFAULT_MAX_TOPICS, MAX_BATCH_BYTES, MAX_OPEN_FILES, MAX_SEGMENT_BYTES, MAX_TOPICS,
+};
 pub use error::{Result, StorageError};
 pub use index::{IndexEntry, OffsetIndex, INDEX_ENTRY_LEN};
 pub use log::Log;

@@ -7,12 +7,12 @@
 //! fsync policy through the committer, like appends.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::error::{IoContext, Result};
+use super::files::FileSlot;
+use super::fs;
 
 const FILE_NAME: &str = "consumer_offsets.log";
 const TMP_NAME: &str = "consumer_offsets.log.tmp";
@@ -22,7 +22,8 @@ const COMPACT_AFTER: u64 = 10_000;
 type Key = (String, String, u32);
 
 struct State {
-    file: Arc<File>,
+    /// Not counted in the open-file cap: one file, always open.
+    file: Arc<FileSlot>,
     size: u64,
     entries: u64,
     map: HashMap<Key, u64>,
@@ -76,22 +77,12 @@ fn decode_entry(buf: &[u8]) -> Option<(Key, u64, usize)> {
     ))
 }
 
-fn open_file(path: &Path) -> Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .ctx(|| format!("opening offsets log {}", path.display()))
-}
-
 impl OffsetStore {
     /// Opens (replaying and repairing) or creates the offsets log in `dir`.
     pub fn open(dir: &Path) -> Result<OffsetStore> {
         let path = dir.join(FILE_NAME);
-        let _ = std::fs::remove_file(dir.join(TMP_NAME));
-        let file = open_file(&path)?;
+        let _ = fs::remove_file(&dir.join(TMP_NAME));
+        let file = fs::open_rw(&path, true)?;
         let bytes = std::fs::read(&path).ctx(|| format!("reading {}", path.display()))?;
         let mut map = HashMap::new();
         let mut pos = 0usize;
@@ -110,8 +101,7 @@ impl OffsetStore {
                         dropped_bytes = bytes.len() - pos,
                         "offsets log: torn or corrupt tail truncated"
                     );
-                    file.set_len(pos as u64)
-                        .ctx(|| format!("truncating {}", path.display()))?;
+                    fs::set_len(&file, &path, pos as u64)?;
                     break;
                 }
             }
@@ -119,7 +109,7 @@ impl OffsetStore {
         Ok(OffsetStore {
             dir: dir.to_owned(),
             state: Mutex::new(State {
-                file: Arc::new(file),
+                file: FileSlot::open(path, file, None),
                 size: pos as u64,
                 entries,
                 map,
@@ -132,20 +122,18 @@ impl OffsetStore {
     }
 
     /// Records `offset` as committed; returns the file to register for durability.
-    pub fn commit(
+    pub(crate) fn commit(
         &self,
         group: &str,
         topic: &str,
         partition: u32,
         offset: u64,
-    ) -> Result<Arc<File>> {
+    ) -> Result<Arc<FileSlot>> {
         let mut s = self.lock();
         let mut buf = Vec::with_capacity(32 + group.len() + topic.len());
         encode_entry(&mut buf, group, topic, partition, offset);
         let at = s.size;
-        s.file
-            .write_all_at(&buf, at)
-            .ctx(|| format!("appending to {}", self.dir.join(FILE_NAME).display()))?;
+        s.file.write_at(&buf, at)?;
         s.size += buf.len() as u64;
         s.entries += 1;
         s.map
@@ -164,16 +152,12 @@ impl OffsetStore {
         for ((g, t, p), o) in &s.map {
             encode_entry(&mut buf, g, t, *p, *o);
         }
-        std::fs::write(&tmp, &buf).ctx(|| format!("writing {}", tmp.display()))?;
-        File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .ctx(|| format!("fsyncing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &path)
-            .ctx(|| format!("renaming {} over {}", tmp.display(), path.display()))?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .ctx(|| format!("fsyncing directory {}", self.dir.display()))?;
-        s.file = Arc::new(open_file(&path)?);
+        let file = fs::write_file(&tmp, &buf)?;
+        fs::sync_file(&file, &tmp)?;
+        drop(file);
+        fs::rename(&tmp, &path)?;
+        fs::sync_dir(&self.dir)?;
+        s.file = FileSlot::open(path.clone(), fs::open_rw(&path, true)?, None);
         s.size = buf.len() as u64;
         s.entries = s.map.len() as u64;
         Ok(())
@@ -190,8 +174,7 @@ impl OffsetStore {
     /// fsyncs the offsets log.
     pub fn sync(&self) -> Result<()> {
         let file = self.lock().file.clone();
-        file.sync_data()
-            .ctx(|| format!("fsyncing {}", self.dir.join(FILE_NAME).display()))
+        file.sync()
     }
 
     /// Entries in the current log file (tests).
@@ -231,7 +214,7 @@ mod tests {
         let path = dir.path().join(FILE_NAME);
         let len = std::fs::metadata(&path).unwrap().len();
         // Cut the second entry in half: the first commit must be what is left.
-        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
         f.set_len(len - 7).unwrap();
         let store = OffsetStore::open(dir.path()).unwrap();
         assert_eq!(store.committed("g", "t", 0), Some(1));

@@ -15,6 +15,8 @@ use super::batch::{encode_batch, validate_records, BatchHeader, BATCH_HEADER_LEN
 use super::commit::{CommitTicket, Committer};
 use super::config::{FsyncPolicy, LogConfig};
 use super::error::{IoContext, Result, StorageError};
+use super::files::OpenFiles;
+use super::fs;
 use super::segment::{parse_segment_name, Segment, Truncation};
 
 /// What an append did.
@@ -42,6 +44,10 @@ pub struct ReadResult {
 struct State {
     segments: Vec<Segment>,
     scratch: Vec<u8>,
+    /// A segment file was created in the folder since the folder was last fsynced (or
+    /// registered with the committer for an fsync): a durable write must fsync the folder too,
+    /// or a power loss can drop the file's name with its fsynced data.
+    dir_dirty: bool,
 }
 
 impl State {
@@ -56,6 +62,14 @@ impl State {
     }
 }
 
+/// What every partition of a log shares: its configuration, committer and open-file cap.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub(crate) config: Arc<LogConfig>,
+    pub(crate) committer: Arc<Committer>,
+    pub(crate) files: Arc<OpenFiles>,
+}
+
 /// One partition of a topic.
 pub struct Partition {
     topic: String,
@@ -63,6 +77,7 @@ pub struct Partition {
     dir: PathBuf,
     config: Arc<LogConfig>,
     committer: Arc<Committer>,
+    files: Arc<OpenFiles>,
     state: Mutex<State>,
     end: watch::Sender<u64>,
 }
@@ -74,22 +89,48 @@ pub(crate) fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-fn fsync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .ctx(|| format!("fsyncing directory {}", dir.display()))
-}
-
 impl Partition {
-    /// Opens (recovering) or creates the partition stored in `dir`.
+    fn new(
+        topic: &str,
+        id: u32,
+        dir: &Path,
+        shared: &Shared,
+        segments: Vec<Segment>,
+        dir_dirty: bool,
+    ) -> Partition {
+        let end = segments.last().expect("a segment").next_offset();
+        Partition {
+            topic: topic.to_owned(),
+            id,
+            dir: dir.to_owned(),
+            config: shared.config.clone(),
+            committer: shared.committer.clone(),
+            files: shared.files.clone(),
+            state: Mutex::new(State {
+                segments,
+                scratch: Vec::new(),
+                dir_dirty,
+            }),
+            end: watch::Sender::new(end),
+        }
+    }
+
+    /// The partition of a topic just created, whose folder `dir` holds one empty segment file
+    /// not yet made durable in it; touches no file.
+    pub(crate) fn created(topic: &str, id: u32, dir: &Path, shared: &Shared) -> Partition {
+        let seg = Segment::empty(dir, 0, shared.config.index_interval_bytes, &shared.files);
+        Partition::new(topic, id, dir, shared, vec![seg], true)
+    }
+
+    /// Opens (recovering) the partition stored in `dir`, creating its first segment if it has
+    /// none. Segment files stay closed until used.
     pub(crate) fn open(
         topic: &str,
         id: u32,
         dir: &Path,
-        config: Arc<LogConfig>,
-        committer: Arc<Committer>,
+        shared: &Shared,
     ) -> Result<(Partition, Vec<Truncation>)> {
-        std::fs::create_dir_all(dir).ctx(|| format!("creating partition {}", dir.display()))?;
+        let (config, files) = (&shared.config, &shared.files);
         let mut bases = Vec::new();
         let mut indexes = Vec::new();
         for entry in std::fs::read_dir(dir).ctx(|| format!("listing {}", dir.display()))? {
@@ -105,33 +146,22 @@ impl Partition {
         // An index whose log is gone (a crash mid-retention) is garbage.
         for (stem, path) in indexes {
             if !bases.iter().any(|b| format!("{b:020}") == stem) {
-                let _ = std::fs::remove_file(&path);
+                let _ = fs::remove_file(&path);
             }
         }
         let mut segments = Vec::new();
         let mut truncations = Vec::new();
         for (i, &base) in bases.iter().enumerate() {
             let last = i + 1 == bases.len();
-            let (seg, t) = Segment::open(dir, base, last, config.index_interval_bytes)?;
+            let (seg, t) = Segment::open(dir, base, last, config.index_interval_bytes, files)?;
             truncations.extend(t);
             segments.push(seg);
         }
-        if segments.is_empty() {
-            segments.push(Segment::create(dir, 0, config.index_interval_bytes)?);
+        let dir_dirty = segments.is_empty();
+        if dir_dirty {
+            segments.push(Segment::create(dir, 0, config.index_interval_bytes, files)?);
         }
-        let end = segments.last().expect("a segment").next_offset();
-        let p = Partition {
-            topic: topic.to_owned(),
-            id,
-            dir: dir.to_owned(),
-            config,
-            committer,
-            state: Mutex::new(State {
-                segments,
-                scratch: Vec::new(),
-            }),
-            end: watch::Sender::new(end),
-        };
+        let p = Partition::new(topic, id, dir, shared, segments, dir_dirty);
         Ok((p, truncations))
     }
 
@@ -182,7 +212,10 @@ impl Partition {
         let next_offset = header.next_offset();
         let ticket = if durable || policy != FsyncPolicy::Never {
             let wake = durable || policy == FsyncPolicy::Always;
-            Some(self.committer.register(state.active().file(), wake))
+            // The folder rides along with the first registered write after a roll.
+            let dir = std::mem::take(&mut state.dir_dirty).then_some(self.dir.as_path());
+            let active = state.segments.last().expect("a partition has a segment");
+            Some(self.committer.register(active.file(), dir, wake))
         } else {
             None
         };
@@ -196,22 +229,28 @@ impl Partition {
     }
 
     fn roll(&self, state: &mut State, base_offset: u64) -> Result<()> {
-        let durable = self.config.fsync != FsyncPolicy::Never;
-        if durable {
-            // The old log file's data is covered by the committer; its index is not.
-            state.active().sync()?;
-        }
-        let seg = Segment::create(&self.dir, base_offset, self.config.index_interval_bytes)?;
-        if durable {
-            fsync_dir(&self.dir)?;
-        }
+        // Under interval/always the old file's data is covered by the committer, its index
+        // (written now) is not: fsync both here, as a closed segment is not written again.
+        state
+            .active()
+            .seal(self.config.fsync != FsyncPolicy::Never)?;
+        let seg = Segment::create(
+            &self.dir,
+            base_offset,
+            self.config.index_interval_bytes,
+            &self.files,
+        )?;
+        // The new file's name is not durable until the folder is fsynced: the next registered
+        // write (a durable produce under any policy) carries the folder to the committer.
+        state.dir_dirty = true;
         tracing::debug!(topic = %self.topic, partition = self.id, base_offset, "segment rolled");
         state.segments.push(seg);
         Ok(())
     }
 
-    /// Reads whole batches from the one holding `offset`, up to `max_bytes` (at least one batch).
-    /// Empty at the end of the partition.
+    /// Reads whole batches from the one holding `offset`, up to `max_bytes` (at least one batch),
+    /// each CRC-checked: a damaged batch is [`StorageError::Corrupt`], never data. Empty at the
+    /// end of the partition.
     pub fn read(&self, offset: u64, max_bytes: u64) -> Result<ReadResult> {
         let (view, start_offset, end_offset, from) = {
             let state = self.lock();
@@ -234,7 +273,7 @@ impl Partition {
                 i += 1;
             }
             let from = offset.max(segs[i].base_offset());
-            (segs[i].read_view(from), start, end, from)
+            (segs[i].read_view(from)?, start, end, from)
         };
         let data = view.read(from, max_bytes)?;
         Ok(ReadResult {
@@ -282,8 +321,12 @@ impl Partition {
             while state.segments.len() > 1 {
                 let oldest = &state.segments[0];
                 let too_big = bytes.is_some_and(|b| total > b);
-                let too_old = age
-                    .is_some_and(|a| oldest.max_timestamp_ms() + (a.as_millis() as u64) < now_ms);
+                // Saturating: an age of u64::MAX ms (or Duration::MAX) means "keep forever",
+                // not a sum that wraps to the past.
+                let too_old = age.is_some_and(|a| {
+                    let age_ms = u64::try_from(a.as_millis()).unwrap_or(u64::MAX);
+                    oldest.max_timestamp_ms().saturating_add(age_ms) < now_ms
+                });
                 if !(too_big || too_old) {
                     break;
                 }
@@ -299,11 +342,16 @@ impl Partition {
         Ok(n)
     }
 
-    /// fsyncs every segment and index of the partition (shutdown, explicit flush).
+    /// fsyncs every segment and index of the partition, and its folder when a segment was
+    /// created since (shutdown, explicit flush).
     pub fn sync(&self) -> Result<()> {
-        let state = self.lock();
-        for s in &state.segments {
+        let mut state = self.lock();
+        for s in &mut state.segments {
             s.sync()?;
+        }
+        if state.dir_dirty {
+            fs::sync_dir(&self.dir)?;
+            state.dir_dirty = false;
         }
         Ok(())
     }

@@ -4,7 +4,7 @@
 //! Owns appending to the file, recovering it on open (validate, truncate a torn or corrupt
 //! tail, rebuild a missing or damaged index) and reading whole batches from it with `pread`.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -12,6 +12,8 @@ use std::sync::Arc;
 
 use super::batch::{check_batch, BatchHeader, BATCH_HEADER_LEN};
 use super::error::{IoContext, Result, StorageError};
+use super::files::{FileSlot, OpenFiles};
+use super::fs;
 use super::index::{IndexEntry, OffsetIndex};
 
 /// The log and index file paths of the segment starting at `base_offset` in `dir`.
@@ -45,17 +47,22 @@ pub struct Truncation {
     pub reason: String,
 }
 
-/// One segment, open for appends (the last of a partition) or reads.
+/// One segment: the last of a partition takes appends, every one serves reads. Its log file
+/// is opened on demand, within the log's cap on open files.
 #[derive(Debug)]
 pub struct Segment {
     base_offset: u64,
     log_path: PathBuf,
     index_path: PathBuf,
-    file: Arc<File>,
+    file: Arc<FileSlot>,
     size: u64,
     next_offset: u64,
     max_timestamp_ms: u64,
     index: OffsetIndex,
+    /// Appended to since the last [`Segment::sync`].
+    unsynced: bool,
+    /// The index file was written at a roll without an fsync.
+    index_unsynced: bool,
 }
 
 /// A snapshot of where to read in a segment, taken under the partition lock and used without it.
@@ -168,16 +175,6 @@ fn entries_plausible(entries: &[IndexEntry], len: u64) -> bool {
         && entries.iter().all(|e| u64::from(e.position) < len)
 }
 
-fn open_rw(path: &Path, create: bool) -> Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(create)
-        .truncate(false)
-        .open(path)
-        .ctx(|| format!("opening segment {}", path.display()))
-}
-
 fn read_header_at(file: &File, path: &Path, pos: u64) -> Result<BatchHeader> {
     let mut buf = [0u8; BATCH_HEADER_LEN];
     file.read_exact_at(&mut buf, pos)
@@ -190,79 +187,109 @@ fn read_header_at(file: &File, path: &Path, pos: u64) -> Result<BatchHeader> {
 }
 
 impl Segment {
-    /// Creates an empty segment starting at `base_offset`.
-    pub fn create(dir: &Path, base_offset: u64, interval: u32) -> Result<Segment> {
+    /// Creates an empty segment file starting at `base_offset`. Its name is durable only once
+    /// the folder is fsynced (the caller's job).
+    pub(crate) fn create(
+        dir: &Path,
+        base_offset: u64,
+        interval: u32,
+        files: &Arc<OpenFiles>,
+    ) -> Result<Segment> {
+        let (log_path, _) = segment_paths(dir, base_offset);
+        let file = fs::open_rw(&log_path, true)?;
+        fs::set_len(&file, &log_path, 0)?;
+        let mut seg = Segment::empty(dir, base_offset, interval, files);
+        seg.file = FileSlot::open(log_path, file, Some(files));
+        Ok(seg)
+    }
+
+    /// The segment of an empty file that exists at `dir` (a topic just created), without
+    /// touching the disk.
+    pub(crate) fn empty(
+        dir: &Path,
+        base_offset: u64,
+        interval: u32,
+        files: &Arc<OpenFiles>,
+    ) -> Segment {
         let (log_path, index_path) = segment_paths(dir, base_offset);
-        let file = open_rw(&log_path, true)?;
-        file.set_len(0)
-            .ctx(|| format!("truncating new segment {}", log_path.display()))?;
-        let index = OffsetIndex::create(&index_path, interval, Vec::new())?;
-        Ok(Segment {
+        Segment {
             base_offset,
+            file: FileSlot::lazy(log_path.clone(), files),
             log_path,
             index_path,
-            file: Arc::new(file),
             size: 0,
             next_offset: base_offset,
             max_timestamp_ms: 0,
-            index,
-        })
+            index: OffsetIndex::new(interval, Vec::new()),
+            unsynced: false,
+            index_unsynced: false,
+        }
     }
 
-    /// Opens an existing segment. The last segment of a partition (`last`) is fully validated
-    /// and truncated at its first torn or corrupt batch; an older one is trusted up to its index
-    /// and scanned from its last index entry. A missing or damaged index is rebuilt.
-    pub fn open(
+    /// Opens an existing segment, leaving its file closed until used. The last segment of a
+    /// partition (`last`) is fully validated and truncated at its first torn or corrupt batch,
+    /// and its index rebuilt in memory; an older one is trusted up to its index and scanned
+    /// from its last index entry (reads check CRCs). An older segment's missing or damaged
+    /// index is rebuilt.
+    pub(crate) fn open(
         dir: &Path,
         base_offset: u64,
         last: bool,
         interval: u32,
+        files: &Arc<OpenFiles>,
     ) -> Result<(Segment, Option<Truncation>)> {
         let (log_path, index_path) = segment_paths(dir, base_offset);
-        let file = open_rw(&log_path, false)?;
+        let file = fs::open_rw(&log_path, false)?;
         let len = file
             .metadata()
             .ctx(|| format!("reading size of {}", log_path.display()))?
             .len();
-        let disk_index = OffsetIndex::read_entries(&index_path)?;
+        let segment = |size, next_offset, max_timestamp_ms, index| Segment {
+            base_offset,
+            file: FileSlot::lazy(log_path.clone(), files),
+            log_path: log_path.clone(),
+            index_path: index_path.clone(),
+            size,
+            next_offset,
+            max_timestamp_ms,
+            index,
+            unsynced: false,
+            index_unsynced: false,
+        };
+        // The active segment's index is never written while it is active: do not read it.
+        let disk_index = if last {
+            None
+        } else {
+            OffsetIndex::read_entries(&index_path)?
+        };
 
         // An older segment with a plausible index: check its last entry and scan only past it.
-        if !last {
-            if let Some((entries, true)) = &disk_index {
-                if entries_plausible(entries, len) {
-                    let start = entries.last().copied().unwrap_or(IndexEntry {
-                        rel_offset: 0,
-                        position: 0,
-                    });
-                    let ok = len == 0
-                        || read_header_at(&file, &log_path, u64::from(start.position))
-                            .map(|h| h.base_offset == base_offset + u64::from(start.rel_offset))
-                            .unwrap_or(false);
-                    if ok {
-                        let s = scan(
-                            &file,
-                            u64::from(start.position),
-                            base_offset + u64::from(start.rel_offset),
-                            len,
-                            false,
-                            interval,
-                            base_offset,
-                        )
-                        .ctx(|| format!("scanning {}", log_path.display()))?;
-                        if s.error.is_none() {
-                            let index = OffsetIndex::open(&index_path, interval, entries.clone())?;
-                            let seg = Segment {
-                                base_offset,
-                                log_path,
-                                index_path,
-                                file: Arc::new(file),
-                                size: len,
-                                next_offset: s.next_offset,
-                                max_timestamp_ms: s.max_timestamp_ms,
-                                index,
-                            };
-                            return Ok((seg, None));
-                        }
+        if let Some((entries, true)) = &disk_index {
+            if entries_plausible(entries, len) {
+                let start = entries.last().copied().unwrap_or(IndexEntry {
+                    rel_offset: 0,
+                    position: 0,
+                });
+                // Saturating: the base comes from a file name, the entry from disk.
+                let start_offset = base_offset.saturating_add(u64::from(start.rel_offset));
+                let ok = len == 0
+                    || read_header_at(&file, &log_path, u64::from(start.position))
+                        .map(|h| h.base_offset == start_offset)
+                        .unwrap_or(false);
+                if ok {
+                    let s = scan(
+                        &file,
+                        u64::from(start.position),
+                        start_offset,
+                        len,
+                        false,
+                        interval,
+                        base_offset,
+                    )
+                    .ctx(|| format!("scanning {}", log_path.display()))?;
+                    if s.error.is_none() {
+                        let index = OffsetIndex::new(interval, entries.clone());
+                        return Ok((segment(len, s.next_offset, s.max_timestamp_ms, index), None));
                     }
                 }
             }
@@ -288,10 +315,8 @@ impl Segment {
                     reason = %reason,
                     "recovery truncated a torn or corrupt tail"
                 );
-                file.set_len(s.valid_end)
-                    .ctx(|| format!("truncating {}", log_path.display()))?;
-                file.sync_all()
-                    .ctx(|| format!("fsyncing truncated {}", log_path.display()))?;
+                fs::set_len(&file, &log_path, s.valid_end)?;
+                fs::sync_file(&file, &log_path)?;
             } else {
                 // Cutting an older segment would leave an offset gap before the next one; serve
                 // what validates and report the rest.
@@ -305,84 +330,98 @@ impl Segment {
             }
             truncation = Some(t);
         }
-        let index = match disk_index {
-            Some((entries, true)) if entries == s.entries => {
-                OffsetIndex::open(&index_path, interval, entries)?
-            }
-            Some((entries, _)) => {
-                if s.entries.starts_with(&entries) {
-                    tracing::debug!(index = %index_path.display(), "index behind its log; extended");
-                } else {
-                    tracing::warn!(index = %index_path.display(), "damaged index rebuilt from its log");
-                }
-                OffsetIndex::create(&index_path, interval, s.entries.clone())?
-            }
-            None => {
-                if len > 0 {
-                    tracing::warn!(index = %index_path.display(), "missing index rebuilt from its log");
-                }
-                OffsetIndex::create(&index_path, interval, s.entries.clone())?
-            }
-        };
-        let mut index = index;
+        let mut index = OffsetIndex::new(interval, s.entries);
         index.set_bytes_since_entry(s.bytes_since_entry);
-        let seg = Segment {
-            base_offset,
-            log_path,
-            index_path,
-            file: Arc::new(file),
-            size: s.valid_end,
-            next_offset: s.next_offset,
-            max_timestamp_ms: s.max_timestamp_ms,
-            index,
-        };
-        Ok((seg, truncation))
+        if !last {
+            match &disk_index {
+                Some((entries, true)) if entries.as_slice() == index.entries() => {}
+                Some((entries, _)) => {
+                    if index.entries().starts_with(entries) {
+                        tracing::debug!(index = %index_path.display(), "index behind its log; extended");
+                    } else {
+                        tracing::warn!(index = %index_path.display(), "damaged index rebuilt from its log");
+                    }
+                    index.write(&index_path)?;
+                }
+                None => {
+                    if len > 0 {
+                        tracing::warn!(index = %index_path.display(), "missing index rebuilt from its log");
+                    }
+                    index.write(&index_path)?;
+                }
+            }
+        }
+        Ok((
+            segment(s.valid_end, s.next_offset, s.max_timestamp_ms, index),
+            truncation,
+        ))
     }
 
     /// Appends one encoded, validated batch whose header is `h` at the end of the file.
-    pub fn append(&mut self, batch: &[u8], h: &BatchHeader) -> Result<()> {
+    pub(crate) fn append(&mut self, batch: &[u8], h: &BatchHeader) -> Result<()> {
         debug_assert_eq!(h.base_offset, self.next_offset);
-        self.file
-            .write_all_at(batch, self.size)
-            .ctx(|| format!("appending to {}", self.log_path.display()))?;
+        self.file.write_at(batch, self.size)?;
         let rel = (h.base_offset - self.base_offset) as u32;
         let position = self.size as u32;
         self.size += batch.len() as u64;
         self.next_offset = h.next_offset();
         self.max_timestamp_ms = self.max_timestamp_ms.max(h.timestamp_ms);
-        self.index.on_append(rel, position, batch.len() as u64)
+        self.unsynced = true;
+        self.index.on_append(rel, position, batch.len() as u64);
+        Ok(())
     }
 
-    /// Where to start reading for `offset` (which this segment holds).
-    pub fn read_view(&self, offset: u64) -> ReadView {
+    /// Closes the segment to appends (a roll): writes its index file, and with `durable`
+    /// fsyncs the index and the log file now.
+    pub(crate) fn seal(&mut self, durable: bool) -> Result<()> {
+        let index = self.index.write(&self.index_path)?;
+        if durable {
+            fs::sync_file(&index, &self.index_path)?;
+            self.file.sync()?;
+            self.unsynced = false;
+        } else {
+            self.index_unsynced = true;
+        }
+        Ok(())
+    }
+
+    /// Where to start reading for `offset` (which this segment holds); opens the file if it
+    /// is closed.
+    pub(crate) fn read_view(&self, offset: u64) -> Result<ReadView> {
         let rel = (offset.saturating_sub(self.base_offset)).min(u64::from(u32::MAX)) as u32;
-        ReadView {
-            file: self.file.clone(),
+        Ok(ReadView {
+            file: self.file.get()?,
             path: self.log_path.clone(),
             start_position: u64::from(self.index.lookup(rel).position),
             end: self.size,
-        }
+        })
     }
 
-    /// fsyncs the log file and the index.
-    pub fn sync(&self) -> Result<()> {
-        self.file
-            .sync_data()
-            .ctx(|| format!("fsyncing {}", self.log_path.display()))?;
-        self.index.sync()
+    /// fsyncs the log file and a written index, if either changed since the last call.
+    pub(crate) fn sync(&mut self) -> Result<()> {
+        if self.unsynced {
+            self.file.sync()?;
+            self.unsynced = false;
+        }
+        if self.index_unsynced {
+            let index = fs::open_rw(&self.index_path, false)?;
+            fs::sync_file(&index, &self.index_path)?;
+            self.index_unsynced = false;
+        }
+        Ok(())
     }
 
     /// Removes both files (retention). Readers holding a [`ReadView`] keep reading the
     /// unlinked file.
-    pub fn delete(self) -> Result<()> {
-        std::fs::remove_file(&self.log_path)
-            .ctx(|| format!("deleting segment {}", self.log_path.display()))?;
-        match std::fs::remove_file(&self.index_path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(e).ctx(|| format!("deleting index {}", self.index_path.display()))
-            }
-            _ => Ok(()),
+    pub(crate) fn delete(self) -> Result<()> {
+        self.file.mark_deleted();
+        if !fs::remove_file(&self.log_path)? {
+            return Err(StorageError::io(
+                format!("deleting segment {}", self.log_path.display()),
+                std::io::ErrorKind::NotFound.into(),
+            ));
         }
+        fs::remove_file(&self.index_path).map(|_| ())
     }
 
     /// Offset of the first record.
@@ -401,8 +440,8 @@ impl Segment {
     pub fn max_timestamp_ms(&self) -> u64 {
         self.max_timestamp_ms
     }
-    /// The shared log file handle (what the committer fsyncs).
-    pub fn file(&self) -> &Arc<File> {
+    /// The log file's slot (what the committer fsyncs).
+    pub(crate) fn file(&self) -> &Arc<FileSlot> {
         &self.file
     }
     /// The log file path.
@@ -417,7 +456,8 @@ impl Segment {
 
 impl ReadView {
     /// Reads whole batches starting with the one holding `offset`, up to `max_bytes` (at least
-    /// one whole batch, so a consumer always progresses). Empty if the segment ends first.
+    /// one whole batch, so a consumer always progresses), each CRC-checked. Empty if the segment
+    /// ends first; [`StorageError::Corrupt`] if the first batch fails its check.
     pub fn read(&self, offset: u64, max_bytes: u64) -> Result<Vec<u8>> {
         let mut pos = self.start_position;
         let first = loop {
@@ -435,11 +475,18 @@ impl ReadView {
         self.file
             .read_exact_at(&mut buf, pos)
             .ctx(|| format!("reading {} at {pos}", self.path.display()))?;
-        // Keep whole batches only.
+        // Keep whole batches that pass their CRC: a closed segment is trusted at open without a
+        // rescan, so this is where damage on disk is caught. Serve the good batches before a bad
+        // one; the read that starts at the bad one gets the error.
         let mut keep = 0usize;
+        let mut damage = None;
         while let Some(h) = buf.get(keep..).and_then(BatchHeader::parse) {
             let end = keep as u64 + h.total_len();
             if end > buf.len() as u64 {
+                break;
+            }
+            if let Err(e) = check_batch(&buf[keep..end as usize]) {
+                damage = Some(e.to_string());
                 break;
             }
             keep = end as usize;
@@ -448,7 +495,8 @@ impl ReadView {
             return Err(StorageError::Corrupt {
                 path: self.path.clone(),
                 position: pos,
-                reason: "batch header does not describe a whole batch".into(),
+                reason: damage
+                    .unwrap_or_else(|| "batch header does not describe a whole batch".into()),
             });
         }
         buf.truncate(keep);

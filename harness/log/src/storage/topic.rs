@@ -1,17 +1,22 @@
-//! A topic: a named folder `topics/<name>/` of partition folders `0/`, `1/`, … created
-//! atomically (built under a temp name, then renamed into place).
+//! A topic: a named folder `topics/<name>/` of partition folders `0/`, `1/`, … each starting
+//! with an empty first segment. Created all-or-nothing: built under `.tmp-<name>`, fsynced,
+//! renamed into place, then `topics/` fsynced; on any error the temp folder (or the renamed
+//! one) is removed, so a retry starts clean. A leftover temp folder is removed at open.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use super::commit::Committer;
-use super::config::LogConfig;
 use super::error::{IoContext, Result, StorageError};
-use super::partition::Partition;
-use super::segment::Truncation;
+use super::fs;
+use super::partition::{Partition, Shared};
+use super::segment::{segment_paths, Truncation};
 
-/// Most partitions a topic may have.
-pub const MAX_PARTITIONS: u32 = 1024;
+/// Largest per-topic partition limit a configuration may set
+/// ([`super::LogConfig::max_partitions_per_topic`]).
+pub const MAX_PARTITIONS: u32 = 1 << 16;
+
+/// The folder a topic is built in before it is renamed into place.
+pub(crate) const TMP_PREFIX: &str = ".tmp-";
 
 /// Checks a topic or group name: 1-200 characters of `[A-Za-z0-9._-]`, not starting with `.`.
 pub fn validate_name(name: &str) -> Result<()> {
@@ -34,41 +39,79 @@ pub struct Topic {
     partitions: Vec<Arc<Partition>>,
 }
 
+/// Builds the topic's folders in `tmp`: a folder per partition holding its empty first
+/// segment, each file closed at once (creation holds no descriptors), then fsyncs `tmp` so
+/// the partition folders' names are durable before the topic's is.
+fn build(tmp: &Path, partitions: u32) -> Result<()> {
+    fs::create_dir(tmp)?;
+    for p in 0..partitions {
+        let dir = tmp.join(p.to_string());
+        fs::create_dir(&dir)?;
+        drop(fs::open_rw(&segment_paths(&dir, 0).0, true)?);
+    }
+    fs::sync_dir(tmp)
+}
+
 impl Topic {
-    /// Creates the topic folder with `partitions` empty partitions, atomically.
+    /// Creates the topic folder with `partitions` empty partitions, all or nothing.
     pub(crate) fn create(
         topics_dir: &Path,
         name: &str,
         partitions: u32,
-        config: &Arc<LogConfig>,
-        committer: &Arc<Committer>,
+        shared: &Shared,
     ) -> Result<Topic> {
         validate_name(name)?;
-        if partitions == 0 || partitions > MAX_PARTITIONS {
+        if partitions == 0 {
             return Err(StorageError::InvalidPartitions(partitions));
         }
-        let tmp = topics_dir.join(format!(".tmp-{name}"));
-        let _ = std::fs::remove_dir_all(&tmp);
-        for p in 0..partitions {
-            let dir = tmp.join(p.to_string());
-            std::fs::create_dir_all(&dir).ctx(|| format!("creating {}", dir.display()))?;
+        let limit = shared.config.max_partitions_per_topic;
+        if partitions > limit {
+            return Err(StorageError::LimitExceeded {
+                what: "partitions per topic",
+                requested: u64::from(partitions),
+                limit: u64::from(limit),
+                setting: "max_partitions_per_topic, --max-partitions-per-topic",
+            });
         }
+        let tmp = topics_dir.join(format!("{TMP_PREFIX}{name}"));
         let dir = topics_dir.join(name);
-        std::fs::rename(&tmp, &dir)
-            .ctx(|| format!("renaming {} to {}", tmp.display(), dir.display()))?;
-        std::fs::File::open(topics_dir)
-            .and_then(|d| d.sync_all())
-            .ctx(|| format!("fsyncing {}", topics_dir.display()))?;
-        let (topic, _) = Topic::open(&dir, name, config, committer)?;
-        Ok(topic)
+        // A leftover of a creation that failed or crashed.
+        fs::remove_dir_all(&tmp)?;
+        if let Err(e) = build(&tmp, partitions).and_then(|()| fs::rename(&tmp, &dir)) {
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+        if let Err(e) = fs::sync_dir(topics_dir) {
+            // Whether the rename is durable is unknown: take the topic out again, so the
+            // error is the whole story and a retry starts clean.
+            if fs::rename(&dir, &tmp).is_ok() {
+                let _ = fs::remove_dir_all(&tmp);
+            } else {
+                let _ = fs::remove_dir_all(&dir);
+            }
+            return Err(e);
+        }
+        let partitions = (0..partitions)
+            .map(|p| {
+                Arc::new(Partition::created(
+                    name,
+                    p,
+                    &dir.join(p.to_string()),
+                    shared,
+                ))
+            })
+            .collect();
+        Ok(Topic {
+            name: name.to_owned(),
+            partitions,
+        })
     }
 
     /// Opens the topic stored in `dir`, recovering each partition.
     pub(crate) fn open(
         dir: &Path,
         name: &str,
-        config: &Arc<LogConfig>,
-        committer: &Arc<Committer>,
+        shared: &Shared,
     ) -> Result<(Topic, Vec<Truncation>)> {
         let mut ids = Vec::new();
         for entry in std::fs::read_dir(dir).ctx(|| format!("listing {}", dir.display()))? {
@@ -92,13 +135,7 @@ impl Topic {
         let mut partitions = Vec::new();
         let mut truncations = Vec::new();
         for id in ids {
-            let (p, t) = Partition::open(
-                name,
-                id,
-                &dir.join(id.to_string()),
-                config.clone(),
-                committer.clone(),
-            )?;
+            let (p, t) = Partition::open(name, id, &dir.join(id.to_string()), shared)?;
             truncations.extend(t);
             partitions.push(Arc::new(p));
         }

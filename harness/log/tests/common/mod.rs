@@ -19,16 +19,38 @@ pub struct ServerGuard {
 impl ServerGuard {
     /// Starts the server on `dir` with extra arguments; waits (bounded) for `listening ADDR`.
     pub fn start(dir: &Path, extra: &[&str]) -> ServerGuard {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mq-log-server"))
-            .arg("--dir")
+        Self::start_limited(dir, extra, None)
+    }
+
+    /// Like [`ServerGuard::start`], with the server's open-file limit (RLIMIT_NOFILE, soft and
+    /// hard) set to `nofile` when given.
+    pub fn start_limited(dir: &Path, extra: &[&str], nofile: Option<u64>) -> ServerGuard {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mq-log-server"));
+        cmd.arg("--dir")
             .arg(dir)
             .args(extra)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawning mq-log-server");
+            .stderr(Stdio::inherit());
+        if let Some(n) = nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: runs in the forked child before exec; setrlimit is async-signal-safe and
+            // the closure allocates nothing.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = cmd.spawn().expect("spawning mq-log-server");
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {

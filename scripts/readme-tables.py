@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Rewrite one block of README.md's measured tables from a run folder, so figures cannot drift.
+
+usage: scripts/readme-tables.py BLOCK RUN_DIR [TABLE ...]
+       scripts/readme-tables.py --check
+
+BLOCK names a block in README.md between `<!-- table:BLOCK -->` and `<!-- /table:BLOCK -->`.
+TABLE is a section of the run's summary.md (which bench renders from results.json): speed,
+correctness, guarantees (default: speed correctness). The block gets a line saying which
+scenario ran, when, on what machine, and this command, then the tables as bench wrote them.
+--check verifies every block carries that line (for CI: no hand-typed block).
+"""
+import json
+import os
+import re
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+README = os.path.join(ROOT, "README.md")
+BLOCK = re.compile(r"(<!-- table:([\w-]+) -->\n)(.*?)(<!-- /table:\2 -->)", re.S)
+STAMP = "Written by `scripts/readme-tables.py"
+
+
+def sections(summary):
+    """Markdown sections of summary.md by lower-case title."""
+    out, name = {}, None
+    for line in summary.splitlines():
+        m = re.match(r"## (.+)", line)
+        if m:
+            name = m.group(1).strip().lower()
+            out[name] = []
+        elif name:
+            out[name].append(line)
+    return {k: "\n".join(v).strip() for k, v in out.items()}
+
+
+def render(block, run_dir, tables):
+    results = json.load(open(os.path.join(run_dir, "results.json")))
+    summary = open(os.path.join(run_dir, "summary.md")).read()
+    found = sections(summary)
+    missing = [t for t in tables if t not in found]
+    if missing:
+        raise SystemExit(f"{run_dir}/summary.md has no section {', '.join(missing)}")
+    m, sc = results["machine"], results["scenario"]
+    rel = os.path.relpath(os.path.abspath(run_dir), ROOT)
+    head = (
+        f"Measured by `bench run {sc['file']}` on {results['started_at'][:10]}: "
+        f"{m['cores']} cores, {m['cpu']}, kernel {m['kernel']}. "
+        f"{STAMP} {block} {rel} {' '.join(tables)}` from that run."
+    )
+    return head + "\n\n" + "\n\n".join(found[t] for t in tables) + "\n"
+
+
+def main():
+    text = open(README).read()
+    if sys.argv[1:] == ["--check"]:
+        bad = [b.group(2) for b in BLOCK.finditer(text) if STAMP not in b.group(3)]
+        if bad:
+            raise SystemExit(f"README.md blocks not written by this script: {', '.join(bad)}")
+        print(f"{len(BLOCK.findall(text))} README blocks carry their provenance")
+        return
+    if len(sys.argv) < 3:
+        raise SystemExit(__doc__)
+    block, run_dir = sys.argv[1], sys.argv[2]
+    tables = sys.argv[3:] or ["speed", "correctness"]
+    hits = [b for b in BLOCK.finditer(text) if b.group(2) == block]
+    if not hits:
+        raise SystemExit(f"README.md has no block <!-- table:{block} -->")
+    b = hits[0]
+    new = text[: b.start(3)] + render(block, run_dir, tables) + text[b.end(3) :]
+    open(README, "w").write(new)
+    print(f"README.md: block {block} rewritten from {run_dir}")
+
+
+if __name__ == "__main__":
+    main()
