@@ -82,6 +82,14 @@ impl ClientError {
     }
 }
 
+/// `timeout` from now; a timeout too long for the clock means no deadline (a caller's
+/// `Duration::MAX` must not panic).
+fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+}
+
 /// Result alias for the client.
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;
 
@@ -329,7 +337,7 @@ impl Client {
 
     /// Waits until every produce sent so far is acknowledged, or `timeout` passes.
     pub fn wait_all(&mut self, timeout: Duration) -> Result<Vec<ProduceAck>> {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let mut out = Vec::new();
         loop {
             out.extend(self.poll_responses(deadline.saturating_duration_since(Instant::now()))?);
@@ -402,7 +410,7 @@ impl Client {
         encode_request(&mut self.scratch, id, req);
         self.write_scratch()?;
         self.flush()?;
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         if let Some(r) = self.drain_incoming(Some(id))? {
             return Ok(r);
         }
@@ -459,7 +467,7 @@ impl Client {
         }
         let id = self.send_produce(topic, partition, records, ack)?;
         self.flush()?;
-        let deadline = Instant::now() + self.request_timeout;
+        let deadline = deadline_after(self.request_timeout);
         loop {
             if let Some(i) = self.acks.iter().position(|(c, _)| *c == id) {
                 let (_, r) = self.acks.remove(i).expect("index in range");

@@ -223,3 +223,15 @@ fn connect_to_a_closed_port_says_where() {
     let err = Client::connect(addr, Duration::from_secs(2)).err().unwrap();
     assert!(err.to_string().contains(&addr.to_string()), "{err}");
 }
+
+#[test]
+fn client_timeouts_too_long_for_the_clock_do_not_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerGuard::start(dir.path(), &[]);
+    let mut c = Client::connect(server.addr, T).unwrap();
+    assert!(c.create_topic("t", 1).unwrap());
+    c.send_produce("t", 0, &[b"x"], Ack::Written).unwrap();
+    let acks = c.wait_all(Duration::MAX).unwrap();
+    assert_eq!(acks.len(), 1);
+    assert!(c.poll_responses(Duration::MAX).unwrap().is_empty());
+}
