@@ -82,7 +82,7 @@ enum Command {
 #[derive(Subcommand)]
 enum LogCommand {
     /// Serve a log folder over TCP until SIGTERM or Ctrl-C; prints `listening ADDR` when ready.
-    Serve(mq_log::server::ServeArgs),
+    Serve(mqlog::server::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -107,7 +107,7 @@ fn main() -> ExitCode {
         },
         Command::Log {
             command: LogCommand::Serve(args),
-        } => match mq_log::server::serve(args) {
+        } => match mqlog::server::serve(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e:#}");

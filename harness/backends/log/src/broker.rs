@@ -12,7 +12,7 @@ use mq_core::managed::{Managed, Node};
 use mq_core::plan::BrokerFault;
 use mq_core::plan::VariantPlan;
 use mq_core::{BackendError, Broker, Depth, NodeHit};
-use mq_log::client::Client;
+use mqlog::client::Client;
 
 use crate::{client_err, connect, Endpoint, Mode, Options, NAME};
 
@@ -262,6 +262,6 @@ impl Broker for LogBroker {
     }
 
     fn versions(&mut self) -> Vec<(String, String)> {
-        vec![("mq-log".into(), env!("CARGO_PKG_VERSION").into())]
+        vec![("mqlog".into(), env!("CARGO_PKG_VERSION").into())]
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use mq_core::delivery::ConsumerAck;
 use mq_core::{BackendError, Consumer, DeliverySink, Partition, WorkerCtx};
-use mq_log::client::{Client, ClientError, ErrorCode};
+use mqlog::client::{Client, ClientError, ErrorCode};
 
 use crate::{client_err, Endpoint, OffsetReset, Options, NAME};
 

@@ -1,4 +1,4 @@
-//! The `log` backend: the in-house append-only log (`mq-log`) through its TCP protocol.
+//! The `log` backend: the in-house append-only log (`mqlog`) through its TCP protocol.
 //!
 //! Managed by default: `bench` starts `bench log serve` on a fresh folder in the run and stops
 //! it at the end; or an external server at `options.address`. Partitions are log partitions of
@@ -19,7 +19,7 @@ use mq_core::plan::{FieldError, VariantPlan};
 use mq_core::{
     Backend, BackendError, BackendInfo, Broker, Consumer, Delivery, Producer, WorkerCtx,
 };
-use mq_log::client::{Ack, Client};
+use mqlog::client::{Ack, Client};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -49,7 +49,7 @@ struct Options {
     batch_records: usize,
     /// Bytes per produce batch at most (a batch is one request frame).
     #[serde(default = "defaults::batch_bytes")]
-    #[schemars(range(min = 1, max = mq_log::protocol::MAX_FRAME_LEN / 2))]
+    #[schemars(range(min = 1, max = mqlog::protocol::MAX_FRAME_LEN / 2))]
     batch_bytes: usize,
     /// How long a batch may wait to fill before it is sent (0: as soon as a request slot is
     /// free).
@@ -72,10 +72,10 @@ struct Options {
     buffer_bytes: usize,
     /// Bytes per fetch (at least one message).
     #[serde(default = "defaults::fetch_bytes")]
-    #[schemars(range(min = 1, max = mq_log::protocol::MAX_FETCH_BYTES))]
+    #[schemars(range(min = 1, max = mqlog::protocol::MAX_FETCH_BYTES))]
     fetch_bytes: u32,
     /// Segment size of the managed server; default 64 MiB.
-    #[schemars(range(min = 1024, max = mq_log::storage::MAX_SEGMENT_BYTES))]
+    #[schemars(range(min = 1024, max = mqlog::storage::MAX_SEGMENT_BYTES))]
     segment_bytes: Option<u64>,
     /// Keep the managed server's data folder after the run.
     #[serde(default)]
@@ -214,13 +214,13 @@ impl Backend for LogBackend {
             _ => {}
         }
         if let Some(f) = &o.fsync {
-            match f.parse::<mq_log::storage::FsyncPolicy>() {
+            match f.parse::<mqlog::storage::FsyncPolicy>() {
                 Err(e) => errors.push(FieldError::new(
                     "options.fsync",
                     format!("{e}; valid: never, interval:MS, always"),
                 )),
                 Ok(p) => {
-                    let never = p == mq_log::storage::FsyncPolicy::Never;
+                    let never = p == mqlog::storage::FsyncPolicy::Never;
                     if never != (plan.delivery.durability == Durability::Memory) {
                         errors.push(FieldError::new(
                             "options.fsync",
@@ -315,6 +315,6 @@ fn connect(address: &str) -> Result<Client, BackendError> {
     Client::connect(address, CONNECT_TIMEOUT).map_err(|e| BackendError::other(NAME, e.to_string()))
 }
 
-fn client_err(what: &str, e: mq_log::client::ClientError) -> BackendError {
+fn client_err(what: &str, e: mqlog::client::ClientError) -> BackendError {
     BackendError::other(NAME, format!("{what}: {e}"))
 }

@@ -14,7 +14,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use mq_core::{AckSink, BackendError, Outcome, Outgoing, Producer, Seq, WorkerCtx};
-use mq_log::client::{Ack, Client, ClientError, CorrelationId};
+use mqlog::client::{Ack, Client, ClientError, CorrelationId};
 
 use crate::{Endpoint, Options};
 

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use mq_backend_log::LogBackend;
 use mq_core::delivery::{ConsumerAck, Durability, ProducerAck};
 use mq_core::{Backend, Consumer, DeliverySink, Partition};
-use mq_log::client::{Ack, Client, ClientError};
-use mq_log::protocol::{decode_request, encode_response, ErrorCode, Request, Response};
-use mq_log::storage::{Log, LogConfig};
+use mqlog::client::{Ack, Client, ClientError};
+use mqlog::protocol::{decode_request, encode_response, ErrorCode, Request, Response};
+use mqlog::storage::{Log, LogConfig};
 use serde_json::json;
 
 const T: Duration = Duration::from_secs(10);
@@ -58,7 +58,7 @@ fn start_server() -> Server {
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             addr_tx.send(listener.local_addr().unwrap()).unwrap();
-            mq_log::server::run(listener, log.clone(), async {
+            mqlog::server::run(listener, log.clone(), async {
                 let _ = stop_rx.await;
             })
             .await
@@ -307,8 +307,8 @@ fn failing_server() -> (SocketAddr, Arc<Mutex<usize>>, std::thread::JoinHandle<(
 
 fn req_kind(resp: &Response) -> u8 {
     match resp {
-        Response::CommittedOffset(_) => mq_log::protocol::kind::COMMITTED,
-        _ => mq_log::protocol::kind::FETCH,
+        Response::CommittedOffset(_) => mqlog::protocol::kind::COMMITTED,
+        _ => mqlog::protocol::kind::FETCH,
     }
 }
 

@@ -180,14 +180,14 @@ impl Log {
         let c = committer.clone();
         threads.push(
             std::thread::Builder::new()
-                .name("mq-log-committer".into())
+                .name("mqlog-committer".into())
                 .spawn(move || c.run())
                 .ctx(|| "spawning the committer thread".into())?,
         );
         let weak = Arc::downgrade(&inner);
         threads.push(
             std::thread::Builder::new()
-                .name("mq-log-housekeeper".into())
+                .name("mqlog-housekeeper".into())
                 .spawn(move || housekeeper(weak, stop, config))
                 .ctx(|| "spawning the housekeeper thread".into())?,
         );

@@ -1,12 +1,12 @@
-//! `mq-log-server`: the log server alone (what `bench log serve` runs), for tests and people.
+//! `mqlog-server`: the log server alone (what `bench log serve` runs), for tests and people.
 
 use clap::Parser;
 
 #[derive(Parser)]
-#[command(name = "mq-log-server", about = "mq-bench's in-house log server")]
+#[command(name = "mqlog-server", about = "mq-bench's in-house log server")]
 struct Cli {
     #[command(flatten)]
-    serve: mq_log::server::ServeArgs,
+    serve: mqlog::server::ServeArgs,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -17,5 +17,5 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    mq_log::server::serve(Cli::parse().serve)
+    mqlog::server::serve(Cli::parse().serve)
 }

@@ -1,4 +1,4 @@
-//! Shared test helpers: a guard around a child `mq-log-server` that kills it on drop, and a
+//! Shared test helpers: a guard around a child `mqlog-server` that kills it on drop, and a
 //! small seeded random generator so every test is reproducible.
 
 #![allow(dead_code)]
@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// A running `mq-log-server`; SIGKILLed and reaped on drop.
+/// A running `mqlog-server`; SIGKILLed and reaped on drop.
 pub struct ServerGuard {
     pub child: Option<Child>,
     pub addr: SocketAddr,
@@ -25,7 +25,7 @@ impl ServerGuard {
     /// Like [`ServerGuard::start`], with the server's open-file limit (RLIMIT_NOFILE, soft and
     /// hard) set to `nofile` when given.
     pub fn start_limited(dir: &Path, extra: &[&str], nofile: Option<u64>) -> ServerGuard {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mq-log-server"));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mqlog-server"));
         cmd.arg("--dir")
             .arg(dir)
             .args(extra)
@@ -50,7 +50,7 @@ impl ServerGuard {
                 });
             }
         }
-        let mut child = cmd.spawn().expect("spawning mq-log-server");
+        let mut child = cmd.spawn().expect("spawning mqlog-server");
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -64,7 +64,7 @@ impl ServerGuard {
         };
         let line = rx
             .recv_timeout(Duration::from_secs(20))
-            .expect("mq-log-server printed no `listening` line within 20 s");
+            .expect("mqlog-server printed no `listening` line within 20 s");
         let addr = line
             .trim()
             .strip_prefix("listening ")

@@ -6,7 +6,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use mq_log::storage::{FsyncPolicy, Log, LogConfig};
+use mqlog::storage::{FsyncPolicy, Log, LogConfig};
 
 fn never_config() -> LogConfig {
     LogConfig {
@@ -31,7 +31,7 @@ fn append(c: &mut Criterion) {
             let records: Vec<Vec<u8>> = (0..batch).map(|i| vec![i as u8; size]).collect();
             let partition = log.partition("t", 0).unwrap();
             let mut framed = Vec::new();
-            mq_log::storage::encode_records(&mut framed, &records);
+            mqlog::storage::encode_records(&mut framed, &records);
             g.throughput(Throughput::Bytes((size * batch) as u64));
             g.bench_function(BenchmarkId::new(label, format!("batch{batch}")), |b| {
                 b.iter(|| {

@@ -9,7 +9,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use mq_log::storage::{decode_batches, BatchHeader, Log, LogConfig, BATCH_HEADER_LEN};
+use mqlog::storage::{decode_batches, BatchHeader, Log, LogConfig, BATCH_HEADER_LEN};
 use proptest::prelude::*;
 
 fn config() -> LogConfig {
@@ -266,8 +266,8 @@ fn missing_index_of_a_closed_segment_is_rebuilt() {
 /// the damaged batch; the engine says where, and the server answers with `Corrupt`.
 #[test]
 fn corrupt_batch_in_a_closed_segment_is_an_error_not_data() {
-    use mq_log::client::{Client, ClientError, ErrorCode};
-    use mq_log::storage::StorageError;
+    use mqlog::client::{Client, ClientError, ErrorCode};
+    use mqlog::storage::StorageError;
     use std::time::Duration;
 
     let dir = tempfile::tempdir().unwrap();

@@ -1,5 +1,5 @@
 //! The log server: tokio, one task per connection, the binary protocol of
-//! [`crate::protocol`]. [`serve`] is what `bench log serve` and `mq-log-server` run; its
+//! [`crate::protocol`]. [`serve`] is what `bench log serve` and `mqlog-server` run; its
 //! resource limits and timeouts are [`Limits`].
 
 mod budget;
@@ -118,7 +118,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("opening the log in {}", args.dir.display()))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .thread_name("mq-log-server")
+        .thread_name("mqlog-server")
         .build()
         .context("starting the tokio runtime")?;
     let served = rt.block_on(async {

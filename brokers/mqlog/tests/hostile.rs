@@ -1,4 +1,4 @@
-//! Hostile clients against a real `mq-log-server` child process, on loopback: connection floods,
+//! Hostile clients against a real `mqlog-server` child process, on loopback: connection floods,
 //! idle and trickling connections, fetches whose responses are never read, and huge request
 //! frames. During each attack a well-behaved client must still be served within 1 s, and under
 //! the memory attacks the server's peak RSS (VmHWM of the child) must stay under
@@ -14,8 +14,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::ServerGuard;
-use mq_log::client::{Ack, Client};
-use mq_log::protocol::{encode_request, Request};
+use mqlog::client::{Ack, Client};
+use mqlog::protocol::{encode_request, Request};
 
 /// The server's peak RSS bound under the memory attacks (README: "The in-house log").
 const RSS_BOUND_KIB: u64 = 256 * 1024;

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{Rng, ServerGuard};
-use mq_log::client::{Ack, Client};
-use mq_log::protocol::{
+use mqlog::client::{Ack, Client};
+use mqlog::protocol::{
     decode_request, decode_response, encode_produce, encode_request, encode_response, kind,
     Request, Response,
 };

@@ -1,9 +1,9 @@
-//! mq-log: mq-bench's in-house append-only log.
+//! mqlog: mq-bench's in-house append-only log.
 //!
 //! - [`storage`]: the engine (topics, partitions, segments, group commit, recovery, retention,
 //!   consumer offsets), usable without a server.
 //! - [`server`]: a tokio TCP server speaking the length-prefixed binary protocol of
-//!   [`protocol`]; [`server::serve`] is what `bench log serve` and `mq-log-server` run.
+//!   [`protocol`]; [`server::serve`] is what `bench log serve` and `mqlog-server` run.
 //! - [`client`]: a blocking, pipelining client for workers that are not async.
 //!
 //! Semantics worth knowing:

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{Rng, ServerGuard};
-use mq_log::client::{Ack, Client, CorrelationId};
+use mqlog::client::{Ack, Client, CorrelationId};
 
 const T: Duration = Duration::from_secs(10);
 const PARTITIONS: u32 = 2;

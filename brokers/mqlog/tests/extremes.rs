@@ -5,7 +5,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use mq_log::storage::{
+use mqlog::storage::{
     decode_batches, encode_batch, encode_records, BatchHeader, FsyncPolicy, Log, LogConfig,
     StorageError,
 };

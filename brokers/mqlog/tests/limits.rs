@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::ServerGuard;
-use mq_log::client::{Ack, Client, ClientError, ErrorCode};
+use mqlog::client::{Ack, Client, ClientError, ErrorCode};
 
 const T: Duration = Duration::from_secs(20);
 /// The server's open-file limit: far fewer descriptors than segment files.

@@ -1,4 +1,4 @@
-//! The server and client end to end, through the `mq-log-server` binary: every request kind,
+//! The server and client end to end, through the `mqlog-server` binary: every request kind,
 //! pipelining, long polls, errors, and a clean SIGTERM shutdown.
 
 mod common;
@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::ServerGuard;
-use mq_log::client::{Ack, Client, ClientError, ErrorCode};
+use mqlog::client::{Ack, Client, ClientError, ErrorCode};
 
 const T: Duration = Duration::from_secs(10);
 
@@ -135,7 +135,7 @@ fn long_poll_waits_then_wakes_on_append() {
 
 #[test]
 fn produce_acks_overtake_a_waiting_fetch_on_one_connection() {
-    use mq_log::protocol::{self, Request, Response};
+    use mqlog::protocol::{self, Request, Response};
     use std::io::{Read, Write};
     let dir = tempfile::tempdir().unwrap();
     let server = ServerGuard::start(dir.path(), &[]);

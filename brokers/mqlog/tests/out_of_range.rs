@@ -1,4 +1,4 @@
-//! Offsets outside a partition, through the `mq-log-server` binary: a fetch below the log start
+//! Offsets outside a partition, through the `mqlog-server` binary: a fetch below the log start
 //! (retention removed it) or past the end, and a commit past the end, are refused with a typed
 //! out-of-range error carrying the partition's start and end; the connection stays usable.
 //! Retention ignores committed offsets (as Kafka's does), so a commit below the start is kept.
@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::ServerGuard;
-use mq_log::client::{Ack, Client, ClientError};
+use mqlog::client::{Ack, Client, ClientError};
 
 const T: Duration = Duration::from_secs(10);
 

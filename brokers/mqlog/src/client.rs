@@ -219,7 +219,7 @@ impl Client {
         let write_half = stream.try_clone().map_err(io("cloning the socket"))?;
         let (tx, rx) = mpsc::sync_channel(INCOMING_QUEUE);
         let reader = std::thread::Builder::new()
-            .name("mq-log-client-reader".into())
+            .name("mqlog-client-reader".into())
             .spawn(move || read_loop(read_half, tx))
             .map_err(io("spawning the reader thread"))?;
         Ok(Client {

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use mq_log::client::{Ack, Client};
-use mq_log::storage::{FsyncPolicy, Log, LogConfig};
+use mqlog::client::{Ack, Client};
+use mqlog::storage::{FsyncPolicy, Log, LogConfig};
 
 struct Server {
     addr: SocketAddr,
@@ -42,7 +42,7 @@ fn start_server(dir: &std::path::Path) -> Server {
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             addr_tx.send(listener.local_addr().unwrap()).unwrap();
-            mq_log::server::run(listener, log.clone(), async {
+            mqlog::server::run(listener, log.clone(), async {
                 let _ = stop_rx.await;
             })
             .await

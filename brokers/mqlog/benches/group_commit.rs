@@ -13,13 +13,13 @@
 //! so a trend within a pair does not favour one side. Each round starts its writers, lets them
 //! settle for `settle`, then counts records acknowledged (fsynced) during `window`.
 //!
-//! `cargo bench -p mq-log --bench group_commit`.
+//! `cargo bench -p mqlog --bench group_commit`.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mq_log::storage::{FsyncPolicy, Log, LogConfig};
+use mqlog::storage::{FsyncPolicy, Log, LogConfig};
 
 struct Plan {
     pairs: usize,
@@ -144,7 +144,7 @@ fn round(
         }),
         Writers::Tasks => {
             let mut framed = Vec::new();
-            mq_log::storage::encode_records(&mut framed, &[vec![7u8; RECORD]]);
+            mqlog::storage::encode_records(&mut framed, &[vec![7u8; RECORD]]);
             let framed: Arc<[u8]> = framed.into();
             let partition = log.partition("t", 0).unwrap();
             let tasks: Vec<_> = (0..writers)
