@@ -77,7 +77,7 @@ pub struct Series {
     pub failed: Vec<u64>,
     /// First deliveries.
     pub delivered: Vec<u64>,
-    /// Acked minus delivered so far, at the end of each second.
+    /// Acked messages not yet delivered, at the end of each second (never negative).
     pub backlog: Vec<i64>,
 }
 
@@ -98,7 +98,7 @@ pub struct Report {
     pub latency: Latency,
     pub series: Series,
     pub broker_depth: Vec<DepthSample>,
-    /// Peak of the history backlog (acked − delivered) over the per-second series.
+    /// Peak of the history backlog (acked, not yet delivered) over the per-second series.
     pub backlog_peak: i64,
     /// Peak of the broker-reported depth, when the broker reports one.
     pub broker_depth_peak: Option<u64>,

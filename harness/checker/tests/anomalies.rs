@@ -1,6 +1,6 @@
 //! Crafted histories, one anomaly each; every count is asserted exactly.
 
-use mq_checker::{check, Counts, Input};
+use mq_checker::{check, Counts, Input, Report};
 use mq_core::history::{FileHeader, HistoryWriter, Record, Role};
 use mq_core::ids::{Key, ProducerId, Seq};
 
@@ -72,6 +72,9 @@ impl H {
         self
     }
     fn check(&self, keys: u32) -> Counts {
+        self.report(keys).counts
+    }
+    fn report(&self, keys: u32) -> Report {
         let write = |role: Role, i: usize, recs: &[Record]| {
             let path = self.dir.path().join(format!("{role:?}-{i}.hist"));
             let mut w = HistoryWriter::create(
@@ -108,7 +111,7 @@ impl H {
             producers: self.producers.len() as u32,
             keys,
         };
-        check(&input).unwrap().counts
+        check(&input).unwrap()
     }
 }
 
@@ -337,4 +340,93 @@ fn series_backlog_and_latency_come_out_of_the_same_pass() {
     );
     let back = mq_checker::decode_histogram(&r.latency.publish_hdr).unwrap();
     assert_eq!(back.len(), 2000);
+}
+
+const S: u64 = 1_000_000_000;
+
+fn sent_at(seq: u64, t: u64) -> Record {
+    Record::Sent {
+        producer: ProducerId(0),
+        seq: Seq(seq),
+        key: Key(0),
+        intended_ns: t,
+    }
+}
+fn acked_at(seq: u64, t: u64, sent: u64) -> Record {
+    Record::Acked {
+        producer: ProducerId(0),
+        seq: Seq(seq),
+        at_ns: t,
+        intended_ns: sent,
+    }
+}
+fn delivered_at(seq: u64, t: u64, sent: u64) -> Record {
+    Record::Delivered {
+        producer: ProducerId(0),
+        seq: Seq(seq),
+        key: Key(0),
+        sent_ns: sent,
+        at_ns: t,
+    }
+}
+
+#[test]
+fn backlog_counts_acked_messages_not_yet_delivered_and_is_never_negative() {
+    // A run of 60 s, so its series are per second (60 bins). Times in ms.
+    let ms = |v: u64| v * MS;
+    let producer = vec![
+        // 0: acked at 0.5 s, delivered at 2.5 s: in the backlog at the ends of seconds 0 and 1.
+        sent_at(0, 0),
+        acked_at(0, ms(500), 0),
+        // 1: never answered (the producer died), delivered anyway: recovered, never in the
+        // backlog, and its delivery must not take an acked message out of it.
+        sent_at(1, S),
+        // 2: never answered, delivered twice.
+        sent_at(2, 3 * S),
+        // 3: delivered at 4.9 s, before its ack at 5.2 s was recorded: never in the backlog.
+        sent_at(3, 4 * S),
+        acked_at(3, ms(5200), 4 * S),
+        // 4: refused, delivered anyway.
+        sent_at(4, 6 * S),
+        Record::Failed {
+            producer: ProducerId(0),
+            seq: Seq(4),
+            at_ns: ms(6100),
+        },
+        // 5: acked at 7.5 s, never delivered: lost, in the backlog to the end.
+        sent_at(5, 7 * S),
+        acked_at(5, ms(7500), 7 * S),
+        // 6: acked and delivered within the last second.
+        sent_at(6, 59 * S),
+        acked_at(6, ms(59_500), 59 * S),
+    ];
+    let consumer = vec![
+        delivered_at(1, ms(1500), S),
+        delivered_at(0, ms(2500), 0),
+        delivered_at(2, ms(3200), 3 * S),
+        delivered_at(2, ms(3400), 3 * S),
+        delivered_at(3, ms(4900), 4 * S),
+        delivered_at(4, ms(6500), 6 * S),
+        delivered_at(6, ms(59_900), 59 * S),
+    ];
+    let r = H::new().producer(producer).consumer(consumer).report(1);
+    let c = r.counts;
+    assert_eq!(
+        (
+            c.acked,
+            c.unknown,
+            c.failed,
+            c.recovered,
+            c.failed_delivered
+        ),
+        (4, 2, 1, 2, 1)
+    );
+    assert_eq!((c.lost, c.duplicated, c.delivered), (1, 1, 6));
+    let mut want = vec![1, 1, 0, 0, 0, 0, 0];
+    want.extend([1; 53]);
+    assert_eq!(r.series.backlog, want);
+    assert_eq!(r.backlog_peak, 1);
+    // Throughput still counts every first delivery, acked or not.
+    assert_eq!(r.series.delivered.iter().sum::<u64>(), 6);
+    assert_eq!(r.series.acked.iter().sum::<u64>(), 4);
 }
