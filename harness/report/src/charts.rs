@@ -27,10 +27,12 @@ pub struct VariantSeries {
     /// Index into [`PALETTE`]: the variant's position in results.json, so a variant keeps its
     /// colour across every chart of a run.
     pub colour: usize,
-    /// Per second: acked and first-delivered messages.
+    /// Width of a series bin, seconds.
+    pub bin_s: f64,
+    /// Per bin: acked and first-delivered messages (counts; charts draw count / `bin_s`).
     pub acked: Vec<u64>,
     pub delivered: Vec<u64>,
-    /// Acked minus delivered at the end of each second.
+    /// Acked messages not yet delivered at the end of each bin.
     pub backlog: Vec<i64>,
     /// Broker-reported depth samples (t seconds, messages).
     pub depth: Vec<(f64, u64)>,
@@ -219,14 +221,13 @@ fn no_data<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, title: &str) -> Dr
     ))
 }
 
-/// (x0, v0) (x0+1, v0) (x0+1, v1) …: a per-second series as steps, so a run of under a second
-/// still shows a segment.
-fn steps<T: Copy + Into<f64>>(values: &[T]) -> Vec<(f64, f64)> {
+/// (0, v0) (w, v0) (w, v1) (2w, v1) …: a series of bins `w` seconds wide as steps, so a series
+/// of one bin still shows a segment.
+fn steps(values: &[f64], w: f64) -> Vec<(f64, f64)> {
     let mut pts = Vec::with_capacity(values.len() * 2);
     for (i, v) in values.iter().enumerate() {
-        let v: f64 = (*v).into();
-        pts.push((i as f64, v));
-        pts.push((i as f64 + 1.0, v));
+        pts.push((i as f64 * w, *v));
+        pts.push((i as f64 * w + w, *v));
     }
     pts
 }
@@ -235,8 +236,40 @@ fn i64_f(v: &[i64]) -> Vec<f64> {
     v.iter().map(|x| *x as f64).collect()
 }
 
-fn u64_f(v: &[u64]) -> Vec<f64> {
-    v.iter().map(|x| *x as f64).collect()
+/// Counts per bin as msgs/s.
+fn rates(v: &[u64], bin_s: f64) -> Vec<f64> {
+    v.iter().map(|x| *x as f64 / bin_s).collect()
+}
+
+/// A bin width for a label: "10 ms", "1 s".
+pub fn bin_label(bin_s: f64) -> String {
+    if bin_s < 1.0 {
+        format!("{} ms", si(bin_s * 1e3))
+    } else {
+        format!("{} s", si(bin_s))
+    }
+}
+
+/// "msgs/s (10 ms bins)", or with several widths "msgs/s (bins: 10 ms, 50 ms)".
+fn rate_unit(variants: &[VariantSeries]) -> String {
+    let mut widths: Vec<f64> = variants.iter().map(|v| v.bin_s).collect();
+    widths.sort_by(f64::total_cmp);
+    widths.dedup();
+    match widths.as_slice() {
+        [w] => format!("msgs/s ({} bins)", bin_label(*w)),
+        ws => format!(
+            "msgs/s (bins: {})",
+            ws.iter()
+                .map(|w| bin_label(*w))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// The end of a variant's series, seconds.
+fn series_end(v: &VariantSeries) -> f64 {
+    v.acked.len().max(v.delivered.len()).max(v.backlog.len()) as f64 * v.bin_s
 }
 
 /// Most marker labels a time chart shows; past this the lines alone (in their variant's colour)
@@ -383,31 +416,31 @@ fn throughput<'a, DB: DrawingBackend + 'a>(
         return no_data(area, title);
     }
     let marks = markers(variants);
-    let seconds = variants
-        .iter()
-        .map(|v| v.acked.len().max(v.delivered.len()))
-        .max()
-        .unwrap_or(0)
-        .max(1) as f64;
+    let seconds = variants.iter().map(series_end).fold(0.0, f64::max);
     let x_max = marks.iter().map(|m| m.0.t).fold(seconds, f64::max);
+    let x_max = if x_max > 0.0 { x_max } else { 1.0 };
     let top = variants
         .iter()
-        .flat_map(|v| v.acked.iter().chain(&v.delivered))
-        .copied()
-        .max()
-        .unwrap_or(0)
-        .max(1) as f64
+        .flat_map(|v| {
+            rates(&v.acked, v.bin_s)
+                .into_iter()
+                .chain(rates(&v.delivered, v.bin_s))
+        })
+        .fold(1.0, f64::max)
         * 1.12;
-    let mut chart = time_chart(area, title, x_max, (0.0, top), "messages per second")?;
+    let mut chart = time_chart(area, title, x_max, (0.0, top), &rate_unit(variants))?;
     for v in variants {
         let c = colour(v.colour);
         chart
-            .draw_series(LineSeries::new(steps(&u64_f(&v.acked)), c.stroke_width(2)))?
+            .draw_series(LineSeries::new(
+                steps(&rates(&v.acked, v.bin_s), v.bin_s),
+                c.stroke_width(2),
+            ))?
             .label(format!("{} acked", v.name))
             .legend(legend_sample!(c, false));
         chart
             .draw_series(DashedLineSeries::new(
-                steps(&u64_f(&v.delivered)),
+                steps(&rates(&v.delivered, v.bin_s), v.bin_s),
                 7,
                 5,
                 c.stroke_width(2),
@@ -512,11 +545,9 @@ fn backlog<'a, DB: DrawingBackend + 'a>(
     let marks = markers(variants);
     let seconds = variants
         .iter()
-        .map(|v| {
-            let depth_end = v.depth.last().map_or(0.0, |d| d.0);
-            (v.backlog.len() as f64).max(depth_end)
-        })
-        .fold(1.0, f64::max);
+        .map(|v| series_end(v).max(v.depth.last().map_or(0.0, |d| d.0)))
+        .fold(0.0, f64::max);
+    let seconds = if seconds > 0.0 { seconds } else { 1.0 };
     let x_max = marks.iter().map(|m| m.0.t).fold(seconds, f64::max);
     let values = variants.iter().flat_map(|v| {
         v.backlog
@@ -531,7 +562,7 @@ fn backlog<'a, DB: DrawingBackend + 'a>(
         let c = colour(v.colour);
         chart
             .draw_series(LineSeries::new(
-                steps(&i64_f(&v.backlog)),
+                steps(&i64_f(&v.backlog), v.bin_s),
                 c.stroke_width(2),
             ))?
             .label(format!("{} backlog", v.name))
@@ -664,6 +695,7 @@ mod tests {
         VariantSeries {
             name: name.into(),
             colour,
+            bin_s: 1.0,
             acked: vec![1000, 1200, 800],
             delivered: vec![900, 1250, 850],
             backlog: vec![100, 50, 0],
@@ -706,5 +738,36 @@ mod tests {
         assert!(!one[0].svg.contains("a<&>"));
         let none = all(&[]).unwrap();
         assert!(none[0].svg.contains("no data"));
+    }
+
+    /// The text elements of an SVG, trimmed.
+    fn texts(svg: &str) -> Vec<String> {
+        svg.split("<text")
+            .skip(1)
+            .filter_map(|t| {
+                let body = &t[t.find('>')? + 1..];
+                Some(body[..body.find("</text>")?].trim().to_owned())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn throughput_is_drawn_in_msgs_per_second_with_its_bin_width() {
+        // 0.6 s in 10 ms bins of 10 acks: 1000 msgs/s, over 0.6 s of x axis.
+        let mut v = variant("a", 0, vec![]);
+        v.bin_s = 0.01;
+        v.acked = vec![10; 60];
+        v.delivered = vec![10; 60];
+        v.backlog = vec![0; 60];
+        v.depth.clear();
+        let charts = all(&[v]).unwrap();
+        let svg = &charts[0].svg;
+        assert!(svg.contains("msgs/s (10 ms bins)"), "no unit label");
+        // The y axis reaches 1000 msgs/s (labels in SI), not 10.
+        let t = texts(svg);
+        assert!(t.iter().any(|t| t == "1k"), "y axis not in msgs/s: {t:?}");
+        assert_eq!(bin_label(0.01), "10 ms");
+        assert_eq!(bin_label(0.5), "500 ms");
+        assert_eq!(bin_label(2.0), "2 s");
     }
 }

@@ -178,14 +178,15 @@ enum Better {
 }
 
 type Figure = fn(&Report) -> f64;
-type PerSecond = fn(&Report) -> &[u64];
+/// A series of counts per bin (`series.bin_s` wide).
+type PerBin = fn(&Report) -> &[u64];
 type Count = fn(&Report) -> u64;
 
-/// One speed metric compared: name, direction, allowed change, the figure, its per-second series.
-type Spec = (&'static str, Better, f64, Figure, Option<PerSecond>);
+/// One speed metric compared: name, direction, allowed change, the figure, its series.
+type Spec = (&'static str, Better, f64, Figure, Option<PerBin>);
 
-/// A rate: higher is better, judged with its per-second series too.
-fn rate(metric: &'static str, limit: f64, figure: Figure, seconds: PerSecond) -> Spec {
+/// A rate: higher is better, judged with its series too.
+fn rate(metric: &'static str, limit: f64, figure: Figure, seconds: PerBin) -> Spec {
     (metric, Better::Higher, limit, figure, Some(seconds))
 }
 
@@ -194,15 +195,40 @@ fn latency(metric: &'static str, limit: f64, figure: Figure) -> Spec {
     (metric, Better::Lower, limit, figure, None)
 }
 
-/// Per-second rates of full seconds (the last second of a series is partial).
-fn per_second(reports: &[&Report], pick: PerSecond) -> Vec<f64> {
-    reports
-        .iter()
-        .flat_map(|r| {
-            let s = pick(r);
-            s[..s.len().saturating_sub(1)].iter().map(|v| *v as f64)
-        })
-        .collect()
+/// The windows `compare` measures noise over: bins finer than a second are summed into windows
+/// of a second (as many whole bins as make one); bins of a second or more are each a window.
+/// Returns (bins per window, window seconds).
+fn window(bin_s: f64) -> (usize, f64) {
+    let k = if bin_s >= 1.0 {
+        1
+    } else {
+        ((1.0 / bin_s).round() as usize).max(1)
+    };
+    (k, k as f64 * bin_s)
+}
+
+/// Rates (msgs/s) of a series' full windows (see [`window`]). The last window is left out: the
+/// run ended within it.
+pub fn window_rates(counts: &[u64], bin_s: f64) -> Vec<f64> {
+    let (k, window_s) = window(bin_s);
+    let mut rates: Vec<f64> = counts
+        .chunks(k)
+        .map(|c| c.iter().sum::<u64>() as f64 / window_s)
+        .collect();
+    rates.pop();
+    rates
+}
+
+/// The full windows' rates of every repetition, and how many seconds they cover.
+fn per_second(reports: &[&Report], pick: PerBin) -> (Vec<f64>, f64) {
+    let mut seconds = 0.0;
+    let mut rates = Vec::new();
+    for r in reports {
+        let w = window_rates(pick(r), r.series.bin_s);
+        seconds += w.len() as f64 * window(r.series.bin_s).1;
+        rates.extend(w);
+    }
+    (rates, (seconds * 100.0).round() / 100.0)
 }
 
 fn pct(base: f64, new: f64) -> Option<f64> {
@@ -219,7 +245,7 @@ fn speed_row(
     base: &[&Report],
     new: &[&Report],
     figure: Figure,
-    seconds: Option<PerSecond>,
+    seconds: Option<PerBin>,
 ) -> Row {
     let b: Vec<f64> = base.iter().map(|r| figure(r)).collect();
     let n: Vec<f64> = new.iter().map(|r| figure(r)).collect();
@@ -261,13 +287,11 @@ fn speed_row(
     }
     match seconds {
         Some(pick) => {
-            let bs = per_second(base, pick);
-            let ns = per_second(new, pick);
+            let (bs, b_secs) = per_second(base, pick);
+            let (ns, n_secs) = per_second(new, pick);
             if bs.len() < 3 || ns.len() < 3 {
                 row.evidence = format!(
-                    "{} vs {} full seconds, {} vs {} reps: too few to measure noise",
-                    bs.len(),
-                    ns.len(),
+                    "{b_secs} vs {n_secs} full seconds, {} vs {} reps: too few to measure noise",
                     b.len(),
                     n.len()
                 );
@@ -276,9 +300,7 @@ fn speed_row(
             let (lo, hi) = bootstrap_ratio(&bs, &ns, t.alpha, 1.0 - t.alpha);
             let conf = (1.0 - t.alpha) * 100.0;
             row.evidence = format!(
-                "bootstrap of per-second rates ({} vs {} s): {conf:.0} % bounds {:+.1} % / {:+.1} %",
-                bs.len(),
-                ns.len(),
+                "bootstrap of per-second rates ({b_secs} vs {n_secs} s): {conf:.0} % bounds {:+.1} % / {:+.1} %",
                 (lo - 1.0) * 100.0 + 0.0,
                 (hi - 1.0) * 100.0 + 0.0
             );
@@ -642,7 +664,7 @@ mod tests {
     fn one_repetition_uses_per_second_samples_or_says_inconclusive() {
         let t = Thresholds::default();
         let f: Figure = |r| r.throughput.acked_msgs_per_s;
-        let s: Option<PerSecond> = Some(|r| &r.series.acked);
+        let s: Option<PerBin> = Some(|r| &r.series.acked);
         let b = report(1000.0, 6, 10.0);
         let mut n = report(800.0, 6, 10.0);
         n.series.acked = vec![790, 810, 800, 805, 795, 0];
@@ -678,6 +700,40 @@ mod tests {
             None,
         );
         assert_eq!(r.verdict, Verdict::Inconclusive);
+    }
+
+    #[test]
+    fn window_rates_sum_fine_bins_into_seconds_and_scale_coarse_ones() {
+        // 10 ms bins of 10 messages over 2.5 s: 1000 msgs/s in each of the 2 full seconds.
+        assert_eq!(window_rates(&[10; 250], 0.01), vec![1000.0, 1000.0]);
+        // 50 ms bins: 20 to a second; the third, partial second is left out.
+        let mut v = vec![50; 40];
+        v.extend([100; 20]);
+        assert_eq!(window_rates(&v, 0.05), vec![1000.0, 1000.0]);
+        // Per-second bins as before: the last second is left out.
+        assert_eq!(window_rates(&[5, 6, 7], 1.0), vec![5.0, 6.0]);
+        // 2 s bins: each bin is a window, scaled to msgs/s.
+        assert_eq!(window_rates(&[400, 600, 10], 2.0), vec![200.0, 300.0]);
+        assert!(window_rates(&[], 0.01).is_empty());
+    }
+
+    #[test]
+    fn runs_with_different_bin_widths_compare_as_rates() {
+        let t = Thresholds::default();
+        let f: Figure = |r| r.throughput.acked_msgs_per_s;
+        let s: Option<PerBin> = Some(|r| &r.series.acked);
+        // BASE: per-second bins (schema 1). NEW: the same 1000 msgs/s in 10 ms bins.
+        let b = report(1000.0, 6, 10.0);
+        let mut n = report(1000.0, 0, 10.0);
+        n.series.bin_s = 0.01;
+        n.series.acked = vec![10; 600];
+        let r = speed_row(&t, "v", "acked", Better::Higher, 5.0, &[&b], &[&n], f, s);
+        assert_eq!(r.verdict, Verdict::Ok, "{r:?}");
+        assert!(r.evidence.contains("(5 vs 5 s)"), "{}", r.evidence);
+        // 20 % fewer per 10 ms bin is a regression.
+        n.series.acked = vec![8; 600];
+        let r = speed_row(&t, "v", "acked", Better::Higher, 5.0, &[&b], &[&n], f, s);
+        assert_eq!(r.verdict, Verdict::Regression, "{r:?}");
     }
 
     #[test]

@@ -33,6 +33,17 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
         path.to_path_buf()
     };
     let results = RunResults::read(&file)?;
+    for v in &results.variants {
+        if let Some(rep) = &v.report {
+            let w = rep.series.bin_s;
+            anyhow::ensure!(
+                w.is_finite() && w > 0.0,
+                "{}: variant {:?}: series.bin_s = {w}: must be a positive number of seconds",
+                file.display(),
+                v.name
+            );
+        }
+    }
     let text = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
     let raw =
         serde_json::from_slice(&text).with_context(|| format!("parsing {}", file.display()))?;
@@ -79,6 +90,7 @@ pub fn series(l: &Loaded) -> Vec<charts::VariantSeries> {
             Some(charts::VariantSeries {
                 name: v.name.clone(),
                 colour: i,
+                bin_s: rep.series.bin_s,
                 acked: rep.series.acked.clone(),
                 delivered: rep.series.delivered.clone(),
                 backlog: rep.series.backlog.clone(),
