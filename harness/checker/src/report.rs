@@ -70,10 +70,12 @@ pub struct Throughput {
 }
 
 /// Messages counted per time bin: index i = [i × bin_s, (i + 1) × bin_s) seconds since the
-/// variant's start. A rate in msgs/s is a count divided by `bin_s`.
+/// variant's start. The checker chooses the width from the run's length
+/// ([`crate::series::bin_width_ns`]); a rate in msgs/s is a count divided by `bin_s`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Series {
-    /// Bin width in seconds. Absent from results.json of schema 1, whose series are per second.
+    /// Bin width in seconds: 0.01, 0.02, 0.05, 0.1 … Absent from results.json of schema 1,
+    /// whose series are per second.
     #[serde(default = "one_second")]
     pub bin_s: f64,
     pub sent: Vec<u64>,

@@ -325,10 +325,18 @@ fn series_backlog_and_latency_come_out_of_the_same_pass() {
         keys: 1,
     };
     let r = check(&input).unwrap();
-    // One message per ms: 1000 acks per second; deliveries stop after 2 s.
-    assert_eq!(r.series.acked, vec![1000, 1000, 1000]);
-    assert_eq!(r.series.delivered, vec![999, 1000, 1]);
-    assert_eq!(r.series.backlog, vec![1, 1, 1000]);
+    // One message per ms for 3 s: 50 ms bins (60 of them), 50 acks each; deliveries (1 ms
+    // after each send) stop after 2 s.
+    assert_eq!(r.series.bin_s, 0.05);
+    assert_eq!(r.series.acked, vec![50; 60]);
+    let mut delivered = vec![49];
+    delivered.extend([50; 39]);
+    delivered.push(1);
+    delivered.extend([0; 19]);
+    assert_eq!(r.series.delivered, delivered);
+    let mut backlog = vec![1; 40];
+    backlog.extend((1..=20).map(|k| k * 50));
+    assert_eq!(r.series.backlog, backlog);
     assert_eq!(r.backlog_peak, 1000);
     // Warm-up leaves out the first second of sends.
     assert_eq!(r.latency.publish.count, 2000);
@@ -429,4 +437,46 @@ fn backlog_counts_acked_messages_not_yet_delivered_and_is_never_negative() {
     // Throughput still counts every first delivery, acked or not.
     assert_eq!(r.series.delivered.iter().sum::<u64>(), 6);
     assert_eq!(r.series.acked.iter().sum::<u64>(), 4);
+}
+
+/// Producer 0 sends a message every `every_ns`, acked at once; consumer 0 gets each `every_ns
+/// / 2` later.
+fn paced(n: u64, every_ns: u64) -> H {
+    let producer = (0..n)
+        .flat_map(|k| {
+            [
+                sent_at(k, k * every_ns),
+                acked_at(k, k * every_ns, k * every_ns),
+            ]
+        })
+        .collect();
+    let consumer = (0..n)
+        .map(|k| delivered_at(k, k * every_ns + every_ns / 2, k * every_ns))
+        .collect();
+    H::new().producer(producer).consumer(consumer)
+}
+
+#[test]
+fn a_sub_second_run_gets_ten_millisecond_bins_and_at_least_fifty_points() {
+    // 600 messages over 0.6 s: per-second series had one point.
+    let r = paced(600, MS).report(1);
+    assert_eq!(r.series.bin_s, 0.01);
+    assert_eq!(r.series.acked, vec![10; 60]);
+    assert_eq!(r.series.delivered, vec![10; 60]);
+    assert_eq!(r.series.sent, vec![10; 60]);
+    // Each message waits half a millisecond: no bin ends with one outstanding.
+    assert_eq!(r.series.backlog, vec![0; 60]);
+}
+
+#[test]
+fn a_long_run_gets_bins_of_a_second_or_more_and_a_bounded_count() {
+    // One message every 100 ms for two minutes: 2 s bins of 20 messages.
+    let r = paced(1200, 100 * MS).report(1);
+    assert_eq!(r.series.bin_s, 2.0);
+    assert_eq!(r.series.acked, vec![20; 60]);
+    assert_eq!(r.series.delivered, vec![20; 60]);
+    // An hour: 50 s bins, 72 of them.
+    let r = paced(360, 10 * S).report(1);
+    assert_eq!(r.series.bin_s, 50.0);
+    assert_eq!(r.series.acked, vec![5; 72]);
 }
