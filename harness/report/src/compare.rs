@@ -9,6 +9,7 @@ use anyhow::Context;
 use mq_checker::Report;
 use serde::Deserialize;
 
+use crate::scenario_diff::{self, Difference};
 use crate::stats::{bootstrap_ratio, mann_whitney_less, median};
 use crate::{load, repeat, Loaded};
 
@@ -150,6 +151,8 @@ pub struct Comparison {
     pub rows: Vec<Row>,
     pub notes: Vec<String>,
     pub thresholds: Thresholds,
+    /// Scenario fields that differ between BASE and NEW (empty: the same scenario).
+    pub scenario_changes: Vec<Difference>,
 }
 
 impl Comparison {
@@ -164,6 +167,11 @@ impl Comparison {
             .iter()
             .filter(|r| r.verdict == Verdict::Inconclusive)
             .count()
+    }
+    /// Whether BASE and NEW ran different scenarios (`bench compare` then refuses unless
+    /// `--allow-scenario-change`).
+    pub fn scenario_changed(&self) -> bool {
+        !self.scenario_changes.is_empty()
     }
     /// Whether CI should fail: a regression, or with `strict` an inconclusive figure.
     pub fn failed(&self) -> bool {
@@ -351,7 +359,7 @@ fn count_row(
 /// Compares every variant of BASE with the variant of the same name in NEW.
 pub fn compare(base: &Side, new: &Side, t: &Thresholds) -> Comparison {
     let mut rows = Vec::new();
-    let mut notes = Vec::new();
+    let (scenario_changes, mut notes) = scenario_diff::differences(&base.reps, &new.reps);
     let mut names: Vec<String> = Vec::new();
     for l in &base.reps {
         for v in &l.results.variants {
@@ -453,6 +461,54 @@ pub fn compare(base: &Side, new: &Side, t: &Thresholds) -> Comparison {
         rows,
         notes,
         thresholds: t.clone(),
+        scenario_changes,
+    }
+}
+
+/// The scenario differences as Markdown (empty when there are none).
+fn changes_markdown(c: &Comparison) -> String {
+    let mut s = String::new();
+    if !c.scenario_changed() {
+        return s;
+    }
+    let _ = writeln!(
+        s,
+        "**The scenarios differ** ({} field(s)): a changed workload is not a regression of the system under test.\n",
+        c.scenario_changes.len()
+    );
+    let _ = writeln!(s, "| field | base | new |\n|---|---|---|");
+    for d in &c.scenario_changes {
+        let _ = writeln!(s, "| `{}` | {} | {} |", d.field, d.base, d.new);
+    }
+    s.push('\n');
+    s
+}
+
+/// The scenario differences as plain text (empty when there are none).
+fn changes_text(c: &Comparison) -> String {
+    let mut s = String::new();
+    if !c.scenario_changed() {
+        return s;
+    }
+    let _ = writeln!(
+        s,
+        "the scenarios differ ({} field(s)), BASE -> NEW:",
+        c.scenario_changes.len()
+    );
+    for d in &c.scenario_changes {
+        let _ = writeln!(s, "  {}: {} -> {}", d.field, d.base, d.new);
+    }
+    s.push('\n');
+    s
+}
+
+/// What `bench compare` prints when it refuses to compare different scenarios.
+pub fn refusal(c: &Comparison, markdown: bool) -> String {
+    const WHY: &str = "not compared: BASE and NEW ran different scenarios; run both on the same scenario, or pass --allow-scenario-change to compare anyway";
+    if markdown {
+        format!("### mq-bench compare: {WHY}\n\n{}", changes_markdown(c))
+    } else {
+        format!("mq-bench compare: {WHY}\n{}", changes_text(c))
     }
 }
 
@@ -484,6 +540,9 @@ fn headline(c: &Comparison) -> String {
     } else {
         "no regression".to_owned()
     };
+    if c.scenario_changed() {
+        s.push_str(" (the scenarios differ, compared anyway)");
+    }
     if i > 0 {
         let _ = write!(
             s,
@@ -502,6 +561,7 @@ fn headline(c: &Comparison) -> String {
 pub fn markdown(c: &Comparison) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "### mq-bench compare: {}\n", headline(c));
+    s.push_str(&changes_markdown(c));
     let _ = writeln!(
         s,
         "BASE `{}` ({} repetition(s)) → NEW `{}` ({} repetition(s)). Figures are medians over repetitions; counts are the worst repetition.\n",
@@ -545,6 +605,7 @@ pub fn text(c: &Comparison) -> String {
         "BASE {} ({} rep) -> NEW {} ({} rep); medians over repetitions, counts: worst repetition\n",
         c.base, c.base_reps, c.new, c.new_reps
     );
+    s.push_str(&changes_text(c));
     let table: Vec<[String; 8]> = std::iter::once(
         [
             "variant", "metric", "base", "new", "change", "limit", "verdict", "evidence",

@@ -9,6 +9,7 @@ pub mod charts;
 pub mod compare;
 pub mod html;
 pub mod repeat;
+pub mod scenario_diff;
 pub mod stats;
 
 use std::path::{Path, PathBuf};
@@ -19,10 +20,11 @@ use mq_runner::results::RunResults;
 pub use charts::Marker;
 
 /// A run read back: the typed results and the raw JSON (for fields newer than this crate's view,
-/// such as fault events).
+/// such as fault events), and the scenario.toml beside results.json when there is one.
 pub struct Loaded {
     pub results: RunResults,
     pub raw: serde_json::Value,
+    pub scenario_text: Option<String>,
 }
 
 /// Reads `results.json` (a file, or the one in a run folder).
@@ -47,7 +49,14 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
     let text = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
     let raw =
         serde_json::from_slice(&text).with_context(|| format!("parsing {}", file.display()))?;
-    Ok(Loaded { results, raw })
+    let scenario_text = file
+        .parent()
+        .and_then(|d| std::fs::read_to_string(d.join("scenario.toml")).ok());
+    Ok(Loaded {
+        results,
+        raw,
+        scenario_text,
+    })
 }
 
 /// The fault events of variant `i` as chart markers (`faults: [{t, action, target}]`), none when
@@ -126,8 +135,7 @@ pub fn generate(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let r = &loaded.results;
     let summary = mq_runner::summary::markdown(r);
     let charts = charts::all(&series(&loaded))?;
-    let scenario_text = std::fs::read_to_string(dir.join("scenario.toml")).ok();
-    let page = html::page(r, &summary, scenario_text.as_deref(), &charts);
+    let page = html::page(r, &summary, loaded.scenario_text.as_deref(), &charts);
 
     let mut files = Vec::new();
     let chart_dir = dir.join("charts");
