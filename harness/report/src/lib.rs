@@ -59,8 +59,8 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
     })
 }
 
-/// The fault events of variant `i` as chart markers (`faults: [{t, action, target}]`), none when
-/// results.json has no faults.
+/// The fault events of variant `i` as chart markers (`faults: [{t, label, ok}]`, the label as
+/// scheduled, e.g. `kill-broker@3s`), none when results.json has no faults.
 pub fn markers(raw: &serde_json::Value, i: usize) -> Vec<Marker> {
     let Some(faults) = raw["variants"][i]["faults"].as_array() else {
         return Vec::new();
@@ -68,11 +68,12 @@ pub fn markers(raw: &serde_json::Value, i: usize) -> Vec<Marker> {
     faults
         .iter()
         .filter_map(|f| {
-            let t = f["t"].as_f64()?;
-            let mut label = f["action"].as_str().unwrap_or("fault").to_owned();
-            if let Some(target) = f["target"].as_u64() {
-                label.push_str(&format!(" {target}"));
-            }
+            let t = f["t"].as_f64().filter(|t| t.is_finite())?;
+            let mut label = f["label"]
+                .as_str()
+                .or(f["action"].as_str())
+                .unwrap_or("fault")
+                .to_owned();
             if f["ok"] == serde_json::Value::Bool(false) {
                 label.push_str(" (failed)");
             }

@@ -167,3 +167,110 @@ pub fn write(dir: &Path, results: &Value) {
     )
     .unwrap();
 }
+
+/// A `<text>` element of an SVG drawn by plotters.
+#[derive(Debug, Clone)]
+pub struct SvgText {
+    pub x: f64,
+    pub y: f64,
+    pub size: f64,
+    pub anchor: String,
+    /// plotters' vertical placement: "0.76em" top at y, "0.5ex" centred on y, else bottom at y.
+    pub dy: String,
+    pub text: String,
+}
+
+fn attr(el: &str, name: &str) -> Option<String> {
+    let at = el.find(&format!(" {name}=\""))? + name.len() + 3;
+    Some(el[at..at + el[at..].find('"')?].to_owned())
+}
+
+fn num(el: &str, name: &str) -> f64 {
+    attr(el, name).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+}
+
+/// Every text element: position, font size, anchor and (trimmed, unescaped) text.
+pub fn svg_texts(svg: &str) -> Vec<SvgText> {
+    svg.split("<text")
+        .skip(1)
+        .filter_map(|t| {
+            let open = &t[..t.find('>')?];
+            let body = &t[open.len() + 1..];
+            let text = body[..body.find("</text>")?]
+                .trim()
+                .replace("&apos;", "'")
+                .replace("&amp;", "&");
+            Some(SvgText {
+                x: num(open, "x"),
+                y: num(open, "y"),
+                size: num(open, "font-size"),
+                anchor: attr(open, "text-anchor").unwrap_or_default(),
+                dy: attr(open, "dy").unwrap_or_default(),
+                text,
+            })
+        })
+        .collect()
+}
+
+impl SvgText {
+    /// The box the text covers, (x0, y0, x1, y1), its width measured in the embedded font as
+    /// the PNG draws it (plotters writes SVG font sizes as the size / 1.24).
+    pub fn bounds(&self) -> (f64, f64, f64, f64) {
+        use plotters::prelude::*;
+        mq_report::charts::register_font();
+        let w = ("sans-serif", self.size * 1.24)
+            .into_font()
+            .box_size(&self.text)
+            .map(|(w, _)| w as f64)
+            .unwrap_or(self.text.chars().count() as f64 * self.size * 0.6);
+        let x0 = match self.anchor.as_str() {
+            "middle" => self.x - w / 2.0,
+            "end" => self.x - w,
+            _ => self.x,
+        };
+        let (y0, y1) = match self.dy.as_str() {
+            "0.76em" => (self.y, self.y + self.size),
+            "0.5ex" => (self.y - self.size / 2.0, self.y + self.size / 2.0),
+            _ => (self.y - self.size, self.y),
+        };
+        (x0, y0, x0 + w, y1)
+    }
+}
+
+/// A polyline: stroke colour, stroke width, points.
+pub type Polyline = (String, String, Vec<(f64, f64)>);
+
+/// Every polyline. Plotters draws data lines, axes and dashes as these.
+pub fn svg_polylines(svg: &str) -> Vec<Polyline> {
+    svg.split("<polyline")
+        .skip(1)
+        .filter_map(|p| {
+            let el = &p[..p.find("/>")?];
+            let pts = attr(el, "points")?
+                .split_whitespace()
+                .filter_map(|xy| {
+                    let (x, y) = xy.split_once(',')?;
+                    Some((x.parse().ok()?, y.parse().ok()?))
+                })
+                .collect();
+            Some((attr(el, "stroke")?, attr(el, "stroke-width")?, pts))
+        })
+        .collect()
+}
+
+/// Filled rectangles: (x, y, width, height, fill).
+pub fn svg_rects(svg: &str) -> Vec<(f64, f64, f64, f64, String)> {
+    svg.split("<rect")
+        .skip(1)
+        .filter_map(|r| {
+            let el = &r[..r.find("/>")?];
+            Some((
+                num(el, "x"),
+                num(el, "y"),
+                num(el, "width"),
+                num(el, "height"),
+                attr(el, "fill")?,
+            ))
+        })
+        .collect()
+}
