@@ -228,6 +228,20 @@ window.addEventListener('load', () => {
 }
 
 #[test]
+fn recount_py_recomputes_the_same_counts_and_series_from_the_histories() {
+    let dir = fixture();
+    for rep in ["rep-1", "rep-2"] {
+        assert_recount_matches(&dir.join(rep));
+        // A 4 s run (and its drain): 50 or 100 ms bins, at least 50 of them, not per second.
+        let r = results(&dir.join(rep));
+        let s = &r["variants"][0]["report"]["series"];
+        let bin = s["bin_s"].as_f64().unwrap();
+        assert!(bin == 0.05 || bin == 0.1, "{rep}: bin_s {bin}");
+        assert!(s["acked"].as_array().unwrap().len() >= 50, "{rep}: {s}");
+    }
+}
+
+#[test]
 fn compare_passes_two_repetitions_of_the_same_run() {
     let dir = fixture();
     let (ok, out) = run_cmd(&[
