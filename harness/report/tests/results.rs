@@ -49,3 +49,30 @@ fn an_unknown_schema_is_refused_naming_what_is_read() {
         "{e}"
     );
 }
+
+#[test]
+fn odd_but_well_formed_values_chart_without_panicking() {
+    let dir = tempfile::tempdir().unwrap();
+    let vs: Vec<Variant> = (0..6)
+        .map(|i| Variant::new(&format!("v{i}"), 2.0, 0.01).fault(1.0, "kill-broker"))
+        .collect();
+    let mut r = results(&vs, 0);
+    let v = &mut r["variants"];
+    // A tiny bin, a negative backlog (schema 1 could hold one), faults before the start and
+    // far after it, depth samples out of order and before the start, empty series.
+    v[0]["report"]["series"]["bin_s"] = 1e-9.into();
+    v[1]["report"]["series"]["backlog"] = serde_json::json!([-5, -2, 0, 3]);
+    v[2]["faults"][0]["t"] = (-3.0).into();
+    v[2]["faults"].as_array_mut().unwrap().push(
+        serde_json::json!({"t": 1e12, "action": "kill-broker", "target": null,
+            "label": "late", "ok": false, "error": "x", "took_s": 0.0}),
+    );
+    v[3]["report"]["broker_depth"] = serde_json::json!([{"t": 5.0, "messages": 1, "bytes": null}, {"t": -1.0, "messages": 2, "bytes": null}]);
+    for s in ["sent", "acked", "failed", "delivered", "backlog"] {
+        v[4]["report"]["series"][s] = serde_json::json!([]);
+    }
+    v[5]["report"]["series"]["bin_s"] = 1e9.into();
+    write(dir.path(), &r);
+    let files = mq_report::generate(dir.path()).unwrap();
+    assert!(files.iter().any(|f| f.ends_with("charts/backlog.png")));
+}
