@@ -48,6 +48,9 @@ pub fn bin_width_ns(span_ns: u64) -> u64 {
 pub(crate) struct Timeline {
     start_ns: u64,
     width_ns: u64,
+    /// `width_ns` / 10 ms: the hot path divides by a constant, and by this only once the bins
+    /// have coarsened (runs of over 20 s).
+    per_bin: u64,
     /// The latest event, ns since the start.
     end_ns: u64,
     pub sent: Vec<u64>,
@@ -64,6 +67,7 @@ impl Timeline {
         Timeline {
             start_ns,
             width_ns: MIN_BIN_NS,
+            per_bin: 1,
             end_ns: 0,
             sent: Vec::new(),
             acked: Vec::new(),
@@ -79,16 +83,22 @@ impl Timeline {
     pub fn bin(&mut self, t_ns: u64) -> usize {
         let since = t_ns.saturating_sub(self.start_ns);
         self.end_ns = self.end_ns.max(since);
-        let mut i = since / self.width_ns;
+        let tens = since / MIN_BIN_NS;
+        let mut i = if self.per_bin == 1 {
+            tens
+        } else {
+            tens / self.per_bin
+        };
         while i >= MAX_COUNTING_BINS {
             self.coarsen();
-            i = since / self.width_ns;
+            i = tens / self.per_bin;
         }
         i as usize
     }
 
     fn coarsen(&mut self) {
         self.width_ns *= 10;
+        self.per_bin *= 10;
         for v in self.all() {
             *v = merge(v, 10);
         }
