@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
-"""Recompute a variant's counts from its history files alone, independently of bench's checker.
+"""Recompute a variant's counts and series from its history files alone, independently of
+bench's checker.
 
 usage: scripts/recount.py RUN_DIR [VARIANT ...]
 Prints one JSON object per variant with the same count names as results.json
-(variants[].report.counts). The format is in docs/history-format.md. Plain Python, no packages;
-sets of (producer, seq) rather than bits, so keep it to runs of a few million messages.
+(variants[].report.counts) and its series (variants[].report.series: bin_s, sent, acked, failed,
+delivered, backlog; the rules are in docs/results-schema.md). The format is in
+docs/history-format.md. Plain Python, no packages; sets of (producer, seq) rather than bits, so
+keep it to runs of a few million messages.
 """
 import glob
 import json
@@ -27,18 +30,65 @@ def records(path):
         if kind == 0:
             return
         producer, key, seq, t1, t2 = struct.unpack_from("<HIQQQ", data, i + 2)
-        yield kind, flags, producer, key, seq
+        yield kind, flags, producer, key, seq, t1, t2
+
+
+MIN_BIN, MIN_BINS, MAX_COUNTING_BINS = 10_000_000, 50, 2000
+
+
+def bin_width(span):
+    """The coarsest of 10 ms, 20 ms, 50 ms, 100 ms ... (ns) giving at least 50 bins; 10 ms floor."""
+    best, decade = MIN_BIN, MIN_BIN
+    while True:
+        for m in (1, 2, 5):
+            if decade * m > span // MIN_BINS:
+                return best
+            best = decade * m
+        decade *= 10
+
+
+def series(events, start):
+    """events: (name, t_ns) of first sends, acks, refusals, deliveries and deliveries of acked
+    messages. Bins as the checker does: the width from the span, never finer than the decade
+    width the checker counts in (under 2000 bins)."""
+    since = [(name, max(t - start, 0)) for name, t in events]
+    span = max((t for _, t in since), default=0)
+    counting = MIN_BIN
+    while span // counting >= MAX_COUNTING_BINS:
+        counting *= 10
+    width = max(bin_width(span), counting)
+    names = ("sent", "acked", "failed", "delivered", "delivered_acked")
+    out = {n: [] for n in names}
+    for name, t in since:
+        v, i = out[name], t // width
+        v.extend([0] * (i + 1 - len(v)))
+        v[i] += 1
+    n = max(len(v) for v in out.values())
+    for v in out.values():
+        v.extend([0] * (n - len(v)))
+    backlog, acked, gone = [], 0, 0
+    for a, d in zip(out["acked"], out.pop("delivered_acked")):
+        acked, gone = acked + a, gone + d
+        backlog.append(max(acked - gone, 0))
+    out["backlog"] = backlog
+    out["bin_s"] = width / 1e9
+    return out
 
 
 def recount(vdir, producers, keys):
     sent, acked, failed, not_sent = set(), set(), set(), set()
+    events = []
     for path in sorted(glob.glob(os.path.join(vdir, "producer-*.hist"))):
-        for kind, flags, p, _key, seq in records(path):
-            if p >= producers:
+        for kind, flags, p, _key, seq, t1, _t2 in records(path):
+            if p >= producers or kind not in (SENT, ACKED, FAILED):
                 continue
-            if kind == FAILED and (p, seq) not in failed and flags == NOT_SENT:
-                not_sent.add((p, seq))  # the first outcome of a send is the one that counts
-            {SENT: sent, ACKED: acked, FAILED: failed}.get(kind, set()).add((p, seq))
+            seen = {SENT: sent, ACKED: acked, FAILED: failed}[kind]
+            if (p, seq) not in seen:
+                events.append(({SENT: "sent", ACKED: "acked", FAILED: "failed"}[kind], t1))
+                if kind == FAILED and flags == NOT_SENT:
+                    not_sent.add((p, seq))  # the first outcome of a send is the one that counts
+            seen.add((p, seq))
+    ever_acked = set(acked)
     acked &= sent
     failed = (failed & sent) - acked
     not_sent &= failed
@@ -46,7 +96,7 @@ def recount(vdir, producers, keys):
     delivered, c = set(), dict(deliveries=0, duplicated=0, reordered=0, unexpected=0)
     for path in sorted(glob.glob(os.path.join(vdir, "consumer-*.hist"))):
         last = {}
-        for kind, _flags, p, key, seq in records(path):
+        for kind, _flags, p, key, seq, _t1, t2 in records(path):
             if kind == UNEXPECTED:
                 c["deliveries"] += 1
                 c["unexpected"] += 1
@@ -61,6 +111,9 @@ def recount(vdir, producers, keys):
                 c["duplicated"] += 1
                 continue
             delivered.add((p, seq))
+            events.append(("delivered", t2))
+            if (p, seq) in ever_acked:
+                events.append(("delivered_acked", t2))
             k = (p, key)
             if k in last and seq < last[k]:
                 c["reordered"] += 1
@@ -72,7 +125,9 @@ def recount(vdir, producers, keys):
         delivered=len(delivered), lost=len(acked - delivered), unacked_lost=len(unknown - delivered),
         recovered=len(unknown & delivered), failed_delivered=len(failed & delivered),
     )
-    return c
+    with open(os.path.join(vdir, "start_ns")) as f:
+        start = int(f.read().strip() or 0)
+    return c, series(events, start)
 
 
 def main():
@@ -88,8 +143,8 @@ def main():
         w.update(v.get("workload") or {})
         producers = w.get("producers", 1)
         keys = w.get("keys") or w.get("partitions", 1)
-        counts = recount(os.path.join(run, v["history_dir"]), producers, keys)
-        print(json.dumps({"variant": v["name"], "counts": counts}, sort_keys=True))
+        counts, s = recount(os.path.join(run, v["history_dir"]), producers, keys)
+        print(json.dumps({"variant": v["name"], "counts": counts, "series": s}, sort_keys=True))
 
 
 if __name__ == "__main__":

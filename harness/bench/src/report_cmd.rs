@@ -52,12 +52,17 @@ pub struct CompareArgs {
     /// Fail when a figure is inconclusive (too little data to tell a change from noise).
     #[arg(long)]
     pub strict: bool,
+    /// Compare even when BASE and NEW ran different scenarios (the differences are listed
+    /// first); without it, a changed scenario exits 2.
+    #[arg(long)]
+    pub allow_scenario_change: bool,
     /// Output format (markdown: for a pull-request comment).
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
 }
 
-/// `bench compare`: prints the comparison on stdout; exit 1 on a regression, 2 on bad input.
+/// `bench compare`: prints the comparison on stdout; exit 1 on a regression, 2 on bad input or
+/// when the two sides ran different scenarios (unless `--allow-scenario-change`).
 pub fn compare(a: &CompareArgs) -> ExitCode {
     let mut t = match &a.thresholds {
         Some(f) => match Thresholds::from_file(f) {
@@ -90,6 +95,14 @@ pub fn compare(a: &CompareArgs) -> ExitCode {
         }
     };
     let c = compare::compare(&base, &new, &t);
+    if c.scenario_changed() && !a.allow_scenario_change {
+        print!("{}", compare::refusal(&c, a.format == Format::Markdown));
+        eprintln!(
+            "error: BASE and NEW ran different scenarios ({} field(s) differ); pass --allow-scenario-change to compare anyway",
+            c.scenario_changes.len()
+        );
+        return ExitCode::from(2);
+    }
     match a.format {
         Format::Text => print!("{}", compare::text(&c)),
         Format::Markdown => print!("{}", compare::markdown(&c)),

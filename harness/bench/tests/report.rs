@@ -228,6 +228,20 @@ window.addEventListener('load', () => {
 }
 
 #[test]
+fn recount_py_recomputes_the_same_counts_and_series_from_the_histories() {
+    let dir = fixture();
+    for rep in ["rep-1", "rep-2"] {
+        assert_recount_matches(&dir.join(rep));
+        // A 4 s run (and its drain): 50 or 100 ms bins, at least 50 of them, not per second.
+        let r = results(&dir.join(rep));
+        let s = &r["variants"][0]["report"]["series"];
+        let bin = s["bin_s"].as_f64().unwrap();
+        assert!(bin == 0.05 || bin == 0.1, "{rep}: bin_s {bin}");
+        assert!(s["acked"].as_array().unwrap().len() >= 50, "{rep}: {s}");
+    }
+}
+
+#[test]
 fn compare_passes_two_repetitions_of_the_same_run() {
     let dir = fixture();
     let (ok, out) = run_cmd(&[
@@ -238,6 +252,7 @@ fn compare_passes_two_repetitions_of_the_same_run() {
     ]);
     assert!(ok, "compare of two repetitions failed:\n{out}");
     assert!(out.contains("no regression"), "{out}");
+    assert!(!out.contains("scenarios differ"), "{out}");
     // The folder of repetitions is read as two repetitions.
     let (ok, out) = run_cmd(&[
         "compare",
@@ -287,4 +302,58 @@ fn compare_fails_a_twenty_percent_throughput_drop() {
     assert!(out.contains("| sysv | acked msgs/s |"), "{out}");
     assert!(out.contains("-20.0 %"), "{out}");
     assert!(out.contains("**REGRESSION**"), "{out}");
+}
+
+#[test]
+fn compare_refuses_runs_of_different_scenarios_unless_allowed() {
+    let dir = fixture();
+    // NEW: repetition 2 as if its scenario had said `rate = 250000`.
+    let tmp = tempfile::tempdir().unwrap();
+    let new = tmp.path().join("new");
+    std::fs::create_dir_all(&new).unwrap();
+    let toml = std::fs::read_to_string(dir.join("rep-2/scenario.toml")).unwrap();
+    assert!(toml.contains("rate = 20000"), "{toml}");
+    std::fs::write(
+        new.join("scenario.toml"),
+        toml.replace("rate = 20000", "rate = 250000"),
+    )
+    .unwrap();
+    let mut r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("rep-2/results.json")).unwrap())
+            .unwrap();
+    r["scenario"]["workload"]["rate"] = 250_000.into();
+    r["variants"][0]["workload"]["rate"] = 250_000.into();
+    std::fs::write(new.join("results.json"), serde_json::to_vec(&r).unwrap()).unwrap();
+    let base = dir.join("rep-1");
+
+    let o = run(&["compare", base.to_str().unwrap(), new.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "expected a refusal:\n{out}{err}");
+    assert!(out.contains("workload.rate: 20000 -> 250000"), "{out}");
+    assert!(err.contains("--allow-scenario-change"), "{err}");
+    assert!(
+        !out.contains("acked msgs/s"),
+        "no figures when refused:\n{out}"
+    );
+
+    let o = run(&[
+        "compare",
+        base.to_str().unwrap(),
+        new.to_str().unwrap(),
+        "--allow-scenario-change",
+        "--format",
+        "markdown",
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_ne!(o.status.code(), Some(2), "{out}");
+    let diff = out
+        .find("| `workload.rate` | 20000 | 250000 |")
+        .expect(&out);
+    let table = out.find("| sysv | acked msgs/s |").expect(&out);
+    assert!(diff < table, "the difference comes first:\n{out}");
+    assert!(
+        out.lines().next().unwrap().contains("the scenarios differ"),
+        "{out}"
+    );
 }

@@ -38,7 +38,7 @@ backend = "sysv"
         String::from_utf8_lossy(&o.stderr)
     );
     let r = results(&out);
-    assert_eq!(r["schema"], "mq-bench.results/1");
+    assert_eq!(r["schema"], "mq-bench.results/2");
     assert_eq!(r["partial"], false);
     assert_eq!(r["variants"][0]["status"], "ok");
     assert_eq!(r["variants"][0]["ended_by"], "drained");

@@ -1,9 +1,11 @@
 //! mq-checker: reads a variant's history files and reports what happened to every message.
 //!
 //! Memory is a few bits per (producer, seq) (sent, acked, failed, delivered), a last-seen seq
-//! per (consumer, producer, key), and two HdrHistograms: tens of millions of messages fit easily.
+//! per (consumer, producer, key), two HdrHistograms and at most a few thousand time bins per
+//! series ([`series`]): tens of millions of messages fit easily.
 
 pub mod report;
+pub mod series;
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +16,7 @@ use mq_core::history::{FailReason, HistoryError, HistoryReader, Record, Role};
 
 use mq_core::bits::Bits;
 pub use report::{Counts, DepthSample, Latency, Percentiles, Report, Series, Throughput};
+use series::{bump, Timeline};
 
 /// What the checker reads.
 #[derive(Debug, Clone)]
@@ -72,11 +75,10 @@ pub fn check(input: &Input) -> Result<Report, CheckError> {
         })
         .collect();
     let mut c = Counts::default();
-    let mut s = Series::default();
+    let mut s = Timeline::new(input.start_ns);
     let mut publish = new_histogram();
     let mut e2e = new_histogram();
     let latency_from = input.start_ns + input.warmup_ns;
-    let second = |t: u64| (t.saturating_sub(input.start_ns) / 1_000_000_000) as usize;
     let mut last_ack = input.start_ns;
     let mut last_delivery = input.start_ns;
     let mut records = 0u64;
@@ -95,7 +97,8 @@ pub fn check(input: &Input) -> Result<Report, CheckError> {
                     if let Some(p) = producers.get_mut(producer.0 as usize) {
                         if !p.sent.set(seq.0) {
                             c.sent += 1;
-                            bump(&mut s.sent, second(intended_ns));
+                            let i = s.bin(intended_ns);
+                            bump(&mut s.sent, i);
                         }
                     }
                 }
@@ -107,7 +110,8 @@ pub fn check(input: &Input) -> Result<Report, CheckError> {
                 } => {
                     if let Some(p) = producers.get_mut(producer.0 as usize) {
                         if !p.acked.set(seq.0) {
-                            bump(&mut s.acked, second(at_ns));
+                            let i = s.bin(at_ns);
+                            bump(&mut s.acked, i);
                             last_ack = last_ack.max(at_ns);
                             if intended_ns >= latency_from {
                                 record(&mut publish, at_ns.saturating_sub(intended_ns));
@@ -123,7 +127,8 @@ pub fn check(input: &Input) -> Result<Report, CheckError> {
                 } => {
                     if let Some(p) = producers.get_mut(producer.0 as usize) {
                         if !p.failed.set(seq.0) {
-                            bump(&mut s.failed, second(at_ns));
+                            let i = s.bin(at_ns);
+                            bump(&mut s.failed, i);
                             if reason == FailReason::NotSent {
                                 p.not_sent.set(seq.0);
                             }
@@ -163,7 +168,13 @@ pub fn check(input: &Input) -> Result<Report, CheckError> {
                         c.duplicated += 1;
                         continue;
                     }
-                    bump(&mut s.delivered, second(at_ns));
+                    let i = s.bin(at_ns);
+                    bump(&mut s.delivered, i);
+                    // The backlog holds acked messages: a delivery of one never acked
+                    // (unknown, refused) does not take anything out of it.
+                    if producers[pi].acked.get(seq.0) {
+                        bump(&mut s.delivered_acked, i);
+                    }
                     last_delivery = last_delivery.max(at_ns);
                     if sent_ns >= latency_from {
                         record(&mut e2e, at_ns.saturating_sub(sent_ns));
@@ -210,26 +221,7 @@ pub fn check(input: &Input) -> Result<Report, CheckError> {
         }
     }
 
-    let len = [
-        s.sent.len(),
-        s.acked.len(),
-        s.failed.len(),
-        s.delivered.len(),
-    ]
-    .into_iter()
-    .max()
-    .unwrap_or(0);
-    for v in [&mut s.sent, &mut s.acked, &mut s.failed, &mut s.delivered] {
-        v.resize(len, 0);
-    }
-    let (mut acked, mut delivered) = (0i64, 0i64);
-    s.backlog = (0..len)
-        .map(|i| {
-            acked += s.acked[i] as i64;
-            delivered += s.delivered[i] as i64;
-            acked - delivered
-        })
-        .collect();
+    let series = s.finish();
 
     let secs = |end: u64| (end.saturating_sub(input.start_ns)) as f64 / 1e9;
     let rate = |n: u64, end: u64| {
@@ -261,9 +253,9 @@ pub fn check(input: &Input) -> Result<Report, CheckError> {
             publish_hdr: encode_histogram(&publish),
             end_to_end_hdr: encode_histogram(&e2e),
         },
-        backlog_peak: s.backlog.iter().copied().max().unwrap_or(0),
+        backlog_peak: series.backlog.iter().copied().max().unwrap_or(0),
         broker_depth_peak: broker_depth.iter().map(|d| d.messages).max(),
-        series: s,
+        series,
         broker_depth,
         records,
     })
@@ -279,14 +271,6 @@ fn open(path: &Path, expected: Role) -> Result<HistoryReader, CheckError> {
         });
     }
     Ok(r)
-}
-
-#[inline]
-fn bump(v: &mut Vec<u64>, i: usize) {
-    if i >= v.len() {
-        v.resize(i + 1, 0);
-    }
-    v[i] += 1;
 }
 
 /// Latency histograms hold nanoseconds, 1 ns to 1 hour, 3 significant digits.

@@ -73,16 +73,40 @@ pub struct Throughput {
     pub delivered_mb_per_s: f64,
 }
 
-/// Per-second series, index i = second [i, i+1) since the variant's start.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Messages counted per time bin: index i = [i × bin_s, (i + 1) × bin_s) seconds since the
+/// variant's start. The checker chooses the width from the run's length
+/// ([`crate::series::bin_width_ns`]); a rate in msgs/s is a count divided by `bin_s`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Series {
+    /// Bin width in seconds: 0.01, 0.02, 0.05, 0.1 … Absent from results.json of schema 1,
+    /// whose series are per second.
+    #[serde(default = "one_second")]
+    pub bin_s: f64,
     pub sent: Vec<u64>,
     pub acked: Vec<u64>,
     pub failed: Vec<u64>,
     /// First deliveries.
     pub delivered: Vec<u64>,
-    /// Acked minus delivered so far, at the end of each second.
+    /// Acked messages not yet delivered, at the end of each bin (never negative).
     pub backlog: Vec<i64>,
+}
+
+fn one_second() -> f64 {
+    1.0
+}
+
+impl Default for Series {
+    /// Empty per-second series.
+    fn default() -> Self {
+        Series {
+            bin_s: one_second(),
+            sent: Vec::new(),
+            acked: Vec::new(),
+            failed: Vec::new(),
+            delivered: Vec::new(),
+            backlog: Vec::new(),
+        }
+    }
 }
 
 /// One sample of the depth the broker itself reports.
@@ -102,7 +126,7 @@ pub struct Report {
     pub latency: Latency,
     pub series: Series,
     pub broker_depth: Vec<DepthSample>,
-    /// Peak of the history backlog (acked − delivered) over the per-second series.
+    /// Peak of the history backlog (acked, not yet delivered) over the series' bin ends.
     pub backlog_peak: i64,
     /// Peak of the broker-reported depth, when the broker reports one.
     pub broker_depth_peak: Option<u64>,

@@ -1,6 +1,6 @@
 //! Crafted histories, one anomaly each; every count is asserted exactly.
 
-use mq_checker::{check, Counts, Input};
+use mq_checker::{check, Counts, Input, Report};
 use mq_core::history::{FailReason, FileHeader, HistoryWriter, Record, Role};
 use mq_core::ids::{Key, ProducerId, Seq};
 
@@ -76,6 +76,9 @@ impl H {
         self
     }
     fn check(&self, keys: u32) -> Counts {
+        self.report(keys).counts
+    }
+    fn report(&self, keys: u32) -> Report {
         let write = |role: Role, i: usize, recs: &[Record]| {
             let path = self.dir.path().join(format!("{role:?}-{i}.hist"));
             let mut w = HistoryWriter::create(
@@ -112,7 +115,7 @@ impl H {
             producers: self.producers.len() as u32,
             keys,
         };
-        check(&input).unwrap().counts
+        check(&input).unwrap()
     }
 }
 
@@ -349,10 +352,18 @@ fn series_backlog_and_latency_come_out_of_the_same_pass() {
         keys: 1,
     };
     let r = check(&input).unwrap();
-    // One message per ms: 1000 acks per second; deliveries stop after 2 s.
-    assert_eq!(r.series.acked, vec![1000, 1000, 1000]);
-    assert_eq!(r.series.delivered, vec![999, 1000, 1]);
-    assert_eq!(r.series.backlog, vec![1, 1, 1000]);
+    // One message per ms for 3 s: 50 ms bins (60 of them), 50 acks each; deliveries (1 ms
+    // after each send) stop after 2 s.
+    assert_eq!(r.series.bin_s, 0.05);
+    assert_eq!(r.series.acked, vec![50; 60]);
+    let mut delivered = vec![49];
+    delivered.extend([50; 39]);
+    delivered.push(1);
+    delivered.extend([0; 19]);
+    assert_eq!(r.series.delivered, delivered);
+    let mut backlog = vec![1; 40];
+    backlog.extend((1..=20).map(|k| k * 50));
+    assert_eq!(r.series.backlog, backlog);
     assert_eq!(r.backlog_peak, 1000);
     // Warm-up leaves out the first second of sends.
     assert_eq!(r.latency.publish.count, 2000);
@@ -364,4 +375,136 @@ fn series_backlog_and_latency_come_out_of_the_same_pass() {
     );
     let back = mq_checker::decode_histogram(&r.latency.publish_hdr).unwrap();
     assert_eq!(back.len(), 2000);
+}
+
+const S: u64 = 1_000_000_000;
+
+fn sent_at(seq: u64, t: u64) -> Record {
+    Record::Sent {
+        producer: ProducerId(0),
+        seq: Seq(seq),
+        key: Key(0),
+        intended_ns: t,
+    }
+}
+fn acked_at(seq: u64, t: u64, sent: u64) -> Record {
+    Record::Acked {
+        producer: ProducerId(0),
+        seq: Seq(seq),
+        at_ns: t,
+        intended_ns: sent,
+    }
+}
+fn delivered_at(seq: u64, t: u64, sent: u64) -> Record {
+    Record::Delivered {
+        producer: ProducerId(0),
+        seq: Seq(seq),
+        key: Key(0),
+        sent_ns: sent,
+        at_ns: t,
+    }
+}
+
+#[test]
+fn backlog_counts_acked_messages_not_yet_delivered_and_is_never_negative() {
+    // A run of 60 s, so its series are per second (60 bins). Times in ms.
+    let ms = |v: u64| v * MS;
+    let producer = vec![
+        // 0: acked at 0.5 s, delivered at 2.5 s: in the backlog at the ends of seconds 0 and 1.
+        sent_at(0, 0),
+        acked_at(0, ms(500), 0),
+        // 1: never answered (the producer died), delivered anyway: recovered, never in the
+        // backlog, and its delivery must not take an acked message out of it.
+        sent_at(1, S),
+        // 2: never answered, delivered twice.
+        sent_at(2, 3 * S),
+        // 3: delivered at 4.9 s, before its ack at 5.2 s was recorded: never in the backlog.
+        sent_at(3, 4 * S),
+        acked_at(3, ms(5200), 4 * S),
+        // 4: refused, delivered anyway.
+        sent_at(4, 6 * S),
+        Record::Failed {
+            producer: ProducerId(0),
+            seq: Seq(4),
+            at_ns: ms(6100),
+            reason: FailReason::Refused,
+        },
+        // 5: acked at 7.5 s, never delivered: lost, in the backlog to the end.
+        sent_at(5, 7 * S),
+        acked_at(5, ms(7500), 7 * S),
+        // 6: acked and delivered within the last second.
+        sent_at(6, 59 * S),
+        acked_at(6, ms(59_500), 59 * S),
+    ];
+    let consumer = vec![
+        delivered_at(1, ms(1500), S),
+        delivered_at(0, ms(2500), 0),
+        delivered_at(2, ms(3200), 3 * S),
+        delivered_at(2, ms(3400), 3 * S),
+        delivered_at(3, ms(4900), 4 * S),
+        delivered_at(4, ms(6500), 6 * S),
+        delivered_at(6, ms(59_900), 59 * S),
+    ];
+    let r = H::new().producer(producer).consumer(consumer).report(1);
+    let c = r.counts;
+    assert_eq!(
+        (
+            c.acked,
+            c.unknown,
+            c.failed,
+            c.recovered,
+            c.failed_delivered
+        ),
+        (4, 2, 1, 2, 1)
+    );
+    assert_eq!((c.lost, c.duplicated, c.delivered), (1, 1, 6));
+    let mut want = vec![1, 1, 0, 0, 0, 0, 0];
+    want.extend([1; 53]);
+    assert_eq!(r.series.backlog, want);
+    assert_eq!(r.backlog_peak, 1);
+    // Throughput still counts every first delivery, acked or not.
+    assert_eq!(r.series.delivered.iter().sum::<u64>(), 6);
+    assert_eq!(r.series.acked.iter().sum::<u64>(), 4);
+}
+
+/// Producer 0 sends a message every `every_ns`, acked at once; consumer 0 gets each `every_ns
+/// / 2` later.
+fn paced(n: u64, every_ns: u64) -> H {
+    let producer = (0..n)
+        .flat_map(|k| {
+            [
+                sent_at(k, k * every_ns),
+                acked_at(k, k * every_ns, k * every_ns),
+            ]
+        })
+        .collect();
+    let consumer = (0..n)
+        .map(|k| delivered_at(k, k * every_ns + every_ns / 2, k * every_ns))
+        .collect();
+    H::new().producer(producer).consumer(consumer)
+}
+
+#[test]
+fn a_sub_second_run_gets_ten_millisecond_bins_and_at_least_fifty_points() {
+    // 600 messages over 0.6 s: per-second series had one point.
+    let r = paced(600, MS).report(1);
+    assert_eq!(r.series.bin_s, 0.01);
+    assert_eq!(r.series.acked, vec![10; 60]);
+    assert_eq!(r.series.delivered, vec![10; 60]);
+    assert_eq!(r.series.sent, vec![10; 60]);
+    // Each message waits half a millisecond: no bin ends with one outstanding.
+    assert_eq!(r.series.backlog, vec![0; 60]);
+}
+
+#[test]
+fn a_long_run_gets_bins_of_a_second_or_more_and_a_bounded_count() {
+    // One message every 100 ms for two minutes: 2 s bins of 20 messages.
+    let r = paced(1200, 100 * MS).report(1);
+    assert_eq!(r.series.bin_s, 2.0);
+    assert_eq!(r.series.acked, vec![20; 60]);
+    assert_eq!(r.series.delivered, vec![20; 60]);
+    // An hour: 50 s bins, 72 of them.
+    let r = paced(360, 10 * S).report(1);
+    assert_eq!(r.series.bin_s, 50.0);
+    assert_eq!(r.series.acked, vec![5; 72]);
 }

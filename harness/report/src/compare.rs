@@ -9,6 +9,7 @@ use anyhow::Context;
 use mq_checker::Report;
 use serde::Deserialize;
 
+use crate::scenario_diff::{self, Difference};
 use crate::stats::{bootstrap_ratio, mann_whitney_less, median};
 use crate::{load, repeat, Loaded};
 
@@ -150,6 +151,8 @@ pub struct Comparison {
     pub rows: Vec<Row>,
     pub notes: Vec<String>,
     pub thresholds: Thresholds,
+    /// Scenario fields that differ between BASE and NEW (empty: the same scenario).
+    pub scenario_changes: Vec<Difference>,
 }
 
 impl Comparison {
@@ -165,6 +168,11 @@ impl Comparison {
             .filter(|r| r.verdict == Verdict::Inconclusive)
             .count()
     }
+    /// Whether BASE and NEW ran different scenarios (`bench compare` then refuses unless
+    /// `--allow-scenario-change`).
+    pub fn scenario_changed(&self) -> bool {
+        !self.scenario_changes.is_empty()
+    }
     /// Whether CI should fail: a regression, or with `strict` an inconclusive figure.
     pub fn failed(&self) -> bool {
         self.regressions() > 0 || (self.thresholds.strict && self.inconclusive() > 0)
@@ -178,14 +186,15 @@ enum Better {
 }
 
 type Figure = fn(&Report) -> f64;
-type PerSecond = fn(&Report) -> &[u64];
+/// A series of counts per bin (`series.bin_s` wide).
+type PerBin = fn(&Report) -> &[u64];
 type Count = fn(&Report) -> u64;
 
-/// One speed metric compared: name, direction, allowed change, the figure, its per-second series.
-type Spec = (&'static str, Better, f64, Figure, Option<PerSecond>);
+/// One speed metric compared: name, direction, allowed change, the figure, its series.
+type Spec = (&'static str, Better, f64, Figure, Option<PerBin>);
 
-/// A rate: higher is better, judged with its per-second series too.
-fn rate(metric: &'static str, limit: f64, figure: Figure, seconds: PerSecond) -> Spec {
+/// A rate: higher is better, judged with its series too.
+fn rate(metric: &'static str, limit: f64, figure: Figure, seconds: PerBin) -> Spec {
     (metric, Better::Higher, limit, figure, Some(seconds))
 }
 
@@ -194,15 +203,40 @@ fn latency(metric: &'static str, limit: f64, figure: Figure) -> Spec {
     (metric, Better::Lower, limit, figure, None)
 }
 
-/// Per-second rates of full seconds (the last second of a series is partial).
-fn per_second(reports: &[&Report], pick: PerSecond) -> Vec<f64> {
-    reports
-        .iter()
-        .flat_map(|r| {
-            let s = pick(r);
-            s[..s.len().saturating_sub(1)].iter().map(|v| *v as f64)
-        })
-        .collect()
+/// The windows `compare` measures noise over: bins finer than a second are summed into windows
+/// of a second (as many whole bins as make one); bins of a second or more are each a window.
+/// Returns (bins per window, window seconds).
+fn window(bin_s: f64) -> (usize, f64) {
+    let k = if bin_s >= 1.0 {
+        1
+    } else {
+        ((1.0 / bin_s).round() as usize).max(1)
+    };
+    (k, k as f64 * bin_s)
+}
+
+/// Rates (msgs/s) of a series' full windows (see [`window`]). The last window is left out: the
+/// run ended within it.
+pub fn window_rates(counts: &[u64], bin_s: f64) -> Vec<f64> {
+    let (k, window_s) = window(bin_s);
+    let mut rates: Vec<f64> = counts
+        .chunks(k)
+        .map(|c| c.iter().sum::<u64>() as f64 / window_s)
+        .collect();
+    rates.pop();
+    rates
+}
+
+/// The full windows' rates of every repetition, and how many seconds they cover.
+fn per_second(reports: &[&Report], pick: PerBin) -> (Vec<f64>, f64) {
+    let mut seconds = 0.0;
+    let mut rates = Vec::new();
+    for r in reports {
+        let w = window_rates(pick(r), r.series.bin_s);
+        seconds += w.len() as f64 * window(r.series.bin_s).1;
+        rates.extend(w);
+    }
+    (rates, (seconds * 100.0).round() / 100.0)
 }
 
 fn pct(base: f64, new: f64) -> Option<f64> {
@@ -219,7 +253,7 @@ fn speed_row(
     base: &[&Report],
     new: &[&Report],
     figure: Figure,
-    seconds: Option<PerSecond>,
+    seconds: Option<PerBin>,
 ) -> Row {
     let b: Vec<f64> = base.iter().map(|r| figure(r)).collect();
     let n: Vec<f64> = new.iter().map(|r| figure(r)).collect();
@@ -261,13 +295,11 @@ fn speed_row(
     }
     match seconds {
         Some(pick) => {
-            let bs = per_second(base, pick);
-            let ns = per_second(new, pick);
+            let (bs, b_secs) = per_second(base, pick);
+            let (ns, n_secs) = per_second(new, pick);
             if bs.len() < 3 || ns.len() < 3 {
                 row.evidence = format!(
-                    "{} vs {} full seconds, {} vs {} reps: too few to measure noise",
-                    bs.len(),
-                    ns.len(),
+                    "{b_secs} vs {n_secs} full seconds, {} vs {} reps: too few to measure noise",
                     b.len(),
                     n.len()
                 );
@@ -276,9 +308,7 @@ fn speed_row(
             let (lo, hi) = bootstrap_ratio(&bs, &ns, t.alpha, 1.0 - t.alpha);
             let conf = (1.0 - t.alpha) * 100.0;
             row.evidence = format!(
-                "bootstrap of per-second rates ({} vs {} s): {conf:.0} % bounds {:+.1} % / {:+.1} %",
-                bs.len(),
-                ns.len(),
+                "bootstrap of per-second rates ({b_secs} vs {n_secs} s): {conf:.0} % bounds {:+.1} % / {:+.1} %",
                 (lo - 1.0) * 100.0 + 0.0,
                 (hi - 1.0) * 100.0 + 0.0
             );
@@ -329,7 +359,7 @@ fn count_row(
 /// Compares every variant of BASE with the variant of the same name in NEW.
 pub fn compare(base: &Side, new: &Side, t: &Thresholds) -> Comparison {
     let mut rows = Vec::new();
-    let mut notes = Vec::new();
+    let (scenario_changes, mut notes) = scenario_diff::differences(&base.reps, &new.reps);
     let mut names: Vec<String> = Vec::new();
     for l in &base.reps {
         for v in &l.results.variants {
@@ -431,6 +461,54 @@ pub fn compare(base: &Side, new: &Side, t: &Thresholds) -> Comparison {
         rows,
         notes,
         thresholds: t.clone(),
+        scenario_changes,
+    }
+}
+
+/// The scenario differences as Markdown (empty when there are none).
+fn changes_markdown(c: &Comparison) -> String {
+    let mut s = String::new();
+    if !c.scenario_changed() {
+        return s;
+    }
+    let _ = writeln!(
+        s,
+        "**The scenarios differ** ({} field(s)): a changed workload is not a regression of the system under test.\n",
+        c.scenario_changes.len()
+    );
+    let _ = writeln!(s, "| field | base | new |\n|---|---|---|");
+    for d in &c.scenario_changes {
+        let _ = writeln!(s, "| `{}` | {} | {} |", d.field, d.base, d.new);
+    }
+    s.push('\n');
+    s
+}
+
+/// The scenario differences as plain text (empty when there are none).
+fn changes_text(c: &Comparison) -> String {
+    let mut s = String::new();
+    if !c.scenario_changed() {
+        return s;
+    }
+    let _ = writeln!(
+        s,
+        "the scenarios differ ({} field(s)), BASE -> NEW:",
+        c.scenario_changes.len()
+    );
+    for d in &c.scenario_changes {
+        let _ = writeln!(s, "  {}: {} -> {}", d.field, d.base, d.new);
+    }
+    s.push('\n');
+    s
+}
+
+/// What `bench compare` prints when it refuses to compare different scenarios.
+pub fn refusal(c: &Comparison, markdown: bool) -> String {
+    const WHY: &str = "not compared: BASE and NEW ran different scenarios; run both on the same scenario, or pass --allow-scenario-change to compare anyway";
+    if markdown {
+        format!("### mq-bench compare: {WHY}\n\n{}", changes_markdown(c))
+    } else {
+        format!("mq-bench compare: {WHY}\n{}", changes_text(c))
     }
 }
 
@@ -462,6 +540,9 @@ fn headline(c: &Comparison) -> String {
     } else {
         "no regression".to_owned()
     };
+    if c.scenario_changed() {
+        s.push_str(" (the scenarios differ, compared anyway)");
+    }
     if i > 0 {
         let _ = write!(
             s,
@@ -480,6 +561,7 @@ fn headline(c: &Comparison) -> String {
 pub fn markdown(c: &Comparison) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "### mq-bench compare: {}\n", headline(c));
+    s.push_str(&changes_markdown(c));
     let _ = writeln!(
         s,
         "BASE `{}` ({} repetition(s)) → NEW `{}` ({} repetition(s)). Figures are medians over repetitions; counts are the worst repetition.\n",
@@ -523,6 +605,7 @@ pub fn text(c: &Comparison) -> String {
         "BASE {} ({} rep) -> NEW {} ({} rep); medians over repetitions, counts: worst repetition\n",
         c.base, c.base_reps, c.new, c.new_reps
     );
+    s.push_str(&changes_text(c));
     let table: Vec<[String; 8]> = std::iter::once(
         [
             "variant", "metric", "base", "new", "change", "limit", "verdict", "evidence",
@@ -642,7 +725,7 @@ mod tests {
     fn one_repetition_uses_per_second_samples_or_says_inconclusive() {
         let t = Thresholds::default();
         let f: Figure = |r| r.throughput.acked_msgs_per_s;
-        let s: Option<PerSecond> = Some(|r| &r.series.acked);
+        let s: Option<PerBin> = Some(|r| &r.series.acked);
         let b = report(1000.0, 6, 10.0);
         let mut n = report(800.0, 6, 10.0);
         n.series.acked = vec![790, 810, 800, 805, 795, 0];
@@ -678,6 +761,40 @@ mod tests {
             None,
         );
         assert_eq!(r.verdict, Verdict::Inconclusive);
+    }
+
+    #[test]
+    fn window_rates_sum_fine_bins_into_seconds_and_scale_coarse_ones() {
+        // 10 ms bins of 10 messages over 2.5 s: 1000 msgs/s in each of the 2 full seconds.
+        assert_eq!(window_rates(&[10; 250], 0.01), vec![1000.0, 1000.0]);
+        // 50 ms bins: 20 to a second; the third, partial second is left out.
+        let mut v = vec![50; 40];
+        v.extend([100; 20]);
+        assert_eq!(window_rates(&v, 0.05), vec![1000.0, 1000.0]);
+        // Per-second bins as before: the last second is left out.
+        assert_eq!(window_rates(&[5, 6, 7], 1.0), vec![5.0, 6.0]);
+        // 2 s bins: each bin is a window, scaled to msgs/s.
+        assert_eq!(window_rates(&[400, 600, 10], 2.0), vec![200.0, 300.0]);
+        assert!(window_rates(&[], 0.01).is_empty());
+    }
+
+    #[test]
+    fn runs_with_different_bin_widths_compare_as_rates() {
+        let t = Thresholds::default();
+        let f: Figure = |r| r.throughput.acked_msgs_per_s;
+        let s: Option<PerBin> = Some(|r| &r.series.acked);
+        // BASE: per-second bins (schema 1). NEW: the same 1000 msgs/s in 10 ms bins.
+        let b = report(1000.0, 6, 10.0);
+        let mut n = report(1000.0, 0, 10.0);
+        n.series.bin_s = 0.01;
+        n.series.acked = vec![10; 600];
+        let r = speed_row(&t, "v", "acked", Better::Higher, 5.0, &[&b], &[&n], f, s);
+        assert_eq!(r.verdict, Verdict::Ok, "{r:?}");
+        assert!(r.evidence.contains("(5 vs 5 s)"), "{}", r.evidence);
+        // 20 % fewer per 10 ms bin is a regression.
+        n.series.acked = vec![8; 600];
+        let r = speed_row(&t, "v", "acked", Better::Higher, 5.0, &[&b], &[&n], f, s);
+        assert_eq!(r.verdict, Verdict::Regression, "{r:?}");
     }
 
     #[test]

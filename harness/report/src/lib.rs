@@ -9,6 +9,7 @@ pub mod charts;
 pub mod compare;
 pub mod html;
 pub mod repeat;
+pub mod scenario_diff;
 pub mod stats;
 
 use std::path::{Path, PathBuf};
@@ -19,10 +20,11 @@ use mq_runner::results::RunResults;
 pub use charts::Marker;
 
 /// A run read back: the typed results and the raw JSON (for fields newer than this crate's view,
-/// such as fault events).
+/// such as fault events), and the scenario.toml beside results.json when there is one.
 pub struct Loaded {
     pub results: RunResults,
     pub raw: serde_json::Value,
+    pub scenario_text: Option<String>,
 }
 
 /// Reads `results.json` (a file, or the one in a run folder).
@@ -33,14 +35,32 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
         path.to_path_buf()
     };
     let results = RunResults::read(&file)?;
+    for v in &results.variants {
+        if let Some(rep) = &v.report {
+            let w = rep.series.bin_s;
+            anyhow::ensure!(
+                w.is_finite() && w > 0.0,
+                "{}: variant {:?}: series.bin_s = {w}: must be a positive number of seconds",
+                file.display(),
+                v.name
+            );
+        }
+    }
     let text = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
     let raw =
         serde_json::from_slice(&text).with_context(|| format!("parsing {}", file.display()))?;
-    Ok(Loaded { results, raw })
+    let scenario_text = file
+        .parent()
+        .and_then(|d| std::fs::read_to_string(d.join("scenario.toml")).ok());
+    Ok(Loaded {
+        results,
+        raw,
+        scenario_text,
+    })
 }
 
-/// The fault events of variant `i` as chart markers (`faults: [{t, action, target}]`), none when
-/// results.json has no faults.
+/// The fault events of variant `i` as chart markers (`faults: [{t, label, ok}]`, the label as
+/// scheduled, e.g. `kill-broker@3s`), none when results.json has no faults.
 pub fn markers(raw: &serde_json::Value, i: usize) -> Vec<Marker> {
     let Some(faults) = raw["variants"][i]["faults"].as_array() else {
         return Vec::new();
@@ -48,11 +68,12 @@ pub fn markers(raw: &serde_json::Value, i: usize) -> Vec<Marker> {
     faults
         .iter()
         .filter_map(|f| {
-            let t = f["t"].as_f64()?;
-            let mut label = f["action"].as_str().unwrap_or("fault").to_owned();
-            if let Some(target) = f["target"].as_u64() {
-                label.push_str(&format!(" {target}"));
-            }
+            let t = f["t"].as_f64().filter(|t| t.is_finite())?;
+            let mut label = f["label"]
+                .as_str()
+                .or(f["action"].as_str())
+                .unwrap_or("fault")
+                .to_owned();
             if f["ok"] == serde_json::Value::Bool(false) {
                 label.push_str(" (failed)");
             }
@@ -79,6 +100,7 @@ pub fn series(l: &Loaded) -> Vec<charts::VariantSeries> {
             Some(charts::VariantSeries {
                 name: v.name.clone(),
                 colour: i,
+                bin_s: rep.series.bin_s,
                 acked: rep.series.acked.clone(),
                 delivered: rep.series.delivered.clone(),
                 backlog: rep.series.backlog.clone(),
@@ -114,8 +136,7 @@ pub fn generate(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let r = &loaded.results;
     let summary = mq_runner::summary::markdown(r);
     let charts = charts::all(&series(&loaded))?;
-    let scenario_text = std::fs::read_to_string(dir.join("scenario.toml")).ok();
-    let page = html::page(r, &summary, scenario_text.as_deref(), &charts);
+    let page = html::page(r, &summary, loaded.scenario_text.as_deref(), &charts);
 
     let mut files = Vec::new();
     let chart_dir = dir.join("charts");

@@ -93,8 +93,8 @@ pub fn u(v: &serde_json::Value, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("{field} missing in {v}"))
 }
 
-/// Recomputes every variant's counts from its histories with scripts/recount.py (independent of
-/// the checker) and asserts they equal results.json's.
+/// Recomputes every variant's counts and series from its histories with scripts/recount.py
+/// (independent of the checker) and asserts they equal results.json's.
 pub fn assert_recount_matches(run_dir: &Path) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/recount.py");
     let o = Command::new("python3")
@@ -122,6 +122,14 @@ pub fn assert_recount_matches(run_dir: &Path) {
             assert_eq!(
                 &want[k], val,
                 "{}: {k} from the histories differs from results.json",
+                got["variant"]
+            );
+        }
+        let want = &v["report"]["series"];
+        for (k, val) in got["series"].as_object().unwrap() {
+            assert_eq!(
+                &want[k], val,
+                "{}: series.{k} from the histories differs from results.json",
                 got["variant"]
             );
         }
