@@ -448,10 +448,6 @@ impl Segment {
     pub fn log_path(&self) -> &Path {
         &self.log_path
     }
-    /// The index entries.
-    pub fn index_entries(&self) -> &[IndexEntry] {
-        self.index.entries()
-    }
 }
 
 impl ReadView {
