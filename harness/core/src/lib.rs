@@ -18,6 +18,7 @@ pub mod scenario;
 pub mod script;
 pub mod spec;
 pub mod stop;
+mod validate;
 
 pub use backend::run_tag;
 pub use backend::{

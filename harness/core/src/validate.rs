@@ -1,0 +1,601 @@
+//! Scenario validation: from the file's raw tables to one plan per variant, with every problem
+//! as a [`FieldError`] at its dotted path. Nothing here knows positions in the text; the parser
+//! places the errors.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::backend::{Backend, Registry};
+use crate::delivery::{derived_contract, ConsumerAck, Contract, Delivery, Durability, ProducerAck};
+use crate::envelope::ENVELOPE_LEN;
+use crate::plan::{
+    check_duration, check_range, Dur, FaultSpec, FieldError, Processing, VariantPlan, Workload,
+    MAX_DURATION, MAX_KEYS, MAX_MESSAGES, MAX_MESSAGE_SIZE, MAX_PROCESSING, MAX_RATE, MAX_TIMEOUT,
+};
+
+/// A variant as written in the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawVariant {
+    pub(crate) name: String,
+    pub(crate) backend: String,
+    #[serde(default)]
+    pub(crate) producer_ack: Option<ProducerAck>,
+    #[serde(default)]
+    pub(crate) consumer_ack: Option<ConsumerAck>,
+    #[serde(default)]
+    pub(crate) durability: Option<Durability>,
+    #[serde(default)]
+    pub(crate) options: toml::Table,
+    /// Overrides of the scenario's workload for this variant only (e.g. `message_size`).
+    #[serde(default)]
+    pub(crate) workload: toml::Table,
+    /// Faults for this variant only, after the scenario's.
+    #[serde(default)]
+    pub(crate) faults: Vec<FaultSpec>,
+    /// The contract this variant claims (default: derived from its delivery settings).
+    #[serde(default)]
+    pub(crate) contract: Option<Contract>,
+    /// External brokers: shell commands that kill and restart the broker (run with a timeout).
+    #[serde(default)]
+    pub(crate) kill_cmd: Option<String>,
+    #[serde(default)]
+    pub(crate) restart_cmd: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawScenario {
+    pub(crate) name: String,
+    #[serde(default)]
+    pub(crate) description: String,
+    pub(crate) workload: toml::Table,
+    /// Faults applied to every variant.
+    #[serde(default)]
+    pub(crate) faults: Vec<FaultSpec>,
+    #[serde(default)]
+    pub(crate) variants: Vec<RawVariant>,
+}
+
+/// What a valid scenario asks for: its workload and one plan per variant.
+pub(crate) struct Planned {
+    pub workload: Workload,
+    pub variants: Vec<VariantPlan>,
+}
+
+/// Validates a parsed scenario against the backends of `registry`. A workload that does not
+/// even deserialize stops at its one error; every other problem is gathered.
+pub(crate) fn plan(raw: &RawScenario, registry: &Registry) -> Result<Planned, Vec<FieldError>> {
+    let one = |(f, m): (String, String)| vec![FieldError::new(f, m)];
+    let base = workload_from(&raw.workload, "workload").map_err(one)?;
+    let mut errors = validate_workload(&base, "workload");
+    errors.extend(validate_names(raw));
+    let mut variants = Vec::new();
+    for (i, v) in raw.variants.iter().enumerate() {
+        match plan_one(raw, i, v, registry) {
+            Ok((plan, es)) => {
+                errors.extend(es);
+                variants.extend(plan);
+            }
+            Err(fatal) => return Err(one(fatal)),
+        }
+    }
+    // Scenario-level faults are checked once per variant: say each problem once.
+    let mut seen = std::collections::HashSet::new();
+    errors.retain(|e| seen.insert((e.path.clone(), e.message.clone())));
+    if errors.is_empty() {
+        Ok(Planned {
+            workload: base,
+            variants,
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+/// Variant `i`: its plan (None when its backend is unknown) and its problems; Err when its
+/// workload does not deserialize.
+fn plan_one(
+    raw: &RawScenario,
+    i: usize,
+    v: &RawVariant,
+    registry: &Registry,
+) -> Result<(Option<VariantPlan>, Vec<FieldError>), (String, String)> {
+    let prefix = format!("variants[{i}].workload");
+    let overrides = |field: &str| v.workload.keys().any(|k| field == format!("{prefix}.{k}"));
+    let mut merged = raw.workload.clone();
+    merged.extend(v.workload.clone());
+    let workload = workload_from(&merged, &prefix).map_err(|(f, m)| {
+        // A field the variant did not override is the scenario's.
+        match overrides(&f) || f == prefix {
+            true => (f, m),
+            false => (f.replacen(&prefix, "workload", 1), m),
+        }
+    })?;
+    let mut errors: Vec<FieldError> = validate_workload(&workload, &prefix)
+        .into_iter()
+        .filter(|e| overrides(&e.path))
+        .collect();
+    // Backend errors are relative to the variant; those about the workload point at the
+    // variant's override when there is one, else at the scenario's workload.
+    let at = |e: FieldError| match e.path.strip_prefix("workload.") {
+        Some(field) if v.workload.contains_key(field) => {
+            FieldError::new(format!("{prefix}.{field}"), e.message)
+        }
+        Some(_) => FieldError::new(e.path, format!("{} (variant {:?})", e.message, v.name)),
+        None => FieldError::new(format!("variants[{i}].{}", e.path), e.message),
+    };
+    let Some(backend) = registry.iter().find(|b| b.info().name == v.backend) else {
+        let known: Vec<_> = registry.iter().map(|b| b.info().name).collect();
+        let message = format!(
+            "unknown backend {:?}; valid: {}",
+            v.backend,
+            known.join(", ")
+        );
+        errors.push(at(FieldError::new("backend", message)));
+        return Ok((None, errors));
+    };
+    let backend = backend.as_ref();
+    errors.extend(validate_faults(
+        &raw.faults,
+        "faults",
+        &workload,
+        backend,
+        v,
+    ));
+    let own = format!("variants[{i}].faults");
+    errors.extend(validate_faults(&v.faults, &own, &workload, backend, v));
+    match plan_variant(backend, v, &workload, &raw.faults) {
+        Ok(plan) => {
+            let own = backend.validate(&plan);
+            // Declared bounds, unless the backend already said something of that option.
+            let bounds = crate::options::check_bounds(&backend.info().options, &plan.options)
+                .into_iter()
+                .filter(|b| !own.iter().any(|e| e.path == b.path))
+                .collect::<Vec<_>>();
+            errors.extend(own.into_iter().chain(bounds).map(at));
+            Ok((Some(plan), errors))
+        }
+        Err(es) => {
+            errors.extend(es.into_iter().map(at));
+            Ok((None, errors))
+        }
+    }
+}
+
+/// Deserializes a workload table; an error is (field path, message).
+fn workload_from(table: &toml::Table, prefix: &str) -> Result<Workload, (String, String)> {
+    serde_path_to_error::deserialize(toml::Value::Table(table.clone())).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." {
+            prefix.to_owned()
+        } else {
+            format!("{prefix}.{path}")
+        };
+        (field, e.into_inner().to_string().trim_end().to_owned())
+    })
+}
+
+fn validate_workload(w: &Workload, prefix: &str) -> Vec<FieldError> {
+    let mut e = Vec::new();
+    let path = |field: &str| format!("{prefix}.{field}");
+    match (w.messages, w.duration) {
+        (None, None) => e.push(FieldError::new(
+            path("messages"),
+            "set either messages (a count) or duration (e.g. \"30s\")",
+        )),
+        (Some(_), Some(_)) => e.push(FieldError::new(
+            path("duration"),
+            "set either messages or duration, not both",
+        )),
+        (Some(m), _) => check_range(&mut e, &path("messages"), m, 1, MAX_MESSAGES),
+        (_, Some(Dur(d))) => {
+            check_duration(
+                &mut e,
+                &path("duration"),
+                d,
+                Duration::from_millis(1),
+                MAX_DURATION,
+            );
+            if w.warmup.0 >= d && d > Duration::ZERO {
+                e.push(FieldError::new(
+                    path("warmup"),
+                    "warmup must be shorter than duration (messages sent during it are left out of latency)",
+                ));
+            }
+        }
+    }
+    check_range(
+        &mut e,
+        &path("message_size"),
+        w.message_size,
+        ENVELOPE_LEN,
+        MAX_MESSAGE_SIZE,
+    );
+    check_range(&mut e, &path("producers"), w.producers, 1, 1024);
+    check_range(&mut e, &path("consumers"), w.consumers, 1, 1024);
+    check_range(&mut e, &path("partitions"), w.partitions, 1, 65_535);
+    if let Some(k) = w.keys {
+        check_range(&mut e, &path("keys"), k, 1, MAX_KEYS);
+    }
+    check_range(&mut e, &path("rate"), w.rate, 0, MAX_RATE);
+    let zero = Duration::ZERO;
+    check_duration(&mut e, &path("warmup"), w.warmup.0, zero, MAX_DURATION);
+    check_duration(
+        &mut e,
+        &path("drain_timeout"),
+        w.drain_timeout.0,
+        Duration::from_millis(100),
+        MAX_TIMEOUT,
+    );
+    check_duration(
+        &mut e,
+        &path("ack_timeout"),
+        w.ack_timeout.0,
+        zero,
+        MAX_TIMEOUT,
+    );
+    match w.processing {
+        Some(Processing::Fixed(d)) | Some(Processing::Uniform(_, d)) => {
+            check_duration(&mut e, &path("processing"), d, zero, MAX_PROCESSING)
+        }
+        None => {}
+    }
+    if w.consumers > w.partitions && w.partitions > 0 {
+        e.push(FieldError::new(
+            path("consumers"),
+            format!(
+                "consumers = {} exceeds partitions = {}: each partition is read by one consumer; raise partitions or lower consumers",
+                w.consumers, w.partitions
+            ),
+        ));
+    }
+    e
+}
+
+fn validate_names(raw: &RawScenario) -> Vec<FieldError> {
+    let mut e = Vec::new();
+    let mut err = |path: &str, msg: String| e.push(FieldError::new(path, msg));
+    if raw.name.is_empty()
+        || !raw
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        err(
+            "name",
+            format!(
+                "{:?} is not a valid scenario name: use letters, digits, '-', '_' or '.'",
+                raw.name
+            ),
+        );
+    }
+    if raw.variants.is_empty() {
+        err(
+            "variants",
+            "no variants: add at least one [[variants]] table with a name and a backend".into(),
+        );
+    }
+    for (i, v) in raw.variants.iter().enumerate() {
+        if v.name.is_empty()
+            || !v
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            err(
+                &format!("variants[{i}].name"),
+                format!("{:?}: use letters, digits, '-', '_' or '.'", v.name),
+            );
+        }
+        if raw.variants[..i].iter().any(|o| o.name == v.name) {
+            err(
+                &format!("variants[{i}].name"),
+                format!(
+                    "{:?} is used by an earlier variant: names must be unique",
+                    v.name
+                ),
+            );
+        }
+    }
+    e
+}
+
+fn plan_variant(
+    backend: &dyn Backend,
+    v: &RawVariant,
+    w: &Workload,
+    scenario_faults: &[FaultSpec],
+) -> Result<VariantPlan, Vec<FieldError>> {
+    let info = backend.info();
+    let delivery = Delivery {
+        producer_ack: v.producer_ack.unwrap_or(info.defaults.producer_ack),
+        consumer_ack: v.consumer_ack.unwrap_or(info.defaults.consumer_ack),
+        durability: v.durability.unwrap_or(info.defaults.durability),
+    };
+    let mut errors = Vec::new();
+    fn check<T: PartialEq + fmt::Display + Copy>(
+        errors: &mut Vec<FieldError>,
+        backend: &str,
+        field: &str,
+        value: T,
+        supported: &[(T, &str)],
+    ) {
+        if !supported.iter().any(|(s, _)| *s == value) {
+            let valid: Vec<String> = supported.iter().map(|(s, _)| s.to_string()).collect();
+            errors.push(FieldError::new(
+                field,
+                format!(
+                    "backend {backend} cannot honour {field} = \"{value}\"; valid: {}",
+                    valid.join(", ")
+                ),
+            ));
+        }
+    }
+    check(
+        &mut errors,
+        info.name,
+        "producer_ack",
+        delivery.producer_ack,
+        &info.producer_ack,
+    );
+    check(
+        &mut errors,
+        info.name,
+        "consumer_ack",
+        delivery.consumer_ack,
+        &info.consumer_ack,
+    );
+    check(
+        &mut errors,
+        info.name,
+        "durability",
+        delivery.durability,
+        &info.durability,
+    );
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let options = serde_json::to_value(&v.options)
+        .map_err(|e| vec![FieldError::new("options", e.to_string())])?;
+    Ok(VariantPlan {
+        name: v.name.clone(),
+        backend: v.backend.clone(),
+        delivery,
+        options,
+        workload: w.clone(),
+        faults: scenario_faults.iter().chain(&v.faults).cloned().collect(),
+        contract: v.contract.unwrap_or_else(|| derived_contract(delivery)),
+        kill_cmd: v.kill_cmd.clone(),
+        restart_cmd: v.restart_cmd.clone(),
+    })
+}
+
+/// Checks one fault list; `path` is where the list is (`faults`, `variants[1].faults`).
+fn validate_faults(
+    faults: &[FaultSpec],
+    path: &str,
+    w: &Workload,
+    backend: &dyn Backend,
+    v: &RawVariant,
+) -> Vec<FieldError> {
+    use crate::plan::{BrokerFault, FaultAction};
+    let mut e = Vec::new();
+    for (i, f) in faults.iter().enumerate() {
+        let at = |field: &str| format!("{path}[{i}].{field}");
+        if let Some(d) = f.at {
+            check_duration(&mut e, &at("at"), d.0, Duration::ZERO, MAX_DURATION);
+        }
+        if let Some(n) = f.after_messages {
+            check_range(&mut e, &at("after_messages"), n, 1, MAX_MESSAGES);
+        }
+        match (f.at, f.after_messages) {
+            (None, None) => e.push(FieldError::new(
+                at("action"),
+                "say when: at = \"3s\" (from the variant's start) or after_messages = N",
+            )),
+            (Some(_), Some(_)) => e.push(FieldError::new(
+                at("after_messages"),
+                "set either at or after_messages, not both",
+            )),
+            _ => {}
+        }
+        let workers = match f.action {
+            FaultAction::KillProducer => Some(("producers", w.producers)),
+            FaultAction::KillConsumer | FaultAction::RestartConsumer => {
+                Some(("consumers", w.consumers))
+            }
+            _ => None,
+        };
+        match (workers, f.target) {
+            (Some((role, n)), Some(t)) if t as u32 >= n => e.push(FieldError::new(
+                at("target"),
+                format!(
+                    "target = {t}, but there are {n} {role}; valid: 0 to {}",
+                    n - 1
+                ),
+            )),
+            (None, Some(_)) => e.push(FieldError::new(
+                at("target"),
+                format!("{} takes no target", f.action),
+            )),
+            _ => {}
+        }
+        if let Some(bf) = f.action.broker_fault() {
+            let by_cmd = match bf {
+                BrokerFault::Kill => v.kill_cmd.is_some(),
+                BrokerFault::Restart => v.restart_cmd.is_some(),
+                BrokerFault::RemoveQueue => false,
+            };
+            let offered = backend.broker_faults();
+            if !by_cmd && !offered.contains(&bf) {
+                let names: Vec<String> = FaultAction::ALL
+                    .iter()
+                    .filter(|a| a.broker_fault().is_some_and(|b| offered.contains(&b)))
+                    .map(|a| a.to_string())
+                    .collect();
+                e.push(FieldError::new(
+                    at("action"),
+                    format!(
+                        "backend {} cannot {} (it can: {}); for an external broker give the variant kill_cmd / restart_cmd",
+                        backend.info().name,
+                        f.action,
+                        if names.is_empty() { "no broker faults".into() } else { names.join(", ") }
+                    ),
+                ));
+            }
+        }
+    }
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::backend::{
+        Backend, BackendError, BackendInfo, Broker, Consumer, Producer, Registry, WorkerCtx,
+    };
+    use crate::delivery::{ConsumerAck, Contract, Delivery, Durability, ProducerAck};
+    use crate::plan::{FieldError, VariantPlan};
+    use crate::scenario::{parse, Scenario, ScenarioError};
+
+    /// A backend that validates and plans, and can run nothing.
+    struct Fake;
+
+    #[derive(serde::Deserialize, schemars::JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Options {
+        /// Something bounded.
+        #[serde(default)]
+        #[schemars(range(min = 1, max = 10))]
+        depth: u32,
+    }
+
+    impl Backend for Fake {
+        fn info(&self) -> BackendInfo {
+            BackendInfo {
+                name: "fake",
+                summary: "",
+                producer_ack: vec![(ProducerAck::Leader, ""), (ProducerAck::All, "")],
+                consumer_ack: vec![(ConsumerAck::AfterProcess, "")],
+                durability: vec![(Durability::Persistent, "")],
+                defaults: Delivery {
+                    producer_ack: ProducerAck::Leader,
+                    consumer_ack: ConsumerAck::AfterProcess,
+                    durability: Durability::Persistent,
+                },
+                options: crate::options::describe::<Options>(),
+            }
+        }
+        fn validate(&self, plan: &VariantPlan) -> Vec<FieldError> {
+            let mut e: Vec<FieldError> = plan.options::<Options>().err().into_iter().collect();
+            if plan.workload.message_size > 1000 {
+                e.push(FieldError::new(
+                    "workload.message_size",
+                    "fake holds 1000 B at most",
+                ));
+            }
+            e
+        }
+        fn broker(
+            &self,
+            _: &VariantPlan,
+            _: &Path,
+            _: &str,
+        ) -> Result<Box<dyn Broker>, BackendError> {
+            Err(BackendError::other("fake", "cannot run"))
+        }
+        fn producer(&self, _: &WorkerCtx) -> Result<Box<dyn Producer>, BackendError> {
+            Err(BackendError::other("fake", "cannot run"))
+        }
+        fn consumer(&self, _: &WorkerCtx) -> Result<Box<dyn Consumer>, BackendError> {
+            Err(BackendError::other("fake", "cannot run"))
+        }
+    }
+
+    fn run(text: &str) -> Result<Scenario, ScenarioError> {
+        let registry: Registry = vec![Box::new(Fake)];
+        parse(Path::new("s.toml"), text.to_owned(), &registry)
+    }
+
+    fn errors(text: &str) -> Vec<String> {
+        match run(text) {
+            Err(ScenarioError::Invalid(es)) => es.iter().map(|e| e.to_string()).collect(),
+            other => panic!("expected errors, got {other:?}"),
+        }
+    }
+
+    const BASE: &str = "name = \"s\"\n[workload]\nmessages = 10\nmessage_size = 500\n";
+
+    #[test]
+    fn a_valid_scenario_gets_its_backend_s_defaults_and_its_own_overrides() {
+        let s = run(&format!(
+            "{BASE}[[variants]]\nname = \"a\"\nbackend = \"fake\"\n\
+             [[variants]]\nname = \"b\"\nbackend = \"fake\"\nproducer_ack = \"all\"\n\
+             workload = {{ message_size = 100 }}\n"
+        ))
+        .unwrap();
+        let (a, b) = (&s.variants[0], &s.variants[1]);
+        assert_eq!(a.delivery.producer_ack, ProducerAck::Leader);
+        assert_eq!(b.delivery.producer_ack, ProducerAck::All);
+        assert_eq!(
+            (a.workload.message_size, b.workload.message_size),
+            (500, 100)
+        );
+        assert_eq!(a.contract, Contract::AtLeastOnce);
+    }
+
+    #[test]
+    fn backend_errors_point_at_the_override_or_at_the_scenario_s_workload() {
+        let e = errors(&format!(
+            "{BASE}[[variants]]\nname = \"a\"\nbackend = \"fake\"\nworkload = {{ message_size = 2000 }}\n\
+             [[variants]]\nname = \"b\"\nbackend = \"fake\"\n"
+        ));
+        assert_eq!(
+            e,
+            ["s.toml:8:29: variants[0].workload.message_size: fake holds 1000 B at most"]
+        );
+        let e = errors(
+            "name = \"s\"\n[workload]\nmessages = 10\nmessage_size = 2000\n\
+             [[variants]]\nname = \"a\"\nbackend = \"fake\"\n",
+        );
+        assert_eq!(
+            e,
+            ["s.toml:4:16: workload.message_size: fake holds 1000 B at most (variant \"a\")"]
+        );
+    }
+
+    #[test]
+    fn unknown_backends_settings_and_option_bounds_are_all_reported_in_one_go() {
+        let e = errors(&format!(
+            "{BASE}[[variants]]\nname = \"a\"\nbackend = \"nope\"\n\
+             [[variants]]\nname = \"b\"\nbackend = \"fake\"\nconsumer_ack = \"auto\"\n\
+             [[variants]]\nname = \"c\"\nbackend = \"fake\"\noptions = {{ depth = 11 }}\n"
+        ));
+        assert_eq!(
+            e,
+            [
+                "s.toml:7:11: variants[0].backend: unknown backend \"nope\"; valid: fake",
+                "s.toml:11:16: variants[1].consumer_ack: backend fake cannot honour consumer_ack = \"auto\"; valid: after-process",
+                "s.toml:15:21: variants[2].options.depth: depth = 11 is out of range: valid is 1 to 10",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_scenario_fault_wrong_for_every_variant_is_reported_once() {
+        let e = errors(&format!(
+            "{BASE}[[faults]]\naction = \"kill-broker\"\nat = \"1s\"\n\
+             [[variants]]\nname = \"a\"\nbackend = \"fake\"\n[[variants]]\nname = \"b\"\nbackend = \"fake\"\n"
+        ));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("s.toml:6:10: faults[0].action: backend fake cannot kill-broker"),
+            "{e:?}"
+        );
+    }
+}
