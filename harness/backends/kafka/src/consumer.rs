@@ -60,57 +60,7 @@ impl KafkaConsumer {
             BackendError::other(NAME, format!("consumer for {}: {e}", ep.bootstrap))
         })?;
         client::reach(consumer.client(), &ep.bootstrap, Some(&ep.topic))?;
-        let mut tpl = TopicPartitionList::new();
-        for p in &ctx.partitions {
-            if p.0 >= ep.partitions {
-                return Err(BackendError::other(
-                    NAME,
-                    format!(
-                        "partition {} does not exist (topic {} has {})",
-                        p.0, ep.topic, ep.partitions
-                    ),
-                ));
-            }
-            tpl.add_partition_offset(&ep.topic, p.0 as i32, Offset::Stored)
-                .map_err(|e| {
-                    BackendError::other(NAME, format!("assigning partition {}: {e}", p.0))
-                })?;
-        }
-        // Resolve the starting offsets ourselves: on a fresh broker the group coordinator may not
-        // be up yet (NotCoordinator), and librdkafka does not retry that for a manual assignment.
-        let deadline = Instant::now() + COORDINATOR_TIMEOUT;
-        let committed = loop {
-            match consumer.committed_offsets(tpl.clone(), Duration::from_secs(5)) {
-                Ok(c) => break c,
-                Err(e) if Instant::now() < deadline => {
-                    tracing::debug!("kafka: committed offsets of {} not available yet: {e}", ep.group);
-                    std::thread::sleep(Duration::from_millis(250));
-                }
-                Err(e) => {
-                    return Err(BackendError::other(
-                        NAME,
-                        format!(
-                            "the group coordinator on {} did not answer for {COORDINATOR_TIMEOUT:?}: {e}",
-                            ep.bootstrap
-                        ),
-                    ))
-                }
-            }
-        };
-        let mut tpl = TopicPartitionList::new();
-        for e in committed.elements() {
-            let start = match e.offset() {
-                Offset::Offset(n) if n >= 0 => Offset::Offset(n),
-                _ => Offset::Beginning,
-            };
-            tpl.add_partition_offset(e.topic(), e.partition(), start)
-                .map_err(|err| {
-                    BackendError::other(
-                        NAME,
-                        format!("assigning partition {}: {err}", e.partition()),
-                    )
-                })?;
-        }
+        let tpl = starting_offsets(&consumer, &ep, &ctx.partitions)?;
         consumer.assign(&tpl).map_err(|e| {
             BackendError::other(
                 NAME,
@@ -218,4 +168,61 @@ impl Consumer for KafkaConsumer {
         let _ = self.consumer.unassign();
         r
     }
+}
+
+/// Where each of `partitions` starts: the group's committed offset, else the beginning.
+/// Resolved here rather than by librdkafka: on a fresh broker the group coordinator may not be
+/// up yet (NotCoordinator), and librdkafka does not retry that for a manual assignment.
+fn starting_offsets(
+    consumer: &BaseConsumer,
+    ep: &Endpoint,
+    partitions: &[Partition],
+) -> Result<TopicPartitionList, BackendError> {
+    let assigning = |p: i32, e: rdkafka::error::KafkaError| {
+        BackendError::other(NAME, format!("assigning partition {p}: {e}"))
+    };
+    let mut tpl = TopicPartitionList::new();
+    for p in partitions {
+        if p.0 >= ep.partitions {
+            return Err(BackendError::other(
+                NAME,
+                format!(
+                    "partition {} does not exist (topic {} has {})",
+                    p.0, ep.topic, ep.partitions
+                ),
+            ));
+        }
+        tpl.add_partition_offset(&ep.topic, p.0 as i32, Offset::Stored)
+            .map_err(|e| assigning(p.0 as i32, e))?;
+    }
+    let deadline = Instant::now() + COORDINATOR_TIMEOUT;
+    let committed = loop {
+        match consumer.committed_offsets(tpl.clone(), Duration::from_secs(5)) {
+            Ok(c) => break c,
+            Err(e) if Instant::now() < deadline => {
+                tracing::debug!(
+                    "kafka: committed offsets of {} not available yet: {e}",
+                    ep.group
+                );
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            Err(e) => return Err(BackendError::other(
+                NAME,
+                format!(
+                    "the group coordinator on {} did not answer for {COORDINATOR_TIMEOUT:?}: {e}",
+                    ep.bootstrap
+                ),
+            )),
+        }
+    };
+    let mut tpl = TopicPartitionList::new();
+    for e in committed.elements() {
+        let start = match e.offset() {
+            Offset::Offset(n) if n >= 0 => Offset::Offset(n),
+            _ => Offset::Beginning,
+        };
+        tpl.add_partition_offset(e.topic(), e.partition(), start)
+            .map_err(|err| assigning(e.partition(), err))?;
+    }
+    Ok(tpl)
 }

@@ -113,69 +113,84 @@ const OWNED: &[&str] = &[
 ];
 
 impl Options {
-    /// Checks that need no broker; paths are relative to the variant.
+    /// Checks that need no broker; paths are relative to the variant. Bounds of single numbers
+    /// are declared on the fields (schemars) and checked by the scenario's validation.
     pub fn check(&self, delivery: &Delivery) -> Vec<FieldError> {
         let mut e = Vec::new();
         match self.mode {
-            Mode::Managed => {
-                if self.bootstrap.is_some() {
+            Mode::Managed => self.check_managed(&mut e),
+            Mode::External => self.check_external(&mut e),
+        }
+        self.check_replicas(&mut e);
+        if self.idempotence && delivery.producer_ack != ProducerAck::All {
+            e.push(FieldError::new(
+                "options.idempotence",
+                format!(
+                    "idempotence needs acks=all but producer_ack = \"{}\": set producer_ack = \"all\" or idempotence = false",
+                    delivery.producer_ack
+                ),
+            ));
+        }
+        self.check_config_tables(&mut e);
+        e
+    }
+
+    /// A managed single node or cluster: what its ports and replication can be.
+    fn check_managed(&self, e: &mut Vec<FieldError>) {
+        if self.bootstrap.is_some() {
+            e.push(FieldError::new(
+                "options.bootstrap",
+                "bootstrap is only for mode = \"external\"; a managed broker listens on 127.0.0.1:<port>",
+            ));
+        }
+        match self.nodes {
+            1 => {
+                if let Some(rf) = self.replication_factor.filter(|&rf| rf != 1) {
                     e.push(FieldError::new(
-                        "options.bootstrap",
-                        "bootstrap is only for mode = \"external\"; a managed broker listens on 127.0.0.1:<port>",
+                        "options.replication_factor",
+                        format!("replication_factor = {rf}: the managed broker is a single node; valid is 1 (or use nodes = 3, or mode = \"external\")"),
                     ));
                 }
-                match self.nodes {
-                    1 => {
-                        if let Some(port) = self.port.filter(|&p| p == 0 || p == u16::MAX) {
-                            e.push(FieldError::new(
-                                "options.port",
-                                format!(
-                                    "port = {port}: valid is 1 to 65534 (the controller uses port + 1)"
-                                ),
-                            ));
-                        }
-                        if let Some(rf) = self.replication_factor.filter(|&rf| rf != 1) {
-                            e.push(FieldError::new(
-                                "options.replication_factor",
-                                format!("replication_factor = {rf}: the managed broker is a single node; valid is 1 (or use nodes = 3, or mode = \"external\")"),
-                            ));
-                        }
-                    }
-                    CLUSTER_NODES => {
-                        if let Some(port) = self.port {
-                            e.push(FieldError::new(
-                                "options.port",
-                                format!("port = {port}: the 3-node cluster's ports are fixed (brokers {}, controllers + 1); remove port", cluster_ports()),
-                            ));
-                        }
-                        if let Some(rf) = self.replication_factor.filter(|&rf| rf > 3) {
-                            e.push(FieldError::new(
-                                "options.replication_factor",
-                                format!("replication_factor = {rf}: the managed cluster has 3 nodes; valid is 1 to 3"),
-                            ));
-                        }
-                    }
-                    n => e.push(FieldError::new(
-                        "options.nodes",
-                        format!("nodes = {n}: valid is 1 (a single KRaft node) or 3 (a 3-node KRaft cluster)"),
-                    )),
+            }
+            CLUSTER_NODES => {
+                if let Some(port) = self.port {
+                    e.push(FieldError::new(
+                        "options.port",
+                        format!("port = {port}: the 3-node cluster's ports are fixed (brokers {}, controllers + 1); remove port", cluster_ports()),
+                    ));
+                }
+                if let Some(rf) = self.replication_factor.filter(|&rf| rf > 3) {
+                    e.push(FieldError::new(
+                        "options.replication_factor",
+                        format!("replication_factor = {rf}: the managed cluster has 3 nodes; valid is 1 to 3"),
+                    ));
                 }
             }
-            Mode::External => match &self.bootstrap {
-                None => e.push(FieldError::new(
-                    "options.bootstrap",
-                    "mode = \"external\" needs bootstrap = \"host:port[,host:port]\"",
-                )),
-                Some(b) if b.trim().is_empty() || b.split(',').any(|s| !s.contains(':')) => {
-                    e.push(FieldError::new(
-                        "options.bootstrap",
-                        format!("bootstrap = {b:?}: expected host:port[,host:port]"),
-                    ))
-                }
-                Some(_) => {}
-            },
+            n => e.push(FieldError::new(
+                "options.nodes",
+                format!(
+                    "nodes = {n}: valid is 1 (a single KRaft node) or 3 (a 3-node KRaft cluster)"
+                ),
+            )),
         }
-        if self.mode == Mode::External && self.nodes != defaults::nodes() {
+    }
+
+    /// An external cluster: named by bootstrap alone.
+    fn check_external(&self, e: &mut Vec<FieldError>) {
+        match &self.bootstrap {
+            None => e.push(FieldError::new(
+                "options.bootstrap",
+                "mode = \"external\" needs bootstrap = \"host:port[,host:port]\"",
+            )),
+            Some(b) if b.trim().is_empty() || b.split(',').any(|s| !s.contains(':')) => {
+                e.push(FieldError::new(
+                    "options.bootstrap",
+                    format!("bootstrap = {b:?}: expected host:port[,host:port]"),
+                ))
+            }
+            Some(_) => {}
+        }
+        if self.nodes != defaults::nodes() {
             e.push(FieldError::new(
                 "options.nodes",
                 format!(
@@ -184,6 +199,10 @@ impl Options {
                 ),
             ));
         }
+    }
+
+    /// The topic's replication factor and min.insync.replicas, together.
+    fn check_replicas(&self, e: &mut Vec<FieldError>) {
         if let Some(m) = self.min_insync_replicas {
             let rf = self.topic_replication_factor();
             if m == 0 {
@@ -204,15 +223,10 @@ impl Options {
                 "replication_factor = 0: valid is 1 or more",
             ));
         }
-        if self.idempotence && delivery.producer_ack != ProducerAck::All {
-            e.push(FieldError::new(
-                "options.idempotence",
-                format!(
-                    "idempotence needs acks=all but producer_ack = \"{}\": set producer_ack = \"all\" or idempotence = false",
-                    delivery.producer_ack
-                ),
-            ));
-        }
+    }
+
+    /// The free librdkafka tables: names and values as librdkafka itself checks them.
+    fn check_config_tables(&self, e: &mut Vec<FieldError>) {
         for (table, map) in [
             ("producer_config", &self.producer_config),
             ("consumer_config", &self.consumer_config),
@@ -245,7 +259,6 @@ impl Options {
                 ));
             }
         }
-        e
     }
 
     /// Whether the managed broker is the 3-node cluster.

@@ -62,6 +62,102 @@ pub struct RabbitProducer {
 }
 
 impl RabbitProducer {
+    fn options(&self) -> BasicPublishOptions {
+        BasicPublishOptions {
+            mandatory: self.confirms,
+            ..Default::default()
+        }
+    }
+
+    /// No confirms: acked once written to the connection (or, in tx mode, at the commit that
+    /// covers it).
+    fn publish_unconfirmed(
+        &mut self,
+        msg: &Outgoing<'_>,
+        key: ShortString,
+        acks: &mut dyn AckSink,
+    ) -> Result<(), BackendError> {
+        let shown = &self.shown;
+        self.rt.block_on(bounded(
+            self.ack_timeout,
+            || format!("publishing to {shown}"),
+            self.channel.basic_publish(
+                self.exchange.clone(),
+                key,
+                self.options(),
+                msg.payload,
+                self.props.clone(),
+            ),
+        ))?;
+        match self.tx.as_mut() {
+            Some(batch) => {
+                batch.seqs.push(msg.seq);
+                batch.since.get_or_insert_with(Instant::now);
+                if batch.seqs.len() >= batch.size {
+                    self.commit(acks)?;
+                }
+            }
+            None => acks.ack(msg.seq, Outcome::Acked),
+        }
+        Ok(())
+    }
+
+    /// Publisher confirms: the publish joins the window of unconfirmed ones; a full window
+    /// waits for the oldest.
+    fn publish_confirmed(
+        &mut self,
+        msg: &Outgoing<'_>,
+        key: ShortString,
+        acks: &mut dyn AckSink,
+    ) -> Result<(), BackendError> {
+        let (channel, exchange, props, opts) = (
+            self.channel.clone(),
+            self.exchange.clone(),
+            self.props.clone(),
+            self.options(),
+        );
+        let payload = msg.payload.to_vec();
+        let mut pending: Pending = Box::pin(async move {
+            channel
+                .basic_publish(exchange, key, opts, &payload, props)
+                .await?
+                .await
+        });
+        // The first poll queues the frames and registers the confirm; the write and the confirm
+        // are awaited later, through the window.
+        match self.rt.block_on(poll_once(&mut pending)) {
+            None => {}
+            Some(Ok(c)) => pending = Box::pin(std::future::ready(Ok(c))),
+            Some(Err(e)) => {
+                let shown = &self.shown;
+                return Err(BackendError::other(
+                    NAME,
+                    format!("publishing to {shown}: {e}"),
+                ));
+            }
+        }
+        self.in_flight.push_back((msg.seq, pending));
+        self.reap(acks, Wait::No)?;
+        if self.in_flight.len() >= self.max_in_flight {
+            let deadline = Instant::now() + self.ack_timeout;
+            while self.in_flight.len() >= self.max_in_flight {
+                if Instant::now() >= deadline {
+                    return Err(BackendError::other(
+                        NAME,
+                        format!(
+                            "{} publishes unconfirmed by {} after {}s",
+                            self.in_flight.len(),
+                            self.shown,
+                            self.ack_timeout.as_secs()
+                        ),
+                    ));
+                }
+                self.reap(acks, Wait::One(deadline))?;
+            }
+        }
+        Ok(())
+    }
+
     pub fn open(ctx: &WorkerCtx, options: &Options) -> Result<RabbitProducer, BackendError> {
         let ep = Endpoint::from_value(&ctx.endpoint)?;
         let (uri, shown) = options
@@ -207,80 +303,12 @@ impl Producer for RabbitProducer {
                 ),
             ));
         };
-        let opts = BasicPublishOptions {
-            mandatory: self.confirms,
-            ..Default::default()
-        };
-        let shown = &self.shown;
-        if !self.confirms {
-            self.rt.block_on(bounded(
-                self.ack_timeout,
-                || format!("publishing to {shown}"),
-                self.channel.basic_publish(
-                    self.exchange.clone(),
-                    key.clone(),
-                    opts,
-                    msg.payload,
-                    self.props.clone(),
-                ),
-            ))?;
-            match self.tx.as_mut() {
-                Some(batch) => {
-                    batch.seqs.push(msg.seq);
-                    batch.since.get_or_insert_with(Instant::now);
-                    if batch.seqs.len() >= batch.size {
-                        self.commit(acks)?;
-                    }
-                }
-                None => acks.ack(msg.seq, Outcome::Acked),
-            }
-            return Ok(());
+        let key = key.clone();
+        if self.confirms {
+            self.publish_confirmed(msg, key, acks)
+        } else {
+            self.publish_unconfirmed(msg, key, acks)
         }
-        let (channel, exchange, key, props) = (
-            self.channel.clone(),
-            self.exchange.clone(),
-            key.clone(),
-            self.props.clone(),
-        );
-        let payload = msg.payload.to_vec();
-        let mut pending: Pending = Box::pin(async move {
-            channel
-                .basic_publish(exchange, key, opts, &payload, props)
-                .await?
-                .await
-        });
-        // The first poll queues the frames and registers the confirm; the write and the confirm
-        // are awaited later, through the window.
-        match self.rt.block_on(poll_once(&mut pending)) {
-            None => {}
-            Some(Ok(c)) => pending = Box::pin(std::future::ready(Ok(c))),
-            Some(Err(e)) => {
-                return Err(BackendError::other(
-                    NAME,
-                    format!("publishing to {shown}: {e}"),
-                ))
-            }
-        }
-        self.in_flight.push_back((msg.seq, pending));
-        self.reap(acks, Wait::No)?;
-        if self.in_flight.len() >= self.max_in_flight {
-            let deadline = Instant::now() + self.ack_timeout;
-            while self.in_flight.len() >= self.max_in_flight {
-                if Instant::now() >= deadline {
-                    return Err(BackendError::other(
-                        NAME,
-                        format!(
-                            "{} publishes unconfirmed by {} after {}s",
-                            self.in_flight.len(),
-                            self.shown,
-                            self.ack_timeout.as_secs()
-                        ),
-                    ));
-                }
-                self.reap(acks, Wait::One(deadline))?;
-            }
-        }
-        Ok(())
     }
 
     fn poll(&mut self, acks: &mut dyn AckSink) -> Result<(), BackendError> {
