@@ -128,32 +128,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     ) -> Result<Option<Frame>, ConnectionError> {
         loop {
             if self.large.is_some() {
-                let deadline = self.frame_deadline();
-                let large = self.large.as_mut().expect("checked above");
-                if large.buf.len() == large.len {
-                    let large = self.large.take().expect("checked above");
-                    self.frame_done();
-                    return Ok(Some(Frame {
-                        payload: large.buf.freeze(),
-                        budget: Some(large.permit),
-                    }));
-                }
-                let want = large.len - large.buf.len();
-                // Never past this frame: the next frame's bytes belong in `buf`.
-                let mut room = (&mut large.buf).limit(want);
-                let n = match tokio::time::timeout_at(deadline, self.stream.read_buf(&mut room))
-                    .await
-                {
-                    Ok(n) => n?,
-                    Err(_) => {
-                        return Err(ConnectionError::FrameTimeout {
-                            after: self.settings.timeout,
-                            got: 4 + large.buf.len(),
-                        })
-                    }
-                };
-                if n == 0 {
-                    return Err(ConnectionError::TruncatedFrame(4 + large.buf.len()));
+                if let Some(frame) = self.fill_large().await? {
+                    return Ok(Some(frame));
                 }
                 continue;
             }
@@ -177,37 +153,79 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                     continue;
                 }
             }
-            // Small frames (and headers) only: grow with what arrives, at most a small frame.
-            let want = (need - self.buf.len()).clamp(4 << 10, SMALL_FRAME);
-            self.buf.reserve(want);
-            let deadline = if self.buf.is_empty() {
-                idle_at
-            } else {
-                Some(self.frame_deadline())
-            };
-            let read = self.stream.read_buf(&mut self.buf);
-            let n = match deadline {
-                None => read.await?,
-                Some(d) => match tokio::time::timeout_at(d, read).await {
-                    Ok(n) => n?,
-                    Err(_) if self.buf.is_empty() => return Err(ConnectionError::Idle),
-                    Err(_) => {
-                        return Err(ConnectionError::FrameTimeout {
-                            after: self.settings.timeout,
-                            got: self.buf.len(),
-                        })
-                    }
-                },
-            };
-            if n == 0 {
-                return if self.buf.is_empty() {
-                    Ok(None)
-                } else {
-                    Err(ConnectionError::TruncatedFrame(self.buf.len()))
-                };
+            if !self.read_small(need, idle_at).await? {
+                return Ok(None);
             }
-            self.started.get_or_insert_with(Instant::now);
         }
+    }
+
+    /// Reads more of the large frame in progress: the frame once it is whole, None before.
+    async fn fill_large(&mut self) -> Result<Option<Frame>, ConnectionError> {
+        let deadline = self.frame_deadline();
+        let large = self.large.as_mut().expect("a large frame in progress");
+        if large.buf.len() == large.len {
+            let large = self.large.take().expect("checked above");
+            self.frame_done();
+            return Ok(Some(Frame {
+                payload: large.buf.freeze(),
+                budget: Some(large.permit),
+            }));
+        }
+        let want = large.len - large.buf.len();
+        // Never past this frame: the next frame's bytes belong in `buf`.
+        let mut room = (&mut large.buf).limit(want);
+        let n = match tokio::time::timeout_at(deadline, self.stream.read_buf(&mut room)).await {
+            Ok(n) => n?,
+            Err(_) => {
+                return Err(ConnectionError::FrameTimeout {
+                    after: self.settings.timeout,
+                    got: 4 + large.buf.len(),
+                })
+            }
+        };
+        if n == 0 {
+            return Err(ConnectionError::TruncatedFrame(4 + large.buf.len()));
+        }
+        Ok(None)
+    }
+
+    /// Reads what arrives into `buf`, toward `need` bytes (headers and small frames only: it
+    /// grows by at most a small frame). False on a clean close between frames.
+    async fn read_small(
+        &mut self,
+        need: usize,
+        idle_at: Option<Instant>,
+    ) -> Result<bool, ConnectionError> {
+        let want = (need - self.buf.len()).clamp(4 << 10, SMALL_FRAME);
+        self.buf.reserve(want);
+        // Between frames the connection may idle until `idle_at`; inside one, the frame timeout.
+        let deadline = if self.buf.is_empty() {
+            idle_at
+        } else {
+            Some(self.frame_deadline())
+        };
+        let read = self.stream.read_buf(&mut self.buf);
+        let n = match deadline {
+            None => read.await?,
+            Some(d) => match tokio::time::timeout_at(d, read).await {
+                Ok(n) => n?,
+                Err(_) if self.buf.is_empty() => return Err(ConnectionError::Idle),
+                Err(_) => {
+                    return Err(ConnectionError::FrameTimeout {
+                        after: self.settings.timeout,
+                        got: self.buf.len(),
+                    })
+                }
+            },
+        };
+        if n == 0 {
+            return match self.buf.is_empty() {
+                true => Ok(false),
+                false => Err(ConnectionError::TruncatedFrame(self.buf.len())),
+            };
+        }
+        self.started.get_or_insert_with(Instant::now);
+        Ok(true)
     }
 
     /// When the frame being read must be complete.

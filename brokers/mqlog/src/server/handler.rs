@@ -18,15 +18,15 @@ use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::{broadcast, mpsc, Semaphore};
 use tokio::time::Instant;
 
-use super::budget::{ByteBudget, ResponseBudget};
+use super::budget::ByteBudget;
 use super::connection::{ConnectionError, FrameReader, Outgoing};
-use super::limits::{Limits, RESPONSE_BUDGET_WAIT, SHED_EVERY, SHED_STALLED_FOR};
+use super::fetch::Fetch;
+use super::limits::Limits;
 use super::registry::{ConnState, Registry};
 use crate::protocol::{
-    decode_request, encode_fetched_head, encode_response, kind, Ack, ErrorCode, Request, Response,
-    FETCHED_HEAD_LEN,
+    decode_request, encode_response, kind, Ack, ErrorCode, Request, Response, FETCHED_HEAD_LEN,
 };
-use crate::storage::{CommitTicket, FsyncPolicy, Log, ReadResult, StorageError};
+use crate::storage::{CommitTicket, FsyncPolicy, Log, StorageError};
 
 /// Requests of one connection that may wait at once (fetch long polls, fsync waits); past
 /// this the connection is not read until one finishes.
@@ -85,7 +85,7 @@ pub fn error_response(e: &StorageError) -> Response {
     }
 }
 
-fn encoded(corr: u32, kind: u8, resp: &Response) -> Outgoing {
+pub(crate) fn encoded(corr: u32, kind: u8, resp: &Response) -> Outgoing {
     let mut out = Vec::new();
     encode_response(&mut out, corr, kind, resp);
     Outgoing::frame(out)
@@ -203,18 +203,7 @@ impl Handler {
         let kind = req.kind();
         match req {
             Request::CreateTopic { topic, partitions } => {
-                let log = self.shared.log.clone();
-                let resp =
-                    match tokio::task::spawn_blocking(move || log.create_topic(&topic, partitions))
-                        .await
-                    {
-                        Ok(Ok(created)) => Response::Created(created),
-                        Ok(Err(e)) => error_response(&e),
-                        Err(e) => Response::Error {
-                            code: ErrorCode::Other,
-                            message: format!("create topic task failed: {e}"),
-                        },
-                    };
+                let resp = self.create_topic(topic, partitions).await;
                 self.send(encoded(corr, kind, &resp)).await
             }
             Request::Produce {
@@ -248,19 +237,7 @@ impl Handler {
                     max_bytes,
                     max_wait,
                 };
-                let tx = self.responses.clone();
-                let shutdown = self.notify_shutdown.subscribe();
-                let conn = self.conn.clone();
-                tokio::spawn(async move {
-                    // A closed connection drops the fetch wherever it is, budget included.
-                    tokio::select! {
-                        out = fetch.run(shutdown) => {
-                            let _ = tx.send(out).await;
-                        }
-                        _ = conn.closed() => {}
-                    }
-                    drop(permit);
-                });
+                self.spawn_fetch(fetch, permit);
                 true
             }
             Request::Commit {
@@ -268,19 +245,7 @@ impl Handler {
                 topic,
                 partition,
                 offset,
-            } => match commit_in_range(&self.shared.log, &topic, partition, offset).and_then(|()| {
-                self.shared
-                    .log
-                    .commit_offset(&group, &topic, partition, offset)
-            }) {
-                Ok(ticket) => {
-                    let wait =
-                        ticket.filter(|_| self.shared.log.config().fsync == FsyncPolicy::Always);
-                    self.respond_when_durable(corr, kind, wait, Response::OffsetCommitted)
-                        .await
-                }
-                Err(e) => self.send(encoded(corr, kind, &error_response(&e))).await,
-            },
+            } => self.commit(corr, &group, &topic, partition, offset).await,
             Request::Committed {
                 group,
                 topic,
@@ -298,6 +263,61 @@ impl Handler {
                     Err(e) => error_response(&e),
                 };
                 self.send(encoded(corr, kind, &resp)).await
+            }
+        }
+    }
+
+    /// Creates a topic off the runtime's threads (it creates and fsyncs files).
+    async fn create_topic(&self, topic: String, partitions: u32) -> Response {
+        let log = self.shared.log.clone();
+        match tokio::task::spawn_blocking(move || log.create_topic(&topic, partitions)).await {
+            Ok(Ok(created)) => Response::Created(created),
+            Ok(Err(e)) => error_response(&e),
+            Err(e) => Response::Error {
+                code: ErrorCode::Other,
+                message: format!("create topic task failed: {e}"),
+            },
+        }
+    }
+
+    /// Runs a fetch in its own task; a closed connection drops it wherever it is, budget
+    /// included.
+    fn spawn_fetch(&self, fetch: Fetch, permit: tokio::sync::OwnedSemaphorePermit) {
+        let tx = self.responses.clone();
+        let shutdown = self.notify_shutdown.subscribe();
+        let conn = self.conn.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                out = fetch.run(shutdown) => {
+                    let _ = tx.send(out).await;
+                }
+                _ = conn.closed() => {}
+            }
+            drop(permit);
+        });
+    }
+
+    /// Commits a group's offset, answering once it is durable under `fsync = always`.
+    async fn commit(
+        &mut self,
+        corr: u32,
+        group: &str,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+    ) -> bool {
+        let log = &self.shared.log;
+        let committed = commit_in_range(log, topic, partition, offset)
+            .and_then(|()| log.commit_offset(group, topic, partition, offset));
+        match committed {
+            Ok(ticket) => {
+                let wait = ticket.filter(|_| log.config().fsync == FsyncPolicy::Always);
+                self.respond_when_durable(corr, kind::COMMIT, wait, Response::OffsetCommitted)
+                    .await
+            }
+            Err(e) => {
+                let resp = error_response(&e);
+                self.send(encoded(corr, kind::COMMIT, &resp)).await
             }
         }
     }
@@ -392,162 +412,4 @@ fn commit_in_range(
         });
     }
     Ok(())
-}
-
-/// One fetch request, served in a task of its own.
-struct Fetch {
-    shared: Arc<Shared>,
-    conn: Arc<ConnState>,
-    conn_budget: ByteBudget,
-    corr: u32,
-    topic: String,
-    partition: u32,
-    offset: u64,
-    max_bytes: u32,
-    max_wait: Duration,
-}
-
-impl Fetch {
-    fn error(&self, resp: &Response) -> Outgoing {
-        encoded(self.corr, kind::FETCH, resp)
-    }
-
-    fn fetched(&self, r: ReadResult, budget: Option<ResponseBudget>) -> Outgoing {
-        let mut head = Vec::with_capacity(FETCHED_HEAD_LEN);
-        encode_fetched_head(
-            &mut head,
-            self.corr,
-            r.end_offset,
-            r.start_offset,
-            r.data.len(),
-        );
-        Outgoing {
-            head,
-            body: r.data,
-            budget,
-        }
-    }
-
-    /// Waits until there are records at `offset` (or `max_wait`, or shutdown) holding no
-    /// memory, then reserves room for the answer and reads it.
-    async fn run(self, mut shutdown: broadcast::Receiver<()>) -> Outgoing {
-        let log = &self.shared.log;
-        let p = match log.partition(&self.topic, self.partition) {
-            Ok(p) => p,
-            Err(e) => return self.error(&error_response(&e)),
-        };
-        let max_bytes = u64::from(self.max_bytes.clamp(1, self.shared.limits.max_fetch_bytes));
-        let deadline = Instant::now() + self.max_wait.min(self.shared.limits.max_fetch_wait());
-        let mut end = p.subscribe();
-        let empty = |start_offset, end_offset| ReadResult {
-            data: Bytes::new(),
-            end_offset,
-            start_offset,
-        };
-        {
-            let _waiting = self.conn.waiting();
-            loop {
-                // Mark the current end as seen before looking, so an append after it wakes us.
-                end.borrow_and_update();
-                let (start, end_now) = (p.start_offset(), p.end_offset());
-                if self.offset < start || self.offset > end_now {
-                    return self.error(&error_response(&StorageError::OffsetOutOfRange {
-                        topic: self.topic.clone(),
-                        partition: self.partition,
-                        offset: self.offset,
-                        start,
-                        end: end_now,
-                    }));
-                }
-                if self.offset < end_now {
-                    break;
-                }
-                if Instant::now() >= deadline {
-                    return self.fetched(empty(start, end_now), None);
-                }
-                tokio::select! {
-                    _ = tokio::time::timeout_at(deadline, end.changed()) => {}
-                    _ = shutdown.recv() => return self.fetched(empty(start, end_now), None),
-                }
-            }
-        }
-        let mut budget = match self.reserve(FETCHED_HEAD_LEN as u64 + max_bytes).await {
-            Ok(b) => b,
-            Err(resp) => return self.error(&resp),
-        };
-        let mut r = match p.read(self.offset, max_bytes) {
-            Ok(r) => r,
-            Err(e) => return self.error(&error_response(&e)),
-        };
-        let mut need = (FETCHED_HEAD_LEN + r.data.len()) as u64;
-        if !budget.try_grow_to(need, &self.conn_budget) {
-            // The answer starts with a batch larger than `max_bytes`. Hold it only with room for
-            // it: drop it, wait for room for its size, and read it again (the batches are
-            // immutable, so the same bytes, or fewer if retention took them). Unbudgeted bytes
-            // thus live only between a read and this check, with no await in between.
-            drop(r);
-            drop(budget);
-            budget = match self.reserve(need).await {
-                Ok(b) => b,
-                Err(resp) => return self.error(&resp),
-            };
-            r = match p.read(self.offset, max_bytes) {
-                Ok(r) => r,
-                Err(e) => return self.error(&error_response(&e)),
-            };
-            need = (FETCHED_HEAD_LEN + r.data.len()) as u64;
-        }
-        budget.shrink_to(need);
-        self.fetched(r, Some(budget))
-    }
-
-    /// Room for `bytes` of response: first in this connection's budget (a client that does not
-    /// read waits here, in line behind its own responses), then in the server's, taken as soon
-    /// as it has room, whoever else waits (so a small fetch does not queue behind large ones).
-    /// While the server's is full, closes the connection that has not read its responses for
-    /// longest, every [`SHED_EVERY`], until there is room or [`RESPONSE_BUDGET_WAIT`] passes
-    /// ("busy").
-    async fn reserve(&self, bytes: u64) -> Result<ResponseBudget, Response> {
-        let conn_permit = self.conn_budget.acquire(bytes).await;
-        let bytes = conn_permit.num_permits() as u64;
-        let global = &self.shared.responses;
-        let started = Instant::now();
-        let mut shed_at = started + SHED_EVERY;
-        loop {
-            let released = global.released();
-            tokio::pin!(released);
-            released.as_mut().enable();
-            if let Some(permit) = global.try_acquire(bytes) {
-                return Ok(ResponseBudget::new(
-                    conn_permit,
-                    permit,
-                    global.clone(),
-                    self.conn.clone(),
-                ));
-            }
-            tokio::select! {
-                _ = released => {}
-                _ = tokio::time::sleep_until(shed_at) => {
-                    shed_at += SHED_EVERY;
-                    if let Some(shed) = self.shared.registry.shed_stalled(self.conn.id, SHED_STALLED_FOR) {
-                        tracing::info!(
-                            peer = %shed.peer, held = shed.held, stalled = ?shed.stalled_for,
-                            "response budget exhausted: closed the connection that stopped reading its responses"
-                        );
-                    }
-                    if started.elapsed() >= RESPONSE_BUDGET_WAIT {
-                        return Err(Response::Error {
-                            code: ErrorCode::Timeout,
-                            message: format!(
-                                "server busy: no room for a fetch response of {bytes} bytes within \
-                                 {RESPONSE_BUDGET_WAIT:?} ({} bytes of responses are waiting to be \
-                                 written); retry",
-                                global.capacity()
-                            ),
-                        });
-                    }
-                }
-            }
-        }
-    }
 }

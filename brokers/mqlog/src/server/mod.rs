@@ -4,6 +4,7 @@
 
 mod budget;
 mod connection;
+mod fetch;
 mod handler;
 mod limits;
 mod registry;

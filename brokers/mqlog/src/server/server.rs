@@ -4,11 +4,12 @@
 //! waiting behind it.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
-use tokio::sync::{broadcast, mpsc, Semaphore};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit, Semaphore};
 
 use super::budget::ByteBudget;
 use super::connection::{write_frames, FrameReader, FrameSettings};
@@ -67,65 +68,17 @@ pub async fn run_with(
                     continue;
                 }
             };
-            let permit = match slots.clone().try_acquire_owned() {
-                Ok(p) => p,
-                Err(_) => {
-                    // At the cap. Closing the idlest connection keeps the server open to new
-                    // clients: refusing them instead would let whoever holds the slots (idle or
-                    // not) lock everyone else out.
-                    if let Some(victim) = shared.registry.evict_idlest() {
-                        tracing::info!(%victim, %peer, "at the connection cap: closed the idlest connection");
-                    }
-                    match tokio::time::timeout(EVICTION_WAIT, slots.clone().acquire_owned()).await {
-                        Ok(Ok(p)) => p,
-                        _ => {
-                            tracing::warn!(%peer, "at the connection cap and no slot freed in time: refused");
-                            continue;
-                        }
-                    }
-                }
+            let Some(permit) = admit(&slots, &shared.registry, peer).await else {
+                continue;
             };
-            let _ = socket.set_nodelay(true);
-            let (read, write) = socket.into_split();
-            let (tx, rx) = mpsc::channel(RESPONSE_QUEUE);
-            let shared = shared.clone();
-            let frames = FrameSettings::new(&shared.limits, frames.clone());
-            let notify_shutdown = notify_shutdown.clone();
-            let done = done_tx.clone();
-            tokio::spawn(async move {
-                let registry = shared.registry.clone();
-                let (conn, _registered) = registry.register(peer);
-                let writer = {
-                    let conn = conn.clone();
-                    tokio::spawn(async move {
-                        tokio::select! {
-                            r = write_frames(write, rx, &conn) => r,
-                            // Closed to make room or for idling: drop what is queued.
-                            _ = conn.closed() => Ok(()),
-                        }
-                    })
-                };
-                let mut handler = Handler {
-                    conn_budget: ByteBudget::new(shared.limits.connection_buffer_bytes),
-                    shared,
-                    conn,
-                    reader: FrameReader::new(read, frames),
-                    responses: tx,
-                    in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
-                    shutdown: notify_shutdown.subscribe(),
-                    notify_shutdown,
-                };
-                if let Err(e) = handler.run().await {
-                    tracing::debug!(%peer, error = %e, "connection closed on error");
-                }
-                // Let queued and in-flight responses drain before the socket closes.
-                drop(handler);
-                if let Ok(Err(e)) = writer.await {
-                    tracing::debug!(%peer, error = %e, "writing responses failed");
-                }
-                drop(permit);
-                drop(done);
-            });
+            tokio::spawn(serve(
+                socket,
+                peer,
+                shared.clone(),
+                FrameSettings::new(&shared.limits, frames.clone()),
+                notify_shutdown.clone(),
+                (permit, done_tx.clone()),
+            ));
         }
     };
     tokio::select! {
@@ -143,4 +96,74 @@ pub async fn run_with(
         tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; closing anyway");
     }
     Ok(())
+}
+
+/// A slot for a new connection. At the cap, closing the idlest connection keeps the server open
+/// to new clients: refusing them instead would let whoever holds the slots (idle or not) lock
+/// everyone else out. None when no slot freed in time.
+async fn admit(
+    slots: &Arc<Semaphore>,
+    registry: &Registry,
+    peer: SocketAddr,
+) -> Option<OwnedSemaphorePermit> {
+    if let Ok(p) = slots.clone().try_acquire_owned() {
+        return Some(p);
+    }
+    if let Some(victim) = registry.evict_idlest() {
+        tracing::info!(%victim, %peer, "at the connection cap: closed the idlest connection");
+    }
+    match tokio::time::timeout(EVICTION_WAIT, slots.clone().acquire_owned()).await {
+        Ok(Ok(p)) => Some(p),
+        _ => {
+            tracing::warn!(%peer, "at the connection cap and no slot freed in time: refused");
+            None
+        }
+    }
+}
+
+/// One connection, to its end: a writer task sends the responses while the handler reads and
+/// answers requests. `held` (its slot, and the shutdown's count of live connections) is
+/// released once queued responses have drained.
+async fn serve(
+    socket: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    frames: FrameSettings,
+    notify_shutdown: broadcast::Sender<()>,
+    held: (OwnedSemaphorePermit, mpsc::Sender<()>),
+) {
+    let _ = socket.set_nodelay(true);
+    let (read, write) = socket.into_split();
+    let (tx, rx) = mpsc::channel(RESPONSE_QUEUE);
+    let registry = shared.registry.clone();
+    let (conn, _registered) = registry.register(peer);
+    let writer = {
+        let conn = conn.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                r = write_frames(write, rx, &conn) => r,
+                // Closed to make room or for idling: drop what is queued.
+                _ = conn.closed() => Ok(()),
+            }
+        })
+    };
+    let mut handler = Handler {
+        conn_budget: ByteBudget::new(shared.limits.connection_buffer_bytes),
+        shared,
+        conn,
+        reader: FrameReader::new(read, frames),
+        responses: tx,
+        in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+        shutdown: notify_shutdown.subscribe(),
+        notify_shutdown,
+    };
+    if let Err(e) = handler.run().await {
+        tracing::debug!(%peer, error = %e, "connection closed on error");
+    }
+    // Let queued and in-flight responses drain before the socket closes.
+    drop(handler);
+    if let Ok(Err(e)) = writer.await {
+        tracing::debug!(%peer, error = %e, "writing responses failed");
+    }
+    drop(held);
 }

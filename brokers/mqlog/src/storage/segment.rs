@@ -265,91 +265,24 @@ impl Segment {
 
         // An older segment with a plausible index: check its last entry and scan only past it.
         if let Some((entries, true)) = &disk_index {
-            if entries_plausible(entries, len) {
-                let start = entries.last().copied().unwrap_or(IndexEntry {
-                    rel_offset: 0,
-                    position: 0,
-                });
-                // Saturating: the base comes from a file name, the entry from disk.
-                let start_offset = base_offset.saturating_add(u64::from(start.rel_offset));
-                let ok = len == 0
-                    || read_header_at(&file, &log_path, u64::from(start.position))
-                        .map(|h| h.base_offset == start_offset)
-                        .unwrap_or(false);
-                if ok {
-                    let s = scan(
-                        &file,
-                        u64::from(start.position),
-                        start_offset,
-                        len,
-                        false,
-                        interval,
-                        base_offset,
-                    )
-                    .ctx(|| format!("scanning {}", log_path.display()))?;
-                    if s.error.is_none() {
-                        let index = OffsetIndex::new(interval, entries.clone());
-                        return Ok((segment(len, s.next_offset, s.max_timestamp_ms, index), None));
-                    }
-                }
+            if let Some(s) = scan_past_index(&file, &log_path, entries, len, interval, base_offset)?
+            {
+                let index = OffsetIndex::new(interval, entries.clone());
+                return Ok((segment(len, s.next_offset, s.max_timestamp_ms, index), None));
             }
         }
 
         // Full validation: the last segment always, an older one whose index did not hold up.
         let s = scan(&file, 0, base_offset, len, true, interval, base_offset)
             .ctx(|| format!("validating {}", log_path.display()))?;
-        let mut truncation = None;
-        if let Some(reason) = &s.error {
-            let t = Truncation {
-                path: log_path.clone(),
-                position: s.valid_end,
-                dropped_bytes: len - s.valid_end,
-                reason: reason.clone(),
-            };
-            if last {
-                tracing::warn!(
-                    segment = %log_path.display(),
-                    position = t.position,
-                    dropped_bytes = t.dropped_bytes,
-                    next_offset = s.next_offset,
-                    reason = %reason,
-                    "recovery truncated a torn or corrupt tail"
-                );
-                fs::set_len(&file, &log_path, s.valid_end)?;
-                fs::sync_file(&file, &log_path)?;
-            } else {
-                // Cutting an older segment would leave an offset gap before the next one; serve
-                // what validates and report the rest.
-                tracing::warn!(
-                    segment = %log_path.display(),
-                    position = t.position,
-                    unreadable_bytes = t.dropped_bytes,
-                    reason = %reason,
-                    "corrupt batch in a closed segment; records after it are not served"
-                );
-            }
-            truncation = Some(t);
-        }
+        let truncation = match &s.error {
+            Some(reason) => Some(cut_or_report(&file, &log_path, &s, len, reason, last)?),
+            None => None,
+        };
         let mut index = OffsetIndex::new(interval, s.entries);
         index.set_bytes_since_entry(s.bytes_since_entry);
         if !last {
-            match &disk_index {
-                Some((entries, true)) if entries.as_slice() == index.entries() => {}
-                Some((entries, _)) => {
-                    if index.entries().starts_with(entries) {
-                        tracing::debug!(index = %index_path.display(), "index behind its log; extended");
-                    } else {
-                        tracing::warn!(index = %index_path.display(), "damaged index rebuilt from its log");
-                    }
-                    index.write(&index_path)?;
-                }
-                None => {
-                    if len > 0 {
-                        tracing::warn!(index = %index_path.display(), "missing index rebuilt from its log");
-                    }
-                    index.write(&index_path)?;
-                }
-            }
+            reconcile_index(&index, disk_index.as_ref(), &index_path, len)?;
         }
         Ok((
             segment(s.valid_end, s.next_offset, s.max_timestamp_ms, index),
@@ -498,4 +431,106 @@ impl ReadView {
         buf.truncate(keep);
         Ok(buf)
     }
+}
+/// A closed segment whose index looks plausible: if its last entry points at the batch it
+/// names, only what follows it is scanned. None when the index does not hold up (or the tail
+/// after it is damaged): the caller validates the whole file.
+fn scan_past_index(
+    file: &File,
+    log_path: &Path,
+    entries: &[IndexEntry],
+    len: u64,
+    interval: u32,
+    base_offset: u64,
+) -> Result<Option<Scan>> {
+    if !entries_plausible(entries, len) {
+        return Ok(None);
+    }
+    let start = entries.last().copied().unwrap_or(IndexEntry {
+        rel_offset: 0,
+        position: 0,
+    });
+    // Saturating: the base comes from a file name, the entry from disk.
+    let start_offset = base_offset.saturating_add(u64::from(start.rel_offset));
+    let ok = len == 0
+        || read_header_at(file, log_path, u64::from(start.position))
+            .map(|h| h.base_offset == start_offset)
+            .unwrap_or(false);
+    if !ok {
+        return Ok(None);
+    }
+    let s = scan(
+        file,
+        u64::from(start.position),
+        start_offset,
+        len,
+        false,
+        interval,
+        base_offset,
+    )
+    .ctx(|| format!("scanning {}", log_path.display()))?;
+    Ok(s.error.is_none().then_some(s))
+}
+
+/// A damaged tail: the last segment is cut at the end of its last whole batch (a torn write);
+/// an older one is left as it is and served up to the damage (cutting it would leave an offset
+/// gap before the next segment).
+fn cut_or_report(
+    file: &File,
+    log_path: &Path,
+    s: &Scan,
+    len: u64,
+    reason: &str,
+    last: bool,
+) -> Result<Truncation> {
+    let t = Truncation {
+        path: log_path.to_owned(),
+        position: s.valid_end,
+        dropped_bytes: len - s.valid_end,
+        reason: reason.to_owned(),
+    };
+    if last {
+        tracing::warn!(
+            segment = %log_path.display(),
+            position = t.position,
+            dropped_bytes = t.dropped_bytes,
+            next_offset = s.next_offset,
+            reason = %reason,
+            "recovery truncated a torn or corrupt tail"
+        );
+        fs::set_len(file, log_path, s.valid_end)?;
+        fs::sync_file(file, log_path)?;
+    } else {
+        tracing::warn!(
+            segment = %log_path.display(),
+            position = t.position,
+            unreadable_bytes = t.dropped_bytes,
+            reason = %reason,
+            "corrupt batch in a closed segment; records after it are not served"
+        );
+    }
+    Ok(t)
+}
+
+/// A closed segment's index file, made to match what scanning its log found.
+fn reconcile_index(
+    index: &OffsetIndex,
+    on_disk: Option<&(Vec<IndexEntry>, bool)>,
+    index_path: &Path,
+    len: u64,
+) -> Result<()> {
+    match on_disk {
+        Some((entries, true)) if entries.as_slice() == index.entries() => return Ok(()),
+        Some((entries, _)) if index.entries().starts_with(entries) => {
+            tracing::debug!(index = %index_path.display(), "index behind its log; extended");
+        }
+        Some(_) => {
+            tracing::warn!(index = %index_path.display(), "damaged index rebuilt from its log")
+        }
+        None if len > 0 => {
+            tracing::warn!(index = %index_path.display(), "missing index rebuilt from its log")
+        }
+        None => {}
+    }
+    index.write(index_path).map(drop)
 }

@@ -206,13 +206,15 @@ fn starting_offsets(
                 );
                 std::thread::sleep(Duration::from_millis(250));
             }
-            Err(e) => return Err(BackendError::other(
-                NAME,
-                format!(
+            Err(e) => {
+                return Err(BackendError::other(
+                    NAME,
+                    format!(
                     "the group coordinator on {} did not answer for {COORDINATOR_TIMEOUT:?}: {e}",
                     ep.bootstrap
                 ),
-            )),
+                ))
+            }
         }
     };
     let mut tpl = TopicPartitionList::new();
