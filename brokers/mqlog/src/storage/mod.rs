@@ -12,6 +12,7 @@ mod index;
 mod log;
 mod offsets;
 mod partition;
+mod recover;
 mod segment;
 #[cfg(test)]
 mod sim;

@@ -7,17 +7,20 @@
 //! share the connection; produce acks that arrive while they wait are kept for the next poll.
 
 use std::collections::VecDeque;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufWriter, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+mod error;
+mod reader;
 
-use crate::protocol::{
-    check_frame_len, decode_response, encode_produce, encode_request, kind, Request, Response,
-};
+use error::{deadline_after, server_error};
+pub use error::{ClientError, Result};
+use reader::{read_loop, Incoming, INCOMING_QUEUE};
+
+use crate::protocol::{encode_produce, encode_request, kind, Request, Response};
 pub use crate::protocol::{Ack, ErrorCode};
 use crate::storage::decode_batches;
 pub use crate::storage::Record;
@@ -25,73 +28,6 @@ pub use crate::storage::Record;
 /// Identifies one request on a connection; responses carry it back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CorrelationId(pub u32);
-
-/// What can go wrong talking to the log server.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    /// Could not connect in time or at all.
-    #[error("connecting to the log server at {addr}: {source}")]
-    Connect {
-        addr: String,
-        #[source]
-        source: std::io::Error,
-    },
-    /// A socket read or write failed.
-    #[error("{context}: {source}")]
-    Io {
-        context: String,
-        #[source]
-        source: std::io::Error,
-    },
-    /// Nothing arrived in time.
-    #[error("timed out after {after:?} waiting for {what}")]
-    Timeout { what: String, after: Duration },
-    /// The server refused the request.
-    #[error("server error {code:?}: {message}")]
-    Server { code: ErrorCode, message: String },
-    /// The offset is outside the partition: below `start` (retention removed it) or past
-    /// `end` (a fetch or commit beyond what was written). The connection stays usable.
-    #[error("offset out of range (log start {start}, end {end}): {message}")]
-    OutOfRange {
-        message: String,
-        start: u64,
-        end: u64,
-    },
-    /// The server sent bytes that do not decode, or a response of the wrong kind.
-    #[error("protocol error: {0}")]
-    Protocol(String),
-    /// The connection is closed (the server went away); nothing more will arrive.
-    #[error("connection to the log server closed: {0}")]
-    Disconnected(String),
-    /// A request the client refuses to send (too large, no records).
-    #[error("invalid request: {0}")]
-    Invalid(String),
-}
-
-impl ClientError {
-    /// Whether the connection failed (reconnecting may help), as opposed to the server
-    /// answering with a refusal.
-    pub fn is_connection_error(&self) -> bool {
-        matches!(
-            self,
-            ClientError::Connect { .. }
-                | ClientError::Io { .. }
-                | ClientError::Timeout { .. }
-                | ClientError::Disconnected(_)
-        )
-    }
-}
-
-/// `timeout` from now; a timeout too long for the clock means no deadline (a caller's
-/// `Duration::MAX` must not panic).
-fn deadline_after(timeout: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(timeout)
-        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
-}
-
-/// Result alias for the client.
-pub type Result<T, E = ClientError> = std::result::Result<T, E>;
 
 /// Records fetched from a partition.
 #[derive(Debug, Clone)]
@@ -107,8 +43,6 @@ pub struct Fetched {
 /// One produce acknowledgement: the batch's base offset, or why it failed.
 pub type ProduceAck = (CorrelationId, Result<u64>);
 
-type Incoming = std::result::Result<(u32, u8, Response), ClientError>;
-
 /// A connection to the log server.
 pub struct Client {
     addr: SocketAddr,
@@ -122,56 +56,6 @@ pub struct Client {
     request_timeout: Duration,
     scratch: Vec<u8>,
     broken: Option<String>,
-}
-
-/// Responses buffered between the reader thread and the caller.
-const INCOMING_QUEUE: usize = 1 << 16;
-
-fn read_loop(stream: TcpStream, tx: SyncSender<Incoming>) {
-    let mut r = BufReader::with_capacity(1 << 20, stream);
-    loop {
-        let mut len = [0u8; 4];
-        if let Err(e) = r.read_exact(&mut len) {
-            let _ = tx.send(Err(ClientError::Disconnected(e.to_string())));
-            return;
-        }
-        let len = match check_frame_len(u32::from_be_bytes(len)) {
-            Ok(l) => l,
-            Err(e) => {
-                let _ = tx.send(Err(ClientError::Protocol(e.to_string())));
-                return;
-            }
-        };
-        let mut payload = vec![0u8; len];
-        if let Err(e) = r.read_exact(&mut payload) {
-            let _ = tx.send(Err(ClientError::Disconnected(format!(
-                "inside a frame: {e}"
-            ))));
-            return;
-        }
-        let msg =
-            decode_response(Bytes::from(payload)).map_err(|e| ClientError::Protocol(e.to_string()));
-        let stop = msg.is_err();
-        if tx.send(msg).is_err() || stop {
-            return;
-        }
-    }
-}
-
-fn server_error(resp: Response) -> ClientError {
-    match resp {
-        Response::Error { code, message } => ClientError::Server { code, message },
-        Response::OutOfRange {
-            message,
-            start,
-            end,
-        } => ClientError::OutOfRange {
-            message,
-            start,
-            end,
-        },
-        other => ClientError::Protocol(format!("unexpected response {other:?}")),
-    }
 }
 
 impl Client {
