@@ -185,8 +185,8 @@ fn main() -> ExitCode {
                 Ok(outcome) => {
                     report_cmd::report_after_run(&outcome.dir);
                     eprintln!("\n{}", mq_runner::summary::markdown(&outcome.results));
-                    eprintln!("results: {}", outcome.dir.join("results.json").display());
-                    eprintln!("summary: {}", outcome.dir.join("summary.md").display());
+                    eprintln!("results: {}", outcome.dir.results().display());
+                    eprintln!("summary: {}", outcome.dir.summary().display());
                     report_cmd::run_exit_code(&[&outcome.results])
                 }
                 Err(e) => {

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use mq_core::scenario::Scenario;
 use mq_core::Registry;
 use mq_report::compare::{self, Side, Thresholds};
+use mq_results::{RunDir, RunResults, VariantStatus};
 use mq_runner::interrupt::Interrupt;
-use mq_runner::results::{RunResults, VariantStatus};
 use mq_runner::RunOptions;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,12 +131,12 @@ pub fn report(dir: &Path) -> ExitCode {
 }
 
 /// After `bench run`: charts and report.html; a failure is a warning (results.json is safe).
-pub fn report_after_run(dir: &Path) {
-    match mq_report::generate(dir) {
-        Ok(_) => eprintln!("report:  {}", dir.join("report.html").display()),
+pub fn report_after_run(dir: &RunDir) {
+    match mq_report::generate(dir.path()) {
+        Ok(_) => eprintln!("report:  {}", dir.report_html().display()),
         Err(e) => eprintln!(
             "warning: report not generated ({e:#}); results are intact, retry with: bench report {}",
-            dir.display()
+            dir.path().display()
         ),
     }
 }
@@ -149,9 +149,9 @@ pub fn run_repeated(
     interrupt: &Interrupt,
     n: u32,
 ) -> ExitCode {
-    let dir = mq_report::repeat::run_dir(scenario, opts);
+    let dir = opts.run_dir(scenario, std::time::SystemTime::now());
     let result = mq_report::repeat::run(scenario, registry, opts, interrupt, &dir, n, |i, o| {
-        eprintln!("\nrepetition {i}/{n}: {}", o.dir.display());
+        eprintln!("\nrepetition {i}/{n}: {}", o.dir.path().display());
         report_after_run(&o.dir);
     });
     let outcomes = match result {
@@ -161,7 +161,7 @@ pub fn run_repeated(
             return ExitCode::FAILURE;
         }
     };
-    let reps = mq_report::repeat::repetitions(&dir);
+    let reps = dir.repetitions();
     match mq_report::repeat::write_summary(&dir, &reps) {
         Ok(p) => match std::fs::read_to_string(&p) {
             Ok(text) => eprintln!("\n{text}\nsummary: {}", p.display()),

@@ -11,7 +11,9 @@ use serde::Deserialize;
 
 use crate::scenario_diff::{self, Difference};
 use crate::stats::{bootstrap_ratio, mann_whitney_less, median};
-use crate::{load, repeat, Loaded};
+use mq_results::RunDir;
+
+use crate::{load, Loaded};
 
 /// Regression thresholds, in percent; from flags or a TOML file (same names).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -74,15 +76,16 @@ pub struct Side {
 impl Side {
     /// A results.json, a run folder, or a folder of `rep-N/` run folders.
     pub fn load(path: &Path) -> anyhow::Result<Side> {
-        let reps = if path.is_dir() && !path.join("results.json").exists() {
-            let dirs = repeat::repetitions(path);
+        let dir = RunDir::new(path);
+        let reps = if path.is_dir() && !dir.has_results() {
+            let dirs = dir.repetitions();
             anyhow::ensure!(
                 !dirs.is_empty(),
                 "{}: no results.json and no rep-N/results.json in this folder",
                 path.display()
             );
             dirs.iter()
-                .map(|d| load(d))
+                .map(|d| load(d.path()))
                 .collect::<anyhow::Result<_>>()?
         } else {
             vec![load(path)?]

@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use base64::Engine;
-use mq_runner::results::RunResults;
+use mq_results::RunResults;
 
 use crate::charts::{colour_hex, Chart};
 

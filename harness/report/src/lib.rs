@@ -15,7 +15,7 @@ pub mod stats;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use mq_runner::results::RunResults;
+use mq_results::{RunDir, RunResults};
 
 pub use charts::Marker;
 
@@ -30,7 +30,7 @@ pub struct Loaded {
 /// Reads `results.json` (a file, or the one in a run folder).
 pub fn load(path: &Path) -> anyhow::Result<Loaded> {
     let file = if path.is_dir() {
-        path.join("results.json")
+        RunDir::new(path).results()
     } else {
         path.to_path_buf()
     };
@@ -51,7 +51,7 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
         serde_json::from_slice(&text).with_context(|| format!("parsing {}", file.display()))?;
     let scenario_text = file
         .parent()
-        .and_then(|d| std::fs::read_to_string(d.join("scenario.toml")).ok());
+        .and_then(|d| std::fs::read_to_string(RunDir::new(d).scenario()).ok());
     Ok(Loaded {
         results,
         raw,
@@ -117,29 +117,30 @@ pub fn series(l: &Loaded) -> Vec<charts::VariantSeries> {
 /// Writes `charts/*.svg|png`, `report.html` and `summary.md` into run folder `dir` from its
 /// results.json; a folder of repetitions (`rep-1/`, `rep-2/` …) gets one per repetition plus
 /// a `summary.md` of their spread. Returns the files written.
-pub fn generate(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    if !dir.join("results.json").exists() {
-        let reps = repeat::repetitions(dir);
+pub fn generate(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let dir = RunDir::new(path);
+    if !dir.has_results() {
+        let reps = dir.repetitions();
         anyhow::ensure!(
             !reps.is_empty(),
             "{}: no results.json and no rep-N/results.json: not a run folder",
-            dir.display()
+            path.display()
         );
         let mut files = Vec::new();
         for rep in &reps {
-            files.extend(generate(rep)?);
+            files.extend(generate(rep.path())?);
         }
-        files.push(repeat::write_summary(dir, &reps)?);
+        files.push(repeat::write_summary(&dir, &reps)?);
         return Ok(files);
     }
-    let loaded = load(dir)?;
+    let loaded = load(path)?;
     let r = &loaded.results;
     let summary = mq_runner::summary::markdown(r);
     let charts = charts::all(&series(&loaded))?;
     let page = html::page(r, &summary, loaded.scenario_text.as_deref(), &charts);
 
     let mut files = Vec::new();
-    let chart_dir = dir.join("charts");
+    let chart_dir = dir.charts();
     std::fs::create_dir_all(&chart_dir)
         .with_context(|| format!("creating {}", chart_dir.display()))?;
     let mut write = |path: PathBuf, bytes: &[u8]| -> anyhow::Result<()> {
@@ -148,10 +149,10 @@ pub fn generate(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         Ok(())
     };
     for c in &charts {
-        write(chart_dir.join(format!("{}.svg", c.name)), c.svg.as_bytes())?;
-        write(chart_dir.join(format!("{}.png", c.name)), &c.png)?;
+        write(dir.chart(c.name, "svg"), c.svg.as_bytes())?;
+        write(dir.chart(c.name, "png"), &c.png)?;
     }
-    write(dir.join("summary.md"), summary.as_bytes())?;
-    write(dir.join("report.html"), page.as_bytes())?;
+    write(dir.summary(), summary.as_bytes())?;
+    write(dir.report_html(), page.as_bytes())?;
     Ok(files)
 }

@@ -3,11 +3,12 @@
 //! spread of the key figures. `compare` reads such a folder as N repetitions.
 
 use std::fmt::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use mq_core::scenario::Scenario;
 use mq_core::Registry;
+use mq_results::RunDir;
 use mq_runner::coordinator::RunOutcome;
 use mq_runner::interrupt::Interrupt;
 use mq_runner::RunOptions;
@@ -15,51 +16,22 @@ use mq_runner::RunOptions;
 use crate::stats::median;
 use crate::{load, Loaded};
 
-/// The `rep-N` run folders of `dir` that hold a results.json, in N order.
-pub fn repetitions(dir: &Path) -> Vec<PathBuf> {
-    let mut reps: Vec<(u32, PathBuf)> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_str()?.to_owned();
-            let n: u32 = name.strip_prefix("rep-")?.parse().ok()?;
-            let p = e.path();
-            p.join("results.json").exists().then_some((n, p))
-        })
-        .collect();
-    reps.sort();
-    reps.into_iter().map(|(_, p)| p).collect()
-}
-
-/// The folder a repeated run writes into: `--out`, or `reports/<time>-<scenario>` named like a
-/// single run's.
-pub fn run_dir(scenario: &Scenario, opts: &RunOptions) -> PathBuf {
-    opts.out.clone().unwrap_or_else(|| {
-        let stamp: String = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-            .to_string()
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric())
-            .collect();
-        opts.reports_dir.join(format!("{stamp}-{}", scenario.name))
-    })
-}
-
 /// Runs `scenario` `n` times into `dir/rep-i`, stopping early on Ctrl-C; returns every outcome.
 pub fn run(
     scenario: &Scenario,
     registry: &Registry,
     opts: &RunOptions,
     interrupt: &Interrupt,
-    dir: &Path,
+    dir: &RunDir,
     n: u32,
     mut after_each: impl FnMut(u32, &RunOutcome),
 ) -> anyhow::Result<Vec<RunOutcome>> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::create_dir_all(dir.path())
+        .with_context(|| format!("creating {}", dir.path().display()))?;
     let mut outcomes = Vec::new();
     for i in 1..=n {
         let rep = RunOptions {
-            out: Some(dir.join(format!("rep-{i}"))),
+            out: Some(dir.repetition(i).path().to_owned()),
             ..opts.clone_options()
         };
         let outcome = mq_runner::run(scenario, registry, &rep, interrupt)?;
@@ -167,12 +139,12 @@ pub fn summary(reps: &[Loaded]) -> String {
 }
 
 /// Writes `dir/summary.md` for the repetitions `reps` (run folders).
-pub fn write_summary(dir: &Path, reps: &[PathBuf]) -> anyhow::Result<PathBuf> {
+pub fn write_summary(dir: &RunDir, reps: &[RunDir]) -> anyhow::Result<PathBuf> {
     let loaded = reps
         .iter()
-        .map(|r| load(r))
+        .map(|r| load(r.path()))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let path = dir.join("summary.md");
+    let path = dir.summary();
     std::fs::write(&path, summary(&loaded))
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(path)

@@ -3,7 +3,7 @@
 //! histories. results.json is rewritten after every variant, so a crash keeps what was gathered.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{anyhow, Context};
@@ -16,12 +16,15 @@ use mq_core::{run_tag, Backend, Broker, Registry, WorkerCtx};
 
 use crate::drain::{self, Decision, EndFacts, Tick};
 use crate::interrupt::Interrupt;
-use crate::machine::Machine;
+use mq_results::{
+    EndedBy, Machine, RunDir, RunResults, ScenarioInfo, VariantDir, VariantResult, VariantStatus,
+    SCHEMA,
+};
+
 use crate::nemesis::{Nemesis, Targets};
 use crate::progress::Progress;
-use crate::results::{EndedBy, RunResults, ScenarioInfo, VariantResult, VariantStatus, SCHEMA};
 use crate::summary;
-use crate::workers::{consumer_partitions, histories, Launch, Pool, Role, Worker};
+use crate::workers::{consumer_partitions, Launch, Pool, Role, Worker};
 
 /// How `bench run` was asked to run.
 #[derive(Debug, Clone)]
@@ -37,9 +40,19 @@ pub struct RunOptions {
     pub worker_exe: PathBuf,
 }
 
+impl RunOptions {
+    /// The folder a run started at `at` writes into: `--out`, or `<reports>/<time>-<scenario>`.
+    pub fn run_dir(&self, scenario: &Scenario, at: SystemTime) -> RunDir {
+        match &self.out {
+            Some(d) => RunDir::new(d),
+            None => RunDir::stamped(&self.reports_dir, at, &scenario.name),
+        }
+    }
+}
+
 /// Where a run wrote, and what it found.
 pub struct RunOutcome {
-    pub dir: PathBuf,
+    pub dir: RunDir,
     pub results: RunResults,
 }
 
@@ -50,8 +63,8 @@ const DEPTH_EVERY: Duration = Duration::from_millis(500);
 /// The loop's longest sleep; it wakes earlier for a fault that is due.
 const TICK: Duration = Duration::from_millis(100);
 
-fn timestamp() -> String {
-    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+fn timestamp(at: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(at).to_string()
 }
 
 /// Runs every (selected) variant of `scenario` and writes the run folder.
@@ -61,21 +74,13 @@ pub fn run(
     opts: &RunOptions,
     interrupt: &Interrupt,
 ) -> anyhow::Result<RunOutcome> {
-    let started_at = timestamp();
-    let dir = match &opts.out {
-        Some(d) => d.clone(),
-        None => {
-            let stamp: String = started_at
-                .chars()
-                .filter(|c| c.is_ascii_alphanumeric())
-                .collect();
-            opts.reports_dir.join(format!("{stamp}-{}", scenario.name))
-        }
-    };
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("creating run folder {}", dir.display()))?;
-    std::fs::write(dir.join("scenario.toml"), &scenario.text)
-        .with_context(|| format!("writing {}", dir.display()))?;
+    let now = SystemTime::now();
+    let started_at = timestamp(now);
+    let dir = opts.run_dir(scenario, now);
+    std::fs::create_dir_all(dir.path())
+        .with_context(|| format!("creating run folder {}", dir.path().display()))?;
+    std::fs::write(dir.scenario(), &scenario.text)
+        .with_context(|| format!("writing {}", dir.scenario().display()))?;
     let run_id = (now_ns() as u32) ^ std::process::id().rotate_left(16);
 
     let mut results = RunResults {
@@ -96,7 +101,7 @@ pub fn run(
     };
     results
         .write(&dir)
-        .with_context(|| format!("writing results to {}", dir.display()))?;
+        .with_context(|| format!("writing results to {}", dir.path().display()))?;
 
     let selected = scenario
         .variants
@@ -139,15 +144,15 @@ pub fn run(
         results.variants.push(result);
         results
             .write(&dir)
-            .with_context(|| format!("writing results to {}", dir.display()))?;
+            .with_context(|| format!("writing results to {}", dir.path().display()))?;
     }
     results.partial = interrupt.is_set();
-    results.finished_at = Some(timestamp());
+    results.finished_at = Some(timestamp(SystemTime::now()));
     results
         .write(&dir)
-        .with_context(|| format!("writing results to {}", dir.display()))?;
-    std::fs::write(dir.join("summary.md"), summary::markdown(&results))
-        .with_context(|| format!("writing {}", dir.join("summary.md").display()))?;
+        .with_context(|| format!("writing results to {}", dir.path().display()))?;
+    std::fs::write(dir.summary(), summary::markdown(&results))
+        .with_context(|| format!("writing {}", dir.summary().display()))?;
     Ok(RunOutcome { dir, results })
 }
 
@@ -181,7 +186,7 @@ fn empty_result(
 struct VariantRun<'a> {
     plan: &'a VariantPlan,
     backend: &'a dyn Backend,
-    dir: &'a Path,
+    dir: &'a RunDir,
     run_id: u32,
     opts: &'a RunOptions,
     interrupt: &'a Interrupt,
@@ -200,16 +205,18 @@ impl Drop for BrokerGuard {
 impl VariantRun<'_> {
     fn run(&self) -> VariantResult {
         let plan = self.plan;
-        let hist_rel = format!("history/{}", plan.name);
-        let vdir = self.dir.join(&hist_rel);
+        let vdir = self.dir.variant(&plan.name);
         let mut result = empty_result(plan, VariantStatus::Ok, None, None);
-        result.history_dir = Some(hist_rel);
-        if let Err(e) = std::fs::create_dir_all(&vdir) {
+        result.history_dir = Some(vdir.rel().to_owned());
+        if let Err(e) = std::fs::create_dir_all(vdir.path()) {
             result.status = VariantStatus::Failed;
-            result.reason = Some(format!("creating {}: {e}", vdir.display()));
+            result.reason = Some(format!("creating {}: {e}", vdir.path().display()));
             return result;
         }
-        let broker = match self.backend.broker(plan, &vdir, &run_tag(self.dir)) {
+        let broker = match self
+            .backend
+            .broker(plan, vdir.path(), &run_tag(self.dir.path()))
+        {
             Ok(b) => b,
             Err(e) => {
                 result.status = VariantStatus::Failed;
@@ -244,17 +251,13 @@ impl VariantRun<'_> {
     }
 
     /// What the checker reads for this variant; None before the load started.
-    fn checker_input(&self, vdir: &Path) -> Option<mq_checker::Input> {
+    fn checker_input(&self, vdir: &VariantDir) -> Option<mq_checker::Input> {
         let w = &self.plan.workload;
-        let start_ns = std::fs::read_to_string(vdir.join("start_ns"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()?;
+        let start_ns = vdir.read_start_ns()?;
         Some(mq_checker::Input {
-            producer_files: histories(vdir, Role::Producer),
-            consumer_files: histories(vdir, Role::Consumer),
-            depth_file: Some(vdir.join("broker-depth.jsonl")),
+            producer_files: vdir.histories(Role::Producer.as_str()),
+            consumer_files: vdir.histories(Role::Consumer.as_str()),
+            depth_file: Some(vdir.broker_depth()),
             start_ns,
             warmup_ns: w.warmup.0.as_nanos() as u64,
             message_size: w.message_size,
@@ -263,7 +266,7 @@ impl VariantRun<'_> {
         })
     }
 
-    fn check(&self, vdir: &Path, result: &mut VariantResult) {
+    fn check(&self, vdir: &VariantDir, result: &mut VariantResult) {
         // The load never started: nothing to check.
         let Some(input) = self.checker_input(vdir) else {
             return;
@@ -292,7 +295,7 @@ impl VariantRun<'_> {
     }
 
     /// Whether the histories show every acked message delivered.
-    fn all_delivered(&self, vdir: &Path) -> bool {
+    fn all_delivered(&self, vdir: &VariantDir) -> bool {
         self.checker_input(vdir)
             .and_then(|input| mq_checker::check(&input).ok())
             .is_some_and(|r| r.counts.lost == 0)
@@ -304,7 +307,7 @@ impl VariantRun<'_> {
         role: Role,
         index: u16,
         endpoint: &serde_json::Value,
-        vdir: &'b Path,
+        vdir: &'b VariantDir,
     ) -> Launch<'b> {
         let w = &self.plan.workload;
         let (role_spec, partitions) = match role {
@@ -355,7 +358,7 @@ impl VariantRun<'_> {
         &self,
         pool: &mut Pool,
         endpoint: &serde_json::Value,
-        vdir: &Path,
+        vdir: &VariantDir,
     ) -> anyhow::Result<Option<u64>> {
         let w = &self.plan.workload;
         let interrupted = || self.interrupt.is_set();
@@ -371,7 +374,7 @@ impl VariantRun<'_> {
             }
         }
         let start_ns = now_ns() + 10_000_000;
-        std::fs::write(vdir.join("start_ns"), start_ns.to_string())?;
+        std::fs::write(vdir.start_ns(), start_ns.to_string())?;
         for p in pool.of(Role::Producer) {
             p.send(Control::Go(start_ns));
         }
@@ -383,7 +386,7 @@ impl VariantRun<'_> {
         &self,
         broker: &mut BrokerGuard,
         pool: &mut Pool,
-        vdir: &Path,
+        vdir: &VariantDir,
         result: &mut VariantResult,
     ) -> anyhow::Result<EndedBy> {
         let w = &self.plan.workload;
@@ -400,7 +403,7 @@ impl VariantRun<'_> {
                 &self.launch(Role::Consumer, index, &endpoint, vdir),
             )
         };
-        let mut depth_log = std::fs::File::create(vdir.join("broker-depth.jsonl"))?;
+        let mut depth_log = std::fs::File::create(vdir.broker_depth())?;
         let mut progress = Progress::start(&self.plan.name, w.messages, self.opts.quiet);
         let mut nemesis = Nemesis::new(self.plan);
         let drain_timeout = w.drain_timeout.0;

@@ -3,16 +3,15 @@
 //!
 //! The coordinator (`coordinator.rs`) runs in `bench run`: its loop drives the worker processes
 //! (`workers.rs`), the fault schedule (`nemesis.rs`) and the end-of-drain rules (`drain.rs`). The
-//! worker (`worker.rs`) is the same binary started as `bench worker`. Results (`results.rs`) are written raw before they are
-//! summarised (`summary.rs`).
+//! worker (`worker.rs`) is the same binary started as `bench worker`. Results are written raw
+//! (mq-results: results.json's types and the run folder's layout) before they are summarised
+//! (`summary.rs`).
 
 pub mod coordinator;
 pub mod drain;
 pub mod interrupt;
-pub mod machine;
 pub mod nemesis;
 pub mod progress;
-pub mod results;
 pub mod summary;
 pub mod worker;
 pub mod workers;

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::results::{RunResults, VariantStatus};
+use mq_results::{RunResults, VariantStatus};
 
 fn n(v: f64) -> String {
     if v >= 100.0 {

@@ -1,4 +1,4 @@
-//! What machine a run happened on, for the report.
+//! What machine a run happened on (read from /proc and /etc/os-release), for the report.
 
 use serde::{Deserialize, Serialize};
 
