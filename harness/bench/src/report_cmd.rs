@@ -9,6 +9,7 @@ use mq_core::Registry;
 use mq_report::compare::{self, Side, Thresholds};
 use mq_results::{RunDir, RunResults, VariantStatus};
 use mq_runner::interrupt::Interrupt;
+use mq_runner::repeat::Repeated;
 use mq_runner::RunOptions;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,13 +150,12 @@ pub fn run_repeated(
     interrupt: &Interrupt,
     n: u32,
 ) -> ExitCode {
-    let dir = opts.run_dir(scenario, std::time::SystemTime::now());
-    let result = mq_report::repeat::run(scenario, registry, opts, interrupt, &dir, n, |i, o| {
+    let result = mq_runner::repeat::run(scenario, registry, opts, interrupt, n, |i, o| {
         eprintln!("\nrepetition {i}/{n}: {}", o.dir.path().display());
         report_after_run(&o.dir);
     });
-    let outcomes = match result {
-        Ok(o) => o,
+    let Repeated { dir, outcomes } = match result {
+        Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e:#}");
             return ExitCode::FAILURE;

@@ -1,5 +1,5 @@
 //! mq-report: everything built from results.json after a run: charts (SVG + PNG), report.html and
-//! summary.md ([`generate`]), runs repeated for noise-aware comparisons ([`repeat`]), and the
+//! summary.md ([`generate`]), the spread over repeated runs ([`repeat`]), and the
 //! comparison of two runs for CI ([`compare`]).
 //!
 //! Output is a function of results.json alone (plus scenario.toml when present): the same input

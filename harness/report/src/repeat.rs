@@ -1,66 +1,15 @@
-//! `bench run --repeat N`: the same scenario N times into `DIR/rep-1/` … `DIR/rep-N/`, each an
-//! ordinary run folder with its own results.json and report, plus `DIR/summary.md` with the
-//! spread of the key figures. `compare` reads such a folder as N repetitions.
+//! The spread over repetitions (`bench run --repeat N` writes `DIR/rep-1/` … `DIR/rep-N/`):
+//! `DIR/summary.md` with the median, min and max of the key figures. Each repetition has its own
+//! report; `compare` reads such a folder as N repetitions.
 
 use std::fmt::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use mq_core::scenario::Scenario;
-use mq_core::Registry;
 use mq_results::RunDir;
-use mq_runner::coordinator::RunOutcome;
-use mq_runner::interrupt::Interrupt;
-use mq_runner::RunOptions;
 
 use crate::stats::median;
 use crate::{load, Loaded};
-
-/// Runs `scenario` `n` times into `dir/rep-i`, stopping early on Ctrl-C; returns every outcome.
-pub fn run(
-    scenario: &Scenario,
-    registry: &Registry,
-    opts: &RunOptions,
-    interrupt: &Interrupt,
-    dir: &RunDir,
-    n: u32,
-    mut after_each: impl FnMut(u32, &RunOutcome),
-) -> anyhow::Result<Vec<RunOutcome>> {
-    std::fs::create_dir_all(dir.path())
-        .with_context(|| format!("creating {}", dir.path().display()))?;
-    let mut outcomes = Vec::new();
-    for i in 1..=n {
-        let rep = RunOptions {
-            out: Some(dir.repetition(i).path().to_owned()),
-            ..opts.clone_options()
-        };
-        let outcome = mq_runner::run(scenario, registry, &rep, interrupt)?;
-        after_each(i, &outcome);
-        let partial = outcome.results.partial;
-        outcomes.push(outcome);
-        if partial {
-            break;
-        }
-    }
-    Ok(outcomes)
-}
-
-/// `RunOptions` has no `Clone`; this copies it field by field.
-trait CloneOptions {
-    fn clone_options(&self) -> RunOptions;
-}
-
-impl CloneOptions for RunOptions {
-    fn clone_options(&self) -> RunOptions {
-        RunOptions {
-            reports_dir: self.reports_dir.clone(),
-            out: self.out.clone(),
-            only: self.only.clone(),
-            quiet: self.quiet,
-            worker_exe: self.worker_exe.clone(),
-        }
-    }
-}
 
 fn spread(v: &[f64]) -> String {
     let min = v.iter().copied().fold(f64::INFINITY, f64::min);

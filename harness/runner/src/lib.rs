@@ -5,13 +5,14 @@
 //! (`workers.rs`), the fault schedule (`nemesis.rs`) and the end-of-drain rules (`drain.rs`). The
 //! worker (`worker.rs`) is the same binary started as `bench worker`. Results are written raw
 //! (mq-results: results.json's types and the run folder's layout) before they are summarised
-//! (`summary.rs`).
+//! (`summary.rs`). `--repeat` runs a scenario N times into one folder (`repeat.rs`).
 
 pub mod coordinator;
 pub mod drain;
 pub mod interrupt;
 pub mod nemesis;
 pub mod progress;
+pub mod repeat;
 pub mod summary;
 pub mod worker;
 pub mod workers;
