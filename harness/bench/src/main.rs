@@ -34,7 +34,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a scenario: every variant in turn, then write results.json and summary.md.
+    /// Run a scenario: every variant in turn, then write results.json and the report
+    /// (summary.md, report.html, charts/).
     Run {
         /// The scenario file (TOML).
         scenario: PathBuf,
@@ -183,10 +184,12 @@ fn main() -> ExitCode {
             }
             match mq_runner::run(&scenario, &registry, &opts, &interrupt) {
                 Ok(outcome) => {
-                    report_cmd::report_after_run(&outcome.dir);
-                    eprintln!("\n{}", mq_runner::summary::markdown(&outcome.results));
+                    let reported = report_cmd::report_after_run(&outcome.dir);
+                    eprintln!("\n{}", mq_report::summary_markdown(&outcome.results));
                     eprintln!("results: {}", outcome.dir.results().display());
-                    eprintln!("summary: {}", outcome.dir.summary().display());
+                    if reported {
+                        eprintln!("summary: {}", outcome.dir.summary().display());
+                    }
                     report_cmd::run_exit_code(&[&outcome.results])
                 }
                 Err(e) => {

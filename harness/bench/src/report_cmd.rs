@@ -131,14 +131,21 @@ pub fn report(dir: &Path) -> ExitCode {
     }
 }
 
-/// After `bench run`: charts and report.html; a failure is a warning (results.json is safe).
-pub fn report_after_run(dir: &RunDir) {
+/// After `bench run`: summary.md, charts and report.html; a failure is a warning (results.json
+/// is safe). Whether the report was written.
+pub fn report_after_run(dir: &RunDir) -> bool {
     match mq_report::generate(dir.path()) {
-        Ok(_) => eprintln!("report:  {}", dir.report_html().display()),
-        Err(e) => eprintln!(
-            "warning: report not generated ({e:#}); results are intact, retry with: bench report {}",
-            dir.path().display()
-        ),
+        Ok(_) => {
+            eprintln!("report:  {}", dir.report_html().display());
+            true
+        }
+        Err(e) => {
+            eprintln!(
+                "warning: report not generated ({e:#}); results are intact, retry with: bench report {}",
+                dir.path().display()
+            );
+            false
+        }
     }
 }
 

@@ -8,6 +8,7 @@ use base64::Engine;
 use mq_results::RunResults;
 
 use crate::charts::{colour_hex, Chart};
+use crate::tables::{Align, Span, Summary, Table, Text};
 
 /// Escapes text for HTML element content and attribute values.
 pub fn esc(s: &str) -> String {
@@ -25,106 +26,62 @@ pub fn esc(s: &str) -> String {
     out
 }
 
-/// Inline Markdown of summary.md: `**bold**` and `` `code` ``, on already escaped text.
-fn inline(s: &str) -> String {
-    let mut out = String::new();
-    let mut rest = esc(s);
-    let mut bold = false;
-    let mut code = false;
-    while let Some(i) = rest.find(['*', '`']) {
-        out.push_str(&rest[..i]);
-        if rest[i..].starts_with("**") && !code {
-            out.push_str(if bold { "</strong>" } else { "<strong>" });
-            bold = !bold;
-            rest = rest[i + 2..].to_owned();
-        } else if rest[i..].starts_with('`') {
-            out.push_str(if code { "</code>" } else { "<code>" });
-            code = !code;
-            rest = rest[i + 1..].to_owned();
-        } else {
-            out.push('*');
-            rest = rest[i + 1..].to_owned();
+/// Inline text as HTML, escaped.
+fn inline(t: &Text) -> String {
+    t.0.iter()
+        .map(|s| match s {
+            Span::Plain(p) => esc(p),
+            Span::Strong(b) => format!("<strong>{}</strong>", esc(b)),
+            Span::Code(c) => format!("<code>{}</code>", esc(c)),
+        })
+        .collect()
+}
+
+/// A summary table; figures' columns (right-aligned) get `class="num"`.
+fn table(t: &Table) -> String {
+    let class = |k: usize| match t.columns[k].align {
+        Align::Right => " class=\"num\"",
+        Align::Left => "",
+    };
+    let mut out = String::from("<table>\n<thead><tr>");
+    for (k, c) in t.columns.iter().enumerate() {
+        let _ = write!(out, "<th{}>{}</th>", class(k), inline(&c.title));
+    }
+    out.push_str("</tr></thead>\n<tbody>\n");
+    for row in &t.rows {
+        out.push_str("<tr>");
+        for k in 0..t.columns.len() {
+            let text = row.get(k).map(inline).unwrap_or_default();
+            let _ = write!(out, "<td{}>{text}</td>", class(k));
         }
+        out.push_str("</tr>\n");
     }
-    out.push_str(&rest);
-    if code {
-        out.push_str("</code>");
-    }
-    if bold {
-        out.push_str("</strong>");
-    }
+    out.push_str("</tbody>\n</table>\n");
     out
 }
 
-fn cells(line: &str) -> Vec<&str> {
-    let t = line.trim().trim_start_matches('|').trim_end_matches('|');
-    t.split('|').map(str::trim).collect()
-}
-
-/// The subset of Markdown summary.md uses (headings, paragraphs, lists, pipe tables) as HTML.
-/// The first `#` heading is left out: the page has its own title.
-pub fn markdown(md: &str) -> String {
+/// The summary's sentences, tables and notes (the title is the page's own): what summary.md
+/// shows, from the same data. A description of several lines is a paragraph per line.
+pub fn summary(s: &Summary) -> String {
     let mut out = String::new();
-    let lines: Vec<&str> = md.lines().collect();
-    let mut i = 0;
-    let mut in_list = false;
-    while i < lines.len() {
-        let l = lines[i].trim_end();
-        if !l.starts_with("- ") && in_list {
-            out.push_str("</ul>\n");
-            in_list = false;
+    for line in s.description.lines().map(str::trim_end) {
+        if !line.is_empty() {
+            let _ = writeln!(out, "<p>{}</p>", esc(line));
         }
-        if l.is_empty() || (l.starts_with("# ") && i == 0) {
-        } else if let Some(h) = l.strip_prefix("## ") {
-            let _ = writeln!(out, "<h3>{}</h3>", inline(h));
-        } else if let Some(h) = l.strip_prefix("# ") {
-            let _ = writeln!(out, "<h3>{}</h3>", inline(h));
-        } else if let Some(item) = l.strip_prefix("- ") {
-            if !in_list {
-                out.push_str("<ul>\n");
-                in_list = true;
-            }
-            let _ = writeln!(out, "<li>{}</li>", inline(item));
-        } else if l.starts_with('|') {
-            let head = cells(l);
-            let right: Vec<bool> = lines
-                .get(i + 1)
-                .map(|s| cells(s).iter().map(|c| c.ends_with(':')).collect())
-                .unwrap_or_default();
-            out.push_str("<table>\n<thead><tr>");
-            for (k, h) in head.iter().enumerate() {
-                let class = if right.get(k) == Some(&true) {
-                    " class=\"num\""
-                } else {
-                    ""
-                };
-                let _ = write!(out, "<th{class}>{}</th>", inline(h));
-            }
-            out.push_str("</tr></thead>\n<tbody>\n");
-            i += 2;
-            while i < lines.len() && lines[i].starts_with('|') {
-                out.push_str("<tr>");
-                for (k, c) in cells(lines[i]).iter().enumerate() {
-                    let class = if right.get(k) == Some(&true) {
-                        " class=\"num\""
-                    } else {
-                        ""
-                    };
-                    let _ = write!(out, "<td{class}>{}</td>", inline(c));
-                }
-                out.push_str("</tr>\n");
-                i += 1;
-            }
-            out.push_str("</tbody>\n</table>\n");
-            continue;
-        } else {
-            let _ = writeln!(out, "<p>{}</p>", inline(l));
-        }
-        i += 1;
     }
-    if in_list {
+    let _ = writeln!(out, "<p>{}</p>", esc(&s.workload));
+    for t in &s.tables {
+        let _ = writeln!(out, "<h3>{}</h3>", esc(&t.title));
+        out.push_str(&table(t));
+    }
+    if !s.notes.is_empty() {
+        out.push_str("<h3>Notes</h3>\n<ul>\n");
+        for n in &s.notes {
+            let _ = writeln!(out, "<li>{}</li>", inline(n));
+        }
         out.push_str("</ul>\n");
     }
+    let _ = writeln!(out, "<p>{}</p>", inline(&s.footer));
     out
 }
 
@@ -162,7 +119,7 @@ pre { background: #f7f7f7; padding: 12px; overflow-x: auto; font-size: 13px; }
 /// The whole page.
 pub fn page(
     r: &RunResults,
-    summary_md: &str,
+    summary_data: &Summary,
     scenario_text: Option<&str>,
     charts: &[Chart],
 ) -> String {
@@ -190,7 +147,7 @@ pub fn page(
     }
 
     s.push_str("<h2>Summary</h2>\n");
-    s.push_str(&markdown(summary_md));
+    s.push_str(&summary(summary_data));
 
     s.push_str("<h2>Charts</h2>\n");
     let legend: Vec<String> = r
@@ -299,7 +256,18 @@ mod tests {
             esc("<script>\"a\" & 'b'</script>"),
             "&lt;script&gt;&quot;a&quot; &amp; &#39;b&#39;&lt;/script&gt;"
         );
-        let html = markdown("# t\n\n| a | **b** |\n|---|---:|\n| <x> | `1` |\n\n- note <i>\n");
+        let mut t = Table::new("Speed", &[("a", Align::Left), ("b", Align::Right)]);
+        t.columns[1].title = Text::strong("b");
+        t.rows
+            .push(vec!["<x>".into(), Text(vec![Span::Code("1".into())])]);
+        let html = summary(&Summary {
+            title: "t".into(),
+            description: String::new(),
+            workload: String::new(),
+            tables: vec![t],
+            notes: vec!["note <i>".into()],
+            footer: Text::default(),
+        });
         assert!(html.contains("<th>a</th><th class=\"num\"><strong>b</strong></th>"));
         assert!(html.contains("<td>&lt;x&gt;</td><td class=\"num\"><code>1</code></td>"));
         assert!(html.contains("<li>note &lt;i&gt;</li>\n</ul>"));

@@ -11,6 +11,8 @@ pub mod html;
 pub mod repeat;
 pub mod scenario_diff;
 pub mod stats;
+pub mod summary;
+pub mod tables;
 
 use std::path::{Path, PathBuf};
 
@@ -114,6 +116,11 @@ pub fn series(l: &Loaded) -> Vec<charts::VariantSeries> {
         .collect()
 }
 
+/// summary.md of run `r`, as `bench run` also prints it.
+pub fn summary_markdown(r: &RunResults) -> String {
+    summary::markdown(&tables::summary(r))
+}
+
 /// Writes `charts/*.svg|png`, `report.html` and `summary.md` into run folder `dir` from its
 /// results.json; a folder of repetitions (`rep-1/`, `rep-2/` …) gets one per repetition plus
 /// a `summary.md` of their spread. Returns the files written.
@@ -135,9 +142,10 @@ pub fn generate(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
     }
     let loaded = load(path)?;
     let r = &loaded.results;
-    let summary = mq_runner::summary::markdown(r);
+    let tables = tables::summary(r);
+    let summary = summary::markdown(&tables);
     let charts = charts::all(&series(&loaded))?;
-    let page = html::page(r, &summary, loaded.scenario_text.as_deref(), &charts);
+    let page = html::page(r, &tables, loaded.scenario_text.as_deref(), &charts);
 
     let mut files = Vec::new();
     let chart_dir = dir.charts();

@@ -2,13 +2,15 @@
 //! `DIR/summary.md` with the median, min and max of the key figures. Each repetition has its own
 //! report; `compare` reads such a folder as N repetitions.
 
-use std::fmt::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use mq_checker::Report;
 use mq_results::RunDir;
 
 use crate::stats::median;
+use crate::summary as markdown;
+use crate::tables::{Align::*, Table, Text};
 use crate::{load, Loaded};
 
 fn spread(v: &[f64]) -> String {
@@ -30,28 +32,28 @@ fn spread(v: &[f64]) -> String {
     format!("{} [{} … {}]{spread}", f(m), f(min), f(max))
 }
 
-/// The Markdown spread of the key figures over repetitions.
-pub fn summary(reps: &[Loaded]) -> String {
-    let mut s = String::new();
-    let first = &reps[0].results;
-    let _ = writeln!(
-        s,
-        "# {} × {} repetitions\n",
-        first.scenario.name,
-        reps.len()
+/// The spread of the key figures over repetitions, a row per variant of the first.
+pub fn table(reps: &[Loaded]) -> Table {
+    let mut t = Table::new(
+        "Repetitions",
+        &[
+            ("variant", Left),
+            ("reps", Right),
+            ("acked msg/s", Right),
+            ("delivered msg/s", Right),
+            ("publish p99 (µs)", Right),
+            ("end-to-end p50 (µs)", Right),
+            ("end-to-end p99 (µs)", Right),
+            ("lost (sum)", Right),
+            ("duplicated (sum)", Right),
+            ("reordered (sum)", Right),
+        ],
     );
-    let _ = writeln!(
-        s,
-        "Median [min … max] (± half the range, % of the median) over the repetitions in `rep-1/` … `rep-{}/`; each has its own summary.md and report.html.\n",
-        reps.len()
-    );
-    let _ = writeln!(
-        s,
-        "| variant | reps | acked msg/s | delivered msg/s | publish p99 (µs) | end-to-end p50 (µs) | end-to-end p99 (µs) | lost (sum) | duplicated (sum) | reordered (sum) |"
-    );
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for v in &first.variants {
-        let rs: Vec<_> = reps
+    let Some(first) = reps.first() else {
+        return t;
+    };
+    for v in &first.results.variants {
+        let rs: Vec<&Report> = reps
             .iter()
             .filter_map(|l| {
                 l.results
@@ -61,30 +63,41 @@ pub fn summary(reps: &[Loaded]) -> String {
                     .and_then(|x| x.report.as_ref())
             })
             .collect();
-        if rs.is_empty() {
-            let _ = writeln!(s, "| {} | 0 | | | | | | | | |", v.name);
-            continue;
+        let mut row: Vec<Text> = vec![v.name.as_str().into(), rs.len().to_string().into()];
+        if !rs.is_empty() {
+            let col = |f: fn(&Report) -> f64| {
+                Text::plain(spread(&rs.iter().map(|r| f(r)).collect::<Vec<_>>()))
+            };
+            let sum = |f: fn(&Report) -> u64| {
+                Text::plain(rs.iter().map(|r| f(r)).sum::<u64>().to_string())
+            };
+            row.extend([
+                col(|r| r.throughput.acked_msgs_per_s),
+                col(|r| r.throughput.delivered_msgs_per_s),
+                col(|r| r.latency.publish.p99_us),
+                col(|r| r.latency.end_to_end.p50_us),
+                col(|r| r.latency.end_to_end.p99_us),
+                sum(|r| r.counts.lost),
+                sum(|r| r.counts.duplicated),
+                sum(|r| r.counts.reordered),
+            ]);
         }
-        let col = |f: fn(&mq_checker::Report) -> f64| {
-            spread(&rs.iter().map(|r| f(r)).collect::<Vec<_>>())
-        };
-        let sum = |f: fn(&mq_checker::Report) -> u64| rs.iter().map(|r| f(r)).sum::<u64>();
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            v.name,
-            rs.len(),
-            col(|r| r.throughput.acked_msgs_per_s),
-            col(|r| r.throughput.delivered_msgs_per_s),
-            col(|r| r.latency.publish.p99_us),
-            col(|r| r.latency.end_to_end.p50_us),
-            col(|r| r.latency.end_to_end.p99_us),
-            sum(|r| r.counts.lost),
-            sum(|r| r.counts.duplicated),
-            sum(|r| r.counts.reordered),
-        );
+        t.rows.push(row);
     }
-    s
+    t
+}
+
+/// The Markdown spread of the key figures over repetitions (the folder's summary.md).
+pub fn summary(reps: &[Loaded]) -> String {
+    let name = reps
+        .first()
+        .map_or("", |l| l.results.scenario.name.as_str());
+    let n = reps.len();
+    markdown::blocks(&[
+        format!("# {name} × {n} repetitions\n"),
+        format!("Median [min … max] (± half the range, % of the median) over the repetitions in `rep-1/` … `rep-{n}/`; each has its own summary.md and report.html.\n"),
+        markdown::table(&table(reps)),
+    ])
 }
 
 /// Writes `dir/summary.md` for the repetitions `reps` (run folders).

@@ -1,6 +1,7 @@
 //! The coordinator: for each variant, sets up the broker, starts consumer then producer worker
 //! processes, watches their progress, ends the load and the drain, tears down, and checks the
-//! histories. results.json is rewritten after every variant, so a crash keeps what was gathered.
+//! histories. results.json is rewritten after every variant, so a crash keeps what was gathered;
+//! the summary, charts and page are the report's, built from it afterwards.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -23,7 +24,6 @@ use mq_results::{
 
 use crate::nemesis::{Nemesis, Targets};
 use crate::progress::Progress;
-use crate::summary;
 use crate::workers::{consumer_partitions, Launch, Pool, Role, Worker};
 
 /// How `bench run` was asked to run.
@@ -151,8 +151,6 @@ pub fn run(
     results
         .write(&dir)
         .with_context(|| format!("writing results to {}", dir.path().display()))?;
-    std::fs::write(dir.summary(), summary::markdown(&results))
-        .with_context(|| format!("writing {}", dir.summary().display()))?;
     Ok(RunOutcome { dir, results })
 }
 

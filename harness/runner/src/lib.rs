@@ -4,8 +4,8 @@
 //! The coordinator (`coordinator.rs`) runs in `bench run`: its loop drives the worker processes
 //! (`workers.rs`), the fault schedule (`nemesis.rs`) and the end-of-drain rules (`drain.rs`). The
 //! worker (`worker.rs`) is the same binary started as `bench worker`. Results are written raw
-//! (mq-results: results.json's types and the run folder's layout) before they are summarised
-//! (`summary.rs`). `--repeat` runs a scenario N times into one folder (`repeat.rs`).
+//! (mq-results: results.json's types and the run folder's layout); summarising them is the
+//! report's. `--repeat` runs a scenario N times into one folder (`repeat.rs`).
 
 pub mod coordinator;
 pub mod drain;
@@ -13,7 +13,6 @@ pub mod interrupt;
 pub mod nemesis;
 pub mod progress;
 pub mod repeat;
-pub mod summary;
 pub mod worker;
 pub mod workers;
 
