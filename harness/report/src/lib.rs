@@ -17,15 +17,14 @@ pub mod tables;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use mq_results::{RunDir, RunResults};
+use mq_results::{FaultEvent, RunDir, RunResults};
 
 pub use charts::Marker;
 
-/// A run read back: the typed results and the raw JSON (for fields newer than this crate's view,
-/// such as fault events), and the scenario.toml beside results.json when there is one.
+/// A run read back: the typed results, and the scenario.toml beside results.json when there is
+/// one.
 pub struct Loaded {
     pub results: RunResults,
-    pub raw: serde_json::Value,
     pub scenario_text: Option<String>,
 }
 
@@ -48,38 +47,26 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
             );
         }
     }
-    let text = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-    let raw =
-        serde_json::from_slice(&text).with_context(|| format!("parsing {}", file.display()))?;
     let scenario_text = file
         .parent()
         .and_then(|d| std::fs::read_to_string(RunDir::new(d).scenario()).ok());
     Ok(Loaded {
         results,
-        raw,
         scenario_text,
     })
 }
 
-/// The fault events of variant `i` as chart markers (`faults: [{t, label, ok}]`, the label as
-/// scheduled, e.g. `kill-broker@3s`), none when results.json has no faults.
-pub fn markers(raw: &serde_json::Value, i: usize) -> Vec<Marker> {
-    let Some(faults) = raw["variants"][i]["faults"].as_array() else {
-        return Vec::new();
-    };
+/// The faults carried out as chart markers, each labelled as scheduled (`kill-broker@3s`).
+pub fn markers(faults: &[FaultEvent]) -> Vec<Marker> {
     faults
         .iter()
-        .filter_map(|f| {
-            let t = f["t"].as_f64().filter(|t| t.is_finite())?;
-            let mut label = f["label"]
-                .as_str()
-                .or(f["action"].as_str())
-                .unwrap_or("fault")
-                .to_owned();
-            if f["ok"] == serde_json::Value::Bool(false) {
-                label.push_str(" (failed)");
-            }
-            Some(Marker { t, label })
+        .filter(|f| f.t.is_finite())
+        .map(|f| Marker {
+            t: f.t,
+            label: match f.ok {
+                true => f.label.clone(),
+                false => format!("{} (failed)", f.label),
+            },
         })
         .collect()
 }
@@ -110,7 +97,7 @@ pub fn series(l: &Loaded) -> Vec<charts::VariantSeries> {
                 publish: hist(&rep.latency.publish_hdr),
                 end_to_end: hist(&rep.latency.end_to_end_hdr),
                 counts: rep.counts,
-                markers: markers(&l.raw, i),
+                markers: markers(&v.faults),
             })
         })
         .collect()
