@@ -8,7 +8,8 @@ use base64::Engine;
 use mq_results::RunResults;
 
 use crate::charts::{colour_hex, Chart};
-use crate::tables::{json_name, Align, Span, Summary, Table, Text};
+use crate::doc::{Align, Span, Table, Text};
+use crate::tables::{json_name, Summary};
 
 /// Escapes text for HTML element content and attribute values.
 pub fn esc(s: &str) -> String {

@@ -7,6 +7,7 @@
 
 pub mod charts;
 pub mod compare;
+pub mod doc;
 pub mod html;
 pub mod repeat;
 pub mod scenario_diff;

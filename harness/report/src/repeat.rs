@@ -8,9 +8,9 @@ use anyhow::Context;
 use mq_checker::Report;
 use mq_results::RunDir;
 
+use crate::doc::{Align::*, Table, Text};
 use crate::stats::median;
 use crate::summary as markdown;
-use crate::tables::{Align::*, Table, Text};
 use crate::{load, Loaded};
 
 fn spread(v: &[f64]) -> String {

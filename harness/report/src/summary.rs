@@ -1,7 +1,8 @@
 //! summary.md: the comparison tables an architecture review pastes, rendered as Markdown from
 //! the summary's data ([`crate::tables`]).
 
-use crate::tables::{Align, Span, Summary, Table, Text};
+use crate::doc::{Align, Span, Table, Text};
+use crate::tables::Summary;
 
 /// Inline text as Markdown: `**strong**`, `` `code` ``.
 pub fn inline(t: &Text) -> String {
@@ -80,7 +81,7 @@ pub fn markdown(s: &Summary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tables::Align::{Left, Right};
+    use crate::doc::Align::{Left, Right};
 
     #[test]
     fn a_table_renders_as_pipes_with_alignment_and_blank_cells_for_a_short_row() {

@@ -5,9 +5,9 @@
 use std::fmt::Write;
 
 use super::{Comparison, Row, Verdict};
+use crate::doc::Align::{Left, Right};
+use crate::doc::{Align, Span, Table, Text};
 use crate::summary as md;
-use crate::tables::Align::{Left, Right};
-use crate::tables::{Align, Span, Table, Text};
 
 /// The scenario fields that differ, as a table.
 fn changes_table(c: &Comparison) -> Table {
