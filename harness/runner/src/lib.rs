@@ -1,11 +1,12 @@
 //! mq-runner: turns a validated scenario into worker processes, watches them, and gathers what
 //! they wrote into results.
 //!
-//! The coordinator (`coordinator.rs`) runs in `bench run`: its loop drives the worker processes
-//! (`workers.rs`), the fault schedule (`nemesis.rs`) and the end-of-drain rules (`drain.rs`). The
-//! worker (`worker.rs`) is the same binary started as `bench worker`. Results are written raw
-//! (mq-results: results.json's types and the run folder's layout); summarising them is the
-//! report's. `--repeat` runs a scenario N times into one folder (`repeat.rs`).
+//! `bench run` ([`run()`], `run.rs`) runs each variant in turn (`variant.rs`: broker, workers,
+//! check); the coordinator's loop (`coordinator.rs`) drives the worker processes (`workers.rs`),
+//! the fault schedule (`nemesis.rs`) and the end-of-drain rules (`drain.rs`). The worker
+//! (`worker/`) is the same binary started as `bench worker`. Results are written raw (mq-results:
+//! results.json's types and the run folder's layout); summarising them is the report's.
+//! `--repeat` runs a scenario N times into one folder (`repeat.rs`).
 
 pub mod coordinator;
 pub mod drain;
@@ -13,7 +14,9 @@ pub mod interrupt;
 pub mod nemesis;
 pub mod progress;
 pub mod repeat;
+pub mod run;
+mod variant;
 pub mod worker;
 pub mod workers;
 
-pub use coordinator::{run, RunOptions};
+pub use run::{run, RunOptions, RunOutcome};

@@ -9,8 +9,8 @@ use mq_core::scenario::Scenario;
 use mq_core::Registry;
 use mq_results::RunDir;
 
-use crate::coordinator::{self, RunOptions, RunOutcome};
 use crate::interrupt::Interrupt;
+use crate::run::{self, RunOptions, RunOutcome};
 
 /// A repeated run: its folder of repetitions and every repetition's outcome.
 pub struct Repeated {
@@ -38,7 +38,7 @@ pub fn run(
             out: Some(dir.repetition(i).path().to_owned()),
             ..opts.clone()
         };
-        let outcome = coordinator::run(scenario, registry, &rep, interrupt)?;
+        let outcome = run::run(scenario, registry, &rep, interrupt)?;
         after_each(i, &outcome);
         let partial = outcome.results.partial;
         outcomes.push(outcome);
