@@ -56,16 +56,7 @@ pub(super) fn draw_key<DB: DrawingBackend>(
 ) -> DrawResult<DB> {
     let at = key_layout(entries, x0, right);
     for ((sample, text), (x, row)) in entries.iter().zip(at) {
-        let y = y0 + row * KEY_ROW;
-        draw_sample(area, *sample, (x, y + 8))?;
-        area.draw(&Text::new(
-            text.clone(),
-            (x + 30, y + 8),
-            (FONT, 13)
-                .into_font()
-                .color(&INK)
-                .pos(Pos::new(HPos::Left, VPos::Center)),
-        ))?;
+        draw_entry(area, *sample, text, (x, y0 + row * KEY_ROW))?;
     }
     Ok(())
 }
@@ -77,18 +68,27 @@ pub(super) fn draw_key_column<DB: DrawingBackend>(
     (x, y): (i32, i32),
 ) -> DrawResult<DB> {
     for (k, (sample, text)) in entries.iter().enumerate() {
-        let y = y + KEY_ROW * k as i32;
-        draw_sample(area, *sample, (x, y + 8))?;
-        area.draw(&Text::new(
-            text.clone(),
-            (x + 30, y + 8),
-            (FONT, 13)
-                .into_font()
-                .color(&INK)
-                .pos(Pos::new(HPos::Left, VPos::Center)),
-        ))?;
+        draw_entry(area, *sample, text, (x, y + KEY_ROW * k as i32))?;
     }
     Ok(())
+}
+
+/// One entry, its row's top left at (x, y): the sample, then its text.
+fn draw_entry<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    sample: Sample,
+    text: &str,
+    (x, y): (i32, i32),
+) -> DrawResult<DB> {
+    draw_sample(area, sample, (x, y + 8))?;
+    area.draw(&Text::new(
+        text.to_owned(),
+        (x + 30, y + 8),
+        (FONT, 13)
+            .into_font()
+            .color(&INK)
+            .pos(Pos::new(HPos::Left, VPos::Center)),
+    ))
 }
 
 fn draw_sample<DB: DrawingBackend>(

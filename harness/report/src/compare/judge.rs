@@ -219,6 +219,17 @@ mod tests {
     use super::*;
     use crate::compare::render::change;
 
+    /// Acked msgs/s with a 5 % limit, judged with series `s` or without.
+    fn acked(s: Option<PerBin>) -> Metric {
+        m(
+            "acked",
+            Better::Higher,
+            5.0,
+            |r| r.throughput.acked_msgs_per_s,
+            s,
+        )
+    }
+
     /// A metric as the rows of `compare` judge it.
     fn m(
         name: &'static str,
@@ -269,22 +280,9 @@ mod tests {
         fn refs(v: &[Report]) -> Vec<&Report> {
             v.iter().collect()
         }
-        let f: Figure = |r| r.throughput.acked_msgs_per_s;
-        let ok = speed_row(
-            &t,
-            "v",
-            &m("acked", Better::Higher, 5.0, f, None),
-            &refs(&b),
-            &refs(&small),
-        );
+        let ok = speed_row(&t, "v", &acked(None), &refs(&b), &refs(&small));
         assert_eq!(ok.verdict, Verdict::Ok, "{ok:?}");
-        let bad = speed_row(
-            &t,
-            "v",
-            &m("acked", Better::Higher, 5.0, f, None),
-            &refs(&b),
-            &refs(&big),
-        );
+        let bad = speed_row(&t, "v", &acked(None), &refs(&b), &refs(&big));
         assert_eq!(bad.verdict, Verdict::Regression, "{bad:?}");
         assert!((bad.change_pct.unwrap() + 20.0).abs() < 1.0);
     }
@@ -292,35 +290,16 @@ mod tests {
     #[test]
     fn one_repetition_uses_per_second_samples_or_says_inconclusive() {
         let t = Thresholds::default();
-        let f: Figure = |r| r.throughput.acked_msgs_per_s;
         let s: Option<PerBin> = Some(|r| &r.series.acked);
         let b = report(1000.0, 6, 10.0);
         let mut n = report(800.0, 6, 10.0);
         n.series.acked = vec![790, 810, 800, 805, 795, 0];
-        let r = speed_row(
-            &t,
-            "v",
-            &m("acked", Better::Higher, 5.0, f, s),
-            &[&b],
-            &[&n],
-        );
+        let r = speed_row(&t, "v", &acked(s), &[&b], &[&n]);
         assert_eq!(r.verdict, Verdict::Regression, "{r:?}");
-        let same = speed_row(
-            &t,
-            "v",
-            &m("acked", Better::Higher, 5.0, f, s),
-            &[&b],
-            &[&b],
-        );
+        let same = speed_row(&t, "v", &acked(s), &[&b], &[&b]);
         assert_eq!(same.verdict, Verdict::Ok, "{same:?}");
         let short = report(800.0, 2, 10.0);
-        let r = speed_row(
-            &t,
-            "v",
-            &m("acked", Better::Higher, 5.0, f, s),
-            &[&b],
-            &[&short],
-        );
+        let r = speed_row(&t, "v", &acked(s), &[&b], &[&short]);
         assert_eq!(r.verdict, Verdict::Inconclusive, "{r:?}");
         // A latency percentile of single runs: never decided on one number.
         let lat: Figure = |r| r.latency.end_to_end.p99_us;
@@ -353,31 +332,18 @@ mod tests {
     #[test]
     fn runs_with_different_bin_widths_compare_as_rates() {
         let t = Thresholds::default();
-        let f: Figure = |r| r.throughput.acked_msgs_per_s;
         let s: Option<PerBin> = Some(|r| &r.series.acked);
         // BASE: per-second bins (schema 1). NEW: the same 1000 msgs/s in 10 ms bins.
         let b = report(1000.0, 6, 10.0);
         let mut n = report(1000.0, 0, 10.0);
         n.series.bin_s = 0.01;
         n.series.acked = vec![10; 600];
-        let r = speed_row(
-            &t,
-            "v",
-            &m("acked", Better::Higher, 5.0, f, s),
-            &[&b],
-            &[&n],
-        );
+        let r = speed_row(&t, "v", &acked(s), &[&b], &[&n]);
         assert_eq!(r.verdict, Verdict::Ok, "{r:?}");
         assert!(r.evidence.contains("(5 vs 5 s)"), "{}", r.evidence);
         // 20 % fewer per 10 ms bin is a regression.
         n.series.acked = vec![8; 600];
-        let r = speed_row(
-            &t,
-            "v",
-            &m("acked", Better::Higher, 5.0, f, s),
-            &[&b],
-            &[&n],
-        );
+        let r = speed_row(&t, "v", &acked(s), &[&b], &[&n]);
         assert_eq!(r.verdict, Verdict::Regression, "{r:?}");
     }
 
