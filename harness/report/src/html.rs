@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use base64::Engine;
-use mq_results::RunResults;
+use mq_results::{RunDir, RunResults};
 
 use crate::charts::{colour_hex, Chart};
 use crate::doc::{Align, Span, Table, Text};
@@ -189,8 +189,10 @@ fn charts_section(r: &RunResults, charts: &[Chart]) -> String {
     for c in charts {
         let _ = writeln!(
             s,
-            "<figure id=\"chart-{name}\">\n<img src=\"data:image/svg+xml;base64,{data}\" width=\"{w}\" height=\"{h}\" alt=\"{title}\">\n<figcaption>{title} · <a href=\"charts/{name}.svg\">SVG</a> · <a href=\"charts/{name}.png\">PNG</a></figcaption>\n</figure>",
+            "<figure id=\"chart-{name}\">\n<img src=\"data:image/svg+xml;base64,{data}\" width=\"{w}\" height=\"{h}\" alt=\"{title}\">\n<figcaption>{title} · <a href=\"{svg}\">SVG</a> · <a href=\"{png}\">PNG</a></figcaption>\n</figure>",
             name = c.name,
+            svg = RunDir::chart_link(c.name, "svg"),
+            png = RunDir::chart_link(c.name, "png"),
             data = b64.encode(c.svg.as_bytes()),
             w = c.size.0,
             h = c.size.1,

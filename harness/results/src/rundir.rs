@@ -83,7 +83,12 @@ impl RunDir {
 
     /// `charts/<name>.<ext>`, e.g. `charts/backlog.svg`.
     pub fn chart(&self, name: &str, ext: &str) -> PathBuf {
-        self.charts().join(format!("{name}.{ext}"))
+        self.root.join(RunDir::chart_link(name, ext))
+    }
+
+    /// A chart's path relative to the run folder, as report.html links it.
+    pub fn chart_link(name: &str, ext: &str) -> String {
+        format!("{CHARTS}/{name}.{ext}")
     }
 
     /// The history folder of variant `name`.
