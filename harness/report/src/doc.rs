@@ -17,10 +17,12 @@ pub enum Span {
 pub struct Text(pub Vec<Span>);
 
 impl Text {
+    /// Text set plainly.
     pub fn plain(s: impl Into<String>) -> Text {
         Text(vec![Span::Plain(s.into())])
     }
 
+    /// Text set bold.
     pub fn strong(s: impl Into<String>) -> Text {
         Text(vec![Span::Strong(s.into())])
     }
@@ -55,6 +57,7 @@ pub enum Align {
     Right,
 }
 
+/// A column: its title and how its cells line up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Column {
     pub title: Text,

@@ -37,6 +37,7 @@ pub fn n(v: f64) -> String {
     }
 }
 
+/// A variant's status as the tables write it (`FAILED` stands out).
 pub fn status(s: VariantStatus) -> &'static str {
     match s {
         VariantStatus::Ok => "ok",

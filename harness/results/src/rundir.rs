@@ -42,6 +42,7 @@ impl RunDir {
         RunDir::new(reports.join(format!("{stamp}-{scenario}")))
     }
 
+    /// The folder itself.
     pub fn path(&self) -> &Path {
         &self.root
     }
@@ -137,6 +138,7 @@ pub struct VariantDir {
 }
 
 impl VariantDir {
+    /// The folder itself.
     pub fn path(&self) -> &Path {
         &self.path
     }
