@@ -1,14 +1,13 @@
 //! `bench`: the command line. Parses arguments and calls the library crates; nothing else.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use mq_core::scenario::{self, ScenarioError};
-use mq_runner::interrupt::Interrupt;
-use mq_runner::RunOptions;
 
 mod report_cmd;
+mod run_cmd;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -34,26 +33,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a scenario: every variant in turn, then write results.json and summary.md.
-    Run {
-        /// The scenario file (TOML).
-        scenario: PathBuf,
-        /// Write the run into this folder instead of reports/<time>-<scenario>/.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Run only this variant (repeatable).
-        #[arg(long, value_name = "VARIANT")]
-        only: Vec<String>,
-        /// No progress bar: plain log lines every few seconds.
-        #[arg(short, long)]
-        quiet: bool,
-        /// Folder for run folders.
-        #[arg(long, default_value = "reports")]
-        reports: PathBuf,
-        /// Run the scenario N times into DIR/rep-1 … rep-N (for `bench compare`'s noise test).
-        #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
-        repeat: u32,
-    },
+    /// Run a scenario: every variant in turn, then write results.json and the report
+    /// (summary.md, report.html, charts/).
+    Run(run_cmd::RunArgs),
     /// Rebuild charts/, report.html and summary.md of a run folder from its results.json.
     Report {
         /// The run folder (or a folder of rep-N/ repetitions).
@@ -120,85 +102,34 @@ fn main() -> ExitCode {
             print!("{}", list(&registry));
             ExitCode::SUCCESS
         }
-        Command::Validate { scenario } => match scenario::load(&scenario, &registry) {
-            Ok(s) => {
-                eprintln!(
-                    "{}: ok: scenario {:?}, {} variant(s)",
-                    scenario.display(),
-                    s.name,
-                    s.variants.len()
-                );
-                for v in &s.variants {
-                    let d = v.delivery;
-                    eprintln!(
-                        "  {:<20} backend {:<9} producer_ack {} consumer_ack {} durability {}",
-                        v.name, v.backend, d.producer_ack, d.consumer_ack, d.durability
-                    );
-                }
-                ExitCode::SUCCESS
-            }
-            Err(e) => bad_input(&e),
-        },
-        Command::Run {
-            scenario: path,
-            out,
-            only,
-            quiet,
-            reports,
-            repeat,
-        } => {
-            let scenario = match scenario::load(&path, &registry) {
-                Ok(s) => s,
-                Err(e) => return bad_input(&e),
-            };
-            if let Some(unknown) = only
-                .iter()
-                .find(|o| !scenario.variants.iter().any(|v| &v.name == *o))
-            {
-                let names: Vec<_> = scenario.variants.iter().map(|v| v.name.as_str()).collect();
-                eprintln!(
-                    "error: --only {unknown:?}: {} has no such variant; valid: {}",
-                    path.display(),
-                    names.join(", ")
-                );
-                return ExitCode::from(2);
-            }
-            let interrupt = match Interrupt::install() {
-                Ok(i) => i,
-                Err(e) => {
-                    eprintln!("error: installing the Ctrl-C handler: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let worker_exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("bench"));
-            let opts = RunOptions {
-                reports_dir: reports,
-                out,
-                only,
-                quiet,
-                worker_exe,
-            };
-            if repeat > 1 {
-                return report_cmd::run_repeated(&scenario, &registry, &opts, &interrupt, repeat);
-            }
-            match mq_runner::run(&scenario, &registry, &opts, &interrupt) {
-                Ok(outcome) => {
-                    report_cmd::report_after_run(&outcome.dir);
-                    eprintln!("\n{}", mq_runner::summary::markdown(&outcome.results));
-                    eprintln!("results: {}", outcome.dir.join("results.json").display());
-                    eprintln!("summary: {}", outcome.dir.join("summary.md").display());
-                    report_cmd::run_exit_code(&[&outcome.results])
-                }
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        Command::Validate { scenario } => validate(&scenario, &registry),
+        Command::Run(args) => run_cmd::run(args, &registry),
     }
 }
 
-fn bad_input(e: &ScenarioError) -> ExitCode {
+/// `bench validate`: what the scenario would run, or why it cannot.
+fn validate(path: &Path, registry: &mq_core::Registry) -> ExitCode {
+    let s = match scenario::load(path, registry) {
+        Ok(s) => s,
+        Err(e) => return bad_input(&e),
+    };
+    eprintln!(
+        "{}: ok: scenario {:?}, {} variant(s)",
+        path.display(),
+        s.name,
+        s.variants.len()
+    );
+    for v in &s.variants {
+        let d = v.delivery;
+        eprintln!(
+            "  {:<20} backend {:<9} producer_ack {} consumer_ack {} durability {}",
+            v.name, v.backend, d.producer_ack, d.consumer_ack, d.durability
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+pub(crate) fn bad_input(e: &ScenarioError) -> ExitCode {
     eprintln!("error: {e}");
     ExitCode::from(2)
 }

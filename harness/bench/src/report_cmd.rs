@@ -1,15 +1,9 @@
-//! `bench report`, `bench compare` and `bench run --repeat`: argument handling and exit codes
-//! around mq-report.
+//! `bench report` and `bench compare`: argument handling and exit codes around mq-report.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use mq_core::scenario::Scenario;
-use mq_core::Registry;
 use mq_report::compare::{self, Side, Thresholds};
-use mq_runner::interrupt::Interrupt;
-use mq_runner::results::{RunResults, VariantStatus};
-use mq_runner::RunOptions;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -127,63 +121,5 @@ pub fn report(dir: &Path) -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// After `bench run`: charts and report.html; a failure is a warning (results.json is safe).
-pub fn report_after_run(dir: &Path) {
-    match mq_report::generate(dir) {
-        Ok(_) => eprintln!("report:  {}", dir.join("report.html").display()),
-        Err(e) => eprintln!(
-            "warning: report not generated ({e:#}); results are intact, retry with: bench report {}",
-            dir.display()
-        ),
-    }
-}
-
-/// `bench run --repeat N`.
-pub fn run_repeated(
-    scenario: &Scenario,
-    registry: &Registry,
-    opts: &RunOptions,
-    interrupt: &Interrupt,
-    n: u32,
-) -> ExitCode {
-    let dir = mq_report::repeat::run_dir(scenario, opts);
-    let result = mq_report::repeat::run(scenario, registry, opts, interrupt, &dir, n, |i, o| {
-        eprintln!("\nrepetition {i}/{n}: {}", o.dir.display());
-        report_after_run(&o.dir);
-    });
-    let outcomes = match result {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let reps = mq_report::repeat::repetitions(&dir);
-    match mq_report::repeat::write_summary(&dir, &reps) {
-        Ok(p) => match std::fs::read_to_string(&p) {
-            Ok(text) => eprintln!("\n{text}\nsummary: {}", p.display()),
-            Err(_) => eprintln!("summary: {}", p.display()),
-        },
-        Err(e) => eprintln!("warning: repetition summary not written: {e:#}"),
-    }
-    let results: Vec<&RunResults> = outcomes.iter().map(|o| &o.results).collect();
-    run_exit_code(&results)
-}
-
-/// How `bench run` exits: 130 when a run was interrupted (saying so), 1 when a variant failed.
-pub fn run_exit_code(results: &[&RunResults]) -> ExitCode {
-    if results.iter().any(|r| r.partial) {
-        eprintln!("interrupted: partial results written");
-        ExitCode::from(130)
-    } else if results
-        .iter()
-        .any(|r| r.variants.iter().any(|v| v.status == VariantStatus::Failed))
-    {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
     }
 }

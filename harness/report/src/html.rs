@@ -5,9 +5,11 @@
 use std::fmt::Write;
 
 use base64::Engine;
-use mq_runner::results::RunResults;
+use mq_results::{RunDir, RunResults};
 
 use crate::charts::{colour_hex, Chart};
+use crate::doc::{Align, Span, Table, Text};
+use crate::tables::{json_name, Summary};
 
 /// Escapes text for HTML element content and attribute values.
 pub fn esc(s: &str) -> String {
@@ -25,106 +27,62 @@ pub fn esc(s: &str) -> String {
     out
 }
 
-/// Inline Markdown of summary.md: `**bold**` and `` `code` ``, on already escaped text.
-fn inline(s: &str) -> String {
-    let mut out = String::new();
-    let mut rest = esc(s);
-    let mut bold = false;
-    let mut code = false;
-    while let Some(i) = rest.find(['*', '`']) {
-        out.push_str(&rest[..i]);
-        if rest[i..].starts_with("**") && !code {
-            out.push_str(if bold { "</strong>" } else { "<strong>" });
-            bold = !bold;
-            rest = rest[i + 2..].to_owned();
-        } else if rest[i..].starts_with('`') {
-            out.push_str(if code { "</code>" } else { "<code>" });
-            code = !code;
-            rest = rest[i + 1..].to_owned();
-        } else {
-            out.push('*');
-            rest = rest[i + 1..].to_owned();
+/// Inline text as HTML, escaped.
+fn inline(t: &Text) -> String {
+    t.0.iter()
+        .map(|s| match s {
+            Span::Plain(p) => esc(p),
+            Span::Strong(b) => format!("<strong>{}</strong>", esc(b)),
+            Span::Code(c) => format!("<code>{}</code>", esc(c)),
+        })
+        .collect()
+}
+
+/// A summary table; figures' columns (right-aligned) get `class="num"`.
+fn table(t: &Table) -> String {
+    let class = |k: usize| match t.columns[k].align {
+        Align::Right => " class=\"num\"",
+        Align::Left => "",
+    };
+    let mut out = String::from("<table>\n<thead><tr>");
+    for (k, c) in t.columns.iter().enumerate() {
+        let _ = write!(out, "<th{}>{}</th>", class(k), inline(&c.title));
+    }
+    out.push_str("</tr></thead>\n<tbody>\n");
+    for row in &t.rows {
+        out.push_str("<tr>");
+        for k in 0..t.columns.len() {
+            let text = row.get(k).map(inline).unwrap_or_default();
+            let _ = write!(out, "<td{}>{text}</td>", class(k));
         }
+        out.push_str("</tr>\n");
     }
-    out.push_str(&rest);
-    if code {
-        out.push_str("</code>");
-    }
-    if bold {
-        out.push_str("</strong>");
-    }
+    out.push_str("</tbody>\n</table>\n");
     out
 }
 
-fn cells(line: &str) -> Vec<&str> {
-    let t = line.trim().trim_start_matches('|').trim_end_matches('|');
-    t.split('|').map(str::trim).collect()
-}
-
-/// The subset of Markdown summary.md uses (headings, paragraphs, lists, pipe tables) as HTML.
-/// The first `#` heading is left out: the page has its own title.
-pub fn markdown(md: &str) -> String {
+/// The summary's sentences, tables and notes (the title is the page's own): what summary.md
+/// shows, from the same data. A description of several lines is a paragraph per line.
+pub fn summary(s: &Summary) -> String {
     let mut out = String::new();
-    let lines: Vec<&str> = md.lines().collect();
-    let mut i = 0;
-    let mut in_list = false;
-    while i < lines.len() {
-        let l = lines[i].trim_end();
-        if !l.starts_with("- ") && in_list {
-            out.push_str("</ul>\n");
-            in_list = false;
+    for line in s.description.lines().map(str::trim_end) {
+        if !line.is_empty() {
+            let _ = writeln!(out, "<p>{}</p>", esc(line));
         }
-        if l.is_empty() || (l.starts_with("# ") && i == 0) {
-        } else if let Some(h) = l.strip_prefix("## ") {
-            let _ = writeln!(out, "<h3>{}</h3>", inline(h));
-        } else if let Some(h) = l.strip_prefix("# ") {
-            let _ = writeln!(out, "<h3>{}</h3>", inline(h));
-        } else if let Some(item) = l.strip_prefix("- ") {
-            if !in_list {
-                out.push_str("<ul>\n");
-                in_list = true;
-            }
-            let _ = writeln!(out, "<li>{}</li>", inline(item));
-        } else if l.starts_with('|') {
-            let head = cells(l);
-            let right: Vec<bool> = lines
-                .get(i + 1)
-                .map(|s| cells(s).iter().map(|c| c.ends_with(':')).collect())
-                .unwrap_or_default();
-            out.push_str("<table>\n<thead><tr>");
-            for (k, h) in head.iter().enumerate() {
-                let class = if right.get(k) == Some(&true) {
-                    " class=\"num\""
-                } else {
-                    ""
-                };
-                let _ = write!(out, "<th{class}>{}</th>", inline(h));
-            }
-            out.push_str("</tr></thead>\n<tbody>\n");
-            i += 2;
-            while i < lines.len() && lines[i].starts_with('|') {
-                out.push_str("<tr>");
-                for (k, c) in cells(lines[i]).iter().enumerate() {
-                    let class = if right.get(k) == Some(&true) {
-                        " class=\"num\""
-                    } else {
-                        ""
-                    };
-                    let _ = write!(out, "<td{class}>{}</td>", inline(c));
-                }
-                out.push_str("</tr>\n");
-                i += 1;
-            }
-            out.push_str("</tbody>\n</table>\n");
-            continue;
-        } else {
-            let _ = writeln!(out, "<p>{}</p>", inline(l));
-        }
-        i += 1;
     }
-    if in_list {
+    let _ = writeln!(out, "<p>{}</p>", esc(&s.workload));
+    for t in &s.tables {
+        let _ = writeln!(out, "<h3>{}</h3>", esc(&t.title));
+        out.push_str(&table(t));
+    }
+    if !s.notes.is_empty() {
+        out.push_str("<h3>Notes</h3>\n<ul>\n");
+        for n in &s.notes {
+            let _ = writeln!(out, "<li>{}</li>", inline(n));
+        }
         out.push_str("</ul>\n");
     }
+    let _ = writeln!(out, "<p>{}</p>", inline(&s.footer));
     out
 }
 
@@ -162,10 +120,23 @@ pre { background: #f7f7f7; padding: 12px; overflow-x: auto; font-size: 13px; }
 /// The whole page.
 pub fn page(
     r: &RunResults,
-    summary_md: &str,
+    summary_data: &Summary,
     scenario_text: Option<&str>,
     charts: &[Chart],
 ) -> String {
+    let mut s = head(r);
+    s.push_str("<h2>Summary</h2>\n");
+    s.push_str(&summary(summary_data));
+    s.push_str(&charts_section(r, charts));
+    s.push_str(&scenario_section(r, scenario_text));
+    s.push_str(&machine_section(r));
+    s.push_str(&variants_section(r));
+    s.push_str("<p class=\"muted\">Generated by <code>bench report</code> from results.json alone; regenerate with <code>bench report RUN_DIR</code>.</p>\n</body>\n</html>\n");
+    s
+}
+
+/// The document head, the title and the run's identity (and a banner when it is partial).
+fn head(r: &RunResults) -> String {
     let mut s = String::new();
     let name = esc(&r.scenario.name);
     let _ = write!(
@@ -188,11 +159,12 @@ pub fn page(
     if r.partial {
         s.push_str("<p class=\"partial\"><strong>Partial run:</strong> interrupted or unfinished; some variants lack results.</p>\n");
     }
+    s
+}
 
-    s.push_str("<h2>Summary</h2>\n");
-    s.push_str(&markdown(summary_md));
-
-    s.push_str("<h2>Charts</h2>\n");
+/// The charts inline (SVG data URIs), after a line naming each variant's colour.
+fn charts_section(r: &RunResults, charts: &[Chart]) -> String {
+    let mut s = String::from("<h2>Charts</h2>\n");
     let legend: Vec<String> = r
         .variants
         .iter()
@@ -217,16 +189,22 @@ pub fn page(
     for c in charts {
         let _ = writeln!(
             s,
-            "<figure id=\"chart-{name}\">\n<img src=\"data:image/svg+xml;base64,{data}\" width=\"{w}\" height=\"{h}\" alt=\"{title}\">\n<figcaption>{title} · <a href=\"charts/{name}.svg\">SVG</a> · <a href=\"charts/{name}.png\">PNG</a></figcaption>\n</figure>",
+            "<figure id=\"chart-{name}\">\n<img src=\"data:image/svg+xml;base64,{data}\" width=\"{w}\" height=\"{h}\" alt=\"{title}\">\n<figcaption>{title} · <a href=\"{svg}\">SVG</a> · <a href=\"{png}\">PNG</a></figcaption>\n</figure>",
             name = c.name,
+            svg = RunDir::chart_link(c.name, "svg"),
+            png = RunDir::chart_link(c.name, "png"),
             data = b64.encode(c.svg.as_bytes()),
             w = c.size.0,
             h = c.size.1,
             title = esc(c.title),
         );
     }
+    s
+}
 
-    s.push_str("<h2>Scenario</h2>\n");
+/// The scenario's name, file and workload, and scenario.toml as run when it is there.
+fn scenario_section(r: &RunResults, scenario_text: Option<&str>) -> String {
+    let mut s = String::from("<h2>Scenario</h2>\n");
     let mut rows = vec![
         ("name".to_owned(), r.scenario.name.clone()),
         ("file".to_owned(), r.scenario.file.clone()),
@@ -244,9 +222,12 @@ pub fn page(
             esc(text)
         );
     }
+    s
+}
 
-    s.push_str("<h2>Machine</h2>\n");
+fn machine_section(r: &RunResults) -> String {
     let m = &r.machine;
+    let mut s = String::from("<h2>Machine</h2>\n");
     s.push_str(&kv_table(&[
         ("cpu".into(), m.cpu.clone()),
         ("cores".into(), m.cores.to_string()),
@@ -257,13 +238,13 @@ pub fn page(
         ("kernel".into(), m.kernel.clone()),
         ("os".into(), m.os.clone()),
     ]));
+    s
+}
 
-    s.push_str("<h2>Variants and versions</h2>\n<table>\n<thead><tr><th>variant</th><th>backend</th><th>producer_ack</th><th>consumer_ack</th><th>durability</th><th>options</th><th>status</th><th>versions</th></tr></thead>\n<tbody>\n");
+/// Each variant's settings, options, status and the versions it ran against.
+fn variants_section(r: &RunResults) -> String {
+    let mut s = String::from("<h2>Variants and versions</h2>\n<table>\n<thead><tr><th>variant</th><th>backend</th><th>producer_ack</th><th>consumer_ack</th><th>durability</th><th>options</th><th>status</th><th>versions</th></tr></thead>\n<tbody>\n");
     for (i, v) in r.variants.iter().enumerate() {
-        let status = serde_json::to_value(v.status)
-            .ok()
-            .map(|x| json_text(&x))
-            .unwrap_or_default();
         let versions: Vec<String> = v
             .versions
             .iter()
@@ -280,12 +261,11 @@ pub fn page(
             esc(&d.consumer_ack.to_string()),
             esc(&d.durability.to_string()),
             esc(&v.options.to_string()),
-            esc(&status),
+            esc(&json_name(v.status)),
             versions.join("<br>")
         );
     }
     s.push_str("</tbody>\n</table>\n");
-    s.push_str("<p class=\"muted\">Generated by <code>bench report</code> from results.json alone; regenerate with <code>bench report RUN_DIR</code>.</p>\n</body>\n</html>\n");
     s
 }
 
@@ -299,7 +279,18 @@ mod tests {
             esc("<script>\"a\" & 'b'</script>"),
             "&lt;script&gt;&quot;a&quot; &amp; &#39;b&#39;&lt;/script&gt;"
         );
-        let html = markdown("# t\n\n| a | **b** |\n|---|---:|\n| <x> | `1` |\n\n- note <i>\n");
+        let mut t = Table::new("Speed", &[("a", Align::Left), ("b", Align::Right)]);
+        t.columns[1].title = Text::strong("b");
+        t.rows
+            .push(vec!["<x>".into(), Text(vec![Span::Code("1".into())])]);
+        let html = summary(&Summary {
+            title: "t".into(),
+            description: String::new(),
+            workload: String::new(),
+            tables: vec![t],
+            notes: vec!["note <i>".into()],
+            footer: Text::default(),
+        });
         assert!(html.contains("<th>a</th><th class=\"num\"><strong>b</strong></th>"));
         assert!(html.contains("<td>&lt;x&gt;</td><td class=\"num\"><code>1</code></td>"));
         assert!(html.contains("<li>note &lt;i&gt;</li>\n</ul>"));

@@ -1,5 +1,5 @@
 //! mq-report: everything built from results.json after a run: charts (SVG + PNG), report.html and
-//! summary.md ([`generate`]), runs repeated for noise-aware comparisons ([`repeat`]), and the
+//! summary.md ([`generate`]), the spread over repeated runs ([`repeat`]), and the
 //! comparison of two runs for CI ([`compare`]).
 //!
 //! Output is a function of results.json alone (plus scenario.toml when present): the same input
@@ -7,30 +7,32 @@
 
 pub mod charts;
 pub mod compare;
+pub mod doc;
 pub mod html;
 pub mod repeat;
 pub mod scenario_diff;
 pub mod stats;
+pub mod summary;
+pub mod tables;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use mq_runner::results::RunResults;
+use mq_results::{FaultEvent, RunDir, RunResults};
 
 pub use charts::Marker;
 
-/// A run read back: the typed results and the raw JSON (for fields newer than this crate's view,
-/// such as fault events), and the scenario.toml beside results.json when there is one.
+/// A run read back: the typed results, and the scenario.toml beside results.json when there is
+/// one.
 pub struct Loaded {
     pub results: RunResults,
-    pub raw: serde_json::Value,
     pub scenario_text: Option<String>,
 }
 
 /// Reads `results.json` (a file, or the one in a run folder).
 pub fn load(path: &Path) -> anyhow::Result<Loaded> {
     let file = if path.is_dir() {
-        path.join("results.json")
+        RunDir::new(path).results()
     } else {
         path.to_path_buf()
     };
@@ -46,38 +48,26 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
             );
         }
     }
-    let text = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-    let raw =
-        serde_json::from_slice(&text).with_context(|| format!("parsing {}", file.display()))?;
     let scenario_text = file
         .parent()
-        .and_then(|d| std::fs::read_to_string(d.join("scenario.toml")).ok());
+        .and_then(|d| std::fs::read_to_string(RunDir::new(d).scenario()).ok());
     Ok(Loaded {
         results,
-        raw,
         scenario_text,
     })
 }
 
-/// The fault events of variant `i` as chart markers (`faults: [{t, label, ok}]`, the label as
-/// scheduled, e.g. `kill-broker@3s`), none when results.json has no faults.
-pub fn markers(raw: &serde_json::Value, i: usize) -> Vec<Marker> {
-    let Some(faults) = raw["variants"][i]["faults"].as_array() else {
-        return Vec::new();
-    };
+/// The faults carried out as chart markers, each labelled as scheduled (`kill-broker@3s`).
+pub fn markers(faults: &[FaultEvent]) -> Vec<Marker> {
     faults
         .iter()
-        .filter_map(|f| {
-            let t = f["t"].as_f64().filter(|t| t.is_finite())?;
-            let mut label = f["label"]
-                .as_str()
-                .or(f["action"].as_str())
-                .unwrap_or("fault")
-                .to_owned();
-            if f["ok"] == serde_json::Value::Bool(false) {
-                label.push_str(" (failed)");
-            }
-            Some(Marker { t, label })
+        .filter(|f| f.t.is_finite())
+        .map(|f| Marker {
+            t: f.t,
+            label: match f.ok {
+                true => f.label.clone(),
+                false => format!("{} (failed)", f.label),
+            },
         })
         .collect()
 }
@@ -108,38 +98,45 @@ pub fn series(l: &Loaded) -> Vec<charts::VariantSeries> {
                 publish: hist(&rep.latency.publish_hdr),
                 end_to_end: hist(&rep.latency.end_to_end_hdr),
                 counts: rep.counts,
-                markers: markers(&l.raw, i),
+                markers: markers(&v.faults),
             })
         })
         .collect()
 }
 
+/// summary.md of run `r`, as `bench run` also prints it.
+pub fn summary_markdown(r: &RunResults) -> String {
+    summary::markdown(&tables::summary(r))
+}
+
 /// Writes `charts/*.svg|png`, `report.html` and `summary.md` into run folder `dir` from its
 /// results.json; a folder of repetitions (`rep-1/`, `rep-2/` …) gets one per repetition plus
 /// a `summary.md` of their spread. Returns the files written.
-pub fn generate(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    if !dir.join("results.json").exists() {
-        let reps = repeat::repetitions(dir);
+pub fn generate(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let dir = RunDir::new(path);
+    if !dir.has_results() {
+        let reps = dir.repetitions();
         anyhow::ensure!(
             !reps.is_empty(),
             "{}: no results.json and no rep-N/results.json: not a run folder",
-            dir.display()
+            path.display()
         );
         let mut files = Vec::new();
         for rep in &reps {
-            files.extend(generate(rep)?);
+            files.extend(generate(rep.path())?);
         }
-        files.push(repeat::write_summary(dir, &reps)?);
+        files.push(repeat::write_summary(&dir, &reps)?);
         return Ok(files);
     }
-    let loaded = load(dir)?;
+    let loaded = load(path)?;
     let r = &loaded.results;
-    let summary = mq_runner::summary::markdown(r);
+    let tables = tables::summary(r);
+    let summary = summary::markdown(&tables);
     let charts = charts::all(&series(&loaded))?;
-    let page = html::page(r, &summary, loaded.scenario_text.as_deref(), &charts);
+    let page = html::page(r, &tables, loaded.scenario_text.as_deref(), &charts);
 
     let mut files = Vec::new();
-    let chart_dir = dir.join("charts");
+    let chart_dir = dir.charts();
     std::fs::create_dir_all(&chart_dir)
         .with_context(|| format!("creating {}", chart_dir.display()))?;
     let mut write = |path: PathBuf, bytes: &[u8]| -> anyhow::Result<()> {
@@ -148,10 +145,10 @@ pub fn generate(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         Ok(())
     };
     for c in &charts {
-        write(chart_dir.join(format!("{}.svg", c.name)), c.svg.as_bytes())?;
-        write(chart_dir.join(format!("{}.png", c.name)), &c.png)?;
+        write(dir.chart(c.name, "svg"), c.svg.as_bytes())?;
+        write(dir.chart(c.name, "png"), &c.png)?;
     }
-    write(dir.join("summary.md"), summary.as_bytes())?;
-    write(dir.join("report.html"), page.as_bytes())?;
+    write(dir.summary(), summary.as_bytes())?;
+    write(dir.report_html(), page.as_bytes())?;
     Ok(files)
 }

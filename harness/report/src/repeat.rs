@@ -1,94 +1,17 @@
-//! `bench run --repeat N`: the same scenario N times into `DIR/rep-1/` … `DIR/rep-N/`, each an
-//! ordinary run folder with its own results.json and report, plus `DIR/summary.md` with the
-//! spread of the key figures. `compare` reads such a folder as N repetitions.
+//! The spread over repetitions (`bench run --repeat N` writes `DIR/rep-1/` … `DIR/rep-N/`):
+//! `DIR/summary.md` with the median, min and max of the key figures. Each repetition has its own
+//! report; `compare` reads such a folder as N repetitions.
 
-use std::fmt::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
-use mq_core::scenario::Scenario;
-use mq_core::Registry;
-use mq_runner::coordinator::RunOutcome;
-use mq_runner::interrupt::Interrupt;
-use mq_runner::RunOptions;
+use mq_checker::Report;
+use mq_results::RunDir;
 
+use crate::doc::{Align::*, Table, Text};
 use crate::stats::median;
+use crate::summary as markdown;
 use crate::{load, Loaded};
-
-/// The `rep-N` run folders of `dir` that hold a results.json, in N order.
-pub fn repetitions(dir: &Path) -> Vec<PathBuf> {
-    let mut reps: Vec<(u32, PathBuf)> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_str()?.to_owned();
-            let n: u32 = name.strip_prefix("rep-")?.parse().ok()?;
-            let p = e.path();
-            p.join("results.json").exists().then_some((n, p))
-        })
-        .collect();
-    reps.sort();
-    reps.into_iter().map(|(_, p)| p).collect()
-}
-
-/// The folder a repeated run writes into: `--out`, or `reports/<time>-<scenario>` named like a
-/// single run's.
-pub fn run_dir(scenario: &Scenario, opts: &RunOptions) -> PathBuf {
-    opts.out.clone().unwrap_or_else(|| {
-        let stamp: String = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-            .to_string()
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric())
-            .collect();
-        opts.reports_dir.join(format!("{stamp}-{}", scenario.name))
-    })
-}
-
-/// Runs `scenario` `n` times into `dir/rep-i`, stopping early on Ctrl-C; returns every outcome.
-pub fn run(
-    scenario: &Scenario,
-    registry: &Registry,
-    opts: &RunOptions,
-    interrupt: &Interrupt,
-    dir: &Path,
-    n: u32,
-    mut after_each: impl FnMut(u32, &RunOutcome),
-) -> anyhow::Result<Vec<RunOutcome>> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut outcomes = Vec::new();
-    for i in 1..=n {
-        let rep = RunOptions {
-            out: Some(dir.join(format!("rep-{i}"))),
-            ..opts.clone_options()
-        };
-        let outcome = mq_runner::run(scenario, registry, &rep, interrupt)?;
-        after_each(i, &outcome);
-        let partial = outcome.results.partial;
-        outcomes.push(outcome);
-        if partial {
-            break;
-        }
-    }
-    Ok(outcomes)
-}
-
-/// `RunOptions` has no `Clone`; this copies it field by field.
-trait CloneOptions {
-    fn clone_options(&self) -> RunOptions;
-}
-
-impl CloneOptions for RunOptions {
-    fn clone_options(&self) -> RunOptions {
-        RunOptions {
-            reports_dir: self.reports_dir.clone(),
-            out: self.out.clone(),
-            only: self.only.clone(),
-            quiet: self.quiet,
-            worker_exe: self.worker_exe.clone(),
-        }
-    }
-}
 
 fn spread(v: &[f64]) -> String {
     let min = v.iter().copied().fold(f64::INFINITY, f64::min);
@@ -109,28 +32,28 @@ fn spread(v: &[f64]) -> String {
     format!("{} [{} … {}]{spread}", f(m), f(min), f(max))
 }
 
-/// The Markdown spread of the key figures over repetitions.
-pub fn summary(reps: &[Loaded]) -> String {
-    let mut s = String::new();
-    let first = &reps[0].results;
-    let _ = writeln!(
-        s,
-        "# {} × {} repetitions\n",
-        first.scenario.name,
-        reps.len()
+/// The spread of the key figures over repetitions, a row per variant of the first.
+pub fn table(reps: &[Loaded]) -> Table {
+    let mut t = Table::new(
+        "Repetitions",
+        &[
+            ("variant", Left),
+            ("reps", Right),
+            ("acked msg/s", Right),
+            ("delivered msg/s", Right),
+            ("publish p99 (µs)", Right),
+            ("end-to-end p50 (µs)", Right),
+            ("end-to-end p99 (µs)", Right),
+            ("lost (sum)", Right),
+            ("duplicated (sum)", Right),
+            ("reordered (sum)", Right),
+        ],
     );
-    let _ = writeln!(
-        s,
-        "Median [min … max] (± half the range, % of the median) over the repetitions in `rep-1/` … `rep-{}/`; each has its own summary.md and report.html.\n",
-        reps.len()
-    );
-    let _ = writeln!(
-        s,
-        "| variant | reps | acked msg/s | delivered msg/s | publish p99 (µs) | end-to-end p50 (µs) | end-to-end p99 (µs) | lost (sum) | duplicated (sum) | reordered (sum) |"
-    );
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for v in &first.variants {
-        let rs: Vec<_> = reps
+    let Some(first) = reps.first() else {
+        return t;
+    };
+    for v in &first.results.variants {
+        let rs: Vec<&Report> = reps
             .iter()
             .filter_map(|l| {
                 l.results
@@ -140,39 +63,50 @@ pub fn summary(reps: &[Loaded]) -> String {
                     .and_then(|x| x.report.as_ref())
             })
             .collect();
-        if rs.is_empty() {
-            let _ = writeln!(s, "| {} | 0 | | | | | | | | |", v.name);
-            continue;
+        let mut row: Vec<Text> = vec![v.name.as_str().into(), rs.len().to_string().into()];
+        if !rs.is_empty() {
+            let col = |f: fn(&Report) -> f64| {
+                Text::plain(spread(&rs.iter().map(|r| f(r)).collect::<Vec<_>>()))
+            };
+            let sum = |f: fn(&Report) -> u64| {
+                Text::plain(rs.iter().map(|r| f(r)).sum::<u64>().to_string())
+            };
+            row.extend([
+                col(|r| r.throughput.acked_msgs_per_s),
+                col(|r| r.throughput.delivered_msgs_per_s),
+                col(|r| r.latency.publish.p99_us),
+                col(|r| r.latency.end_to_end.p50_us),
+                col(|r| r.latency.end_to_end.p99_us),
+                sum(|r| r.counts.lost),
+                sum(|r| r.counts.duplicated),
+                sum(|r| r.counts.reordered),
+            ]);
         }
-        let col = |f: fn(&mq_checker::Report) -> f64| {
-            spread(&rs.iter().map(|r| f(r)).collect::<Vec<_>>())
-        };
-        let sum = |f: fn(&mq_checker::Report) -> u64| rs.iter().map(|r| f(r)).sum::<u64>();
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            v.name,
-            rs.len(),
-            col(|r| r.throughput.acked_msgs_per_s),
-            col(|r| r.throughput.delivered_msgs_per_s),
-            col(|r| r.latency.publish.p99_us),
-            col(|r| r.latency.end_to_end.p50_us),
-            col(|r| r.latency.end_to_end.p99_us),
-            sum(|r| r.counts.lost),
-            sum(|r| r.counts.duplicated),
-            sum(|r| r.counts.reordered),
-        );
+        t.rows.push(row);
     }
-    s
+    t
+}
+
+/// The Markdown spread of the key figures over repetitions (the folder's summary.md).
+pub fn summary(reps: &[Loaded]) -> String {
+    let name = reps
+        .first()
+        .map_or("", |l| l.results.scenario.name.as_str());
+    let n = reps.len();
+    markdown::blocks(&[
+        format!("# {name} × {n} repetitions\n"),
+        format!("Median [min … max] (± half the range, % of the median) over the repetitions in `rep-1/` … `rep-{n}/`; each has its own summary.md and report.html.\n"),
+        markdown::table(&table(reps)),
+    ])
 }
 
 /// Writes `dir/summary.md` for the repetitions `reps` (run folders).
-pub fn write_summary(dir: &Path, reps: &[PathBuf]) -> anyhow::Result<PathBuf> {
+pub fn write_summary(dir: &RunDir, reps: &[RunDir]) -> anyhow::Result<PathBuf> {
     let loaded = reps
         .iter()
-        .map(|r| load(r))
+        .map(|r| load(r.path()))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let path = dir.join("summary.md");
+    let path = dir.summary();
     std::fs::write(&path, summary(&loaded))
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(path)

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use crate::results::EndedBy;
+use mq_results::EndedBy;
 
 /// Quiet time after the counts say "drained", so late duplicates are still seen.
 pub const DRAIN_QUIET: Duration = Duration::from_millis(200);

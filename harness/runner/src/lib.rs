@@ -1,20 +1,22 @@
 //! mq-runner: turns a validated scenario into worker processes, watches them, and gathers what
 //! they wrote into results.
 //!
-//! The coordinator (`coordinator.rs`) runs in `bench run`: its loop drives the worker processes
-//! (`workers.rs`), the fault schedule (`nemesis.rs`) and the end-of-drain rules (`drain.rs`). The
-//! worker (`worker.rs`) is the same binary started as `bench worker`. Results (`results.rs`) are written raw before they are
-//! summarised (`summary.rs`).
+//! `bench run` ([`run()`], `run.rs`) runs each variant in turn (`variant.rs`: broker, workers,
+//! check); the coordinator's loop (`coordinator.rs`) drives the worker processes (`workers.rs`),
+//! the fault schedule (`nemesis.rs`) and the end-of-drain rules (`drain.rs`). The worker
+//! (`worker/`) is the same binary started as `bench worker`. Results are written raw (mq-results:
+//! results.json's types and the run folder's layout); summarising them is the report's.
+//! `--repeat` runs a scenario N times into one folder (`repeat.rs`).
 
 pub mod coordinator;
 pub mod drain;
 pub mod interrupt;
-pub mod machine;
 pub mod nemesis;
 pub mod progress;
-pub mod results;
-pub mod summary;
+pub mod repeat;
+pub mod run;
+mod variant;
 pub mod worker;
 pub mod workers;
 
-pub use coordinator::{run, RunOptions};
+pub use run::{run, RunOptions, RunOutcome};

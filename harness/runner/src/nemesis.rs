@@ -14,8 +14,8 @@ use mq_core::plan::{FaultAction, FaultSpec};
 use mq_core::spec::Control;
 use mq_core::{Broker, NodeHit};
 
-use crate::results::FaultEvent;
 use crate::workers::{Pool, Role};
+use mq_results::{FaultEvent, VariantDir};
 
 /// How long a variant's kill_cmd / restart_cmd may run.
 const FAULT_CMD_TIMEOUT: Duration = Duration::from_secs(120);
@@ -38,7 +38,7 @@ pub struct Targets<'b> {
     pub pool: &'b mut Pool,
     /// Starts a replacement for consumer `index` (restart-consumer), its `generation`-th.
     pub respawn: &'b mut dyn FnMut(&mut Pool, u16, u32) -> anyhow::Result<()>,
-    pub vdir: &'b Path,
+    pub vdir: &'b VariantDir,
     /// The variant's start (monotonic ns): fault times count from it.
     pub start_ns: u64,
 }
@@ -126,9 +126,7 @@ impl<'a> Nemesis<'a> {
                 };
                 let hit = match (cmd, f.action.broker_fault()) {
                     (Some(cmd), _) => {
-                        let log = on
-                            .vdir
-                            .join(format!("fault-{}-{}.log", self.count, f.action));
+                        let log = on.vdir.fault_log(self.count, f.action);
                         run_fault_cmd(cmd, &log).map(|()| Vec::new())
                     }
                     (None, Some(bf)) => on.broker.fault(bf).map_err(|e| e.to_string()),

@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, Instant};
@@ -17,7 +17,7 @@ use anyhow::{anyhow, Context};
 use mq_core::spec::{Control, RoleSpec, Status, Totals, WorkerSpec};
 use mq_core::{Partition, WorkerCtx};
 
-use crate::results::WorkerOutcome;
+use mq_results::{VariantDir, WorkerOutcome};
 
 /// A worker's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,7 +112,7 @@ pub struct Launch<'a> {
     pub variant: &'a str,
     pub ctx: WorkerCtx,
     pub role_spec: RoleSpec,
-    pub vdir: &'a Path,
+    pub vdir: &'a VariantDir,
 }
 
 /// The workers of one variant and the channel their reports arrive on.
@@ -163,16 +163,12 @@ impl Pool {
         launch: &Launch<'_>,
     ) -> anyhow::Result<()> {
         let prefix = role.as_str();
-        let name = match generation {
-            0 => format!("{prefix}-{index}"),
-            g => format!("{prefix}-{index}-r{g}"),
-        };
         let spec = WorkerSpec {
             role: launch.role_spec.clone(),
             ctx: launch.ctx.clone(),
-            history: launch.vdir.join(format!("{name}.hist")),
+            history: launch.vdir.worker_history(prefix, index, generation),
         };
-        let log = std::fs::File::create(launch.vdir.join(format!("{name}.log")))?;
+        let log = std::fs::File::create(launch.vdir.worker_log(prefix, index, generation))?;
         let mut cmd = Command::new(launch.exe);
         // The arguments only name the worker for `ps`; everything it needs is in the spec.
         cmd.args(["worker", launch.variant, prefix, &index.to_string()])
@@ -420,23 +416,6 @@ pub fn consistent_totals<'a>(workers: impl Iterator<Item = WorkerReports<'a>> + 
             _ => w.latest,
         })
         .sum()
-}
-
-/// The history files of one role in a variant's folder, replacements included, in name order.
-pub fn histories(vdir: &Path, role: Role) -> Vec<PathBuf> {
-    let prefix = format!("{}-", role.as_str());
-    let mut v: Vec<PathBuf> = std::fs::read_dir(vdir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            name.starts_with(&prefix) && name.ends_with(".hist")
-        })
-        .collect();
-    v.sort();
-    v
 }
 
 #[cfg(test)]

@@ -82,6 +82,57 @@ impl AckSink for Recorder<'_> {
     }
 }
 
+/// When each send is due.
+struct Schedule {
+    start_ns: u64,
+    /// Between intended sends; 0 for as fast as possible.
+    interval_ns: f64,
+    end_ns: Option<u64>,
+    messages: Option<u64>,
+}
+
+impl Schedule {
+    fn new(plan: &ProducerPlan) -> Schedule {
+        Schedule {
+            start_ns: plan.start_ns,
+            interval_ns: if plan.rate > 0.0 {
+                1e9 / plan.rate
+            } else {
+                0.0
+            },
+            end_ns: plan.duration_ns.map(|d| plan.start_ns + d),
+            messages: plan.messages,
+        }
+    }
+
+    /// Sends are paced at a fixed rate.
+    fn paced(&self) -> bool {
+        self.interval_ns > 0.0
+    }
+
+    /// The intended send time of `seq`; None when the load is over.
+    fn intended(&self, seq: u64) -> Option<u64> {
+        if self.messages.is_some_and(|n| seq >= n) {
+            return None;
+        }
+        let t = if self.paced() {
+            self.start_ns + (seq as f64 * self.interval_ns) as u64
+        } else {
+            now_ns()
+        };
+        self.end_ns.is_none_or(|end| t < end).then_some(t)
+    }
+}
+
+/// What became of one send.
+enum Step {
+    Next,
+    /// Stopped while sending: the load ends, outstanding confirmations are awaited.
+    Interrupted,
+    /// The send failed: the load ends with this error, after the confirmations.
+    Failed(anyhow::Error),
+}
+
 pub(super) fn run_producer(
     mut producer: Box<dyn mq_core::Producer>,
     spec: &WorkerSpec,
@@ -89,19 +140,11 @@ pub(super) fn run_producer(
     history: HistoryWriter,
     counters: &Counters,
 ) -> anyhow::Result<()> {
-    let w = &spec.ctx.plan.workload;
-    let id = ProducerId(spec.ctx.index);
-    let keys = w.keys() as u64;
-    let mut payload = vec![b'x'; w.message_size];
-    let interval_ns = if plan.rate > 0.0 {
-        1e9 / plan.rate
-    } else {
-        0.0
-    };
-    let end_ns = plan.duration_ns.map(|d| plan.start_ns + d);
+    let schedule = Schedule::new(&plan);
+    let mut payload = vec![b'x'; spec.ctx.plan.workload.message_size];
     let mut rec = Recorder {
         history,
-        producer: id,
+        producer: ProducerId(spec.ctx.index),
         counters,
         current: None,
         pending: HashMap::new(),
@@ -111,70 +154,31 @@ pub(super) fn run_producer(
 
     let mut result = Ok(());
     let mut seq = 0u64;
-    loop {
-        if plan.messages.is_some_and(|n| seq >= n) || counters.stop.load(Relaxed) {
+    while !counters.stop.load(Relaxed) {
+        let Some(intended_ns) = schedule.intended(seq) else {
             break;
-        }
-        let intended_ns = if interval_ns > 0.0 {
-            plan.start_ns + (seq as f64 * interval_ns) as u64
-        } else {
-            now_ns()
         };
-        if end_ns.is_some_and(|end| intended_ns >= end) {
-            break;
-        }
-        if interval_ns > 0.0 {
-            // Outcomes that arrive while waiting are recorded as they arrive.
-            while !rec.pending.is_empty() && now_ns() + POLL_EVERY_NS < intended_ns {
-                if let Err(e) = producer.poll(&mut rec) {
-                    result = Err(anyhow::Error::from(e).context("polling for confirmations"));
-                    break;
-                }
-                std::thread::sleep(Duration::from_nanos(POLL_EVERY_NS));
-            }
-            if result.is_err() {
+        if schedule.paced() {
+            if let Err(e) = await_turn(producer.as_mut(), &mut rec, intended_ns) {
+                result = Err(e);
                 break;
             }
-            sleep_until(intended_ns);
         }
-        let key = Key(((seq + id.0 as u64) % keys) as u32);
-        let env = Envelope {
-            run_id: spec.ctx.run_id,
-            producer: id,
-            key,
-            seq: Seq(seq),
-            send_ns: intended_ns,
-        };
-        env.encode(&mut payload);
-        rec.history.push(Record::Sent {
-            producer: id,
-            seq: Seq(seq),
-            key,
+        match send(
+            producer.as_mut(),
+            &mut rec,
+            spec,
+            &mut payload,
+            Seq(seq),
             intended_ns,
-        })?;
-        counters.sent.fetch_add(1, Release);
-        rec.current = Some((seq, intended_ns));
-        let msg = Outgoing {
-            seq: Seq(seq),
-            key,
-            partition: key.partition(w.partitions),
-            payload: &payload,
-        };
-        match producer.send(&msg, &mut rec) {
-            Ok(()) => {}
-            Err(BackendError::Interrupted { .. }) => break,
-            Err(e) => {
-                result = Err(anyhow::Error::from(e).context(format!("sending seq {seq}")));
+        )? {
+            Step::Next => seq += 1,
+            Step::Interrupted => break,
+            Step::Failed(e) => {
+                result = Err(e);
                 break;
             }
         }
-        if let Some((s, t)) = rec.current.take() {
-            rec.pending.insert(s, t);
-        }
-        if let Some(e) = rec.error.take() {
-            bail!("writing history: {e}");
-        }
-        seq += 1;
     }
     counters.stopped.store(true, Relaxed);
     if let Err(e) = producer.flush(Duration::from_nanos(plan.ack_timeout_ns), &mut rec) {
@@ -185,4 +189,72 @@ pub(super) fn run_producer(
     drop(producer);
     rec.history.finish().context("finishing the history file")?;
     result
+}
+
+/// Waits for the intended send time, recording confirmations as they arrive meanwhile.
+fn await_turn(
+    producer: &mut dyn mq_core::Producer,
+    rec: &mut Recorder<'_>,
+    intended_ns: u64,
+) -> anyhow::Result<()> {
+    while !rec.pending.is_empty() && now_ns() + POLL_EVERY_NS < intended_ns {
+        producer
+            .poll(rec)
+            .map_err(|e| anyhow::Error::from(e).context("polling for confirmations"))?;
+        std::thread::sleep(Duration::from_nanos(POLL_EVERY_NS));
+    }
+    sleep_until(intended_ns);
+    Ok(())
+}
+
+/// Sends message `seq`, recorded in the history before it leaves. An error is the history's
+/// (the worker cannot go on); the send's own failure is a [`Step`].
+fn send(
+    producer: &mut dyn mq_core::Producer,
+    rec: &mut Recorder<'_>,
+    spec: &WorkerSpec,
+    payload: &mut [u8],
+    seq: Seq,
+    intended_ns: u64,
+) -> anyhow::Result<Step> {
+    let w = &spec.ctx.plan.workload;
+    let id = rec.producer;
+    let key = Key(((seq.0 + id.0 as u64) % w.keys() as u64) as u32);
+    let env = Envelope {
+        run_id: spec.ctx.run_id,
+        producer: id,
+        key,
+        seq,
+        send_ns: intended_ns,
+    };
+    env.encode(payload);
+    rec.history.push(Record::Sent {
+        producer: id,
+        seq,
+        key,
+        intended_ns,
+    })?;
+    rec.counters.sent.fetch_add(1, Release);
+    rec.current = Some((seq.0, intended_ns));
+    let msg = Outgoing {
+        seq,
+        key,
+        partition: key.partition(w.partitions),
+        payload,
+    };
+    match producer.send(&msg, rec) {
+        Ok(()) => {}
+        Err(BackendError::Interrupted { .. }) => return Ok(Step::Interrupted),
+        Err(e) => {
+            let e = anyhow::Error::from(e).context(format!("sending seq {}", seq.0));
+            return Ok(Step::Failed(e));
+        }
+    }
+    if let Some((s, t)) = rec.current.take() {
+        rec.pending.insert(s, t);
+    }
+    if let Some(e) = rec.error.take() {
+        bail!("writing history: {e}");
+    }
+    Ok(Step::Next)
 }

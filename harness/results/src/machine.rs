@@ -1,7 +1,8 @@
-//! What machine a run happened on, for the report.
+//! What machine a run happened on (read from /proc and /etc/os-release), for the report.
 
 use serde::{Deserialize, Serialize};
 
+/// The machine a run happened on.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Machine {
     pub hostname: String,
@@ -17,6 +18,7 @@ fn read(path: &str) -> String {
 }
 
 impl Machine {
+    /// The machine this process runs on (empty fields where /proc does not say).
     pub fn this() -> Machine {
         let cpuinfo = read("/proc/cpuinfo");
         let cpu = cpuinfo

@@ -1,7 +1,11 @@
-//! results.json: everything a run measured, raw, in a versioned schema (docs/results-schema.md).
-//! Reports and comparisons are rebuilt from this file alone.
+//! mq-results: results.json's types (everything a run measured, raw, in a versioned schema:
+//! docs/results-schema.md) and the run folder's layout ([`RunDir`]). The runner writes them; the
+//! report and `bench compare` read them, and are rebuilt from them alone.
 
-use std::path::Path;
+pub mod machine;
+pub mod rundir;
+
+use std::path::{Path, PathBuf};
 
 use mq_checker::Report;
 use mq_core::delivery::Contract;
@@ -10,7 +14,8 @@ use mq_core::plan::Workload;
 use mq_core::{Delivery, NodeHit};
 use serde::{Deserialize, Serialize};
 
-use crate::machine::Machine;
+pub use machine::Machine;
+pub use rundir::{RunDir, VariantDir};
 
 /// The schema id; bump the number on any incompatible change.
 pub const SCHEMA: &str = "mq-bench.results/2";
@@ -18,6 +23,7 @@ pub const SCHEMA: &str = "mq-bench.results/2";
 /// Every schema this bench reads: 1 lacks `series.bin_s` (its series are per second).
 pub const READS: [&str; 2] = [SCHEMA, "mq-bench.results/1"];
 
+/// results.json: one run of a scenario, every variant in it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunResults {
     pub schema: String,
@@ -33,6 +39,7 @@ pub struct RunResults {
     pub variants: Vec<VariantResult>,
 }
 
+/// The scenario as run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScenarioInfo {
     pub name: String,
@@ -41,6 +48,7 @@ pub struct ScenarioInfo {
     pub workload: Workload,
 }
 
+/// How a variant's run went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum VariantStatus {
@@ -71,6 +79,7 @@ pub enum EndedBy {
     Interrupted,
 }
 
+/// How one worker process ended.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WorkerOutcome {
     pub role: String,
@@ -81,6 +90,7 @@ pub struct WorkerOutcome {
     pub error: Option<String>,
 }
 
+/// One variant: its settings, how it ran, and what the checker found.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VariantResult {
     pub name: String,
@@ -134,28 +144,110 @@ pub struct FaultEvent {
     pub took_s: f64,
 }
 
+/// Why results.json could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum ResultsError {
+    #[error("writing {}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("reading {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("parsing {}", path.display())]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{}: schema {found:?}, this bench reads {READS:?}", path.display())]
+    Schema { path: PathBuf, found: String },
+}
+
 impl RunResults {
-    /// Writes results.json atomically (temp file + rename), so a crash never leaves half a file.
-    pub fn write(&self, dir: &Path) -> std::io::Result<()> {
-        let tmp = dir.join("results.json.tmp");
-        std::fs::write(
-            &tmp,
-            serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?,
-        )?;
-        std::fs::rename(tmp, dir.join("results.json"))
+    /// Writes the run folder's results.json atomically (temp file + rename), so a crash never
+    /// leaves half a file.
+    pub fn write(&self, dir: &RunDir) -> Result<(), ResultsError> {
+        let tmp = dir.results_tmp();
+        serde_json::to_vec_pretty(self)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| std::fs::write(&tmp, bytes))
+            .and_then(|()| std::fs::rename(&tmp, dir.results()))
+            .map_err(|source| ResultsError::Write { path: tmp, source })
     }
 
-    pub fn read(path: &Path) -> anyhow::Result<RunResults> {
-        use anyhow::Context;
-        let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    /// Reads a results.json of any schema in [`READS`].
+    pub fn read(path: &Path) -> Result<RunResults, ResultsError> {
+        let text = std::fs::read(path).map_err(|source| ResultsError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         let r: RunResults =
-            serde_json::from_slice(&text).with_context(|| format!("parsing {}", path.display()))?;
-        anyhow::ensure!(
-            READS.contains(&r.schema.as_str()),
-            "{}: schema {:?}, this bench reads {READS:?}",
-            path.display(),
-            r.schema
-        );
+            serde_json::from_slice(&text).map_err(|source| ResultsError::Parse {
+                path: path.to_owned(),
+                source,
+            })?;
+        if !READS.contains(&r.schema.as_str()) {
+            return Err(ResultsError::Schema {
+                path: path.to_owned(),
+                found: r.schema,
+            });
+        }
         Ok(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run() -> RunResults {
+        RunResults {
+            schema: SCHEMA.to_owned(),
+            bench_version: "0.1.0".to_owned(),
+            scenario: ScenarioInfo {
+                name: "s".to_owned(),
+                description: String::new(),
+                file: "s.toml".to_owned(),
+                workload: serde_json::from_str(r#"{"messages": 10}"#).unwrap(),
+            },
+            run_id: 7,
+            started_at: "2026-11-25T06:35:09Z".to_owned(),
+            finished_at: None,
+            partial: true,
+            machine: Machine::default(),
+            variants: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn results_written_into_a_run_folder_read_back_and_leave_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let run_dir = RunDir::new(dir.path());
+        run().write(&run_dir).unwrap();
+        let back = RunResults::read(&run_dir.results()).unwrap();
+        assert_eq!((back.run_id, back.partial), (7, true));
+        assert!(!run_dir.results_tmp().exists());
+    }
+
+    #[test]
+    fn schemas_this_bench_does_not_read_are_refused_naming_those_it_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let run_dir = RunDir::new(dir.path());
+        let mut r = run();
+        r.schema = "mq-bench.results/99".to_owned();
+        r.write(&run_dir).unwrap();
+        let e = RunResults::read(&run_dir.results()).unwrap_err();
+        assert!(
+            matches!(e, ResultsError::Schema { ref found, .. } if found == "mq-bench.results/99")
+        );
+        assert!(e.to_string().contains("mq-bench.results/1"), "{e}");
+        let missing = RunResults::read(&dir.path().join("nope.json")).unwrap_err();
+        assert!(matches!(missing, ResultsError::Read { .. }), "{missing}");
     }
 }

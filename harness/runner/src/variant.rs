@@ -1,0 +1,219 @@
+//! One variant's life: its history folder, the broker set up and torn down however the variant
+//! ends, the workers launched (consumers first, then producers on one go signal), and the
+//! histories checked afterwards. The loop in between is the coordinator's.
+
+use std::time::Duration;
+
+use mq_core::clock::now_ns;
+use mq_core::plan::{FaultAction, VariantPlan};
+use mq_core::spec::{Control, RoleSpec};
+use mq_core::{run_tag, Backend, Broker, WorkerCtx};
+use mq_results::{EndedBy, RunDir, VariantDir, VariantResult, VariantStatus};
+
+use crate::interrupt::Interrupt;
+use crate::run::{empty_result, RunOptions};
+use crate::workers::{consumer_partitions, Launch, Pool, Role, Worker};
+
+/// How long workers may take to connect and say they are ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One variant of a run, and what it runs with.
+pub(crate) struct VariantRun<'a> {
+    pub plan: &'a VariantPlan,
+    pub backend: &'a dyn Backend,
+    pub dir: &'a RunDir,
+    pub run_id: u32,
+    pub opts: &'a RunOptions,
+    pub interrupt: &'a Interrupt,
+}
+
+/// Tears the broker down however the variant ends.
+pub(crate) struct BrokerGuard(pub Box<dyn Broker>);
+impl Drop for BrokerGuard {
+    fn drop(&mut self) {
+        if let Err(e) = self.0.teardown() {
+            eprintln!("warning: teardown failed: {e}");
+        }
+    }
+}
+
+impl VariantRun<'_> {
+    /// Sets the broker up, drives the load to its end, tears down and checks the histories.
+    pub(crate) fn run(&self) -> VariantResult {
+        let plan = self.plan;
+        let vdir = self.dir.variant(&plan.name);
+        let mut result = empty_result(plan, VariantStatus::Ok, None, None);
+        result.history_dir = Some(vdir.rel().to_owned());
+        if let Err(e) = std::fs::create_dir_all(vdir.path()) {
+            result.status = VariantStatus::Failed;
+            result.reason = Some(format!("creating {}: {e}", vdir.path().display()));
+            return result;
+        }
+        let broker = match self
+            .backend
+            .broker(plan, vdir.path(), &run_tag(self.dir.path()))
+        {
+            Ok(b) => b,
+            Err(e) => {
+                result.status = VariantStatus::Failed;
+                result.reason = Some(e.to_string());
+                return result;
+            }
+        };
+        let mut broker = BrokerGuard(broker);
+        let mut pool = Pool::default();
+        let ended = self.drive(&mut broker, &mut pool, &vdir, &mut result);
+        // Workers first (they hold connections), then the broker.
+        drop(pool);
+        result.versions = broker.0.versions();
+        if let Err(e) = broker.0.teardown() {
+            result.reason.get_or_insert(format!("teardown: {e}"));
+        }
+        drop(broker);
+        match ended {
+            Ok(by) => {
+                result.ended_by = Some(by);
+                if by == EndedBy::Interrupted {
+                    result.status = VariantStatus::Interrupted;
+                }
+            }
+            Err(e) => {
+                result.status = VariantStatus::Failed;
+                result.reason = Some(format!("{e:#}"));
+            }
+        }
+        self.check(&vdir, &mut result);
+        result
+    }
+
+    /// What the checker reads for this variant; None before the load started.
+    fn checker_input(&self, vdir: &VariantDir) -> Option<mq_checker::Input> {
+        let w = &self.plan.workload;
+        let start_ns = vdir.read_start_ns()?;
+        Some(mq_checker::Input {
+            producer_files: vdir.histories(Role::Producer.as_str()),
+            consumer_files: vdir.histories(Role::Consumer.as_str()),
+            depth_file: Some(vdir.broker_depth()),
+            start_ns,
+            warmup_ns: w.warmup.0.as_nanos() as u64,
+            message_size: w.message_size,
+            producers: w.producers,
+            keys: w.keys(),
+        })
+    }
+
+    fn check(&self, vdir: &VariantDir, result: &mut VariantResult) {
+        // The load never started: nothing to check.
+        let Some(input) = self.checker_input(vdir) else {
+            return;
+        };
+        match mq_checker::check(&input) {
+            Ok(report) => {
+                let c = &report.counts;
+                let broker_faulted = result.faults.iter().any(|f| {
+                    f.ok && matches!(f.action, FaultAction::KillBroker | FaultAction::RemoveQueue)
+                });
+                let kept =
+                    self.plan
+                        .contract
+                        .kept(c.lost, c.duplicated, c.unexpected, broker_faulted);
+                result.contract_kept = Some(kept.is_ok());
+                result.contract_note = kept.err();
+                result.report = Some(report);
+            }
+            Err(e) => {
+                result.status = VariantStatus::Failed;
+                result
+                    .reason
+                    .get_or_insert(format!("checking the histories: {e}"));
+            }
+        }
+    }
+
+    /// Whether the histories show every acked message delivered.
+    pub(crate) fn all_delivered(&self, vdir: &VariantDir) -> bool {
+        self.checker_input(vdir)
+            .and_then(|input| mq_checker::check(&input).ok())
+            .is_some_and(|r| r.counts.lost == 0)
+    }
+
+    /// How worker `index` of `role` is started.
+    pub(crate) fn launch<'b>(
+        &'b self,
+        role: Role,
+        index: u16,
+        endpoint: &serde_json::Value,
+        vdir: &'b VariantDir,
+    ) -> Launch<'b> {
+        let w = &self.plan.workload;
+        let (role_spec, partitions) = match role {
+            Role::Producer => (
+                RoleSpec::Producer {
+                    messages: w.messages_for(index as u32),
+                    duration_ns: w.duration.map(|d| d.0.as_nanos() as u64),
+                    rate: w.rate_per_producer(),
+                    ack_timeout_ns: w.ack_timeout.0.as_nanos() as u64,
+                },
+                (0..w.partitions).map(mq_core::Partition).collect(),
+            ),
+            Role::Consumer => (
+                RoleSpec::Consumer,
+                consumer_partitions(w.partitions, w.consumers, index),
+            ),
+        };
+        Launch {
+            exe: &self.opts.worker_exe,
+            variant: &self.plan.name,
+            ctx: WorkerCtx {
+                plan: self.plan.clone(),
+                endpoint: endpoint.clone(),
+                index,
+                partitions,
+                run_id: self.run_id,
+            },
+            role_spec,
+            vdir,
+        }
+    }
+
+    /// Reports a worker that ended badly, as it happens.
+    pub(crate) fn on_exit(&self) -> impl FnMut(&Worker) + '_ {
+        |w: &Worker| {
+            if w.exited.as_deref() != Some("ok") {
+                let why = w
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| w.exited.clone().unwrap_or_default());
+                eprintln!("{}: {} ended: {why}", self.plan.name, w.name());
+            }
+        }
+    }
+
+    /// Starts the consumers, then the producers; the load's start time, or None if interrupted.
+    pub(crate) fn start_workers(
+        &self,
+        pool: &mut Pool,
+        endpoint: &serde_json::Value,
+        vdir: &VariantDir,
+    ) -> anyhow::Result<Option<u64>> {
+        let w = &self.plan.workload;
+        let interrupted = || self.interrupt.is_set();
+        let mut on_exit = self.on_exit();
+        for (role, n) in [(Role::Consumer, w.consumers), (Role::Producer, w.producers)] {
+            let first = pool.workers.len();
+            for i in 0..n as u16 {
+                pool.spawn(role, i, 0, &self.launch(role, i, endpoint, vdir))?;
+            }
+            let range = first..pool.workers.len();
+            if !pool.await_ready(range, READY_TIMEOUT, &interrupted, &mut on_exit)? {
+                return Ok(None);
+            }
+        }
+        let start_ns = now_ns() + 10_000_000;
+        std::fs::write(vdir.start_ns(), start_ns.to_string())?;
+        for p in pool.of(Role::Producer) {
+            p.send(Control::Go(start_ns));
+        }
+        Ok(Some(start_ns))
+    }
+}
