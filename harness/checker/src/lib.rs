@@ -4,52 +4,23 @@
 //! per (consumer, producer, key), two HdrHistograms and at most a few thousand time bins per
 //! series ([`series`]): tens of millions of messages fit easily.
 
+mod depth;
+mod input;
+mod latency;
 pub mod report;
 pub mod series;
 
-use std::path::{Path, PathBuf};
-
-use base64::Engine;
-use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
-use hdrhistogram::Histogram;
-use mq_core::history::{FailReason, HistoryError, HistoryReader, Record, Role};
-
 use mq_core::bits::Bits;
+use mq_core::history::{FailReason, Record, Role};
+
+pub use input::{CheckError, Input};
+pub use latency::{decode_histogram, encode_histogram, new_histogram, percentiles};
 pub use report::{Counts, DepthSample, Latency, Percentiles, Report, Series, Throughput};
+
+use depth::read_depth;
+use input::open;
+use latency::record;
 use series::{bump, Timeline};
-
-/// What the checker reads.
-#[derive(Debug, Clone)]
-pub struct Input {
-    pub producer_files: Vec<PathBuf>,
-    pub consumer_files: Vec<PathBuf>,
-    /// The broker-depth samples written by the coordinator (JSON lines), if any.
-    pub depth_file: Option<PathBuf>,
-    /// The variant's start (monotonic ns): series and rates count from here.
-    pub start_ns: u64,
-    /// Messages scheduled before start + warmup are left out of latency figures.
-    pub warmup_ns: u64,
-    pub message_size: usize,
-    pub producers: u32,
-    pub keys: u32,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum CheckError {
-    #[error(transparent)]
-    History(#[from] HistoryError),
-    #[error("{path}: a {found:?} history where a {expected:?} history was expected")]
-    WrongRole {
-        path: PathBuf,
-        expected: Role,
-        found: Role,
-    },
-    #[error("reading {path}: {source}")]
-    Depth {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-}
 
 const NONE: u64 = u64::MAX;
 
@@ -259,90 +230,4 @@ pub fn check(input: &Input) -> Result<Report, CheckError> {
         broker_depth,
         records,
     })
-}
-
-fn open(path: &Path, expected: Role) -> Result<HistoryReader, CheckError> {
-    let r = HistoryReader::open(path)?;
-    if r.header.role != expected {
-        return Err(CheckError::WrongRole {
-            path: path.to_owned(),
-            expected,
-            found: r.header.role,
-        });
-    }
-    Ok(r)
-}
-
-/// Latency histograms hold nanoseconds, 1 ns to 1 hour, 3 significant digits.
-pub fn new_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid histogram bounds")
-}
-
-#[inline]
-fn record(h: &mut Histogram<u64>, ns: u64) {
-    h.saturating_record(ns.max(1));
-}
-
-/// p50 … max of a nanosecond histogram, in microseconds.
-pub fn percentiles(h: &Histogram<u64>) -> Percentiles {
-    if h.is_empty() {
-        return Percentiles::default();
-    }
-    let us = |ns: u64| ns as f64 / 1e3;
-    Percentiles {
-        count: h.len(),
-        min_us: us(h.min()),
-        mean_us: h.mean() / 1e3,
-        p50_us: us(h.value_at_quantile(0.50)),
-        p90_us: us(h.value_at_quantile(0.90)),
-        p99_us: us(h.value_at_quantile(0.99)),
-        p999_us: us(h.value_at_quantile(0.999)),
-        max_us: us(h.max()),
-    }
-}
-
-/// Base64 of the V2-deflate serialization.
-pub fn encode_histogram(h: &Histogram<u64>) -> String {
-    let mut buf = Vec::new();
-    V2DeflateSerializer::new()
-        .serialize(h, &mut buf)
-        .expect("serializing to memory");
-    base64::engine::general_purpose::STANDARD.encode(buf)
-}
-
-/// The inverse of [`encode_histogram`].
-pub fn decode_histogram(s: &str) -> Option<Histogram<u64>> {
-    let bytes = base64::engine::general_purpose::STANDARD.decode(s).ok()?;
-    hdrhistogram::serialization::Deserializer::new()
-        .deserialize(&mut bytes.as_slice())
-        .ok()
-}
-
-fn read_depth(path: &Path, start_ns: u64) -> Result<Vec<DepthSample>, CheckError> {
-    #[derive(serde::Deserialize)]
-    struct Line {
-        t_ns: u64,
-        messages: u64,
-        bytes: Option<u64>,
-    }
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => {
-            return Err(CheckError::Depth {
-                path: path.to_owned(),
-                source,
-            })
-        }
-    };
-    // A torn last line (coordinator killed mid-write) is skipped.
-    Ok(text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Line>(l).ok())
-        .map(|l| DepthSample {
-            t: l.t_ns.saturating_sub(start_ns) as f64 / 1e9,
-            messages: l.messages,
-            bytes: l.bytes,
-        })
-        .collect())
 }
