@@ -1,10 +1,54 @@
-//! Latency histograms (nanoseconds): how they are made, summarised and stored.
+//! Publish (intended send → ack) and end-to-end (intended send → delivery) latency, as
+//! HdrHistograms of nanoseconds, and how they are summarised and stored.
 
 use base64::Engine;
 use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 
-use crate::report::Percentiles;
+use crate::report::{Latency, Percentiles};
+
+/// Both histograms while the histories are read; messages scheduled before `from_ns` (the
+/// warm-up) are left out.
+pub(crate) struct Latencies {
+    from_ns: u64,
+    publish: Histogram<u64>,
+    end_to_end: Histogram<u64>,
+}
+
+impl Latencies {
+    pub fn new(from_ns: u64) -> Latencies {
+        Latencies {
+            from_ns,
+            publish: new_histogram(),
+            end_to_end: new_histogram(),
+        }
+    }
+
+    /// A first ack.
+    #[inline]
+    pub fn acked(&mut self, intended_ns: u64, at_ns: u64) {
+        if intended_ns >= self.from_ns {
+            record(&mut self.publish, at_ns.saturating_sub(intended_ns));
+        }
+    }
+
+    /// A first delivery.
+    #[inline]
+    pub fn delivered(&mut self, sent_ns: u64, at_ns: u64) {
+        if sent_ns >= self.from_ns {
+            record(&mut self.end_to_end, at_ns.saturating_sub(sent_ns));
+        }
+    }
+
+    pub fn finish(&self) -> Latency {
+        Latency {
+            publish: percentiles(&self.publish),
+            end_to_end: percentiles(&self.end_to_end),
+            publish_hdr: encode_histogram(&self.publish),
+            end_to_end_hdr: encode_histogram(&self.end_to_end),
+        }
+    }
+}
 
 /// Latency histograms hold nanoseconds, 1 ns to 1 hour, 3 significant digits.
 pub fn new_histogram() -> Histogram<u64> {
@@ -12,7 +56,7 @@ pub fn new_histogram() -> Histogram<u64> {
 }
 
 #[inline]
-pub(crate) fn record(h: &mut Histogram<u64>, ns: u64) {
+fn record(h: &mut Histogram<u64>, ns: u64) {
     h.saturating_record(ns.max(1));
 }
 
