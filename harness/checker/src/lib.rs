@@ -1,228 +1,282 @@
 //! mq-checker: reads a variant's history files and reports what happened to every message.
 //!
-//! Memory is a few bits per (producer, seq) (sent, acked, failed, delivered), a last-seen seq
-//! per (consumer, producer, key), two HdrHistograms and at most a few thousand time bins per
-//! series ([`series`]): tens of millions of messages fit easily.
+//! The checker is small checks composed over one pass through the histories, each returning
+//! its count and the first few offending messages ([`Samples`]), Jepsen-style: `lost` (the
+//! send-side accounting: lost, unacked-lost, recovered, failed), `duplicates`, `order`
+//! (reordered) and `unexpected`, beside the [`series`] and the `latency` histograms.
+//!
+//! Memory is a few bits per (producer, seq) (sent, acked, failed, not sent, delivered:
+//! `messages`), a last-seen seq per (producer, key) for the consumer being read, two
+//! HdrHistograms, at most a few thousand time bins per series, and [`SAMPLE_SIZE`] samples per
+//! check: tens of millions of messages fit easily.
 
+mod depth;
+mod duplicates;
+mod input;
+mod latency;
+mod lost;
+mod messages;
+mod order;
 pub mod report;
+mod sample;
 pub mod series;
+mod unexpected;
 
-use std::path::{Path, PathBuf};
+use mq_core::history::{Record, Role};
+use mq_core::ids::ConsumerId;
 
-use base64::Engine;
-use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
-use hdrhistogram::Histogram;
-use mq_core::history::{FailReason, HistoryError, HistoryReader, Record, Role};
+pub use input::{CheckError, Input};
+pub use latency::{decode_histogram, encode_histogram, new_histogram, percentiles};
+pub use report::{
+    Counts, DepthSample, Latency, Percentiles, Report, Sample, Samples, Series, Throughput,
+    SAMPLE_SIZE,
+};
 
-use mq_core::bits::Bits;
-pub use report::{Counts, DepthSample, Latency, Percentiles, Report, Series, Throughput};
+use duplicates::Duplicates;
+use input::open;
+use latency::Latencies;
+use lost::Lost;
+use messages::{Class, Delivery, Messages, Outcome};
+use order::Order;
+use sample::Clock;
 use series::{bump, Timeline};
+use unexpected::Unexpected;
 
-/// What the checker reads.
-#[derive(Debug, Clone)]
-pub struct Input {
-    pub producer_files: Vec<PathBuf>,
-    pub consumer_files: Vec<PathBuf>,
-    /// The broker-depth samples written by the coordinator (JSON lines), if any.
-    pub depth_file: Option<PathBuf>,
-    /// The variant's start (monotonic ns): series and rates count from here.
-    pub start_ns: u64,
-    /// Messages scheduled before start + warmup are left out of latency figures.
-    pub warmup_ns: u64,
-    pub message_size: usize,
-    pub producers: u32,
-    pub keys: u32,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum CheckError {
-    #[error(transparent)]
-    History(#[from] HistoryError),
-    #[error("{path}: a {found:?} history where a {expected:?} history was expected")]
-    WrongRole {
-        path: PathBuf,
-        expected: Role,
-        found: Role,
-    },
-    #[error("reading {path}: {source}")]
-    Depth {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-}
-
-const NONE: u64 = u64::MAX;
-
-struct Producer {
-    sent: Bits,
-    acked: Bits,
-    /// Failed, refused by the broker or never sent.
-    failed: Bits,
-    /// Of the failed: never reached the broker.
-    not_sent: Bits,
-    delivered: Bits,
-}
-
-/// Reads every history of one variant and counts.
+/// Reads every history of one variant, once (plus a second read of the producer histories when
+/// messages were lost, to sample them), and reports.
 pub fn check(input: &Input) -> Result<Report, CheckError> {
-    let mut producers: Vec<Producer> = (0..input.producers)
-        .map(|_| Producer {
-            sent: Bits::default(),
-            acked: Bits::default(),
-            failed: Bits::default(),
-            not_sent: Bits::default(),
-            delivered: Bits::default(),
-        })
-        .collect();
-    let mut c = Counts::default();
-    let mut s = Timeline::new(input.start_ns);
-    let mut publish = new_histogram();
-    let mut e2e = new_histogram();
-    let latency_from = input.start_ns + input.warmup_ns;
-    let mut last_ack = input.start_ns;
-    let mut last_delivery = input.start_ns;
-    let mut records = 0u64;
-
+    let mut pass = Pass::new(input);
     for path in &input.producer_files {
         let mut r = open(path, Role::Producer)?;
+        pass.next_producer();
         while let Some(rec) = r.next_record()? {
-            records += 1;
-            match rec {
-                Record::Sent {
-                    producer,
-                    seq,
-                    intended_ns,
-                    ..
-                } => {
-                    if let Some(p) = producers.get_mut(producer.0 as usize) {
-                        if !p.sent.set(seq.0) {
-                            c.sent += 1;
-                            let i = s.bin(intended_ns);
-                            bump(&mut s.sent, i);
-                        }
-                    }
-                }
-                Record::Acked {
-                    producer,
-                    seq,
-                    at_ns,
-                    intended_ns,
-                } => {
-                    if let Some(p) = producers.get_mut(producer.0 as usize) {
-                        if !p.acked.set(seq.0) {
-                            let i = s.bin(at_ns);
-                            bump(&mut s.acked, i);
-                            last_ack = last_ack.max(at_ns);
-                            if intended_ns >= latency_from {
-                                record(&mut publish, at_ns.saturating_sub(intended_ns));
-                            }
-                        }
-                    }
-                }
-                Record::Failed {
-                    producer,
-                    seq,
-                    at_ns,
-                    reason,
-                } => {
-                    if let Some(p) = producers.get_mut(producer.0 as usize) {
-                        if !p.failed.set(seq.0) {
-                            let i = s.bin(at_ns);
-                            bump(&mut s.failed, i);
-                            if reason == FailReason::NotSent {
-                                p.not_sent.set(seq.0);
-                            }
-                        }
-                    }
-                }
-                Record::Delivered { .. } | Record::Unexpected { .. } => {}
-            }
+            pass.producer_record(rec);
+        }
+    }
+    // Deliveries are judged against every send, so consumers are read after all producers.
+    for path in &input.consumer_files {
+        let mut r = open(path, Role::Consumer)?;
+        let consumer = ConsumerId(r.header.worker);
+        pass.next_consumer();
+        while let Some(rec) = r.next_record()? {
+            pass.consumer_record(consumer, rec);
+        }
+    }
+    pass.finish(input)
+}
+
+/// The state of the pass: the message bits, the series and latency figures, and each check.
+struct Pass {
+    msgs: Messages,
+    timeline: Timeline,
+    latency: Latencies,
+    lost: Lost,
+    duplicates: Duplicates,
+    order: Order,
+    unexpected: Unexpected,
+    last_ack: u64,
+    last_delivery: u64,
+    records: u64,
+    deliveries: u64,
+    /// Per producer history, whether its intended send times never go back (lets the second
+    /// read for lost messages stop early).
+    sorted: Vec<bool>,
+    /// The latest intended send time in the producer history being read.
+    last_intended: u64,
+}
+
+impl Pass {
+    fn new(input: &Input) -> Pass {
+        let clock = Clock {
+            start_ns: input.start_ns,
+        };
+        let msgs = Messages::new(input.producers, input.keys);
+        Pass {
+            timeline: Timeline::new(input.start_ns),
+            latency: Latencies::new(input.start_ns + input.warmup_ns),
+            lost: Lost::new(clock),
+            duplicates: Duplicates::new(clock),
+            order: Order::new(clock, msgs.producers().len(), msgs.keys()),
+            unexpected: Unexpected::new(clock),
+            msgs,
+            last_ack: input.start_ns,
+            last_delivery: input.start_ns,
+            records: 0,
+            deliveries: 0,
+            sorted: Vec::with_capacity(input.producer_files.len()),
+            last_intended: 0,
         }
     }
 
-    let keys = input.keys.max(1) as usize;
-    for path in &input.consumer_files {
-        let mut r = open(path, Role::Consumer)?;
-        // Highest seq delivered so far per (producer, key), for this consumer.
-        let mut last = vec![NONE; producers.len() * keys];
-        while let Some(rec) = r.next_record()? {
-            records += 1;
-            match rec {
-                Record::Delivered {
+    /// A new producer history.
+    fn next_producer(&mut self) {
+        self.sorted.push(true);
+        self.last_intended = 0;
+    }
+
+    /// A new consumer history: each consumer's order is checked on its own.
+    fn next_consumer(&mut self) {
+        self.order.next_consumer();
+    }
+
+    /// Only the first record of a send, ack or failure counts.
+    #[inline]
+    fn producer_record(&mut self, rec: Record) {
+        self.records += 1;
+        let t = &mut self.timeline;
+        match rec {
+            Record::Sent {
+                producer,
+                seq,
+                intended_ns,
+                ..
+            } => {
+                if intended_ns < self.last_intended {
+                    if let Some(s) = self.sorted.last_mut() {
+                        *s = false;
+                    }
+                }
+                self.last_intended = intended_ns;
+                if self.msgs.sent(producer, seq) {
+                    let i = t.bin(intended_ns);
+                    bump(&mut t.sent, i);
+                }
+            }
+            Record::Acked {
+                producer,
+                seq,
+                at_ns,
+                intended_ns,
+            } => {
+                if self.msgs.acked(producer, seq) {
+                    let i = t.bin(at_ns);
+                    bump(&mut t.acked, i);
+                    self.last_ack = self.last_ack.max(at_ns);
+                    self.latency.acked(intended_ns, at_ns);
+                }
+            }
+            Record::Failed {
+                producer,
+                seq,
+                at_ns,
+                reason,
+            } => {
+                if self.msgs.failed(producer, seq, reason) {
+                    let i = t.bin(at_ns);
+                    bump(&mut t.failed, i);
+                }
+            }
+            Record::Delivered { .. } | Record::Unexpected { .. } => {}
+        }
+    }
+
+    #[inline]
+    fn consumer_record(&mut self, consumer: ConsumerId, rec: Record) {
+        self.records += 1;
+        match rec {
+            Record::Delivered {
+                producer,
+                seq,
+                key,
+                sent_ns,
+                at_ns,
+            } => {
+                self.deliveries += 1;
+                let d = Delivery {
+                    consumer,
                     producer,
                     seq,
                     key,
                     sent_ns,
                     at_ns,
-                } => {
-                    c.deliveries += 1;
-                    let pi = producer.0 as usize;
-                    let known = pi < producers.len()
-                        && (key.0 as usize) < keys
-                        && producers[pi].sent.get(seq.0);
-                    if !known {
-                        c.unexpected += 1;
-                        continue;
-                    }
-                    if producers[pi].delivered.set(seq.0) {
-                        c.duplicated += 1;
-                        continue;
-                    }
-                    let i = s.bin(at_ns);
-                    bump(&mut s.delivered, i);
-                    // The backlog holds acked messages: a delivery of one never acked
-                    // (unknown, refused) does not take anything out of it.
-                    if producers[pi].acked.get(seq.0) {
-                        bump(&mut s.delivered_acked, i);
-                    }
-                    last_delivery = last_delivery.max(at_ns);
-                    if sent_ns >= latency_from {
-                        record(&mut e2e, at_ns.saturating_sub(sent_ns));
-                    }
-                    let slot = &mut last[pi * keys + key.0 as usize];
-                    if *slot != NONE && seq.0 < *slot {
-                        c.reordered += 1;
-                    } else {
-                        *slot = seq.0;
-                    }
+                };
+                match self.msgs.deliver(&d) {
+                    Class::First(outcome) => self.first_delivery(outcome, &d),
+                    Class::Duplicate => self.duplicates.duplicate(&d),
+                    Class::Unexpected => self.unexpected.never_sent(&d),
                 }
-                Record::Unexpected { .. } => {
-                    c.deliveries += 1;
-                    c.unexpected += 1;
-                }
-                _ => {}
             }
+            Record::Unexpected { at_ns } => {
+                self.deliveries += 1;
+                self.unexpected.foreign(consumer, at_ns);
+            }
+            Record::Sent { .. } | Record::Acked { .. } | Record::Failed { .. } => {}
         }
     }
 
-    for p in &producers {
-        let words = p.sent.words();
-        for w in 0..words {
-            let (sent, acked, failed, not_sent, delivered) = (
-                p.sent.word(w),
-                p.acked.word(w),
-                p.failed.word(w),
-                p.not_sent.word(w),
-                p.delivered.word(w),
-            );
-            let acked = acked & sent;
-            let failed = failed & sent & !acked;
-            let not_sent = not_sent & failed;
-            let unknown = sent & !acked & !failed;
-            c.acked += u64::from(acked.count_ones());
-            c.failed += u64::from((failed & !not_sent).count_ones());
-            c.not_sent += u64::from(not_sent.count_ones());
-            c.unknown += u64::from(unknown.count_ones());
-            c.delivered += u64::from((delivered & sent).count_ones());
-            c.lost += u64::from((acked & !delivered).count_ones());
-            c.unacked_lost += u64::from((unknown & !delivered).count_ones());
-            c.recovered += u64::from((unknown & delivered).count_ones());
-            c.failed_delivered += u64::from((failed & delivered).count_ones());
+    #[inline]
+    fn first_delivery(&mut self, outcome: Outcome, d: &Delivery) {
+        let t = &mut self.timeline;
+        let i = t.bin(d.at_ns);
+        bump(&mut t.delivered, i);
+        // The backlog holds acked messages: a delivery of one never acked (unknown, refused)
+        // does not take anything out of it.
+        if outcome == Outcome::Acked {
+            bump(&mut t.delivered_acked, i);
+        } else {
+            self.lost.unacked_delivered(outcome, d);
         }
+        self.last_delivery = self.last_delivery.max(d.at_ns);
+        self.latency.delivered(d.sent_ns, d.at_ns);
+        self.order.first_delivery(d);
     }
 
-    let series = s.finish();
+    /// Composes the checks' findings into the report.
+    fn finish(self, input: &Input) -> Result<Report, CheckError> {
+        let a = self
+            .lost
+            .finish(&self.msgs, &input.producer_files, &self.sorted)?;
+        let (duplicated, reordered, unexpected) = (
+            self.duplicates.finish(),
+            self.order.finish(),
+            self.unexpected.finish(),
+        );
+        let counts = Counts {
+            sent: a.sent,
+            acked: a.acked,
+            failed: a.failed,
+            not_sent: a.not_sent,
+            unknown: a.unknown,
+            delivered: a.delivered,
+            deliveries: self.deliveries,
+            lost: a.lost.count,
+            unacked_lost: a.unacked_lost.count,
+            recovered: a.recovered.count,
+            failed_delivered: a.failed_delivered.count,
+            duplicated: duplicated.count,
+            reordered: reordered.count,
+            unexpected: unexpected.count,
+        };
+        let samples = Samples {
+            lost: a.lost.sample,
+            unacked_lost: a.unacked_lost.sample,
+            recovered: a.recovered.sample,
+            failed_delivered: a.failed_delivered.sample,
+            duplicated: duplicated.sample,
+            reordered: reordered.sample,
+            unexpected: unexpected.sample,
+        };
+        let series = self.timeline.finish();
+        let broker_depth = match &input.depth_file {
+            Some(p) => depth::read_depth(p, input.start_ns)?,
+            None => Vec::new(),
+        };
+        Ok(Report {
+            throughput: throughput(input, &counts, self.last_ack, self.last_delivery),
+            counts,
+            samples,
+            latency: self.latency.finish(),
+            backlog_peak: series.backlog.iter().copied().max().unwrap_or(0),
+            broker_depth_peak: broker_depth.iter().map(|d| d.messages).max(),
+            series,
+            broker_depth,
+            records: self.records,
+        })
+    }
+}
 
+/// Rates from the variant's start to its last ack and to its last first delivery.
+fn throughput(input: &Input, c: &Counts, last_ack: u64, last_delivery: u64) -> Throughput {
     let secs = |end: u64| (end.saturating_sub(input.start_ns)) as f64 / 1e9;
     let rate = |n: u64, end: u64| {
         if secs(end) > 0.0 {
@@ -232,117 +286,11 @@ pub fn check(input: &Input) -> Result<Report, CheckError> {
         }
     };
     let mb = input.message_size as f64 / 1e6;
-    let throughput = Throughput {
+    Throughput {
         seconds: secs(last_ack.max(last_delivery)),
         acked_msgs_per_s: rate(c.acked, last_ack),
         acked_mb_per_s: rate(c.acked, last_ack) * mb,
         delivered_msgs_per_s: rate(c.delivered, last_delivery),
         delivered_mb_per_s: rate(c.delivered, last_delivery) * mb,
-    };
-
-    let broker_depth = match &input.depth_file {
-        Some(p) => read_depth(p, input.start_ns)?,
-        None => Vec::new(),
-    };
-    Ok(Report {
-        counts: c,
-        throughput,
-        latency: Latency {
-            publish: percentiles(&publish),
-            end_to_end: percentiles(&e2e),
-            publish_hdr: encode_histogram(&publish),
-            end_to_end_hdr: encode_histogram(&e2e),
-        },
-        backlog_peak: series.backlog.iter().copied().max().unwrap_or(0),
-        broker_depth_peak: broker_depth.iter().map(|d| d.messages).max(),
-        series,
-        broker_depth,
-        records,
-    })
-}
-
-fn open(path: &Path, expected: Role) -> Result<HistoryReader, CheckError> {
-    let r = HistoryReader::open(path)?;
-    if r.header.role != expected {
-        return Err(CheckError::WrongRole {
-            path: path.to_owned(),
-            expected,
-            found: r.header.role,
-        });
     }
-    Ok(r)
-}
-
-/// Latency histograms hold nanoseconds, 1 ns to 1 hour, 3 significant digits.
-pub fn new_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid histogram bounds")
-}
-
-#[inline]
-fn record(h: &mut Histogram<u64>, ns: u64) {
-    h.saturating_record(ns.max(1));
-}
-
-/// p50 … max of a nanosecond histogram, in microseconds.
-pub fn percentiles(h: &Histogram<u64>) -> Percentiles {
-    if h.is_empty() {
-        return Percentiles::default();
-    }
-    let us = |ns: u64| ns as f64 / 1e3;
-    Percentiles {
-        count: h.len(),
-        min_us: us(h.min()),
-        mean_us: h.mean() / 1e3,
-        p50_us: us(h.value_at_quantile(0.50)),
-        p90_us: us(h.value_at_quantile(0.90)),
-        p99_us: us(h.value_at_quantile(0.99)),
-        p999_us: us(h.value_at_quantile(0.999)),
-        max_us: us(h.max()),
-    }
-}
-
-/// Base64 of the V2-deflate serialization.
-pub fn encode_histogram(h: &Histogram<u64>) -> String {
-    let mut buf = Vec::new();
-    V2DeflateSerializer::new()
-        .serialize(h, &mut buf)
-        .expect("serializing to memory");
-    base64::engine::general_purpose::STANDARD.encode(buf)
-}
-
-/// The inverse of [`encode_histogram`].
-pub fn decode_histogram(s: &str) -> Option<Histogram<u64>> {
-    let bytes = base64::engine::general_purpose::STANDARD.decode(s).ok()?;
-    hdrhistogram::serialization::Deserializer::new()
-        .deserialize(&mut bytes.as_slice())
-        .ok()
-}
-
-fn read_depth(path: &Path, start_ns: u64) -> Result<Vec<DepthSample>, CheckError> {
-    #[derive(serde::Deserialize)]
-    struct Line {
-        t_ns: u64,
-        messages: u64,
-        bytes: Option<u64>,
-    }
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => {
-            return Err(CheckError::Depth {
-                path: path.to_owned(),
-                source,
-            })
-        }
-    };
-    // A torn last line (coordinator killed mid-write) is skipped.
-    Ok(text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Line>(l).ok())
-        .map(|l| DepthSample {
-            t: l.t_ns.saturating_sub(start_ns) as f64 / 1e9,
-            messages: l.messages,
-            bytes: l.bytes,
-        })
-        .collect())
 }

@@ -1,6 +1,8 @@
-//! What the checker reports for one variant: counts, throughput, latency, series. Serialized
-//! as is into `results.json` (see `docs/results-schema.md`).
+//! What the checker reports for one variant: counts, the first few offending messages of each
+//! check, throughput, latency, series. Serialized as is into `results.json` (see
+//! `docs/results-schema.md`).
 
+use mq_core::ids::{ConsumerId, Key, ProducerId, Seq};
 use serde::{Deserialize, Serialize};
 
 /// Jepsen-style accounting of every send and delivery.
@@ -37,6 +39,57 @@ pub struct Counts {
     pub reordered: u64,
     /// Delivered but never sent. Must be 0.
     pub unexpected: u64,
+}
+
+/// How many offending messages each check keeps in its sample.
+pub const SAMPLE_SIZE: usize = 20;
+
+/// The first [`SAMPLE_SIZE`] offenders of each check, named as in [`Counts`]: a sample holds
+/// every offender when its count is at most [`SAMPLE_SIZE`]. Messages judged by their send
+/// (`lost`, `unacked_lost`, `recovered`, `failed_delivered`) come in order of intended send
+/// time; offending deliveries (`duplicated`, `reordered`, `unexpected`) in order of delivery
+/// time. Messages sent at the same instant go lower producer, then lower seq, first;
+/// deliveries at the same instant, the one read first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Samples {
+    pub lost: Vec<Sample>,
+    pub unacked_lost: Vec<Sample>,
+    pub recovered: Vec<Sample>,
+    pub failed_delivered: Vec<Sample>,
+    pub duplicated: Vec<Sample>,
+    pub reordered: Vec<Sample>,
+    pub unexpected: Vec<Sample>,
+}
+
+/// One offending message or delivery. Times are seconds since the variant's start; a field a
+/// check does not know is absent (see `docs/results-schema.md` for which check fills which).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Sample {
+    /// Absent only for a payload that is not one of this run's messages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub producer: Option<ProducerId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<Seq>,
+    /// The ordering key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<Key>,
+    /// The intended send time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sent_s: Option<f64>,
+    /// When the producer recorded the broker's confirmation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acked_s: Option<f64>,
+    /// When the consumer recorded the delivery.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivered_s: Option<f64>,
+    /// The consumer whose history holds the delivery.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consumer: Option<ConsumerId>,
+    /// Reordered: the higher seq of the same producer and key this consumer had already taken.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after_seq: Option<Seq>,
 }
 
 /// Latency percentiles in microseconds.
@@ -122,6 +175,10 @@ pub struct DepthSample {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub counts: Counts,
+    /// Which messages the counts are made of, the first few of each. Absent from results.json
+    /// written before samples existed; read as empty.
+    #[serde(default)]
+    pub samples: Samples,
     pub throughput: Throughput,
     pub latency: Latency,
     pub series: Series,
@@ -132,4 +189,35 @@ pub struct Report {
     pub broker_depth_peak: Option<u64>,
     /// History records read (for the checker's own speed figure).
     pub records: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_written_before_samples_existed_reads_with_empty_samples() {
+        let mut old = serde_json::to_value(Report::default()).unwrap();
+        old.as_object_mut().unwrap().remove("samples");
+        let back: Report = serde_json::from_value(old).unwrap();
+        assert_eq!(back.samples, Samples::default());
+    }
+
+    #[test]
+    fn a_sample_writes_only_the_fields_its_check_knows() {
+        let s = Sample {
+            producer: Some(ProducerId(1)),
+            seq: Some(Seq(17)),
+            key: Some(Key(2)),
+            sent_s: Some(2.5),
+            acked_s: Some(2.5005),
+            ..Sample::default()
+        };
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(
+            json,
+            r#"{"producer":1,"seq":17,"key":2,"sent_s":2.5,"acked_s":2.5005}"#
+        );
+        assert_eq!(serde_json::from_str::<Sample>(&json).unwrap(), s);
+    }
 }
