@@ -45,6 +45,17 @@ use unexpected::Unexpected;
 /// Reads every history of one variant, once (plus a second read of the producer histories when
 /// messages were lost, to sample them), and reports.
 pub fn check(input: &Input) -> Result<Report, CheckError> {
+    read(input)?.finish(input)
+}
+
+/// How many acked messages are not delivered: the count alone, without the second read that
+/// samples them, for a caller that asks often (the coordinator's drain).
+pub fn lost(input: &Input) -> Result<u64, CheckError> {
+    Ok(lost::count(&read(input)?.msgs).lost.count)
+}
+
+/// The single pass over a variant's histories.
+fn read(input: &Input) -> Result<Pass, CheckError> {
     let mut pass = Pass::new(input);
     for path in &input.producer_files {
         let mut r = open(path, Role::Producer)?;
@@ -62,7 +73,7 @@ pub fn check(input: &Input) -> Result<Report, CheckError> {
             pass.consumer_record(consumer, rec);
         }
     }
-    pass.finish(input)
+    Ok(pass)
 }
 
 /// The state of the pass: the message bits, the series and latency figures, and each check.

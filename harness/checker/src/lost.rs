@@ -96,7 +96,7 @@ impl Lost {
 }
 
 /// Every count, 64 messages at a time.
-fn count(msgs: &Messages) -> Accounting {
+pub(crate) fn count(msgs: &Messages) -> Accounting {
     let mut a = Accounting::default();
     let n = |bits: u64| u64::from(bits.count_ones());
     for p in msgs.producers() {

@@ -293,3 +293,13 @@ fn a_clean_run_has_empty_samples() {
         .report(2);
     assert_eq!(r.samples, mq_checker::Samples::default());
 }
+
+#[test]
+fn the_drain_s_lost_count_equals_the_report_s_without_sampling() {
+    let h = H::new()
+        .clean_producer(100, 1)
+        .consumer(all_delivered(0, 60, 1));
+    let input = h.input(1);
+    assert_eq!(mq_checker::lost(&input).unwrap(), 40);
+    assert_eq!(mq_checker::check(&input).unwrap().counts.lost, 40);
+}

@@ -82,6 +82,10 @@ impl H {
         self.report(keys).counts
     }
     pub fn report(&self, keys: u32) -> Report {
+        check(&self.input(keys)).unwrap()
+    }
+    /// The histories written to files, as the checker reads them.
+    pub fn input(&self, keys: u32) -> Input {
         let write = |role: Role, i: usize, recs: &[Record]| {
             let path = self.dir.path().join(format!("{role:?}-{i}.hist"));
             let mut w = HistoryWriter::create(
@@ -98,7 +102,7 @@ impl H {
             }
             w.finish().unwrap()
         };
-        let input = Input {
+        Input {
             producer_files: self
                 .producers
                 .iter()
@@ -117,8 +121,7 @@ impl H {
             message_size: 100,
             producers: self.producers.len() as u32,
             keys,
-        };
-        check(&input).unwrap()
+        }
     }
 }
 
