@@ -135,6 +135,19 @@ backend = "sysv"
     // Whatever sat in the queue when its only consumer died was never delivered.
     assert!(u(&c, "lost") > 0, "{c}");
     assert_eq!(u(&c, "unexpected"), 0);
+    // Which ones: the first of them by send time, in results.json and in the summary.
+    let lost = r["variants"][0]["report"]["samples"]["lost"]
+        .as_array()
+        .unwrap();
+    assert_eq!(lost.len() as u64, u(&c, "lost").min(20), "{lost:?}");
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(
+        summary.contains(&format!(
+            "| sysv-kill-consumer | lost | {} |",
+            u(&c, "lost")
+        )),
+        "{summary}"
+    );
     assert_eq!(queues(), before, "the run's queue was not removed");
 }
 

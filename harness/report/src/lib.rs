@@ -9,6 +9,7 @@ pub mod charts;
 pub mod compare;
 pub mod doc;
 pub mod html;
+pub mod offenders;
 pub mod repeat;
 pub mod scenario_diff;
 pub mod stats;
