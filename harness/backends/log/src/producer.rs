@@ -75,6 +75,9 @@ pub struct LogProducer {
     waiting: VecDeque<Batch>,
     /// Bytes in `open` and `waiting`.
     buffered: usize,
+    /// Sent batches' buffers, kept for the next ones: a batch grows to its full size anew
+    /// otherwise, reallocating as it goes.
+    spare: Vec<Batch>,
     in_flight: HashMap<CorrelationId, Vec<Seq>>,
     batch_records: usize,
     batch_bytes: usize,
@@ -107,6 +110,7 @@ impl LogProducer {
             open: (0..ctx.plan.workload.partitions).map(Batch::new).collect(),
             waiting: VecDeque::new(),
             buffered: 0,
+            spare: Vec::new(),
             in_flight: HashMap::new(),
             batch_records: o.batch_records,
             batch_bytes: o.batch_bytes,
@@ -141,23 +145,35 @@ impl LogProducer {
         self.retry_at = Instant::now() + RETRY;
     }
 
+    /// Partition `p`'s open batch, replaced by an empty one (recycled when there is one).
+    fn take_open(&mut self, p: usize) -> Batch {
+        let mut fresh = self.spare.pop().unwrap_or_else(|| Batch::new(p as u32));
+        fresh.partition = p as u32;
+        std::mem::replace(&mut self.open[p], fresh)
+    }
+
     /// Hands one batch to the connection (buffered until the round is written), or keeps it
     /// waiting when there is none.
-    fn dispatch(&mut self, b: Batch) -> Result<(), BackendError> {
+    fn dispatch(&mut self, mut b: Batch) -> Result<(), BackendError> {
         if self.connection().is_none() {
             self.waiting.push_back(b);
             return Ok(());
         }
         self.buffered -= b.bytes.len();
         let client = self.client.as_mut().expect("connected above");
-        match client.send_produce(&self.topic, b.partition, &b.records(), self.ack) {
+        let sent = client.send_produce(&self.topic, b.partition, &b.records(), self.ack);
+        let seqs = std::mem::take(&mut b.seqs);
+        b.bytes.clear();
+        b.ends.clear();
+        self.spare.push(b);
+        match sent {
             Ok(id) => {
-                self.in_flight.insert(id, b.seqs);
+                self.in_flight.insert(id, seqs);
                 Ok(())
             }
             Err(ClientError::Invalid(m)) => Err(BackendError::other(
                 crate::NAME,
-                format!("producing to {}/{}: {m}", self.topic, b.partition),
+                format!("producing to {}: {m}", self.topic),
             )),
             Err(e) => {
                 self.lost(e); // this batch may or may not have arrived: unknown
@@ -203,10 +219,12 @@ impl LogProducer {
     fn dispatch_due(&mut self, all: bool, acks: &mut dyn AckSink) -> Result<(), BackendError> {
         self.expire(acks);
         let connected = self.connection().is_some();
+        let mut dispatched = false;
         while !self.waiting.is_empty() && self.client.is_some() {
             self.wait_for_slot(acks)?;
             let b = self.waiting.pop_front().expect("not empty");
             self.dispatch(b)?;
+            dispatched = true;
         }
         for p in 0..self.open.len() {
             let b = &self.open[p];
@@ -223,11 +241,14 @@ impl LogProducer {
                 if self.client.is_some() {
                     self.wait_for_slot(acks)?;
                 }
-                let b = std::mem::replace(&mut self.open[p], Batch::new(p as u32));
+                let b = self.take_open(p);
                 self.dispatch(b)?;
+                dispatched = true;
             }
         }
-        self.collect(Duration::ZERO, acks);
+        if dispatched {
+            self.collect(Duration::ZERO, acks);
+        }
         Ok(())
     }
 
@@ -243,7 +264,7 @@ impl LogProducer {
         if self.client.is_none() {
             for p in 0..self.open.len() {
                 if late(&self.open[p]) {
-                    let b = std::mem::replace(&mut self.open[p], Batch::new(p as u32));
+                    let b = self.take_open(p);
                     self.fail_unsent(b, acks);
                 }
             }
