@@ -34,3 +34,6 @@ fi
 
 step "cargo test --workspace"
 cargo test --workspace --locked
+
+step "README: measured tables come from runs (scripts/readme-tables.py --check)"
+scripts/readme-tables.py --check
