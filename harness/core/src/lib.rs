@@ -5,6 +5,7 @@
 
 pub mod backend;
 pub mod bits;
+pub mod child;
 pub mod clock;
 pub mod delivery;
 pub mod envelope;

@@ -2,7 +2,6 @@
 //! variant's topic, reports end − committed offsets, and stops the managed server.
 
 use std::io::{BufRead, BufReader};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -85,14 +84,7 @@ impl Node for Server {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log));
-        // SAFETY: only async-signal-safe calls between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::signal(libc::SIGINT, libc::SIG_IGN);
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        mq_core::child::tie_to_parent(&mut cmd);
         let mut child = cmd
             .spawn()
             .map_err(|e| format!("starting bench log serve: {e}"))?;
