@@ -54,18 +54,16 @@ pub fn check_duration(
     lo: Duration,
     hi: Duration,
 ) {
-    if value < lo || value > hi {
-        let field = path.rsplit('.').next().unwrap_or(path);
-        let f = |d: Duration| humantime::format_duration(d).to_string();
-        errors.push(FieldError::new(
-            path,
-            format!(
-                "{field} = \"{}\" is out of range: valid is \"{}\" to \"{}\"",
-                f(value),
-                f(lo),
-                f(hi)
-            ),
-        ));
+    check_range(errors, path, Written(value), Written(lo), Written(hi))
+}
+
+/// A duration displayed as a scenario writes it, quoted: `"250ms"`.
+#[derive(PartialEq, PartialOrd)]
+struct Written(Duration);
+
+impl fmt::Display for Written {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{}\"", humantime::format_duration(self.0))
     }
 }
 
