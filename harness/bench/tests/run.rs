@@ -261,3 +261,44 @@ fn a_broker_not_installed_is_skipped_with_its_install_command_once() {
     );
     assert!(!line.contains(".."), "{line}");
 }
+
+/// The guarantee matrix isolates one cause per row: RabbitMQ's durable and transient rows differ
+/// in durability alone (confirms on in both), and fire-and-forget is a row of its own (its
+/// transient row used to send without confirms, so its losses were fire-and-forget's).
+#[test]
+fn the_crash_matrix_compares_one_setting_at_a_time() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scenarios/crash-matrix.toml"
+    );
+    let doc: toml::Table = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let variants = doc["variants"].as_array().unwrap();
+    let find = |name: &str| {
+        variants
+            .iter()
+            .find(|v| v["name"].as_str() == Some(name))
+            .unwrap_or_else(|| panic!("no variant {name}"))
+            .as_table()
+            .unwrap()
+            .clone()
+    };
+    let (mut durable, mut transient) = (
+        find("rabbitmq-confirms-durable-manual"),
+        find("rabbitmq-confirms-transient-manual"),
+    );
+    assert_eq!(durable["producer_ack"].as_str(), Some("leader"));
+    assert_eq!(durable["durability"].as_str(), Some("persistent"));
+    assert_eq!(transient["durability"].as_str(), Some("memory"));
+    for v in [&mut durable, &mut transient] {
+        for k in ["name", "durability", "contract"] {
+            v.remove(k);
+        }
+    }
+    assert_eq!(
+        durable, transient,
+        "the two rows differ in durability alone"
+    );
+    let fire = find("rabbitmq-fire-and-forget");
+    assert_eq!(fire["producer_ack"].as_str(), Some("none"));
+    assert_eq!(fire["durability"].as_str(), Some("persistent"));
+}
