@@ -10,7 +10,9 @@
 #   kill     [--node N]           SIGKILL, removes the pid file, waits until the ports are closed
 #   restart  [--node N]           stop if running, then start on the same data dir (no reformat)
 #   status   [--node N]           exit 0 if ready (a real metadata request succeeds)
-#   wipe                          stop + delete the data dir
+#   wipe                          kill + delete the data dir (the data is discarded, so no
+#                                 graceful shutdown: a 3-node KRaft cluster stopped as a whole
+#                                 can wait minutes for a controller quorum it no longer has)
 #   pid      [--node N]           print the broker pid(s) ("N PID" per node in a cluster)
 #   bootstrap                     print the bootstrap servers string
 #   create-topic NAME [PARTITIONS] [RF]   create a topic (RF default: broker default)
@@ -486,7 +488,7 @@ cmd_pid() {
 cmd_wipe() {
   [[ -z "$NODE" ]] || die "wipe acts on the whole data dir; drop --node"
   NODE=""
-  cmd_stop
+  cmd_kill
   if [[ -d "$DIR" ]]; then
     # refuse to delete something that does not look like our data dir
     [[ -e "$DIR/cluster.id" || -e "$DIR/cluster.env" || -d "$DIR/node-1" || -z "$(ls -A "$DIR")" ]] ||
