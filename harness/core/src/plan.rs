@@ -28,6 +28,8 @@ pub const MAX_RATE: u64 = 100_000_000;
 pub const MAX_KEYS: u32 = 65_536;
 /// Longest a consumer may "process" one message.
 pub const MAX_PROCESSING: Duration = Duration::from_secs(10);
+/// The most runs of one variant (`runs = N`).
+pub const MAX_RUNS: u32 = 100;
 
 /// Checks `lo <= value <= hi` and, if not, says so naming the field and the valid range.
 pub fn check_range<T: PartialOrd + fmt::Display>(
@@ -181,6 +183,18 @@ pub struct VariantPlan {
     pub contract: Contract,
     pub kill_cmd: Option<String>,
     pub restart_cmd: Option<String>,
+    /// Set when the variant as written has `runs = N` (N > 1): this plan is one of its runs.
+    pub run_of: Option<RunOf>,
+}
+
+/// One of the N runs of a variant written with `runs = N`: the variant as written, and which run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunOf {
+    /// The variant's name as written; each run is named `{of}.run-{run}`.
+    pub of: String,
+    /// 1-based.
+    pub run: u32,
+    pub runs: u32,
 }
 
 impl VariantPlan {
@@ -202,6 +216,7 @@ impl VariantPlan {
             contract: derived_contract(delivery),
             kill_cmd: None,
             restart_cmd: None,
+            run_of: None,
         }
     }
 

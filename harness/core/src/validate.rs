@@ -11,8 +11,9 @@ use crate::backend::{Backend, Registry};
 use crate::delivery::{derived_contract, ConsumerAck, Contract, Delivery, Durability, ProducerAck};
 use crate::envelope::ENVELOPE_LEN;
 use crate::plan::{
-    check_duration, check_range, Dur, FaultSpec, FieldError, Processing, VariantPlan, Workload,
-    MAX_DURATION, MAX_KEYS, MAX_MESSAGES, MAX_MESSAGE_SIZE, MAX_PROCESSING, MAX_RATE, MAX_TIMEOUT,
+    check_duration, check_range, Dur, FaultSpec, FieldError, Processing, RunOf, VariantPlan,
+    Workload, MAX_DURATION, MAX_KEYS, MAX_MESSAGES, MAX_MESSAGE_SIZE, MAX_PROCESSING, MAX_RATE,
+    MAX_RUNS, MAX_TIMEOUT,
 };
 
 /// A variant as written in the file.
@@ -43,6 +44,9 @@ pub(crate) struct RawVariant {
     pub(crate) kill_cmd: Option<String>,
     #[serde(default)]
     pub(crate) restart_cmd: Option<String>,
+    /// Run this variant N times in a row (default: the scenario's `runs`, else 1).
+    #[serde(default)]
+    pub(crate) runs: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -57,6 +61,9 @@ pub(crate) struct RawScenario {
     pub(crate) faults: Vec<FaultSpec>,
     #[serde(default)]
     pub(crate) variants: Vec<RawVariant>,
+    /// Runs of every variant that does not set its own `runs`.
+    #[serde(default)]
+    pub(crate) runs: Option<u32>,
 }
 
 /// What a valid scenario asks for: its workload and one plan per variant.
@@ -72,12 +79,19 @@ pub(crate) fn plan(raw: &RawScenario, registry: &Registry) -> Result<Planned, Ve
     let base = workload_from(&raw.workload, "workload").map_err(one)?;
     let mut errors = validate_workload(&base, "workload");
     errors.extend(validate_names(raw));
+    if let Some(n) = raw.runs {
+        check_range(&mut errors, "runs", n, 1, MAX_RUNS);
+    }
     let mut variants = Vec::new();
     for (i, v) in raw.variants.iter().enumerate() {
+        if let Some(n) = v.runs {
+            check_range(&mut errors, &format!("variants[{i}].runs"), n, 1, MAX_RUNS);
+        }
+        let runs = v.runs.or(raw.runs).unwrap_or(1).clamp(1, MAX_RUNS);
         match plan_one(raw, i, v, registry) {
             Ok((plan, es)) => {
                 errors.extend(es);
-                variants.extend(plan);
+                variants.extend(plan.into_iter().flat_map(|p| expand_runs(p, runs)));
             }
             Err(fatal) => return Err(one(fatal)),
         }
@@ -290,6 +304,15 @@ fn validate_names(raw: &RawScenario) -> Vec<FieldError> {
                 format!("{:?}: use letters, digits, '-', '_' or '.'", v.name),
             );
         }
+        if v.name.contains(".run-") {
+            err(
+                &format!("variants[{i}].name"),
+                format!(
+                    "{:?}: \".run-\" is kept for the runs of a variant with runs = N",
+                    v.name
+                ),
+            );
+        }
         if raw.variants[..i].iter().any(|o| o.name == v.name) {
             err(
                 &format!("variants[{i}].name"),
@@ -370,7 +393,26 @@ fn plan_variant(
         contract: v.contract.unwrap_or_else(|| derived_contract(delivery)),
         kill_cmd: v.kill_cmd.clone(),
         restart_cmd: v.restart_cmd.clone(),
+        run_of: None,
     })
+}
+
+/// `runs = N` (N > 1): the variant's plan as N plans named `{name}.run-{i}`, in order.
+fn expand_runs(plan: VariantPlan, runs: u32) -> Vec<VariantPlan> {
+    if runs <= 1 {
+        return vec![plan];
+    }
+    (1..=runs)
+        .map(|run| VariantPlan {
+            name: format!("{}.run-{run}", plan.name),
+            run_of: Some(RunOf {
+                of: plan.name.clone(),
+                run,
+                runs,
+            }),
+            ..plan.clone()
+        })
+        .collect()
 }
 
 /// Checks one fault list; `path` is where the list is (`faults`, `variants[1].faults`).
@@ -595,6 +637,41 @@ mod tests {
         assert_eq!(e.len(), 1, "{e:?}");
         assert!(
             e[0].starts_with("s.toml:6:10: faults[0].action: backend fake cannot kill-broker"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn runs_expand_a_variant_into_named_runs_and_are_range_checked() {
+        let s = run(&format!(
+            "runs = 2\n{BASE}[[variants]]\nname = \"a\"\nbackend = \"fake\"\nruns = 3\n\
+             [[variants]]\nname = \"b\"\nbackend = \"fake\"\n"
+        ))
+        .unwrap();
+        let names: Vec<&str> = s.variants.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["a.run-1", "a.run-2", "a.run-3", "b.run-1", "b.run-2"]
+        );
+        let of = s.variants[2].run_of.as_ref().unwrap();
+        assert_eq!((of.of.as_str(), of.run, of.runs), ("a", 3, 3));
+        let one = run(&format!(
+            "{BASE}[[variants]]\nname = \"a\"\nbackend = \"fake\"\nruns = 1\n"
+        ))
+        .unwrap();
+        assert_eq!(one.variants[0].name, "a");
+        assert!(one.variants[0].run_of.is_none());
+        let e = errors(&format!(
+            "{BASE}[[variants]]\nname = \"a\"\nbackend = \"fake\"\nruns = 0\n\
+             [[variants]]\nname = \"b.run-1\"\nbackend = \"fake\"\n"
+        ));
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(
+            e[1].ends_with("variants[0].runs: runs = 0 is out of range: valid is 1 to 100"),
+            "{e:?}"
+        );
+        assert!(
+            e[0].contains("variants[1].name: \"b.run-1\": \".run-\" is kept"),
             "{e:?}"
         );
     }

@@ -8,6 +8,7 @@
 pub mod charts;
 pub mod compare;
 pub mod doc;
+pub mod guarantees;
 pub mod html;
 pub mod offenders;
 pub mod repeat;

@@ -60,7 +60,7 @@ pub fn json_name(v: impl Serialize) -> String {
 pub fn summary(r: &RunResults) -> Summary {
     let mut tables = vec![speed(r), correctness(r)];
     if r.variants.iter().any(|v| v.report.is_some()) {
-        tables.push(guarantees(r));
+        tables.push(crate::guarantees::table(r));
     }
     tables.extend(crate::offenders::table(r));
     let partial = if r.partial {
@@ -215,56 +215,6 @@ pub fn correctness(r: &RunResults) -> Table {
     t
 }
 
-/// The faults each variant met, what it lost, and whether it kept its delivery contract.
-pub fn guarantees(r: &RunResults) -> Table {
-    let mut t = Table::new(
-        "Guarantees",
-        &[
-            ("variant", Left),
-            ("faults", Left),
-            ("acked", Right),
-            ("lost", Right),
-            ("unacked-lost", Right),
-            ("duplicated", Right),
-            ("reordered", Right),
-            ("contract", Left),
-            ("kept", Left),
-        ],
-    );
-    for v in &r.variants {
-        let (Some(rep), Some(contract)) = (&v.report, v.contract) else {
-            continue;
-        };
-        let c = &rep.counts;
-        let faults: Vec<String> = v
-            .faults
-            .iter()
-            .map(|f| match f.ok {
-                true => f.label.clone(),
-                false => format!("{} (failed)", f.label),
-            })
-            .collect();
-        let faults = match faults.is_empty() {
-            true => "none".to_owned(),
-            false => faults.join(", "),
-        };
-        let kept = match (v.contract_kept, &v.contract_note) {
-            (Some(true), _) => "✓".to_owned(),
-            (Some(false), Some(why)) => format!("✗ {why}"),
-            (Some(false), None) => "✗".to_owned(),
-            (None, _) => String::new(),
-        };
-        let mut row: Vec<Text> = vec![v.name.as_str().into(), faults.into()];
-        row.extend(
-            [c.acked, c.lost, c.unacked_lost, c.duplicated, c.reordered]
-                .map(|x| Text::plain(x.to_string())),
-        );
-        row.extend([contract.to_string().into(), kept.into()]);
-        t.rows.push(row);
-    }
-    t
-}
-
 /// "**variant** (status): why" for every variant with a reason.
 fn notes(r: &RunResults) -> Vec<Text> {
     r.variants
@@ -280,12 +230,12 @@ fn notes(r: &RunResults) -> Vec<Text> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use mq_checker::{Counts, Report};
-    use mq_results::{EndedBy, FaultEvent, Machine, ScenarioInfo};
+    use mq_results::{EndedBy, Machine, ScenarioInfo};
 
-    fn variant(name: &str, lost: u64, duplicated: u64) -> VariantResult {
+    pub(crate) fn variant(name: &str, lost: u64, duplicated: u64) -> VariantResult {
         let plan_json = serde_json::json!({
             "name": name, "backend": "sysv",
             "delivery": {"producer_ack": "leader", "consumer_ack": "auto", "durability": "memory"},
@@ -314,7 +264,7 @@ mod tests {
         v
     }
 
-    fn run(variants: Vec<VariantResult>) -> RunResults {
+    pub(crate) fn run(variants: Vec<VariantResult>) -> RunResults {
         RunResults {
             schema: mq_results::SCHEMA.into(),
             bench_version: "0.1.0".into(),
@@ -389,32 +339,5 @@ mod tests {
             s.notes[0].to_plain(),
             "kafka (skipped): kafka is not installed"
         );
-    }
-
-    #[test]
-    fn guarantees_list_faults_as_carried_out_and_the_broken_contract() {
-        let mut v = variant("rabbit", 3, 0);
-        v.contract_kept = Some(false);
-        v.contract_note = Some("3 acked messages lost".into());
-        let fault = |label: &str, ok: bool| -> FaultEvent {
-            serde_json::from_value(serde_json::json!({"t": 1.0, "action": "kill-broker",
-                "target": null, "label": label, "ok": ok, "error": null, "took_s": 0.1}))
-            .unwrap()
-        };
-        v.faults = vec![
-            fault("kill-broker@1s", true),
-            fault("restart-broker@2s", false),
-        ];
-        let t = guarantees(&run(vec![v, variant("quiet", 0, 0)]));
-        assert_eq!(
-            t.column("faults"),
-            ["kill-broker@1s, restart-broker@2s (failed)", "none"]
-        );
-        assert_eq!(t.column("kept"), ["✗ 3 acked messages lost", "✓"]);
-        assert_eq!(t.column("contract"), ["at-least-once", "at-least-once"]);
-        // Without any report there is no Guarantees table at all.
-        let mut none = variant("x", 0, 0);
-        none.report = None;
-        assert_eq!(summary(&run(vec![none])).tables.len(), 2);
     }
 }

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use mq_checker::Report;
 use mq_core::delivery::Contract;
-use mq_core::plan::FaultAction;
 use mq_core::plan::Workload;
+use mq_core::plan::{FaultAction, RunOf};
 use mq_core::{Delivery, NodeHit};
 use serde::{Deserialize, Serialize};
 
@@ -117,6 +117,9 @@ pub struct VariantResult {
     /// Why the contract was broken.
     pub contract_note: Option<String>,
     pub report: Option<Report>,
+    /// Which of the N runs of a variant written with `runs = N` this is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_of: Option<RunOf>,
 }
 
 /// One fault as it was carried out.

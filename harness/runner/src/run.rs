@@ -166,5 +166,6 @@ pub(crate) fn empty_result(
         contract_kept: None,
         contract_note: None,
         report: None,
+        run_of: plan.run_of.clone(),
     }
 }
