@@ -224,6 +224,25 @@ fn the_ready_sysv_scenarios_run_clean() {
                 assert_eq!(u(&c, field), 0, "{name}/{}: {field}: {c}", v["name"]);
             }
         }
+        if name == "sysv-sizes" {
+            // A sweep: a variant per point, grouped by point_of, with its table and chart.
+            let variants = r["variants"].as_array().unwrap();
+            let names: Vec<&str> = variants
+                .iter()
+                .map(|v| v["name"].as_str().unwrap())
+                .collect();
+            assert_eq!(names.len(), 9, "{names:?}");
+            assert_eq!((names[0], names[8]), ("sysv.size-32", "sysv.size-8192"));
+            assert_eq!(variants[8]["point_of"]["axis"], "message_size");
+            assert_eq!(variants[8]["point_of"]["value"], 8192);
+            assert_eq!(variants[8]["workload"]["message_size"], 8192);
+            let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+            assert!(
+                summary.contains("| sysv.size-8192 | message_size = 8192 |"),
+                "{summary}"
+            );
+            assert!(out.join("charts/sweep.svg").is_file());
+        }
     }
 }
 

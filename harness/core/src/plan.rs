@@ -185,6 +185,66 @@ pub struct VariantPlan {
     pub restart_cmd: Option<String>,
     /// Set when the variant as written has `runs = N` (N > 1): this plan is one of its runs.
     pub run_of: Option<RunOf>,
+    /// Set when the variant as written has a `sweep`: this plan is one of its points.
+    pub point_of: Option<PointOf>,
+}
+
+/// One point of a variant's sweep: the variant as written, the axis and this point's value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PointOf {
+    /// The variant's name as written; each point is named `{of}.{axis}-{value}`.
+    pub of: String,
+    pub axis: SweepAxis,
+    pub value: u64,
+}
+
+/// What a sweep varies: a workload field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SweepAxis {
+    Rate,
+    MessageSize,
+    Producers,
+    Partitions,
+}
+
+impl SweepAxis {
+    pub const ALL: [SweepAxis; 4] = [
+        SweepAxis::Rate,
+        SweepAxis::MessageSize,
+        SweepAxis::Producers,
+        SweepAxis::Partitions,
+    ];
+
+    /// The workload field it sets.
+    pub fn field(self) -> &'static str {
+        match self {
+            SweepAxis::Rate => "rate",
+            SweepAxis::MessageSize => "message_size",
+            SweepAxis::Producers => "producers",
+            SweepAxis::Partitions => "partitions",
+        }
+    }
+
+    /// The list in `[sweep]` that gives its points.
+    pub fn list(self) -> &'static str {
+        match self {
+            SweepAxis::Rate => "rates",
+            SweepAxis::MessageSize => "message_sizes",
+            SweepAxis::Producers => "producers",
+            SweepAxis::Partitions => "partitions",
+        }
+    }
+
+    /// The point's name suffix: `rate-1000`, `size-1024`, `producers-4`, `partitions-8`.
+    pub fn tag(self) -> &'static str {
+        match self {
+            SweepAxis::Rate => "rate",
+            SweepAxis::MessageSize => "size",
+            SweepAxis::Producers => "producers",
+            SweepAxis::Partitions => "partitions",
+        }
+    }
 }
 
 /// One of the N runs of a variant written with `runs = N`: the variant as written, and which run.
@@ -217,6 +277,7 @@ impl VariantPlan {
             kill_cmd: None,
             restart_cmd: None,
             run_of: None,
+            point_of: None,
         }
     }
 

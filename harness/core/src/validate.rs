@@ -10,10 +10,11 @@ use serde::Deserialize;
 use crate::backend::{Backend, Registry};
 use crate::delivery::{derived_contract, ConsumerAck, Contract, Delivery, Durability, ProducerAck};
 use crate::envelope::ENVELOPE_LEN;
+use crate::expand::RawSweep;
 use crate::plan::{
-    check_duration, check_range, Dur, FaultSpec, FieldError, Processing, RunOf, VariantPlan,
-    Workload, MAX_DURATION, MAX_KEYS, MAX_MESSAGES, MAX_MESSAGE_SIZE, MAX_PROCESSING, MAX_RATE,
-    MAX_RUNS, MAX_TIMEOUT,
+    check_duration, check_range, Dur, FaultSpec, FieldError, Processing, VariantPlan, Workload,
+    MAX_DURATION, MAX_KEYS, MAX_MESSAGES, MAX_MESSAGE_SIZE, MAX_PROCESSING, MAX_RATE, MAX_RUNS,
+    MAX_TIMEOUT,
 };
 
 /// A variant as written in the file.
@@ -47,6 +48,9 @@ pub(crate) struct RawVariant {
     /// Run this variant N times in a row (default: the scenario's `runs`, else 1).
     #[serde(default)]
     pub(crate) runs: Option<u32>,
+    /// Run it at several values of one workload field (default: the scenario's `sweep`).
+    #[serde(default)]
+    pub(crate) sweep: Option<RawSweep>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -64,6 +68,9 @@ pub(crate) struct RawScenario {
     /// Runs of every variant that does not set its own `runs`.
     #[serde(default)]
     pub(crate) runs: Option<u32>,
+    /// The sweep of every variant that does not set its own.
+    #[serde(default)]
+    pub(crate) sweep: Option<RawSweep>,
 }
 
 /// What a valid scenario asks for: its workload and one plan per variant.
@@ -84,18 +91,10 @@ pub(crate) fn plan(raw: &RawScenario, registry: &Registry) -> Result<Planned, Ve
     }
     let mut variants = Vec::new();
     for (i, v) in raw.variants.iter().enumerate() {
-        if let Some(n) = v.runs {
-            check_range(&mut errors, &format!("variants[{i}].runs"), n, 1, MAX_RUNS);
-        }
-        let runs = v.runs.or(raw.runs).unwrap_or(1).clamp(1, MAX_RUNS);
-        match plan_one(raw, i, v, registry) {
-            Ok((plan, es)) => {
-                errors.extend(es);
-                variants.extend(plan.into_iter().flat_map(|p| expand_runs(p, runs)));
-            }
-            Err(fatal) => return Err(one(fatal)),
-        }
+        variants
+            .extend(crate::expand::variant_plans(raw, i, v, registry, &mut errors).map_err(one)?);
     }
+    errors.extend(repeated_names(&variants));
     // Scenario-level faults are checked once per variant: say each problem once.
     let mut seen = std::collections::HashSet::new();
     errors.retain(|e| seen.insert((e.path.clone(), e.message.clone())));
@@ -111,7 +110,7 @@ pub(crate) fn plan(raw: &RawScenario, registry: &Registry) -> Result<Planned, Ve
 
 /// Variant `i`: its plan (None when its backend is unknown) and its problems; Err when its
 /// workload does not deserialize.
-fn plan_one(
+pub(crate) fn plan_one(
     raw: &RawScenario,
     i: usize,
     v: &RawVariant,
@@ -326,6 +325,19 @@ fn validate_names(raw: &RawScenario) -> Vec<FieldError> {
     e
 }
 
+/// Two plans of one name (a variant named like another's sweep point or run).
+fn repeated_names(plans: &[VariantPlan]) -> Vec<FieldError> {
+    plans
+        .iter()
+        .enumerate()
+        .filter(|(i, p)| plans[..*i].iter().any(|o| o.name == p.name))
+        .map(|(_, p)| {
+            let message = format!("{:?} is planned twice (a variant's name repeats another's sweep point or run): rename one", p.name);
+            FieldError::new("variants", message)
+        })
+        .collect()
+}
+
 fn plan_variant(
     backend: &dyn Backend,
     v: &RawVariant,
@@ -394,25 +406,8 @@ fn plan_variant(
         kill_cmd: v.kill_cmd.clone(),
         restart_cmd: v.restart_cmd.clone(),
         run_of: None,
+        point_of: None,
     })
-}
-
-/// `runs = N` (N > 1): the variant's plan as N plans named `{name}.run-{i}`, in order.
-fn expand_runs(plan: VariantPlan, runs: u32) -> Vec<VariantPlan> {
-    if runs <= 1 {
-        return vec![plan];
-    }
-    (1..=runs)
-        .map(|run| VariantPlan {
-            name: format!("{}.run-{run}", plan.name),
-            run_of: Some(RunOf {
-                of: plan.name.clone(),
-                run,
-                runs,
-            }),
-            ..plan.clone()
-        })
-        .collect()
 }
 
 /// Checks one fault list; `path` is where the list is (`faults`, `variants[1].faults`).
@@ -494,7 +489,7 @@ fn validate_faults(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::path::Path;
 
     use crate::backend::{
@@ -559,19 +554,19 @@ mod tests {
         }
     }
 
-    fn run(text: &str) -> Result<Scenario, ScenarioError> {
+    pub(crate) fn run(text: &str) -> Result<Scenario, ScenarioError> {
         let registry: Registry = vec![Box::new(Fake)];
         parse(Path::new("s.toml"), text.to_owned(), &registry)
     }
 
-    fn errors(text: &str) -> Vec<String> {
+    pub(crate) fn errors(text: &str) -> Vec<String> {
         match run(text) {
             Err(ScenarioError::Invalid(es)) => es.iter().map(|e| e.to_string()).collect(),
             other => panic!("expected errors, got {other:?}"),
         }
     }
 
-    const BASE: &str = "name = \"s\"\n[workload]\nmessages = 10\nmessage_size = 500\n";
+    pub(crate) const BASE: &str = "name = \"s\"\n[workload]\nmessages = 10\nmessage_size = 500\n";
 
     #[test]
     fn a_valid_scenario_gets_its_backend_s_defaults_and_its_own_overrides() {

@@ -15,6 +15,7 @@ pub mod repeat;
 pub mod scenario_diff;
 pub mod stats;
 pub mod summary;
+pub mod sweep;
 pub mod tables;
 
 use std::path::{Path, PathBuf};
@@ -134,7 +135,8 @@ pub fn generate(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let r = &loaded.results;
     let tables = tables::summary(r);
     let summary = summary::markdown(&tables);
-    let charts = charts::all(&series(&loaded))?;
+    let mut charts = charts::all(&series(&loaded))?;
+    charts.extend(charts::sweep(&sweep::points(r))?);
     let page = html::page(r, &tables, loaded.scenario_text.as_deref(), &charts);
 
     let mut files = Vec::new();

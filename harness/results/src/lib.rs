@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use mq_checker::Report;
 use mq_core::delivery::Contract;
 use mq_core::plan::Workload;
-use mq_core::plan::{FaultAction, RunOf};
+use mq_core::plan::{FaultAction, PointOf, RunOf};
 use mq_core::{Delivery, NodeHit};
 use serde::{Deserialize, Serialize};
 
@@ -120,6 +120,9 @@ pub struct VariantResult {
     /// Which of the N runs of a variant written with `runs = N` this is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_of: Option<RunOf>,
+    /// Which point of a variant written with a `sweep` this is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point_of: Option<PointOf>,
 }
 
 /// One fault as it was carried out.

@@ -167,5 +167,6 @@ pub(crate) fn empty_result(
         contract_note: None,
         report: None,
         run_of: plan.run_of.clone(),
+        point_of: plan.point_of.clone(),
     }
 }

@@ -5,6 +5,7 @@
 //! embedded in `fonts/`, so no system font is needed.
 
 mod anomalies;
+mod curve;
 mod key;
 mod latency;
 mod time;
@@ -156,6 +157,21 @@ fn encode_png(rgb: &[u8], (w, h): (u32, u32)) -> anyhow::Result<Vec<u8>> {
     writer.write_image_data(rgb)?;
     writer.finish()?;
     Ok(out)
+}
+
+/// The sweep chart (`charts/sweep.*`), when the run has sweep points.
+pub fn sweep(points: &[crate::sweep::Point]) -> anyhow::Result<Option<Chart>> {
+    if points.is_empty() {
+        return Ok(None);
+    }
+    let chart = render(
+        "sweep",
+        "Sweep",
+        curve::size(points),
+        |a| curve::curve(a, points),
+        |a| curve::curve(a, points),
+    )?;
+    Ok(Some(chart))
 }
 
 /// Every chart of a run, in the order the report shows them.

@@ -1,0 +1,234 @@
+//! A variant as written → the plans it runs: one per point of its `sweep` (a workload field at
+//! several values), each run `runs` times. Names say which: `NAME.rate-1000`, `NAME.run-2`,
+//! `NAME.size-1024.run-3`; each plan carries [`PointOf`] / [`RunOf`] so reports can group them.
+
+use serde::Deserialize;
+
+use crate::backend::Registry;
+use crate::plan::{check_range, FieldError, PointOf, RunOf, SweepAxis, VariantPlan, MAX_RUNS};
+use crate::validate::{plan_one, RawScenario, RawVariant};
+
+/// The most points of one sweep.
+pub const MAX_POINTS: usize = 50;
+
+/// `[sweep]` (every variant) or a variant's `sweep = { … }`: one list, the values of one axis.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSweep {
+    #[serde(default)]
+    rates: Vec<u64>,
+    #[serde(default)]
+    message_sizes: Vec<u64>,
+    #[serde(default)]
+    producers: Vec<u64>,
+    #[serde(default)]
+    partitions: Vec<u64>,
+}
+
+impl RawSweep {
+    fn list(&self, axis: SweepAxis) -> &[u64] {
+        match axis {
+            SweepAxis::Rate => &self.rates,
+            SweepAxis::MessageSize => &self.message_sizes,
+            SweepAxis::Producers => &self.producers,
+            SweepAxis::Partitions => &self.partitions,
+        }
+    }
+
+    /// Its axis and values; an error at `path` when it names no axis or several, has too many
+    /// points, or repeats one.
+    fn points(&self, path: &str) -> Result<(SweepAxis, &[u64]), FieldError> {
+        let lists: Vec<String> = SweepAxis::ALL.iter().map(|a| a.list().into()).collect();
+        let given: Vec<SweepAxis> = SweepAxis::ALL
+            .into_iter()
+            .filter(|a| !self.list(*a).is_empty())
+            .collect();
+        let axis = match given[..] {
+            [axis] => axis,
+            [] => {
+                let message = format!("an empty sweep: give one list of {}", lists.join(", "));
+                return Err(FieldError::new(path, message));
+            }
+            _ => {
+                let named: Vec<&str> = given.iter().map(|a| a.list()).collect();
+                let message = format!(
+                    "a sweep varies one field at a time; it names {} (use one variant per axis)",
+                    named.join(" and ")
+                );
+                return Err(FieldError::new(path, message));
+            }
+        };
+        let values = self.list(axis);
+        let at = format!("{path}.{}", axis.list());
+        if values.len() > MAX_POINTS {
+            let message = format!("{} points; at most {MAX_POINTS}", values.len());
+            return Err(FieldError::new(at, message));
+        }
+        if let Some(v) = values
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| values[..i].contains(v).then_some(v))
+        {
+            return Err(FieldError::new(at, format!("{v} appears twice")));
+        }
+        Ok((axis, values))
+    }
+}
+
+/// The plans of variant `i` (none when its backend is unknown), its problems added to `errors`;
+/// Err when its workload does not even deserialize.
+pub(crate) fn variant_plans(
+    raw: &RawScenario,
+    i: usize,
+    v: &RawVariant,
+    registry: &Registry,
+    errors: &mut Vec<FieldError>,
+) -> Result<Vec<VariantPlan>, (String, String)> {
+    if let Some(n) = v.runs {
+        check_range(errors, &format!("variants[{i}].runs"), n, 1, MAX_RUNS);
+    }
+    let runs = v.runs.or(raw.runs).unwrap_or(1).clamp(1, MAX_RUNS);
+    let sweep = match (&v.sweep, &raw.sweep) {
+        (Some(s), _) => Some((s, format!("variants[{i}].sweep"))),
+        (None, Some(s)) => Some((s, "sweep".to_owned())),
+        (None, None) => None,
+    };
+    let Some((sweep, path)) = sweep else {
+        let (plan, es) = plan_one(raw, i, v, registry)?;
+        errors.extend(es);
+        return Ok(plan
+            .into_iter()
+            .flat_map(|p| expand_runs(p, runs))
+            .collect());
+    };
+    let (axis, values) = match sweep.points(&path) {
+        Ok(points) => points,
+        Err(e) => {
+            errors.push(e);
+            return Ok(Vec::new());
+        }
+    };
+    // A point's problem with its field is the sweep list's, not the (absent) workload override's.
+    let field = format!("variants[{i}].workload.{}", axis.field());
+    let list = format!("{path}.{}", axis.list());
+    let mut plans = Vec::new();
+    for &value in values {
+        let remap = |p: String, m: String| match p == field {
+            true => (list.clone(), format!("{m} (sweep point {value})")),
+            false => (p, m),
+        };
+        let mut point = v.clone();
+        let as_toml = toml::Value::Integer(i64::try_from(value).unwrap_or(i64::MAX));
+        point.workload.insert(axis.field().to_owned(), as_toml);
+        let (plan, es) = plan_one(raw, i, &point, registry).map_err(|(p, m)| remap(p, m))?;
+        errors.extend(es.into_iter().map(|e| {
+            let (path, message) = remap(e.path, e.message);
+            FieldError::new(path, message)
+        }));
+        if let Some(mut p) = plan {
+            p.name = format!("{}.{}-{value}", v.name, axis.tag());
+            p.point_of = Some(PointOf {
+                of: v.name.clone(),
+                axis,
+                value,
+            });
+            plans.extend(expand_runs(p, runs));
+        }
+    }
+    Ok(plans)
+}
+
+/// `runs = N` (N > 1): the plan as N plans named `{name}.run-{i}`, in order.
+fn expand_runs(plan: VariantPlan, runs: u32) -> Vec<VariantPlan> {
+    if runs <= 1 {
+        return vec![plan];
+    }
+    (1..=runs)
+        .map(|run| VariantPlan {
+            name: format!("{}.run-{run}", plan.name),
+            run_of: Some(RunOf {
+                of: plan.name.clone(),
+                run,
+                runs,
+            }),
+            ..plan.clone()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::plan::SweepAxis;
+    use crate::validate::tests::{errors, run, BASE};
+
+    #[test]
+    fn a_sweep_plans_one_variant_per_point_and_runs_within_each() {
+        let s = run(&format!(
+            "{BASE}[sweep]\nrates = [100, 1000]\n\
+             [[variants]]\nname = \"a\"\nbackend = \"fake\"\n\
+             [[variants]]\nname = \"b\"\nbackend = \"fake\"\nruns = 2\n\
+             sweep = {{ message_sizes = [100, 900] }}\n"
+        ))
+        .unwrap();
+        let names: Vec<&str> = s.variants.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "a.rate-100",
+                "a.rate-1000",
+                "b.size-100.run-1",
+                "b.size-100.run-2",
+                "b.size-900.run-1",
+                "b.size-900.run-2"
+            ]
+        );
+        assert_eq!(s.variants[1].workload.rate, 1000);
+        assert_eq!(s.variants[4].workload.message_size, 900);
+        let p = s.variants[4].point_of.as_ref().unwrap();
+        assert_eq!(
+            (p.of.as_str(), p.axis, p.value),
+            ("b", SweepAxis::MessageSize, 900)
+        );
+        assert_eq!(s.variants[4].run_of.as_ref().unwrap().of, "b.size-900");
+    }
+
+    #[test]
+    fn sweep_errors_name_the_list_and_the_point() {
+        let e = errors(&format!(
+            "{BASE}[[variants]]\nname = \"a\"\nbackend = \"fake\"\n\
+             sweep = {{ message_sizes = [100, 2000] }}\n"
+        ));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].contains(
+                "variants[0].sweep.message_sizes: fake holds 1000 B at most (sweep point 2000)"
+            ),
+            "{e:?}"
+        );
+        let e = errors(&format!(
+            "{BASE}[sweep]\nrates = [1]\npartitions = [2]\n\
+             [[variants]]\nname = \"a\"\nbackend = \"fake\"\n"
+        ));
+        assert!(
+            e[0].contains(
+                "sweep: a sweep varies one field at a time; it names rates and partitions"
+            ),
+            "{e:?}"
+        );
+        let e = errors(&format!(
+            "{BASE}[sweep]\nrates = [1, 1]\n[[variants]]\nname = \"a\"\nbackend = \"fake\"\n"
+        ));
+        assert!(e[0].contains("sweep.rates: 1 appears twice"), "{e:?}");
+        let e = errors(&format!(
+            "{BASE}[sweep]\n[[variants]]\nname = \"a\"\nbackend = \"fake\"\n"
+        ));
+        assert!(
+            e[0].contains("sweep: an empty sweep: give one list of rates, message_sizes"),
+            "{e:?}"
+        );
+        let e = errors(&format!(
+            "{BASE}[sweep]\nproducers = [0, 2]\n[[variants]]\nname = \"a\"\nbackend = \"fake\"\n"
+        ));
+        assert!(e[0].contains("sweep.producers: producers = 0 is out of range: valid is 1 to 1024 (sweep point 0)"), "{e:?}");
+    }
+}

@@ -1,0 +1,194 @@
+//! Sweeps (a variant written with `sweep = { rates = [...] }`, or message sizes, producers,
+//! partitions): each point as a row of figures, whether it kept up with its offered rate, and the
+//! highest point that did (the knee). The latency–throughput chart draws the same points.
+
+use mq_core::plan::SweepAxis;
+use mq_results::RunResults;
+
+use crate::doc::{Align::*, Table, Text};
+use crate::tables::n;
+
+/// A point kept up when it acked and delivered at least this share of its offered rate.
+pub const SUSTAINED_SHARE: f64 = 0.95;
+
+/// One measured point of a sweep (one run of it, when the point ran several times).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    /// The variant as written, and its position among the swept variants (its colour).
+    pub variant: String,
+    pub group: usize,
+    /// The run's own name (`NAME.rate-1000`, `NAME.rate-1000.run-2`).
+    pub name: String,
+    pub axis: SweepAxis,
+    pub value: u64,
+    /// The offered rate, msgs/s (0 = as fast as possible).
+    pub offered: u64,
+    pub acked_per_s: f64,
+    pub delivered_per_s: f64,
+    pub delivered_mb_per_s: f64,
+    /// End-to-end latency percentiles, µs.
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    pub publish_p99_us: f64,
+    pub lost: u64,
+}
+
+impl Point {
+    /// Whether it kept up with its offered rate (None when it had none: as fast as possible).
+    pub fn sustained(&self) -> Option<bool> {
+        (self.offered > 0).then(|| {
+            let want = self.offered as f64 * SUSTAINED_SHARE;
+            self.acked_per_s >= want && self.delivered_per_s >= want
+        })
+    }
+}
+
+/// Every measured sweep point of run `r`, in results.json order.
+pub fn points(r: &RunResults) -> Vec<Point> {
+    let mut groups: Vec<&str> = Vec::new();
+    r.variants
+        .iter()
+        .filter_map(|v| {
+            let p = v.point_of.as_ref()?;
+            let rep = v.report.as_ref()?;
+            let group = match groups.iter().position(|g| *g == p.of) {
+                Some(g) => g,
+                None => {
+                    groups.push(&p.of);
+                    groups.len() - 1
+                }
+            };
+            let (t, l) = (&rep.throughput, &rep.latency);
+            Some(Point {
+                variant: p.of.clone(),
+                group,
+                name: v.name.clone(),
+                axis: p.axis,
+                value: p.value,
+                offered: v.workload.as_ref().map_or(0, |w| w.rate),
+                acked_per_s: t.acked_msgs_per_s,
+                delivered_per_s: t.delivered_msgs_per_s,
+                delivered_mb_per_s: t.delivered_mb_per_s,
+                p50_us: l.end_to_end.p50_us,
+                p99_us: l.end_to_end.p99_us,
+                p999_us: l.end_to_end.p999_us,
+                publish_p99_us: l.publish.p99_us,
+                lost: rep.counts.lost,
+            })
+        })
+        .collect()
+}
+
+/// The knee of a swept variant: its highest offered rate that every run at it sustained.
+pub fn knee<'a>(points: &'a [Point], variant: &str) -> Option<&'a Point> {
+    let of: Vec<&Point> = points.iter().filter(|p| p.variant == variant).collect();
+    of.iter()
+        .filter(|p| p.sustained() == Some(true))
+        .filter(|p| {
+            of.iter()
+                .filter(|q| q.value == p.value)
+                .all(|q| q.sustained() == Some(true))
+        })
+        .max_by_key(|p| p.offered)
+        .copied()
+}
+
+/// The Sweep table: a row per point (per run of it), the knee marked; None without sweeps.
+pub fn table(r: &RunResults) -> Option<Table> {
+    let points = points(r);
+    if points.is_empty() {
+        return None;
+    }
+    let mut t = Table::new(
+        "Sweep",
+        &[
+            ("variant", Left),
+            ("point", Left),
+            ("offered msg/s", Right),
+            ("acked msg/s", Right),
+            ("delivered msg/s", Right),
+            ("delivered MB/s", Right),
+            ("e2e p50 (µs)", Right),
+            ("e2e p99 (µs)", Right),
+            ("e2e p99.9 (µs)", Right),
+            ("publish p99 (µs)", Right),
+            ("lost", Right),
+            ("kept up", Left),
+        ],
+    );
+    for p in &points {
+        let knee = knee(&points, &p.variant).is_some_and(|k| k.name == p.name);
+        let kept = match (p.sustained(), knee) {
+            (Some(true), true) => "✓ highest sustained",
+            (Some(true), false) => "✓",
+            (Some(false), _) => "✗",
+            (None, _) => "",
+        };
+        let offered = match p.offered {
+            0 => "max".to_owned(),
+            o => o.to_string(),
+        };
+        let mut row: Vec<Text> = vec![
+            p.name.as_str().into(),
+            format!("{} = {}", p.axis.field(), p.value).into(),
+            offered.into(),
+        ];
+        row.extend(
+            [
+                p.acked_per_s,
+                p.delivered_per_s,
+                p.delivered_mb_per_s,
+                p.p50_us,
+                p.p99_us,
+                p.p999_us,
+                p.publish_p99_us,
+            ]
+            .map(|x| Text::plain(n(x))),
+        );
+        row.extend([Text::plain(p.lost.to_string()), kept.into()]);
+        t.rows.push(row);
+    }
+    Some(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(variant: &str, name: &str, offered: u64, achieved: f64) -> Point {
+        Point {
+            variant: variant.into(),
+            group: 0,
+            name: name.into(),
+            axis: SweepAxis::Rate,
+            value: offered,
+            offered,
+            acked_per_s: achieved,
+            delivered_per_s: achieved,
+            delivered_mb_per_s: 0.0,
+            p50_us: 1.0,
+            p99_us: 2.0,
+            p999_us: 3.0,
+            publish_p99_us: 1.0,
+            lost: 0,
+        }
+    }
+
+    #[test]
+    fn the_knee_is_the_highest_rate_every_run_sustained() {
+        let ps = vec![
+            point("a", "a.rate-1000", 1000, 1000.0),
+            point("a", "a.rate-2000.run-1", 2000, 1990.0),
+            point("a", "a.rate-2000.run-2", 2000, 1800.0),
+            point("a", "a.rate-3000", 3000, 2200.0),
+            point("b", "b.rate-5000", 5000, 4800.0),
+        ];
+        assert_eq!(knee(&ps, "a").map(|p| p.name.as_str()), Some("a.rate-1000"));
+        assert_eq!(knee(&ps, "b").map(|p| p.name.as_str()), Some("b.rate-5000"));
+        assert_eq!(ps[2].sustained(), Some(false));
+        let unbounded = point("c", "c.size-100", 0, 9.0);
+        assert_eq!(unbounded.sustained(), None);
+        assert!(knee(&[unbounded], "c").is_none());
+    }
+}
