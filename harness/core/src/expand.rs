@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use crate::backend::Registry;
 use crate::plan::{check_range, FieldError, PointOf, RunOf, SweepAxis, VariantPlan, MAX_RUNS};
+use crate::search::SearchSpec;
 use crate::validate::{plan_one, RawScenario, RawVariant};
 
 /// The most points of one sweep.
@@ -23,6 +24,9 @@ pub(crate) struct RawSweep {
     producers: Vec<u64>,
     #[serde(default)]
     partitions: Vec<u64>,
+    /// Fractions of the rate `rate = "max"` finds, run after the search.
+    #[serde(default)]
+    rate_fractions: Vec<f64>,
 }
 
 impl RawSweep {
@@ -46,7 +50,10 @@ impl RawSweep {
         let axis = match given[..] {
             [axis] => axis,
             [] => {
-                let message = format!("an empty sweep: give one list of {}", lists.join(", "));
+                let message = format!(
+                    "an empty sweep: give one list of {}, or rate_fractions",
+                    lists.join(", ")
+                );
                 return Err(FieldError::new(path, message));
             }
             _ => {
@@ -81,6 +88,7 @@ pub(crate) fn variant_plans(
     raw: &RawScenario,
     i: usize,
     v: &RawVariant,
+    scenario_max: bool,
     registry: &Registry,
     errors: &mut Vec<FieldError>,
 ) -> Result<Vec<VariantPlan>, (String, String)> {
@@ -93,15 +101,49 @@ pub(crate) fn variant_plans(
         (None, Some(s)) => Some((s, "sweep".to_owned())),
         (None, None) => None,
     };
-    let Some((sweep, path)) = sweep else {
-        let (plan, es) = plan_one(raw, i, v, registry)?;
-        errors.extend(es);
-        return Ok(plan
-            .into_iter()
-            .flat_map(|p| expand_runs(p, runs))
-            .collect());
-    };
-    let (axis, values) = match sweep.points(&path) {
+    let mut v = v.clone();
+    let max = crate::search::take_max(&mut v.workload)
+        || (scenario_max && !v.workload.contains_key("rate"));
+    let search = searched(raw, i, &v, max, errors);
+    match sweep {
+        Some((s, path)) if s.rate_fractions.is_empty() => {
+            if search.is_some() {
+                let message = "rate = \"max\" searches for one rate: sweep rate_fractions of it";
+                errors.push(FieldError::new(path.clone(), message));
+            }
+            sweep_points(raw, i, &v, (s, &path), runs, registry, errors)
+        }
+        sweep => {
+            let fractions = sweep.map_or_else(Vec::new, |(s, path)| {
+                fractions(s, &path, search.is_some(), errors);
+                s.rate_fractions.clone()
+            });
+            let (plan, es) = plan_one(raw, i, &v, registry)?;
+            errors.extend(es);
+            let plan = plan.map(|p| VariantPlan {
+                search,
+                rate_fractions: fractions,
+                ..p
+            });
+            Ok(plan
+                .into_iter()
+                .flat_map(|p| expand_runs(p, runs))
+                .collect())
+        }
+    }
+}
+
+/// A sweep over values: a plan per point (times `runs`).
+fn sweep_points(
+    raw: &RawScenario,
+    i: usize,
+    v: &RawVariant,
+    (sweep, path): (&RawSweep, &str),
+    runs: u32,
+    registry: &Registry,
+    errors: &mut Vec<FieldError>,
+) -> Result<Vec<VariantPlan>, (String, String)> {
+    let (axis, values) = match sweep.points(path) {
         Ok(points) => points,
         Err(e) => {
             errors.push(e);
@@ -136,6 +178,54 @@ pub(crate) fn variant_plans(
         }
     }
     Ok(plans)
+}
+
+/// The search of variant `v` when its rate is `"max"`; a search table without it is an error.
+fn searched(
+    raw: &RawScenario,
+    i: usize,
+    v: &RawVariant,
+    max: bool,
+    errors: &mut Vec<FieldError>,
+) -> Option<SearchSpec> {
+    let path = format!("variants[{i}].search");
+    if let Some(s) = &v.search {
+        errors.extend(s.validate(&path));
+    }
+    if !max {
+        if v.search.is_some() {
+            let message = "search settings without a rate to search: set workload.rate = \"max\"";
+            errors.push(FieldError::new(path, message));
+        }
+        return None;
+    }
+    Some(
+        v.search
+            .clone()
+            .or_else(|| raw.search.clone())
+            .unwrap_or_default(),
+    )
+}
+
+/// Checks `rate_fractions`: each in (0, 1.5], at most [`MAX_POINTS`], and a search to take them of.
+fn fractions(s: &RawSweep, path: &str, searched: bool, errors: &mut Vec<FieldError>) {
+    let at = format!("{path}.rate_fractions");
+    if !searched {
+        let message = "rate_fractions are fractions of the rate rate = \"max\" finds: set workload.rate = \"max\"";
+        errors.push(FieldError::new(at.clone(), message));
+    }
+    if s.rate_fractions.len() > MAX_POINTS {
+        let message = format!("{} points; at most {MAX_POINTS}", s.rate_fractions.len());
+        errors.push(FieldError::new(at.clone(), message));
+    }
+    for f in &s.rate_fractions {
+        check_range(errors, &at, *f, 0.001, 1.5);
+    }
+    let others = SweepAxis::ALL.iter().any(|a| !s.list(*a).is_empty());
+    if others {
+        let message = "a sweep varies one field at a time: rate_fractions, or one list of values";
+        errors.push(FieldError::new(path, message));
+    }
 }
 
 /// `runs = N` (N > 1): the plan as N plans named `{name}.run-{i}`, in order.
@@ -230,5 +320,47 @@ mod tests {
             "{BASE}[sweep]\nproducers = [0, 2]\n[[variants]]\nname = \"a\"\nbackend = \"fake\"\n"
         ));
         assert!(e[0].contains("sweep.producers: producers = 0 is out of range: valid is 1 to 1024 (sweep point 0)"), "{e:?}");
+    }
+
+    #[test]
+    fn rate_max_plans_a_search_and_its_fractions() {
+        let s = run(&format!(
+            "{BASE}[search]\nprobe = \"2s\"\nslo_p99 = \"10ms\"\n\
+             [[variants]]\nname = \"a\"\nbackend = \"fake\"\nworkload = {{ rate = \"max\" }}\n\
+             sweep = {{ rate_fractions = [0.5, 0.9] }}\n\
+             [[variants]]\nname = \"b\"\nbackend = \"fake\"\n"
+        ))
+        .unwrap();
+        let a = &s.variants[0];
+        assert_eq!(a.name, "a");
+        assert_eq!(a.workload.rate, 0);
+        let search = a.search.as_ref().unwrap();
+        assert_eq!(search.probe.0, std::time::Duration::from_secs(2));
+        assert_eq!(search.start_rate, 1000);
+        assert_eq!(a.rate_fractions, [0.5, 0.9]);
+        assert!(s.variants[1].search.is_none());
+        let e = errors(&format!(
+            "{BASE}[[variants]]\nname = \"a\"\nbackend = \"fake\"\n\
+             sweep = {{ rate_fractions = [0.5] }}\nsearch = {{ precision = 0.9 }}\n"
+        ));
+        let e = e.join("\n");
+        assert!(e.contains("variants[0].search.precision: precision = 0.9 is out of range: valid is 0.01 to 0.5"), "{e}");
+        assert!(
+            e.contains("variants[0].search: search settings without a rate to search"),
+            "{e}"
+        );
+        assert!(
+            e.contains(
+                "variants[0].sweep.rate_fractions: rate_fractions are fractions of the rate"
+            ),
+            "{e}"
+        );
+        let e = errors(&format!(
+            "{BASE}[[variants]]\nname = \"a\"\nbackend = \"fake\"\nworkload = {{ rate = \"fast\" }}\n"
+        ));
+        assert!(
+            e[0].contains("or \"max\" (search for the highest sustainable rate)"),
+            "{e:?}"
+        );
     }
 }

@@ -18,6 +18,7 @@ pub mod paths;
 pub mod plan;
 pub mod scenario;
 pub mod script;
+pub mod search;
 pub mod spec;
 pub mod stop;
 mod validate;

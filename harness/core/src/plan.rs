@@ -187,6 +187,10 @@ pub struct VariantPlan {
     pub run_of: Option<RunOf>,
     /// Set when the variant as written has a `sweep`: this plan is one of its points.
     pub point_of: Option<PointOf>,
+    /// `rate = "max"`: search for the highest sustainable rate (the workload's rate is then 0).
+    pub search: Option<crate::search::SearchSpec>,
+    /// After the search, run the workload at these fractions of the rate it found.
+    pub rate_fractions: Vec<f64>,
 }
 
 /// One point of a variant's sweep: the variant as written, the axis and this point's value.
@@ -278,6 +282,8 @@ impl VariantPlan {
             restart_cmd: None,
             run_of: None,
             point_of: None,
+            search: None,
+            rate_fractions: Vec::new(),
         }
     }
 

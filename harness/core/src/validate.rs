@@ -16,6 +16,7 @@ use crate::plan::{
     MAX_DURATION, MAX_KEYS, MAX_MESSAGES, MAX_MESSAGE_SIZE, MAX_PROCESSING, MAX_RATE, MAX_RUNS,
     MAX_TIMEOUT,
 };
+use crate::search::SearchSpec;
 
 /// A variant as written in the file.
 #[derive(Debug, Clone, Deserialize)]
@@ -51,6 +52,9 @@ pub(crate) struct RawVariant {
     /// Run it at several values of one workload field (default: the scenario's `sweep`).
     #[serde(default)]
     pub(crate) sweep: Option<RawSweep>,
+    /// How `rate = "max"` searches (default: the scenario's `search`).
+    #[serde(default)]
+    pub(crate) search: Option<SearchSpec>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -71,6 +75,9 @@ pub(crate) struct RawScenario {
     /// The sweep of every variant that does not set its own.
     #[serde(default)]
     pub(crate) sweep: Option<RawSweep>,
+    /// How `rate = "max"` searches, for every variant that does not say.
+    #[serde(default)]
+    pub(crate) search: Option<SearchSpec>,
 }
 
 /// What a valid scenario asks for: its workload and one plan per variant.
@@ -83,16 +90,24 @@ pub(crate) struct Planned {
 /// even deserialize stops at its one error; every other problem is gathered.
 pub(crate) fn plan(raw: &RawScenario, registry: &Registry) -> Result<Planned, Vec<FieldError>> {
     let one = |(f, m): (String, String)| vec![FieldError::new(f, m)];
+    let mut raw = raw.clone();
+    let scenario_max = crate::search::take_max(&mut raw.workload);
+    let raw = &raw;
     let base = workload_from(&raw.workload, "workload").map_err(one)?;
     let mut errors = validate_workload(&base, "workload");
     errors.extend(validate_names(raw));
     if let Some(n) = raw.runs {
         check_range(&mut errors, "runs", n, 1, MAX_RUNS);
     }
+    if let Some(s) = &raw.search {
+        errors.extend(s.validate("search"));
+    }
     let mut variants = Vec::new();
     for (i, v) in raw.variants.iter().enumerate() {
-        variants
-            .extend(crate::expand::variant_plans(raw, i, v, registry, &mut errors).map_err(one)?);
+        variants.extend(
+            crate::expand::variant_plans(raw, i, v, scenario_max, registry, &mut errors)
+                .map_err(one)?,
+        );
     }
     errors.extend(repeated_names(&variants));
     // Scenario-level faults are checked once per variant: say each problem once.
@@ -187,7 +202,11 @@ fn workload_from(table: &toml::Table, prefix: &str) -> Result<Workload, (String,
         } else {
             format!("{prefix}.{path}")
         };
-        (field, e.into_inner().to_string().trim_end().to_owned())
+        let mut message = e.into_inner().to_string().trim_end().to_owned();
+        if path == "rate" {
+            message.push_str(": use msgs/s (0 = as fast as possible) or \"max\" (search for the highest sustainable rate)");
+        }
+        (field, message)
     })
 }
 
@@ -407,6 +426,8 @@ fn plan_variant(
         restart_cmd: v.restart_cmd.clone(),
         run_of: None,
         point_of: None,
+        search: None,
+        rate_fractions: Vec::new(),
     })
 }
 

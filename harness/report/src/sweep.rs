@@ -152,6 +152,58 @@ pub fn table(r: &RunResults) -> Option<Table> {
     Some(t)
 }
 
+/// The "Maximum sustainable rate" table: per `rate = "max"` variant, the rate it found, its
+/// MB/s and p99 there, the probes and why the search stopped; None without searches.
+pub fn search_table(r: &RunResults) -> Option<Table> {
+    if r.searches.is_empty() {
+        return None;
+    }
+    let mut t = Table::new(
+        "Maximum sustainable rate",
+        &[
+            ("variant", Left),
+            ("max msg/s", Right),
+            ("MB/s", Right),
+            ("e2e p99 there (µs)", Right),
+            ("probes (✓ kept up)", Left),
+            ("decision", Left),
+            ("search overhead", Right),
+        ],
+    );
+    for s in &r.searches {
+        let at_max = s
+            .probes
+            .iter()
+            .find(|p| p.kept_up && Some(p.rate) == s.max_rate)
+            .and_then(|p| r.variants.iter().find(|v| v.name == p.name))
+            .and_then(|v| v.report.as_ref());
+        let probes: Vec<String> = s
+            .probes
+            .iter()
+            .map(|p| format!("{}{}", p.rate, if p.kept_up { " ✓" } else { " ✗" }))
+            .collect();
+        let overhead = match s.total_s > 0.0 {
+            true => format!(
+                "{:.0} %",
+                (1.0 - s.measuring_s / s.total_s).max(0.0) * 100.0
+            ),
+            false => String::new(),
+        };
+        t.rows.push(vec![
+            s.variant.as_str().into(),
+            s.max_rate.map_or("none".into(), |m| m.to_string()).into(),
+            s.max_mb_per_s.map_or(String::new(), n).into(),
+            at_max
+                .map_or(String::new(), |r| n(r.latency.end_to_end.p99_us))
+                .into(),
+            probes.join(", ").into(),
+            Text::plain(s.decision.clone()),
+            overhead.into(),
+        ]);
+    }
+    Some(t)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

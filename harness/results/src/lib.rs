@@ -37,6 +37,38 @@ pub struct RunResults {
     pub partial: bool,
     pub machine: Machine,
     pub variants: Vec<VariantResult>,
+    /// The searches of variants with `rate = "max"`: their probes (ordinary variants above,
+    /// named `NAME.probe-i`) and the rate each found.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub searches: Vec<SearchResult>,
+}
+
+/// What `rate = "max"` found for one variant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchResult {
+    /// The variant as written.
+    pub variant: String,
+    /// The highest rate a probe sustained, msgs/s (None: not even the lowest probe).
+    pub max_rate: Option<u64>,
+    /// Its delivered MB/s, as that probe measured.
+    pub max_mb_per_s: Option<f64>,
+    pub probes: Vec<ProbeRecord>,
+    /// Why the search stopped, in a sentence.
+    pub decision: String,
+    /// Seconds spent sending in probes, and the search's whole wall time.
+    pub measuring_s: f64,
+    pub total_s: f64,
+}
+
+/// One probe of a search, in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeRecord {
+    /// Its variant entry's name (`NAME.probe-3`).
+    pub name: String,
+    pub rate: u64,
+    pub kept_up: bool,
+    /// Why it did not keep up, or the figures that show it did.
+    pub why: String,
 }
 
 /// The scenario as run.
@@ -228,6 +260,7 @@ mod tests {
             partial: true,
             machine: Machine::default(),
             variants: Vec::new(),
+            searches: Vec::new(),
         }
     }
 

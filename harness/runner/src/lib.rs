@@ -15,6 +15,7 @@ pub mod nemesis;
 pub mod progress;
 pub mod repeat;
 pub mod run;
+pub mod search;
 mod variant;
 pub mod worker;
 pub mod workers;

@@ -69,10 +69,15 @@ pub fn run(
             .with_context(|| format!("writing results to {}", dir.path().display()))
     };
     write(&results)?;
-    let selected = scenario
-        .variants
-        .iter()
-        .filter(|v| opts.only.is_empty() || opts.only.contains(&v.name));
+    // --only names a variant as written (all its runs and sweep points) or one of them.
+    let selected = scenario.variants.iter().filter(|v| {
+        let written = [
+            Some(&v.name),
+            v.run_of.as_ref().map(|r| &r.of),
+            v.point_of.as_ref().map(|p| &p.of),
+        ];
+        opts.only.is_empty() || written.into_iter().flatten().any(|n| opts.only.contains(n))
+    });
     for plan in selected {
         let backend = registry
             .iter()
@@ -86,7 +91,17 @@ pub fn run(
             opts,
             interrupt,
         };
-        results.variants.push(variant(&ctx));
+        let Some(search) = &plan.search else {
+            results.variants.push(variant(&ctx));
+            write(&results)?;
+            continue;
+        };
+        let mut record = |r: VariantResult| {
+            results.variants.push(r);
+            write(&results)
+        };
+        let found = crate::search::run(&ctx, search, &mut record)?;
+        results.searches.push(found);
         write(&results)?;
     }
     results.partial = interrupt.is_set();
@@ -112,11 +127,12 @@ fn started(scenario: &Scenario, started_at: String) -> RunResults {
         partial: true,
         machine: Machine::this(),
         variants: Vec::new(),
+        searches: Vec::new(),
     }
 }
 
 /// One variant: not run after Ctrl-C, skipped when its backend cannot run here, else run.
-fn variant(ctx: &VariantRun<'_>) -> VariantResult {
+pub(crate) fn variant(ctx: &VariantRun<'_>) -> VariantResult {
     let plan = ctx.plan;
     if ctx.interrupt.is_set() {
         return empty_result(

@@ -1,0 +1,331 @@
+//! `rate = "max"`: probes at rising, then bisected rates, each a full measurement of
+//! `search.probe`, until the highest rate the variant sustains is pinned within `precision`;
+//! then the workload at `rate_fractions` of it. The decisions ([`verdict`], [`next`]) are pure,
+//! so tests replay recorded probe figures.
+
+use std::time::{Duration, Instant};
+
+use mq_checker::Report;
+use mq_core::plan::{PointOf, SweepAxis, VariantPlan, MAX_RATE};
+use mq_core::search::SearchSpec;
+use mq_results::{ProbeRecord, SearchResult, VariantResult, VariantStatus};
+
+use crate::variant::VariantRun;
+
+/// A probe keeps up when it acked and delivered at least this share of its offered rate.
+pub const KEPT_UP_SHARE: f64 = 0.95;
+
+/// What a probe found, as [`next`] weighs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Probe {
+    pub rate: u64,
+    pub kept_up: bool,
+}
+
+/// The search's next step.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    Probe(u64),
+    Done { max: Option<u64>, why: String },
+}
+
+/// Whether a probe offered `rate` msgs/s kept up: acked and delivered ≥ 95 % of it, a backlog
+/// that did not keep growing while it sent, and end-to-end p99 within `slo`. Err says why not.
+pub fn verdict(
+    rate: u64,
+    sent_s: f64,
+    r: &Report,
+    slo: Option<Duration>,
+) -> Result<String, String> {
+    let t = &r.throughput;
+    let want = rate as f64 * KEPT_UP_SHARE;
+    if t.acked_msgs_per_s < want || t.delivered_msgs_per_s < want {
+        return Err(format!(
+            "achieved {:.0} acked / {:.0} delivered msg/s of {rate} offered (< {:.0} %)",
+            t.acked_msgs_per_s,
+            t.delivered_msgs_per_s,
+            KEPT_UP_SHARE * 100.0
+        ));
+    }
+    if let Some(grew) = backlog_growth(rate, sent_s, &r.series.backlog, r.series.bin_s) {
+        return Err(format!(
+            "backlog kept growing while it sent (+{grew:.0} messages)"
+        ));
+    }
+    let p99 = r.latency.end_to_end.p99_us;
+    if let Some(slo) = slo {
+        if p99 > slo.as_secs_f64() * 1e6 {
+            return Err(format!("end-to-end p99 {p99:.0} µs > slo_p99 {slo:?}"));
+        }
+    }
+    Ok(format!(
+        "{:.0} msg/s delivered, end-to-end p99 {p99:.0} µs",
+        t.delivered_msgs_per_s
+    ))
+}
+
+/// The backlog's growth over the sending period when it kept growing: the mean of the second
+/// half above the first half's by 50 % and by more than 50 ms of the offered rate (100 messages
+/// at least); the first 20 % (start-up) is left out. None when it stayed bounded.
+fn backlog_growth(rate: u64, sent_s: f64, backlog: &[i64], bin_s: f64) -> Option<f64> {
+    if bin_s <= 0.0 {
+        return None;
+    }
+    let end = ((sent_s / bin_s) as usize).min(backlog.len());
+    let start = end / 5;
+    let bins = &backlog[start..end];
+    if bins.len() < 4 {
+        return None;
+    }
+    let mean = |s: &[i64]| s.iter().map(|&b| b as f64).sum::<f64>() / s.len() as f64;
+    let (a, b) = bins.split_at(bins.len() / 2);
+    let (a, b) = (mean(a), mean(b));
+    let slack = (rate as f64 * 0.05).max(100.0);
+    (b > a * 1.5 && b - a > slack).then_some(b - a)
+}
+
+/// The next rate to probe, or the end: ramp ×4 from `start_rate` while probes keep up (÷4 while
+/// they do not), then bisect between the highest that kept up and the lowest above it that did
+/// not, until they are within `precision` or `max_probes` ran.
+pub fn next(spec: &SearchSpec, probes: &[Probe]) -> Next {
+    let Some(last) = probes.last() else {
+        return Next::Probe(spec.start_rate.clamp(1, MAX_RATE));
+    };
+    let lo = probes.iter().filter(|p| p.kept_up).map(|p| p.rate).max();
+    // A failure below a success is noise; the bound is the lowest failure above it.
+    let hi = probes
+        .iter()
+        .filter(|p| !p.kept_up && lo.is_none_or(|lo| p.rate > lo))
+        .map(|p| p.rate)
+        .min();
+    let done = |max: Option<u64>, why: String| Next::Done { max, why };
+    if probes.len() >= spec.max_probes as usize {
+        let why = format!("{} probes ran (max_probes)", probes.len());
+        return done(lo, why);
+    }
+    match (lo, hi) {
+        (Some(lo), None) if lo >= MAX_RATE => done(Some(lo), "kept up at the rate limit".into()),
+        (Some(lo), None) => Next::Probe((lo.saturating_mul(4)).min(MAX_RATE)),
+        (None, Some(hi)) if hi <= 1 => done(None, "not even 1 msg/s kept up".into()),
+        (None, Some(hi)) => Next::Probe((hi / 4).max(1)),
+        (Some(lo), Some(hi)) => {
+            if (hi - lo) as f64 <= spec.precision * lo as f64 || hi - lo <= 1 {
+                let why = format!(
+                    "{lo} msg/s kept up and {hi} did not: within precision {}",
+                    spec.precision
+                );
+                done(Some(lo), why)
+            } else {
+                Next::Probe(lo + (hi - lo) / 2)
+            }
+        }
+        (None, None) => done(None, format!("probe at {} gave no verdict", last.rate)),
+    }
+}
+
+/// The plan of probe `i` at `rate`: the variant's, sending for `search.probe`.
+fn probe_plan(plan: &VariantPlan, search: &SearchSpec, i: usize, rate: u64) -> VariantPlan {
+    let mut p = plan.clone();
+    p.name = format!("{}.probe-{i}", plan.name);
+    p.workload.rate = rate;
+    p.workload.messages = None;
+    p.workload.duration = Some(search.probe);
+    p.search = None;
+    p.rate_fractions = Vec::new();
+    p
+}
+
+/// The plan at `fraction` of the rate found: the variant's own workload, at that rate.
+fn fraction_plan(plan: &VariantPlan, max: u64, fraction: f64) -> VariantPlan {
+    let rate = ((max as f64 * fraction).round() as u64).clamp(1, MAX_RATE);
+    let mut p = plan.clone();
+    p.name = format!("{}.at-{}pct", plan.name, (fraction * 100.0).round());
+    p.workload.rate = rate;
+    p.search = None;
+    p.rate_fractions = Vec::new();
+    p.point_of = Some(PointOf {
+        of: plan.name.clone(),
+        axis: SweepAxis::Rate,
+        value: rate,
+    });
+    p
+}
+
+/// Searches `ctx.plan`'s highest sustainable rate, then runs its fractions; `record` keeps
+/// every probe and point as it ends (results.json is rewritten each time).
+pub(crate) fn run(
+    ctx: &VariantRun<'_>,
+    search: &SearchSpec,
+    record: &mut dyn FnMut(VariantResult) -> anyhow::Result<()>,
+) -> anyhow::Result<SearchResult> {
+    let t0 = Instant::now();
+    let (mut probes, mut records) = (Vec::new(), Vec::new());
+    let mut measuring_s = 0.0;
+    let mut kept_mb: Vec<(u64, f64)> = Vec::new();
+    let (max, decision) = loop {
+        let rate = match next(search, &probes) {
+            Next::Probe(rate) => rate,
+            Next::Done { max, why } => break (max, why),
+        };
+        let plan = probe_plan(ctx.plan, search, probes.len() + 1, rate);
+        let result = crate::run::variant(&VariantRun {
+            plan: &plan,
+            ..*ctx
+        });
+        let sent_s = search.probe.0.as_secs_f64();
+        measuring_s += sent_s;
+        let verdict = match (&result.report, result.status) {
+            (Some(r), VariantStatus::Ok) => verdict(rate, sent_s, r, search.slo_p99.map(|d| d.0)),
+            (_, status) => {
+                let why = result.reason.clone().unwrap_or_default();
+                let stop = format!("probe {} at {rate} msg/s: {status:?} {why}", plan.name);
+                record(result)?;
+                break (
+                    probes
+                        .iter()
+                        .filter(|p: &&Probe| p.kept_up)
+                        .map(|p| p.rate)
+                        .max(),
+                    stop,
+                );
+            }
+        };
+        if let (Ok(_), Some(r)) = (&verdict, &result.report) {
+            kept_mb.push((rate, r.throughput.delivered_mb_per_s));
+        }
+        if !ctx.opts.quiet {
+            let said = verdict
+                .as_ref()
+                .map_or_else(|e| format!("✗ {e}"), |ok| format!("✓ {ok}"));
+            eprintln!("{}: probe at {rate} msg/s: {said}", ctx.plan.name);
+        }
+        let kept_up = verdict.is_ok();
+        records.push(ProbeRecord {
+            name: plan.name.clone(),
+            rate,
+            kept_up,
+            why: verdict.unwrap_or_else(|e| e),
+        });
+        probes.push(Probe { rate, kept_up });
+        record(result)?;
+        if ctx.interrupt.is_set() {
+            break (None, "interrupted".into());
+        }
+    };
+    let found = SearchResult {
+        variant: ctx.plan.name.clone(),
+        max_rate: max,
+        max_mb_per_s: kept_mb.iter().find(|(r, _)| Some(*r) == max).map(|m| m.1),
+        probes: records,
+        decision,
+        measuring_s,
+        total_s: t0.elapsed().as_secs_f64(),
+    };
+    if let Some(max) = max {
+        for &f in &ctx.plan.rate_fractions {
+            let plan = fraction_plan(ctx.plan, max, f);
+            record(crate::run::variant(&VariantRun {
+                plan: &plan,
+                ..*ctx
+            }))?;
+        }
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Replays a search against a system that keeps up to `capacity` msg/s.
+    fn replay(spec: &SearchSpec, capacity: u64) -> (Vec<u64>, Next) {
+        let mut probes = Vec::new();
+        loop {
+            match next(spec, &probes) {
+                Next::Probe(rate) => probes.push(Probe {
+                    rate,
+                    kept_up: rate <= capacity,
+                }),
+                done => return (probes.iter().map(|p| p.rate).collect(), done),
+            }
+        }
+    }
+
+    #[test]
+    fn ramps_then_bisects_to_within_precision() {
+        let spec = SearchSpec::default();
+        let (rates, done) = replay(&spec, 50_000);
+        assert_eq!(&rates[..4], [1000, 4000, 16_000, 64_000]);
+        let Next::Done { max: Some(max), .. } = done else {
+            panic!("{done:?}")
+        };
+        assert!(
+            max <= 50_000 && max as f64 >= 50_000.0 / 1.1,
+            "{max} {rates:?}"
+        );
+        assert!(rates.len() <= spec.max_probes as usize);
+    }
+
+    #[test]
+    fn ramps_down_when_the_first_probe_fails_and_stops_at_the_budget() {
+        let spec = SearchSpec {
+            max_probes: 5,
+            ..SearchSpec::default()
+        };
+        let (rates, done) = replay(&spec, 100);
+        assert_eq!(&rates[..3], [1000, 250, 62]);
+        assert_eq!(rates.len(), 5);
+        let Next::Done { max, why } = done else {
+            panic!()
+        };
+        assert_eq!(why, "5 probes ran (max_probes)");
+        assert!(max.is_some_and(|m| (62..=100).contains(&m)), "{max:?}");
+        let (_, done) = replay(&SearchSpec::default(), 0);
+        assert!(matches!(done, Next::Done { max: None, .. }), "{done:?}");
+    }
+
+    #[test]
+    fn a_failure_below_a_success_is_noise_not_a_bound() {
+        let spec = SearchSpec::default();
+        let probes = [
+            Probe {
+                rate: 1000,
+                kept_up: true,
+            },
+            Probe {
+                rate: 4000,
+                kept_up: true,
+            },
+            Probe {
+                rate: 2000,
+                kept_up: false,
+            },
+        ];
+        assert_eq!(next(&spec, &probes), Next::Probe(16_000));
+    }
+
+    fn report(rate: f64, backlog: Vec<i64>, p99_us: f64) -> Report {
+        let mut r = Report::default();
+        r.throughput.acked_msgs_per_s = rate;
+        r.throughput.delivered_msgs_per_s = rate;
+        r.series.bin_s = 0.1;
+        r.series.backlog = backlog;
+        r.latency.end_to_end.p99_us = p99_us;
+        r
+    }
+
+    #[test]
+    fn verdicts_from_recorded_figures() {
+        let steady = vec![50; 50];
+        assert!(verdict(1000, 5.0, &report(1000.0, steady.clone(), 900.0), None).is_ok());
+        let slow = verdict(1000, 5.0, &report(900.0, steady.clone(), 900.0), None);
+        assert!(slow.unwrap_err().starts_with("achieved 900 acked"));
+        // 3 % short of the rate: the backlog grows by 30 msgs per 0.1 s bin.
+        let growing: Vec<i64> = (0..50).map(|i| i * 300).collect();
+        let e = verdict(10_000, 5.0, &report(9700.0, growing, 900.0), None).unwrap_err();
+        assert!(e.starts_with("backlog kept growing"), "{e}");
+        let slo = Some(Duration::from_micros(500));
+        let e = verdict(1000, 5.0, &report(1000.0, steady, 900.0), slo).unwrap_err();
+        assert!(e.contains("p99 900 µs > slo_p99"), "{e}");
+    }
+}
