@@ -185,6 +185,13 @@ fn every_numeric_field_refuses_extreme_values_without_panicking() {
         ("rabbitmq", "option", "prefetch", &["0", HUGE]),
         ("rabbitmq", "option", "max_in_flight", &["0", HUGE]),
         ("rabbitmq", "option", "tx_batch", &["0", HUGE]),
+        ("rabbitmq", "option", "nodes", &["0", "2", HUGE]),
+        (
+            "rabbitmq",
+            "option",
+            "reconnect_timeout_ms",
+            &["3600001", HUGE],
+        ),
     ];
     let dir = tempfile::tempdir().unwrap();
     for (backend, place, field, values) in cases {

@@ -1,29 +1,31 @@
-//! Coordinator side: starts a managed node, declares the exchange and one queue per partition,
-//! reports their depth, and removes them (and stops the node) at teardown.
+//! Coordinator side: starts a managed node (or the 3-node cluster), declares the exchange and
+//! one queue per partition, reports their depth, carries out broker faults (in the cluster:
+//! [`crate::cluster`]), and removes the queues (and stops the nodes) at teardown.
 
 use std::path::Path;
 use std::time::Duration;
 
-use lapin::options::{
-    ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
-    QueueDeleteOptions,
-};
-use lapin::types::{AMQPValue, FieldTable};
-use lapin::{Channel, Connection, ExchangeKind};
-use mq_core::delivery::Durability;
+use lapin::options::{ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection};
 use mq_core::managed::{Managed, Script, Scripted};
 use mq_core::plan::BrokerFault;
 use mq_core::plan::VariantPlan;
 use mq_core::{BackendError, Broker, Depth, NodeHit};
 use tokio::runtime::Runtime;
 
+use crate::cluster::ClusterFaults;
 use crate::conn::{self, bounded, Endpoint};
-use crate::options::{Mode, Options, QueueType};
+use crate::dial::Dialer;
+use crate::options::{Mode, Options};
 use crate::script::Node;
+use crate::topology::Topology;
 use crate::NAME;
 
 const OP_TIMEOUT: Duration = Duration::from_secs(10);
 const START_TIMEOUT: Duration = Duration::from_secs(120);
+/// Three nodes boot at once on two cores, then two join the first.
+const CLUSTER_START_TIMEOUT: Duration = Duration::from_secs(240);
 const STOP_TIMEOUT: Duration = Duration::from_secs(90);
 const DEPTH_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -44,16 +46,17 @@ impl Names {
 }
 
 pub struct RabbitBroker {
-    plan: VariantPlan,
     options: Options,
-    names: Names,
-    /// The managed node (None: external).
+    topology: Topology,
+    /// The managed node or cluster (None: external).
     managed: Option<Managed<Scripted<Node>>>,
+    /// The cluster's faults (None: a single node or external).
+    cluster: Option<ClusterFaults>,
     /// Queues and exchange exist and are ours to delete.
     created: bool,
     rt: Option<Runtime>,
     conn: Option<(Connection, Channel)>,
-    shown: String,
+    dialer: Option<Dialer>,
 }
 
 impl RabbitBroker {
@@ -64,27 +67,35 @@ impl RabbitBroker {
         variant_dir: &Path,
         run_tag: &str,
     ) -> RabbitBroker {
+        let names = Names::new(run_tag, &plan.name, plan.workload.partitions);
+        let log = variant_dir.join(format!("{}.rabbitmq.log", plan.name));
+        let dir = variant_dir.join(format!("{}.rabbitmq", plan.name));
+        let (script, start_timeout) = if options.cluster() {
+            (Node::cluster(options.port(), dir), CLUSTER_START_TIMEOUT)
+        } else {
+            (Node::new(options.port(), dir), START_TIMEOUT)
+        };
+        let cluster = (options.mode == Mode::Managed && options.cluster()).then(|| {
+            ClusterFaults::new(names.queues.first().map_or("", |q| q), &log, start_timeout)
+        });
         let managed = (options.mode == Mode::Managed).then(|| {
             let node = Scripted {
-                script: Node::new(
-                    options.port,
-                    variant_dir.join(format!("{}.rabbitmq", plan.name)),
-                ),
-                log: variant_dir.join(format!("{}.rabbitmq.log", plan.name)),
-                start_timeout: START_TIMEOUT,
+                script,
+                log,
+                start_timeout,
                 stop_timeout: STOP_TIMEOUT,
             };
             Managed::new(NAME, node, options.keep)
         });
         RabbitBroker {
-            names: Names::new(run_tag, &plan.name, plan.workload.partitions),
-            plan: plan.clone(),
+            topology: Topology::new(&names.exchange, &names.queues, plan, &options),
             options,
             managed,
+            cluster,
             created: false,
             rt: None,
             conn: None,
-            shown: String::new(),
+            dialer: None,
         }
     }
 
@@ -95,33 +106,38 @@ impl RabbitBroker {
         Ok(self.rt.as_ref().expect("just set"))
     }
 
-    /// A channel on a live connection, reconnecting if the last one died.
+    /// The address of the current connection, for messages.
+    fn shown(&self) -> String {
+        self.dialer
+            .as_ref()
+            .map_or_else(String::new, |d| d.shown().to_owned())
+    }
+
+    /// A channel on a live connection, reconnecting (to any node) if the last one died.
     fn channel(&mut self) -> Result<Channel, BackendError> {
         if let Some((c, ch)) = &self.conn {
             if c.status().connected() && ch.status().connected() {
                 return Ok(ch.clone());
             }
         }
-        let (uri, shown) = self
-            .options
-            .connect_uri()
-            .map_err(|m| BackendError::other(NAME, m))?;
-        self.shown = shown.clone();
+        if self.dialer.is_none() {
+            self.dialer = Some(Dialer::new(
+                &self.options,
+                "mq-bench coordinator".to_owned(),
+            )?);
+        }
         let old = self.conn.take();
-        let rt = self.rt()?;
+        self.rt()?;
+        let (rt, dialer) = (
+            self.rt.as_ref().expect("made above"),
+            self.dialer.as_mut().expect("made above"),
+        );
         let (c, ch) = rt.block_on(async {
-            if let Some((c, _)) = old {
-                if c.status().connected() {
-                    let ch = bounded(
-                        OP_TIMEOUT,
-                        || format!("opening a channel on {shown}"),
-                        c.create_channel(),
-                    )
-                    .await?;
-                    return Ok((c, ch));
-                }
-            }
-            let c = conn::connect(&uri, &shown, "mq-bench coordinator").await?;
+            let c = match old {
+                Some((c, _)) if c.status().connected() => c,
+                _ => dialer.connect().await?,
+            };
+            let shown = dialer.shown();
             let ch = bounded(
                 OP_TIMEOUT,
                 || format!("opening a channel on {shown}"),
@@ -136,71 +152,24 @@ impl RabbitBroker {
 
     fn declare(&mut self) -> Result<(), BackendError> {
         let ch = self.channel()?;
-        let durable = self.plan.delivery.durability == Durability::Persistent;
-        let mut args = FieldTable::default();
-        if self.options.queue_type == QueueType::Quorum {
-            args.insert(
-                "x-queue-type".into(),
-                AMQPValue::LongString("quorum".into()),
-            );
-        }
-        let names = self.names.clone();
-        let shown = self.shown.clone();
+        let (topology, shown) = (self.topology.clone(), self.shown());
         self.created = true; // from here on, teardown tries to delete whatever exists
         self.rt()?.block_on(async {
-            let ex = names.exchange.as_str();
-            bounded(
-                OP_TIMEOUT,
-                || format!("declaring exchange {ex} on {shown}"),
-                ch.exchange_declare(
-                    ex.into(),
-                    ExchangeKind::Direct,
-                    ExchangeDeclareOptions {
-                        durable,
-                        ..Default::default()
-                    },
-                    FieldTable::default(),
-                ),
-            )
-            .await?;
-            for (i, q) in names.queues.iter().enumerate() {
-                bounded(
-                    OP_TIMEOUT,
-                    || format!("declaring queue {q} on {shown}"),
-                    ch.queue_declare(
-                        q.as_str().into(),
-                        QueueDeclareOptions {
-                            durable,
-                            ..Default::default()
-                        },
-                        args.clone(),
-                    ),
-                )
-                .await?;
-                bounded(
-                    OP_TIMEOUT,
-                    || format!("binding queue {q} to {ex} on {shown}"),
-                    ch.queue_bind(
-                        q.as_str().into(),
-                        ex.into(),
-                        i.to_string().into(),
-                        QueueBindOptions::default(),
-                        FieldTable::default(),
-                    ),
-                )
-                .await?;
+            topology.declare_exchange(&ch, &shown).await?;
+            for i in 0..topology.queues.len() {
+                topology.declare_queue(&ch, i, &shown).await?;
             }
             Ok(())
         })
     }
 
     fn delete(&mut self) -> Result<(), BackendError> {
-        let names = self.names.clone();
+        let names = self.topology.clone();
         let mut first_err = None;
         for q in &names.queues {
             // A failed delete closes the channel: take a fresh one for each. A failed connect ends it.
             let ch = self.channel()?;
-            let shown = self.shown.clone();
+            let shown = self.shown();
             let r = self.rt()?.block_on(bounded(
                 OP_TIMEOUT,
                 || format!("deleting queue {q} on {shown}"),
@@ -211,7 +180,7 @@ impl RabbitBroker {
             }
         }
         let ch = self.channel()?;
-        let shown = self.shown.clone();
+        let shown = self.shown();
         let ex = names.exchange.as_str();
         let r = self.rt()?.block_on(bounded(
             OP_TIMEOUT,
@@ -236,7 +205,7 @@ impl RabbitBroker {
 
 impl Script for Node {
     fn describe(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        Node::describe(self)
     }
     fn run(&self, cmd: &str, timeout: Duration, log: &Path) -> Result<(), String> {
         Node::run(self, cmd, timeout, log)
@@ -252,9 +221,15 @@ impl Broker for RabbitBroker {
         }
         self.declare()?;
         let endpoint = Endpoint {
-            exchange: self.names.exchange.clone(),
-            queues: self.names.queues.clone(),
-            address: self.shown.clone(),
+            exchange: self.topology.exchange.clone(),
+            queues: self.topology.queues.clone(),
+            addresses: self
+                .options
+                .connect_uris()
+                .map_err(|m| BackendError::other(NAME, m))?
+                .into_iter()
+                .map(|(_, shown)| shown)
+                .collect(),
             node: self.managed.as_ref().map(|m| m.node().script.clone()),
         };
         Ok(serde_json::to_value(endpoint).expect("endpoint serializes"))
@@ -272,7 +247,7 @@ impl Broker for RabbitBroker {
                 return None;
             }
         };
-        let queues = self.names.queues.clone();
+        let queues = self.topology.queues.clone();
         let r = self.rt().ok()?.block_on(conn::within(DEPTH_TIMEOUT, async {
             let mut total = 0u64;
             for q in &queues {
@@ -303,7 +278,9 @@ impl Broker for RabbitBroker {
 
     fn teardown(&mut self) -> Result<(), BackendError> {
         let mut result = Ok(());
-        if self.created && !self.options.keep {
+        // A managed node's wipe takes the queues with it (and a classic queue on a cluster node
+        // still down could not be deleted).
+        if self.created && !self.options.keep && self.managed.is_none() {
             result = self.delete();
         }
         self.created = false;
@@ -321,7 +298,10 @@ impl Broker for RabbitBroker {
                 "an external broker: give the variant kill_cmd / restart_cmd",
             ));
         };
-        m.fault(fault).map(|()| Vec::new())
+        match &mut self.cluster {
+            Some(cluster) => cluster.fault(&m.node().script, fault),
+            None => m.fault(fault).map(|()| Vec::new()),
+        }
     }
 
     fn versions(&mut self) -> Vec<(String, String)> {

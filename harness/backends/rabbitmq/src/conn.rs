@@ -20,9 +20,11 @@ pub struct Endpoint {
     pub exchange: String,
     /// Queue of partition p, bound with routing key `p`.
     pub queues: Vec<String>,
-    /// `amqp://host:port/vhost`, for messages.
-    pub address: String,
-    /// The managed node, for whoever needs to kill or restart it.
+    /// `amqp://host:port/vhost` of every node (a cluster's in node order), for messages;
+    /// workers make their URIs from the options in the same order.
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    /// The managed node or cluster, for whoever needs to kill or restart it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<Node>,
 }

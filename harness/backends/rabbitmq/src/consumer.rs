@@ -3,6 +3,12 @@
 //! One channel per queue lets an `after-process` consumer ack a whole batch with one
 //! `basic.ack(multiple)` per queue without acking deliveries of another queue it has not handed
 //! over yet.
+//!
+//! When the connection is lost (its node killed, or the broker cancels a consumer because its
+//! queue's node went down), the consumer reconnects to any node ([`crate::dial`]), declares the
+//! exchange and its queues again and consumes anew, within `options.reconnect_timeout_ms`.
+//! Deliveries handed over but not acked before the loss are delivered again by the broker: the
+//! checker counts them as duplicates.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -19,7 +25,9 @@ use mq_core::{BackendError, Consumer, DeliverySink, Partition, WorkerCtx};
 use tokio::runtime::Runtime;
 
 use crate::conn::{self, bounded, Endpoint};
+use crate::dial::{pause, unless_stopped, Dialer, Recovery};
 use crate::options::Options;
+use crate::topology::Topology;
 use crate::NAME;
 
 const OP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,107 +40,281 @@ struct Sub {
     unacked: Option<u64>,
 }
 
-pub struct RabbitConsumer {
-    rt: Runtime,
+/// A connection and its subscriptions.
+struct Link {
     conn: Connection,
     subs: Vec<Sub>,
+}
+
+pub struct RabbitConsumer {
+    rt: Runtime,
+    dialer: Dialer,
+    /// None from a loss until it is recovered.
+    link: Option<Link>,
+    /// The loss being recovered; its deadline counts from the loss until a delivery arrives.
+    recovering: Option<Recovery>,
+    topology: Topology,
+    /// (partition, its queue's index in the topology).
+    partitions: Vec<(Partition, usize)>,
+    index: u16,
+    prefetch: u16,
     manual_ack: bool,
     /// Where the next round-robin scan starts.
     next: usize,
     /// Most deliveries handed over in one poll.
     max_batch: usize,
-    shown: String,
 }
 
 impl RabbitConsumer {
     pub fn open(ctx: &WorkerCtx, options: &Options) -> Result<RabbitConsumer, BackendError> {
         let ep = Endpoint::from_value(&ctx.endpoint)?;
-        let (uri, shown) = options
-            .connect_uri()
-            .map_err(|m| BackendError::other(NAME, m))?;
         if ctx.partitions.is_empty() {
             return Err(BackendError::other(
                 NAME,
                 "consumer has no partitions to read",
             ));
         }
-        let manual_ack = ctx.plan.delivery.consumer_ack == ConsumerAck::AfterProcess;
-        let rt = conn::runtime()?;
+        let mut partitions = Vec::new();
+        for &p in &ctx.partitions {
+            let i = p.0 as usize;
+            if i >= ep.queues.len() {
+                return Err(BackendError::other(
+                    NAME,
+                    format!(
+                        "partition {} does not exist (the run has {} queues)",
+                        p.0,
+                        ep.queues.len()
+                    ),
+                ));
+            }
+            partitions.push((p, i));
+        }
         let name = format!("mq-bench {} consumer {}", ctx.plan.name, ctx.index);
-        let (conn, subs) = rt.block_on(async {
-            let c = conn::connect(&uri, &shown, &name).await?;
+        let mut c = RabbitConsumer {
+            rt: conn::runtime()?,
+            dialer: Dialer::new(options, name)?,
+            link: None,
+            recovering: None,
+            topology: Topology::new(&ep.exchange, &ep.queues, &ctx.plan, options),
+            partitions,
+            index: ctx.index,
+            prefetch: options.prefetch,
+            manual_ack: ctx.plan.delivery.consumer_ack == ConsumerAck::AfterProcess,
+            next: 0,
+            max_batch: (options.prefetch as usize).max(64),
+        };
+        // The first connection is not retried: a broker that is not there is a setup error.
+        c.attach()?;
+        Ok(c)
+    }
+
+    /// Connects (any node), declares the exchange and the queues (a restarted node may have
+    /// lost transient ones), and consumes each queue on its own channel.
+    fn attach(&mut self) -> Result<(), BackendError> {
+        let RabbitConsumer {
+            rt,
+            dialer,
+            topology,
+            partitions,
+            index,
+            prefetch,
+            manual_ack,
+            ..
+        } = self;
+        let link = rt.block_on(unless_stopped(async {
+            let conn = dialer.connect().await?;
+            let shown = dialer.shown();
             let mut subs = Vec::new();
-            for &p in &ctx.partitions {
-                let Some(queue) = ep.queues.get(p.0 as usize) else {
-                    return Err(BackendError::other(
-                        NAME,
-                        format!(
-                            "partition {} does not exist (the run has {} queues)",
-                            p.0,
-                            ep.queues.len()
-                        ),
-                    ));
-                };
-                let ch = bounded(
+            for &(p, i) in partitions.iter() {
+                let channel = bounded(
                     OP_TIMEOUT,
                     || format!("opening a channel on {shown}"),
-                    c.create_channel(),
+                    conn.create_channel(),
                 )
                 .await?;
-                bounded(
-                    OP_TIMEOUT,
-                    || format!("basic.qos on {shown}"),
-                    ch.basic_qos(options.prefetch, BasicQosOptions::default()),
-                )
-                .await?;
-                let consumer = bounded(
-                    OP_TIMEOUT,
-                    || format!("consuming {queue} on {shown}"),
-                    ch.basic_consume(
-                        queue.as_str().into(),
-                        format!("mqb-c{}-p{}", ctx.index, p.0).into(),
-                        BasicConsumeOptions {
-                            no_ack: !manual_ack,
-                            ..Default::default()
-                        },
-                        FieldTable::default(),
-                    ),
+                if subs.is_empty() {
+                    topology.declare_exchange(&channel, shown).await?;
+                }
+                topology.declare_queue(&channel, i, shown).await?;
+                let consumer = subscribe(
+                    &channel,
+                    &topology.queues[i],
+                    *index,
+                    p,
+                    *prefetch,
+                    *manual_ack,
+                    shown,
                 )
                 .await?;
                 subs.push(Sub {
-                    channel: ch,
+                    channel,
                     consumer,
                     partition: p,
                     unacked: None,
                 });
             }
-            Ok((c, subs))
-        })?;
-        Ok(RabbitConsumer {
-            rt,
-            conn,
-            max_batch: (options.prefetch as usize).max(64),
-            subs,
-            manual_ack,
-            next: 0,
-            shown,
-        })
-    }
-
-    /// Acks, per queue, everything handed over so far.
-    async fn ack_handed(subs: &mut [Sub], shown: &str) -> Result<(), BackendError> {
-        for s in subs.iter_mut() {
-            if let Some(tag) = s.unacked.take() {
-                bounded(
-                    OP_TIMEOUT,
-                    || format!("basic.ack to {shown}"),
-                    s.channel.basic_ack(tag, BasicAckOptions { multiple: true }),
-                )
-                .await?;
-            }
-        }
+            Ok(Link { conn, subs })
+        }));
+        self.link = Some(link?);
         Ok(())
     }
+
+    /// The link broke (`why`): closed and forgotten, and its recovery begins unless one is
+    /// under way.
+    fn lose(&mut self, why: &BackendError) {
+        if let Some(l) = self.link.take() {
+            if l.conn.status().connected() {
+                let _ = self.rt.block_on(conn::within(
+                    Duration::from_secs(1),
+                    l.conn.close(200, "reconnecting".into()),
+                ));
+            }
+        }
+        match &mut self.recovering {
+            Some(rec) => rec.failed(why),
+            None => {
+                tracing::warn!(
+                    "rabbitmq: consumer {} lost {} ({why}); reconnecting",
+                    self.index,
+                    self.dialer.shown()
+                );
+                self.recovering = Some(Recovery::start(
+                    self.dialer.reconnect_timeout,
+                    why.to_string(),
+                ));
+            }
+        }
+    }
+
+    /// One attempt to get the link back; an error only once the recovery has taken too long
+    /// (or the worker is stopped). A failed attempt pauses up to `max_wait`.
+    fn recover(&mut self, max_wait: Duration) -> Result<(), BackendError> {
+        let Some(rec) = &self.recovering else {
+            return self.attach();
+        };
+        if rec.expired() {
+            return Err(rec.gave_up(&self.dialer.all_shown()));
+        }
+        match self.attach() {
+            Ok(()) => {
+                tracing::warn!(
+                    "rabbitmq: consumer {} reconnected to {}",
+                    self.index,
+                    self.dialer.shown()
+                );
+                Ok(())
+            }
+            Err(e @ BackendError::Interrupted { .. }) => Err(e),
+            Err(e) => {
+                if let Some(rec) = &mut self.recovering {
+                    rec.failed(&e);
+                }
+                pause(max_wait);
+                Ok(())
+            }
+        }
+    }
+
+    /// Hands over what has arrived (waiting up to `max_wait` for the first) and acks it.
+    fn receive(
+        &mut self,
+        max_wait: Duration,
+        sink: &mut dyn DeliverySink,
+    ) -> Result<usize, BackendError> {
+        let RabbitConsumer {
+            rt,
+            link,
+            manual_ack,
+            next,
+            max_batch,
+            dialer,
+            ..
+        } = self;
+        let Some(Link { subs, .. }) = link else {
+            return Ok(0);
+        };
+        let (manual_ack, max_batch, shown) = (*manual_ack, *max_batch, dialer.shown());
+        rt.block_on(async {
+            let err = |m: String| BackendError::other(NAME, format!("{m} (broker {shown})"));
+            let first = tokio::time::timeout(
+                max_wait,
+                std::future::poll_fn(|cx| poll_any(subs, next, cx)),
+            )
+            .await;
+            let mut item = match first {
+                Err(_) => return Ok(0),
+                Ok(r) => r.map_err(err)?,
+            };
+            let mut taken = 0;
+            loop {
+                let (i, d) = item;
+                let s = &mut subs[i];
+                sink.deliver(&d.data, s.partition);
+                if manual_ack {
+                    s.unacked = Some(d.delivery_tag);
+                }
+                taken += 1;
+                if taken >= max_batch {
+                    break;
+                }
+                item = match poll_once(std::future::poll_fn(|cx| poll_any(subs, next, cx))).await {
+                    None => break,
+                    Some(r) => r.map_err(err)?,
+                };
+            }
+            if manual_ack {
+                ack_handed(subs, shown).await?;
+            }
+            Ok(taken)
+        })
+    }
+}
+
+/// `basic.qos` and `basic.consume` of `queue` on `channel`.
+async fn subscribe(
+    channel: &Channel,
+    queue: &str,
+    index: u16,
+    p: Partition,
+    prefetch: u16,
+    manual_ack: bool,
+    shown: &str,
+) -> Result<lapin::Consumer, BackendError> {
+    bounded(
+        OP_TIMEOUT,
+        || format!("basic.qos on {shown}"),
+        channel.basic_qos(prefetch, BasicQosOptions::default()),
+    )
+    .await?;
+    bounded(
+        OP_TIMEOUT,
+        || format!("consuming {queue} on {shown}"),
+        channel.basic_consume(
+            queue.into(),
+            format!("mqb-c{index}-p{}", p.0).into(),
+            BasicConsumeOptions {
+                no_ack: !manual_ack,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        ),
+    )
+    .await
+}
+
+/// Acks, per queue, everything handed over so far.
+async fn ack_handed(subs: &mut [Sub], shown: &str) -> Result<(), BackendError> {
+    for s in subs.iter_mut() {
+        if let Some(tag) = s.unacked.take() {
+            bounded(
+                OP_TIMEOUT,
+                || format!("basic.ack to {shown}"),
+                s.channel.basic_ack(tag, BasicAckOptions { multiple: true }),
+            )
+            .await?;
+        }
+    }
+    Ok(())
 }
 
 /// The next delivery of any queue, scanning from `next` so that no queue starves.
@@ -170,62 +352,50 @@ impl Consumer for RabbitConsumer {
         max_wait: Duration,
         sink: &mut dyn DeliverySink,
     ) -> Result<usize, BackendError> {
-        let RabbitConsumer {
-            rt,
-            subs,
-            manual_ack,
-            next,
-            max_batch,
-            shown,
-            ..
-        } = self;
-        let manual_ack = *manual_ack;
-        let max_batch = *max_batch;
-        rt.block_on(async {
-            let err = |m: String| BackendError::other(NAME, format!("{m} (broker {shown})"));
-            let first = tokio::time::timeout(
-                max_wait,
-                std::future::poll_fn(|cx| poll_any(subs, next, cx)),
-            )
-            .await;
-            let mut item = match first {
-                Err(_) => return Ok(0),
-                Ok(r) => r.map_err(err)?,
-            };
-            let mut taken = 0;
-            loop {
-                let (i, d) = item;
-                let s = &mut subs[i];
-                sink.deliver(&d.data, s.partition);
-                if manual_ack {
-                    s.unacked = Some(d.delivery_tag);
-                }
-                taken += 1;
-                if taken >= max_batch {
-                    break;
-                }
-                item = match poll_once(std::future::poll_fn(|cx| poll_any(subs, next, cx))).await {
-                    None => break,
-                    Some(r) => r.map_err(err)?,
-                };
+        if self.link.is_none() {
+            self.recover(max_wait)?;
+            if self.link.is_none() {
+                return Ok(0);
             }
-            if manual_ack {
-                Self::ack_handed(subs, shown).await?;
+        }
+        match self.receive(max_wait, sink) {
+            Ok(n) => {
+                if n > 0 {
+                    if let Some(rec) = self.recovering.take() {
+                        tracing::warn!(
+                            "rabbitmq: consumer {} receiving again from {} {:.1}s after the loss",
+                            self.index,
+                            self.dialer.shown(),
+                            rec.took().as_secs_f64()
+                        );
+                    }
+                }
+                Ok(n)
             }
-            Ok(taken)
-        })
+            Err(e @ BackendError::Interrupted { .. }) => Err(e),
+            Err(e) => {
+                // What was handed over and not acked comes again on the next link.
+                self.lose(&e);
+                Ok(0)
+            }
+        }
     }
 
     fn close(&mut self) -> Result<(), BackendError> {
-        let RabbitConsumer {
-            rt,
-            conn,
-            subs,
-            shown,
-            ..
-        } = self;
-        rt.block_on(async {
-            let acked = Self::ack_handed(subs, shown).await;
+        let Some(Link { conn, mut subs }) = self.link.take() else {
+            return Ok(());
+        };
+        let shown = self.dialer.shown();
+        if !conn.status().connected() {
+            // Lost at the end: what was handed over and not acked is the broker's to redeliver.
+            tracing::warn!(
+                "rabbitmq: consumer {} closes after losing {shown}",
+                self.index
+            );
+            return Ok(());
+        }
+        self.rt.block_on(async {
+            let acked = ack_handed(&mut subs, shown).await;
             for s in subs.iter() {
                 let _ = tokio::time::timeout(
                     OP_TIMEOUT,
@@ -236,7 +406,6 @@ impl Consumer for RabbitConsumer {
             }
             // Closing returns what was prefetched and not acked to the queues.
             let _ = tokio::time::timeout(OP_TIMEOUT, conn.close(200, "bye".into())).await;
-            subs.clear();
             acked
         })
     }
@@ -244,11 +413,13 @@ impl Consumer for RabbitConsumer {
 
 impl Drop for RabbitConsumer {
     fn drop(&mut self) {
-        if self.conn.status().connected() {
-            let _ = self.rt.block_on(conn::within(
-                Duration::from_secs(2),
-                self.conn.close(200, "bye".into()),
-            ));
+        if let Some(l) = &self.link {
+            if l.conn.status().connected() {
+                let _ = self.rt.block_on(conn::within(
+                    Duration::from_secs(2),
+                    l.conn.close(200, "bye".into()),
+                ));
+            }
         }
     }
 }

@@ -6,11 +6,14 @@
 //! `$MQ_BENCH_AMQP_URI`.
 
 mod broker;
+mod cluster;
 mod conn;
 mod consumer;
+mod dial;
 mod options;
 mod producer;
 mod script;
+mod topology;
 
 use std::path::Path;
 
@@ -25,7 +28,7 @@ use mq_core::{
 pub use broker::Names;
 pub use conn::Endpoint;
 pub use options::{Mode, Options, QueueType, URI_ENV};
-pub use script::Node;
+pub use script::{Leader, Node};
 
 const NAME: &str = "rabbitmq";
 

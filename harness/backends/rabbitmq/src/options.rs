@@ -15,6 +15,9 @@ pub const URI_ENV: &str = "MQ_BENCH_AMQP_URI";
 
 pub use mq_core::backend::Mode;
 
+/// Nodes of the managed cluster (`rabbitmq.sh --nodes 3`).
+pub const CLUSTER_NODES: u8 = 3;
+
 /// RabbitMQ queue type (`x-queue-type`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
@@ -35,10 +38,15 @@ pub struct Options {
     /// External broker URI, e.g. `amqp://127.0.0.1:5672/%2f`; `$MQ_BENCH_AMQP_URI` wins when set.
     #[serde(default)]
     pub uri: Option<String>,
-    /// Managed broker AMQP port (the Erlang distribution port is port + 20000).
-    #[serde(default = "defaults::port")]
-    #[schemars(range(min = 1, max = 45_535))]
-    pub port: u16,
+    /// Managed broker AMQP port (the Erlang distribution port is port + 20000); default 5672,
+    /// or 5771 for the cluster, whose node N listens on port + N - 1.
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 45_533))]
+    pub port: Option<u16>,
+    /// Managed brokers: 1 (a single node) or 3 (a cluster of three nodes on 127.0.0.1,
+    /// `cluster_partition_handling = pause_minority`).
+    #[serde(default = "defaults::nodes")]
+    pub nodes: u8,
     /// `classic` or `quorum` (replicated, always durable).
     #[serde(default)]
     pub queue_type: QueueType,
@@ -59,6 +67,12 @@ pub struct Options {
     #[serde(default = "defaults::tx_batch")]
     #[schemars(range(min = 1, max = 1_000_000))]
     pub tx_batch: u32,
+    /// How long producers and consumers keep reconnecting after losing their connection (to
+    /// any node of the cluster, re-declaring what they use; producers then republish what was
+    /// unconfirmed) before they end with an error; 0: they end at the first loss.
+    #[serde(default = "defaults::reconnect_timeout_ms")]
+    #[schemars(range(min = 0, max = 3_600_000))]
+    pub reconnect_timeout_ms: u32,
     /// Keep the queues, the exchange and a managed node's data after the run.
     #[serde(default)]
     pub keep: bool,
@@ -70,6 +84,17 @@ pub mod defaults {
     }
     pub fn port() -> u16 {
         5672
+    }
+    /// Node 1 of the managed cluster: apart from a single node's default, so both can run.
+    pub fn cluster_port() -> u16 {
+        5771
+    }
+    pub fn nodes() -> u8 {
+        1
+    }
+    /// A restarted node answers after ~8 s here; a minute leaves room for a slow restart.
+    pub fn reconnect_timeout_ms() -> u32 {
+        60_000
     }
     pub fn prefetch() -> u16 {
         1000
@@ -83,6 +108,15 @@ impl Options {
     /// Checks that need no broker; paths are relative to the variant.
     pub fn check(&self, delivery: &Delivery) -> Vec<FieldError> {
         let mut e = Vec::new();
+        if self.nodes != 1 && self.nodes != CLUSTER_NODES {
+            e.push(FieldError::new(
+                "options.nodes",
+                format!(
+                    "nodes = {}: valid are 1 (a single node) and {CLUSTER_NODES} (a cluster)",
+                    self.nodes
+                ),
+            ));
+        }
         match self.mode {
             Mode::Managed => {
                 if self.uri.is_some() {
@@ -92,6 +126,14 @@ impl Options {
                     ));
                 }
             }
+            Mode::External if self.nodes != 1 => e.push(FieldError::new(
+                "options.nodes",
+                "nodes is for managed brokers; an external cluster is reached at uri",
+            )),
+            Mode::External if self.port.is_some() => e.push(FieldError::new(
+                "options.port",
+                "port is for managed brokers; an external broker's port is in uri",
+            )),
             Mode::External => match (std::env::var(URI_ENV).ok(), &self.uri) {
                 (None, None) => e.push(FieldError::new(
                     "options.uri",
@@ -133,12 +175,34 @@ impl Options {
         e
     }
 
-    /// The URI to connect with (credentials included) and how to name it in messages (without).
-    pub fn connect_uri(&self) -> Result<(String, String), String> {
-        let uri = match self.mode {
-            Mode::Managed => format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port),
+    /// A managed cluster of [`CLUSTER_NODES`] (not a single node).
+    pub fn cluster(&self) -> bool {
+        self.mode == Mode::Managed && self.nodes == CLUSTER_NODES
+    }
+
+    /// The managed node's port (the cluster's: node 1's).
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or_else(|| {
+            if self.cluster() {
+                defaults::cluster_port()
+            } else {
+                defaults::port()
+            }
+        })
+    }
+
+    /// The URIs to connect with (credentials included), each with how to name it in messages
+    /// (without): one per node of a managed cluster, in node order.
+    pub fn connect_uris(&self) -> Result<Vec<(String, String)>, String> {
+        let uris = match self.mode {
+            Mode::Managed => {
+                let nodes = if self.cluster() { CLUSTER_NODES } else { 1 };
+                (0..u16::from(nodes))
+                    .map(|i| format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port() + i))
+                    .collect()
+            }
             Mode::External => match std::env::var(URI_ENV).ok().or_else(|| self.uri.clone()) {
-                Some(u) => u,
+                Some(u) => vec![u],
                 None => {
                     return Err(format!(
                         "mode = \"external\" needs options.uri or ${URI_ENV}"
@@ -146,8 +210,9 @@ impl Options {
                 }
             },
         };
-        let shown = parse_uri(&uri)?;
-        Ok((uri, shown))
+        uris.into_iter()
+            .map(|uri| parse_uri(&uri).map(|shown| (uri, shown)))
+            .collect()
     }
 }
 
