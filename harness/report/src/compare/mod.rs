@@ -4,6 +4,7 @@
 
 mod judge;
 mod render;
+mod search;
 
 use std::path::{Path, PathBuf};
 
@@ -192,6 +193,9 @@ pub fn compare(base: &Side, new: &Side, t: &Thresholds) -> Comparison {
     let mut rows = Vec::new();
     let (scenario_changes, mut notes) = scenario_diff::differences(&base.reps, &new.reps);
     for name in &variant_names(base, new) {
+        if search::is_probe(base, new, name) {
+            continue;
+        }
         let b = base.reports(name);
         let n = new.reports(name);
         if b.is_empty() {
@@ -213,6 +217,7 @@ pub fn compare(base: &Side, new: &Side, t: &Thresholds) -> Comparison {
         }
         rows.extend(variant_rows(t, name, &b, &n));
     }
+    rows.extend(search::rows(base, new, t));
     if let Some(l) = new
         .reps
         .iter()
