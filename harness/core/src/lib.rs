@@ -9,6 +9,7 @@ pub mod child;
 pub mod clock;
 pub mod delivery;
 pub mod envelope;
+pub mod fault;
 pub mod history;
 pub mod ids;
 pub mod managed;
