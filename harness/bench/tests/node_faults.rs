@@ -243,3 +243,51 @@ fn ctrl_c_during_a_partition_leaves_no_namespace_broker_or_data() {
     assert_eq!(r["variants"][0]["faults"][0]["action"], "partition");
     assert_nothing_left(&out, name);
 }
+
+#[test]
+fn kafka_slow_link_on_the_leader_shows_in_end_to_end_latency() {
+    if skip(true) {
+        return;
+    }
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let name = "nfslow";
+    let text = scenario(
+        name,
+        "8s",
+        "all",
+        "{ nodes = 3, netns = true }",
+        "[ { action = \"slow-link\", at = \"1s\", node = \"leader\", delay = \"300ms\", jitter = \"20ms\" }, { action = \"heal\", at = \"7s\" } ]",
+    );
+    let scenario = write(dir.path(), "slow.toml", &text);
+    let out = dir.path().join("run");
+    let o = run_quiet(&scenario, &out);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.code().is_some_and(|c| c <= 1), "{stderr}");
+    let r = results(&out);
+    let v = &r["variants"][0];
+    let faults = v["faults"].as_array().unwrap();
+    assert_eq!(faults[0]["action"], "slow-link");
+    assert_eq!(faults[0]["ok"], true, "{faults:?}");
+    assert!(
+        faults[0]["nodes"][0]["role"]
+            .as_str()
+            .unwrap()
+            .contains("300ms"),
+        "{faults:?}"
+    );
+    let c = counts(&r, 0);
+    assert_eq!(u(&c, "lost"), 0, "{c}");
+    // 6 s of 8 under the slow link: a send crosses it once, the followers' fetches and the
+    // consumer's fetch each cross it twice.
+    let e2e = &v["report"]["latency"]["end_to_end"];
+    let (p50, p90) = (
+        e2e["p50_us"].as_f64().unwrap(),
+        e2e["p90_us"].as_f64().unwrap(),
+    );
+    eprintln!("slow link: {c}; end-to-end p50 {p50} µs, p90 {p90} µs");
+    assert!(p50 > 300e3, "end-to-end p50 {p50} µs under a 300 ms link");
+    assert!(p90 > 600e3, "end-to-end p90 {p90} µs under a 300 ms link");
+    assert_recount_matches(&out);
+    assert_nothing_left(&out, name);
+}

@@ -5,7 +5,9 @@
 //! broker is a single KRaft node, or with `nodes = 3` a 3-node KRaft cluster on loopback, run by
 //! `scripts/brokers/kafka.sh`; an external cluster is reached at `options.bootstrap`. In the
 //! cluster, `kill-broker` kills the current leader of partition 0 and `restart-broker` starts it
-//! again.
+//! again; `pause-broker` / `resume-broker` SIGSTOP / SIGCONT a node. With `netns = true` each node
+//! of the cluster runs in its own network namespace (mq-netns), and `partition`, `heal` and
+//! `slow-link` act on the links between the nodes and the clients.
 
 mod broker;
 mod client;

@@ -56,8 +56,9 @@ pub struct Options {
     /// Managed brokers: 1 (a single KRaft node) or 3 (a KRaft cluster on loopback).
     #[serde(default = "defaults::nodes")]
     pub nodes: u8,
-    /// The 3-node cluster with each node in its own network namespace (root or CAP_NET_ADMIN
-    /// and CAP_SYS_ADMIN), so that partition, heal and slow-link can act on its links.
+    /// The 3-node cluster with each node in its own network namespace, so that partition, heal
+    /// and slow-link can act on its links. Needs root (or CAP_NET_ADMIN and CAP_SYS_ADMIN),
+    /// iproute2 and /dev/net/tun; without them the variant is reported as skipped.
     #[serde(default)]
     pub netns: bool,
     /// Topic config `unclean.leader.election.enable`: an out-of-sync replica may become the
