@@ -165,7 +165,10 @@ impl KafkaBroker {
                     loss_percent: spec.loss.unwrap_or(0.0),
                 };
                 self.network()?.slow(id, shape);
-                let role = format!("{role}, link {shape:?}");
+                let role = format!(
+                    "{role}, link +{:?} ±{:?}, {}% loss",
+                    shape.delay, shape.jitter, shape.loss_percent
+                );
                 self.note(&format!("slow-link: node {id} ({role})"));
                 Ok(vec![hit(node, id, role)])
             }
