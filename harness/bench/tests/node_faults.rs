@@ -291,3 +291,46 @@ fn kafka_slow_link_on_the_leader_shows_in_end_to_end_latency() {
     assert_recount_matches(&out);
     assert_nothing_left(&out, name);
 }
+
+#[test]
+fn a_cluster_that_fails_to_start_in_namespaces_leaves_nothing_behind() {
+    if skip(true) {
+        return;
+    }
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let name = "nffail";
+    let text = scenario(
+        name,
+        "5s",
+        "all",
+        "{ nodes = 3, netns = true }",
+        "[ { action = \"partition\", at = \"1s\" }, { action = \"heal\", at = \"2s\" } ]",
+    );
+    let scenario = write(dir.path(), "fail.toml", &text);
+    let out = dir.path().join("run");
+    // A heap no JVM starts with: every node exits during startup, so the variant fails.
+    let o = bench()
+        .args([
+            "run",
+            scenario.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ])
+        .env("KAFKA_HEAP_OPTS", "-Xms8m -Xmx4m")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let r = results(&out);
+    let v = &r["variants"][0];
+    assert_eq!(v["status"], "failed", "{stderr}");
+    assert!(
+        v["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("managed broker"),
+        "{v}"
+    );
+    assert_nothing_left(&out, name);
+}
