@@ -24,6 +24,9 @@
 #   --nodes 1|3   [KAFKA_NODES=1]     3 = three-node cluster on ports 19092/29092/39092 (+1 controller)
 #   --node N                          act on one node of the cluster (implies --nodes 3)
 #   --timeout S   [KAFKA_START_TIMEOUT=90]  bound for start/ready waits
+#   KAFKA_HOSTS="A1 A2 A3"            cluster: node N listens on address AN instead of 127.0.0.1
+#   KAFKA_NETNS="NS1 NS2 NS3"         cluster: node N runs inside network namespace NSN (the
+#                                     harness makes them, with AN inside NSN; see harness/netns)
 #   other env: KAFKA_VERSION (4.1.1), KAFKA_HEAP_OPTS (-Xms512m -Xmx512m),
 #              KAFKA_OVERRIDES ("k=v k=v" appended to server.properties), MQ_BENCH_CACHE
 set -euo pipefail
@@ -201,6 +204,12 @@ require_installed() {
 broker_port() { if ((NODES == 1)); then echo "$PORT"; else echo $(($1 * 10000 + 9092)); fi; }
 ctrl_port() { if ((NODES == 1)); then echo "$CONTROLLER_PORT"; else echo $(($1 * 10000 + 9093)); fi; }
 node_dir() { echo "$DIR/node-$1"; }
+# the Nth word of a space-separated list, or the default
+nth_word() { local a; read -r -a a <<<"$2"; echo "${a[$(($1 - 1))]:-$3}"; }
+node_host() { nth_word "$1" "${KAFKA_HOSTS:-}" 127.0.0.1; }
+node_netns() { nth_word "$1" "${KAFKA_NETNS:-}" ""; }
+# node_port_open N PORT: 0 if node N's address accepts TCP connections on PORT
+node_port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/$(node_host "$1")/$2" 2>/dev/null; }
 pid_file() { echo "$DIR/node-$1/kafka.pid"; }
 out_file() { echo "$DIR/node-$1/kafka.out"; }
 
@@ -209,27 +218,27 @@ target_nodes() { if [[ -n "$NODE" ]]; then echo "$NODE"; else all_nodes; fi; }
 
 bootstrap() {
   local n list=()
-  for n in $(all_nodes); do list+=("127.0.0.1:$(broker_port "$n")"); done
+  for n in $(all_nodes); do list+=("$(node_host "$n"):$(broker_port "$n")"); done
   (IFS=,; echo "${list[*]}")
 }
 
 voters() {
   local n list=()
-  for n in $(all_nodes); do list+=("$n@127.0.0.1:$(ctrl_port "$n")"); done
+  for n in $(all_nodes); do list+=("$n@$(node_host "$n"):$(ctrl_port "$n")"); done
   (IFS=,; echo "${list[*]}")
 }
 
 write_server_properties() {
-  local n="$1" d bp cp
-  d="$(node_dir "$n")"; bp="$(broker_port "$n")"; cp="$(ctrl_port "$n")"
+  local n="$1" d bp cp h
+  d="$(node_dir "$n")"; bp="$(broker_port "$n")"; cp="$(ctrl_port "$n")"; h="$(node_host "$n")"
   mkdir -p "$d/data" "$d/logs"
   {
     echo "# written by scripts/brokers/kafka.sh at every start"
     echo "process.roles=broker,controller"
     echo "node.id=$n"
     echo "controller.quorum.voters=$(voters)"
-    echo "listeners=PLAINTEXT://127.0.0.1:$bp,CONTROLLER://127.0.0.1:$cp"
-    echo "advertised.listeners=PLAINTEXT://127.0.0.1:$bp"
+    echo "listeners=PLAINTEXT://$h:$bp,CONTROLLER://$h:$cp"
+    echo "advertised.listeners=PLAINTEXT://$h:$bp"
     echo "inter.broker.listener.name=PLAINTEXT"
     echo "controller.listener.names=CONTROLLER"
     echo "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
@@ -290,6 +299,9 @@ helper() {
 
 node_pid() { read_pid "$(pid_file "$1")"; }
 
+# wait_node_port_closed N PORT TIMEOUT_S WHAT: wait until nothing listens on node N's PORT
+wait_node_port_closed() { wait_while "$3" "port $2 of $(node_host "$1") ($4) to close" node_port_open "$1" "$2"; }
+
 # format the nodes given as arguments (in parallel) when not yet formatted
 format_nodes() {
   local n cid pids=() fmt=() i rc=0
@@ -315,8 +327,9 @@ format_nodes() {
 }
 
 launch_node() {
-  local n="$1" bp cp out pid
-  bp="$(broker_port "$n")"; cp="$(ctrl_port "$n")"; out="$(out_file "$n")"
+  local n="$1" bp cp out pid ns in_ns=()
+  bp="$(broker_port "$n")"; cp="$(ctrl_port "$n")"; out="$(out_file "$n")"; ns="$(node_netns "$n")"
+  [[ -z "$ns" ]] || in_ns=(ip netns exec "$ns")
   local jvm
   read -r -a jvm <<<"${KAFKA_HEAP_OPTS:--Xms512m -Xmx512m}"
   jvm+=(-XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true
@@ -324,25 +337,26 @@ launch_node() {
     -Dkafka.logs.dir="$(node_dir "$n")/logs")
   printf '===== %s kafka.sh start node %s (kafka %s) =====\n' "$(date -Is)" "$n" "$VERSION" >>"$out"
   # setsid: own session, so that signals aimed at the caller's process group miss the broker.
-  setsid nohup java "${jvm[@]}" "${BROKER_LOG_OPTS[@]}" -cp "$LIBS/*" kafka.Kafka \
+  # In a namespace, `ip netns exec` execs java: the pid stays the broker's.
+  setsid nohup "${in_ns[@]}" java "${jvm[@]}" "${BROKER_LOG_OPTS[@]}" -cp "$LIBS/*" kafka.Kafka \
     "$(node_dir "$n")/server.properties" >>"$out" 2>&1 </dev/null &
   pid=$!
   printf '%s\n' "$pid" >"$(pid_file "$n")"
-  log "node $n launched: pid $pid, broker 127.0.0.1:$bp, controller 127.0.0.1:$cp, log $out"
+  log "node $n launched: pid $pid, broker $(node_host "$n"):$bp, controller $(node_host "$n"):$cp${ns:+, namespace $ns}, log $out"
 }
 
 # wait until every node in "$@" listens (or died); then a real metadata request
 wait_ready() {
   local deadline=$((SECONDS + TIMEOUT)) n pid left min nid bs
   for n in "$@"; do
-    while ! port_open "$(broker_port "$n")"; do
+    while ! node_port_open "$n" "$(broker_port "$n")"; do
       if ! pid="$(node_pid "$n")"; then
         log "node $n exited during startup"
         tail_log "$(out_file "$n")"
         return 1
       fi
       if ((SECONDS >= deadline)); then
-        log "timed out after ${TIMEOUT}s waiting for node $n (pid $pid) to listen on 127.0.0.1:$(broker_port "$n")"
+        log "timed out after ${TIMEOUT}s waiting for node $n (pid $pid) to listen on $(node_host "$n"):$(broker_port "$n")"
         tail_log "$(out_file "$n")"
         return 1
       fi
@@ -351,7 +365,7 @@ wait_ready() {
   done
   left=$((deadline - SECONDS)); ((left > 5)) || left=5
   if [[ -n "$NODE" ]]; then
-    min=1; nid="$NODE"; bs="127.0.0.1:$(broker_port "$NODE")"
+    min=1; nid="$NODE"; bs="$(node_host "$NODE"):$(broker_port "$NODE")"
   else
     min="$NODES"; nid=-1; bs="$(bootstrap)"
   fi
@@ -376,7 +390,7 @@ cmd_start() {
     fi
     rm -f "$(pid_file "$n")"
     bp="$(broker_port "$n")"; cp="$(ctrl_port "$n")"
-    if port_open "$bp" || port_open "$cp"; then
+    if node_port_open "$n" "$bp" || node_port_open "$n" "$cp"; then
       die "port $bp or $cp is already in use ($(port_owner "$bp")$(port_owner "$cp")); stop that process or use --port"
     fi
     write_server_properties "$n"
@@ -421,8 +435,8 @@ cmd_stop() {
     fi
   done
   for n in $(target_nodes); do
-    wait_port_closed "$(broker_port "$n")" 30 "node $n broker" || ok=1
-    wait_port_closed "$(ctrl_port "$n")" 30 "node $n controller" || ok=1
+    wait_node_port_closed "$n" "$(broker_port "$n")" 30 "node $n broker" || ok=1
+    wait_node_port_closed "$n" "$(ctrl_port "$n")" 30 "node $n controller" || ok=1
     rm -f "$(pid_file "$n")"
   done
   ((ok == 0)) || die "stop did not finish cleanly"
@@ -441,8 +455,8 @@ cmd_kill() {
     rm -f "$(pid_file "$n")"
   done
   for n in $(target_nodes); do
-    wait_port_closed "$(broker_port "$n")" 30 "node $n broker after SIGKILL" || die "port still open"
-    wait_port_closed "$(ctrl_port "$n")" 30 "node $n controller after SIGKILL" || die "port still open"
+    wait_node_port_closed "$n" "$(broker_port "$n")" 30 "node $n broker after SIGKILL" || die "port still open"
+    wait_node_port_closed "$n" "$(ctrl_port "$n")" 30 "node $n controller after SIGKILL" || die "port still open"
   done
   log "killed"
 }
@@ -452,7 +466,7 @@ cmd_status() {
   local n pid down=0 bs min nid
   for n in $(target_nodes); do
     if pid="$(node_pid "$n")"; then
-      log "node $n: pid $pid, broker 127.0.0.1:$(broker_port "$n") $(port_open "$(broker_port "$n")" && echo open || echo closed)"
+      log "node $n: pid $pid, broker $(node_host "$n"):$(broker_port "$n") $(node_port_open "$n" "$(broker_port "$n")" && echo open || echo closed)"
     else
       log "node $n: not running"
       down=1
@@ -460,7 +474,7 @@ cmd_status() {
   done
   ((down == 0)) || return 1
   if [[ -n "$NODE" ]]; then
-    min=1; nid="$NODE"; bs="127.0.0.1:$(broker_port "$NODE")"
+    min=1; nid="$NODE"; bs="$(node_host "$NODE"):$(broker_port "$NODE")"
   else
     min="$NODES"; nid=-1; bs="$(bootstrap)"
   fi

@@ -188,6 +188,14 @@ fn list(registry: &mq_core::Registry) -> String {
                 let _ = writeln!(s, "    {:<20} default {:<12} {help}", o.name, default);
             }
         }
+        let offered = b.broker_faults();
+        let faults: Vec<String> = (mq_core::plan::FaultAction::ALL.iter())
+            .filter(|a| a.broker_fault().is_some_and(|f| offered.contains(&f)))
+            .map(|a| a.to_string())
+            .collect();
+        if !faults.is_empty() {
+            let _ = writeln!(s, "  broker faults: {}", faults.join(", "));
+        }
         s.push('\n');
     }
     s

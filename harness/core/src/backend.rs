@@ -229,6 +229,17 @@ pub trait Broker: Send {
         ))
     }
 
+    /// [`Broker::fault`] with the fault's own fields (`node`, `clients`, `delay` …), which the
+    /// node faults of a cluster need; by default they are not looked at.
+    fn fault_on(
+        &mut self,
+        fault: BrokerFault,
+        spec: &crate::plan::FaultSpec,
+    ) -> Result<Vec<NodeHit>, BackendError> {
+        let _ = spec;
+        self.fault(fault)
+    }
+
     /// Versions of the broker and client library, for the report.
     fn versions(&mut self) -> Vec<(String, String)> {
         Vec::new()

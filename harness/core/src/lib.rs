@@ -10,6 +10,7 @@ pub mod clock;
 pub mod delivery;
 pub mod envelope;
 pub mod expand;
+pub mod fault;
 pub mod history;
 pub mod ids;
 pub mod managed;

@@ -68,6 +68,7 @@ impl<N: Node> Managed<N> {
             BrokerFault::Kill => self.node.kill(),
             BrokerFault::Restart => self.node.start(),
             BrokerFault::RemoveQueue => Err(format!("{} has no queue to remove", self.backend)),
+            other => Err(format!("{other:?} needs a cluster's nodes")),
         };
         r.map_err(|m| self.error(m))
     }

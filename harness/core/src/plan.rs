@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::delivery::{derived_contract, Contract, Delivery};
+pub use crate::fault::{ClientSide, NodeRole, NodeTarget};
 
 /// Largest message a scenario may ask for (any backend).
 pub const MAX_MESSAGE_SIZE: usize = 16 << 20;
@@ -338,6 +339,17 @@ pub enum FaultAction {
     ResumeConsumers,
     /// SysV: remove the queue (the kernel broker losing its state, as a reboot would).
     RemoveQueue,
+    /// SIGSTOP a node (`node`, default the leader): a GC pause, a stalled VM.
+    PauseBroker,
+    /// SIGCONT the paused nodes.
+    ResumeBroker,
+    /// Cut the links between node `node` (default the leader) and the other nodes; `clients`
+    /// says whom the clients still reach. Until `heal`.
+    Partition,
+    /// Restore every link: no cut, no delay, no loss.
+    Heal,
+    /// Delay, jitter and loss on node `node`'s link (both ways), until `heal`.
+    SlowLink,
 }
 
 impl BrokerFault {
@@ -347,13 +359,13 @@ impl BrokerFault {
         match self {
             BrokerFault::Kill => Some("kill"),
             BrokerFault::Restart => Some("start"),
-            BrokerFault::RemoveQueue => None,
+            _ => None,
         }
     }
 }
 
 impl FaultAction {
-    pub const ALL: [FaultAction; 8] = [
+    pub const ALL: [FaultAction; 13] = [
         FaultAction::KillBroker,
         FaultAction::RestartBroker,
         FaultAction::KillProducer,
@@ -362,6 +374,11 @@ impl FaultAction {
         FaultAction::PauseConsumers,
         FaultAction::ResumeConsumers,
         FaultAction::RemoveQueue,
+        FaultAction::PauseBroker,
+        FaultAction::ResumeBroker,
+        FaultAction::Partition,
+        FaultAction::Heal,
+        FaultAction::SlowLink,
     ];
 
     /// The broker fault this action asks of the backend, if it is one.
@@ -370,6 +387,11 @@ impl FaultAction {
             FaultAction::KillBroker => Some(BrokerFault::Kill),
             FaultAction::RestartBroker => Some(BrokerFault::Restart),
             FaultAction::RemoveQueue => Some(BrokerFault::RemoveQueue),
+            FaultAction::PauseBroker => Some(BrokerFault::Pause),
+            FaultAction::ResumeBroker => Some(BrokerFault::Resume),
+            FaultAction::Partition => Some(BrokerFault::Partition),
+            FaultAction::Heal => Some(BrokerFault::Heal),
+            FaultAction::SlowLink => Some(BrokerFault::SlowLink),
             _ => None,
         }
     }
@@ -389,6 +411,11 @@ pub enum BrokerFault {
     Kill,
     Restart,
     RemoveQueue,
+    Pause,
+    Resume,
+    Partition,
+    Heal,
+    SlowLink,
 }
 
 /// One `[[faults]]` entry.
@@ -405,12 +432,31 @@ pub struct FaultSpec {
     /// The worker index for kill-producer, kill-consumer, restart-consumer (default 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<u16>,
+    /// The node of a cluster that pause-broker, resume-broker, partition or slow-link acts on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<NodeTarget>,
+    /// Partition: whom the clients still reach (default both sides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clients: Option<ClientSide>,
+    /// Slow-link: delay added to each packet, each way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<Dur>,
+    /// Slow-link: the delay varies uniformly by this much either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter: Option<Dur>,
+    /// Slow-link: percent of packets lost (0 to 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss: Option<f64>,
 }
 
 impl FaultSpec {
     /// A short label for tables and chart markers, e.g. `kill-broker@3s`.
     pub fn label(&self) -> String {
-        let target = self.target.map(|t| format!(" {t}")).unwrap_or_default();
+        let target = match (self.target, self.node) {
+            (Some(t), _) => format!(" {t}"),
+            (None, Some(n)) => format!(" {n}"),
+            _ => String::new(),
+        };
         match (self.at, self.after_messages) {
             (Some(d), _) => format!(
                 "{}{target}@{}",

@@ -481,11 +481,12 @@ fn validate_faults(
             )),
             _ => {}
         }
+        e.extend(crate::fault::check_fields(f, &at));
         if let Some(bf) = f.action.broker_fault() {
             let by_cmd = match bf {
                 BrokerFault::Kill => v.kill_cmd.is_some(),
                 BrokerFault::Restart => v.restart_cmd.is_some(),
-                BrokerFault::RemoveQueue => false,
+                _ => false,
             };
             let offered = backend.broker_faults();
             if !by_cmd && !offered.contains(&bf) {

@@ -28,6 +28,8 @@ pub struct Nemesis<'a> {
     pub paused: bool,
     /// The broker was killed at this many seconds and not restarted since.
     pub broker_down_at: Option<f64>,
+    /// A node is paused, or links are cut or slow, with the resume / heal still to come.
+    pub nodes_faulted: bool,
     /// Actions carried out so far (names the external commands' logs).
     count: usize,
 }
@@ -50,6 +52,7 @@ impl<'a> Nemesis<'a> {
             pending: plan.faults.iter().collect(),
             paused: false,
             broker_down_at: None,
+            nodes_faulted: false,
             count: 0,
         }
     }
@@ -87,7 +90,10 @@ impl<'a> Nemesis<'a> {
     /// Nothing moving is the schedule's doing: consumers paused, or the broker down with its
     /// restart still to come.
     pub fn excuses_a_standstill(&self) -> bool {
-        self.paused || (self.broker_down_at.is_some() && self.pending(FaultAction::RestartBroker))
+        self.paused
+            || (self.broker_down_at.is_some() && self.pending(FaultAction::RestartBroker))
+            || (self.nodes_faulted
+                && (self.pending(FaultAction::ResumeBroker) || self.pending(FaultAction::Heal)))
     }
 
     /// Carries out one fault and says how it went.
@@ -118,6 +124,17 @@ impl<'a> Nemesis<'a> {
     fn act(&mut self, f: &FaultSpec, t: f64, on: &mut Targets<'_>) -> Result<Vec<NodeHit>, String> {
         let target = f.target.unwrap_or(0);
         match f.action {
+            FaultAction::PauseBroker
+            | FaultAction::ResumeBroker
+            | FaultAction::Partition
+            | FaultAction::Heal
+            | FaultAction::SlowLink => {
+                let bf = f.action.broker_fault().ok_or("not a broker fault")?;
+                let hit = on.broker.fault_on(bf, f).map_err(|e| e.to_string())?;
+                self.nodes_faulted =
+                    !matches!(f.action, FaultAction::Heal | FaultAction::ResumeBroker);
+                Ok(hit)
+            }
             FaultAction::KillBroker | FaultAction::RestartBroker | FaultAction::RemoveQueue => {
                 let cmd = match f.action {
                     FaultAction::KillBroker => self.plan.kill_cmd.as_deref(),
@@ -129,7 +146,7 @@ impl<'a> Nemesis<'a> {
                         let log = on.vdir.fault_log(self.count, f.action);
                         run_fault_cmd(cmd, &log).map(|()| Vec::new())
                     }
-                    (None, Some(bf)) => on.broker.fault(bf).map_err(|e| e.to_string()),
+                    (None, Some(bf)) => on.broker.fault_on(bf, f).map_err(|e| e.to_string()),
                     (None, None) => Err(format!("{} is not a broker fault", f.action)),
                 }?;
                 match f.action {
@@ -227,6 +244,11 @@ mod tests {
             at: at_ms.map(|ms| Dur(Duration::from_millis(ms))),
             after_messages: after,
             target: None,
+            node: None,
+            clients: None,
+            delay: None,
+            jitter: None,
+            loss: None,
         }
     }
 

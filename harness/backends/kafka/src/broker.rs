@@ -1,7 +1,7 @@
 //! Coordinator side: starts a managed broker (a single node or the 3-node cluster), creates the
 //! run's topic, reports the backlog (end offsets minus the group's committed offsets), carries out
 //! broker faults (in the cluster: kill the leader of partition 0, restart it), and deletes topic
-//! and group at teardown.
+//! and group at teardown. Pause, resume, partition, heal and slow-link are in [`nodes`].
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use futures_lite::future::block_on;
 use mq_core::managed::{Managed, Script, Scripted};
-use mq_core::plan::BrokerFault;
-use mq_core::plan::VariantPlan;
+use mq_core::plan::{BrokerFault, FaultSpec, VariantPlan};
 use mq_core::{BackendError, Broker, Depth, NodeHit};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -21,6 +20,8 @@ use crate::client::{self, base_config, Endpoint};
 use crate::options::{Mode, Options};
 use crate::script::Node;
 use crate::NAME;
+
+mod nodes;
 
 const START_TIMEOUT: Duration = Duration::from_secs(150);
 const STOP_TIMEOUT: Duration = Duration::from_secs(90);
@@ -45,24 +46,47 @@ pub struct KafkaBroker {
     probe: Option<BaseConsumer>,
     /// Cluster nodes killed by `fault(Kill)` and not restarted yet.
     killed: Vec<u8>,
+    /// Nodes paused (SIGSTOP) and not resumed yet.
+    paused: Vec<u8>,
+    /// The cluster's network namespaces (`netns = true`); removed after the nodes.
+    net: Option<mq_netns::Network>,
 }
 
 impl KafkaBroker {
     /// `variant_dir` is the variant's folder in the run; topic and group are
-    /// `mqb-<run_tag>-<variant>`.
+    /// `mqb-<run_tag>-<variant>`. With `netns`, the cluster's network is made here.
     pub fn new(
         plan: &VariantPlan,
         options: Options,
         variant_dir: &Path,
         run_tag: &str,
-    ) -> KafkaBroker {
+    ) -> Result<KafkaBroker, BackendError> {
         let dir = variant_dir.join(format!("{}.kafka", plan.name));
         let log = variant_dir.join(format!("{}.kafka.log", plan.name));
-        let node = match options.mode {
-            Mode::Managed if options.cluster() => Some(Node::cluster(dir)),
-            Mode::Managed => Some(Node::new(options.port(), dir)),
-            Mode::External => None,
+        let net = match options.netns && options.cluster() {
+            true => Some(
+                mq_netns::Network::create(&format!("{run_tag}-{}", plan.name), 3)
+                    .map_err(|e| BackendError::other(NAME, format!("network namespaces: {e}")))?,
+            ),
+            false => None,
         };
+        let node = match (options.mode, &net) {
+            (Mode::Managed, Some(net)) => Some(Node::cluster_in(
+                dir,
+                (1..=3).map(|k| net.node_addr(k).to_string()).collect(),
+                net.namespaces().to_vec(),
+            )),
+            (Mode::Managed, None) if options.cluster() => Some(Node::cluster(dir)),
+            (Mode::Managed, None) => Some(Node::new(options.port(), dir)),
+            (Mode::External, _) => None,
+        }
+        .map(|n| Node {
+            overrides: options.broker_overrides(),
+            ..n
+        });
+        let bootstrap = node
+            .as_ref()
+            .map_or_else(|| options.bootstrap(), Node::bootstrap);
         let managed = node.map(|script| {
             let node = Scripted {
                 script,
@@ -73,11 +97,11 @@ impl KafkaBroker {
             Managed::new(NAME, node, options.keep)
         });
         let topic = format!("mqb-{run_tag}-{}", plan.name);
-        KafkaBroker {
+        Ok(KafkaBroker {
             group: topic.clone(),
             topic,
             partitions: plan.workload.partitions,
-            bootstrap: options.bootstrap(),
+            bootstrap,
             log,
             options,
             managed,
@@ -85,7 +109,9 @@ impl KafkaBroker {
             admin: None,
             probe: None,
             killed: Vec::new(),
-        }
+            paused: Vec::new(),
+            net,
+        })
     }
 
     /// Appends a line to the broker's log file (where kafka.sh's output goes too).
@@ -98,112 +124,6 @@ impl KafkaBroker {
             .and_then(|mut f| writeln!(f, "mq-bench: {line}"));
         if let Err(e) = written {
             tracing::warn!("kafka: cannot write to {}: {e}", self.log.display());
-        }
-    }
-
-    /// The broker id of the current leader of partition 0 of the run's topic (in the managed
-    /// cluster, broker id = node number), retried while there is none.
-    fn leader_of_partition_0(&mut self) -> Result<i32, BackendError> {
-        let (topic, bootstrap) = (self.topic.clone(), self.bootstrap.clone());
-        let admin = self.admin()?;
-        let deadline = Instant::now() + LEADER_TIMEOUT;
-        loop {
-            let found = match admin
-                .inner()
-                .fetch_metadata(Some(&topic), Duration::from_secs(5))
-            {
-                Ok(md) => md
-                    .topics()
-                    .iter()
-                    .find(|t| t.name() == topic)
-                    .and_then(|t| t.partitions().iter().find(|p| p.id() == 0))
-                    .map(|p| p.leader())
-                    .filter(|&l| l >= 0)
-                    .ok_or_else(|| "partition 0 has no leader".to_owned()),
-                Err(e) => Err(e.to_string()),
-            };
-            match found {
-                Ok(leader) => return Ok(leader),
-                Err(e) if Instant::now() >= deadline => {
-                    return Err(BackendError::other(
-                        NAME,
-                        format!(
-                            "the leader of partition 0 of {topic} on {bootstrap}: none found within {}s: {e}",
-                            LEADER_TIMEOUT.as_secs()
-                        ),
-                    ))
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(200)),
-            }
-        }
-    }
-
-    /// Cluster faults: kill the leader of partition 0 / start the killed nodes again.
-    fn cluster_fault(
-        &mut self,
-        node: &Node,
-        fault: BrokerFault,
-    ) -> Result<Vec<NodeHit>, BackendError> {
-        let err = |m: String| BackendError::other(NAME, format!("managed cluster: {m}"));
-        match fault {
-            BrokerFault::Kill => {
-                let leader = self.leader_of_partition_0()?;
-                let id = u8::try_from(leader)
-                    .ok()
-                    .filter(|id| (1..=node.nodes).contains(id))
-                    .ok_or_else(|| {
-                        err(format!(
-                            "the leader of partition 0 is broker {leader}, not one of nodes 1 to {}",
-                            node.nodes
-                        ))
-                    })?;
-                self.note(&format!(
-                    "kill-broker: killing node {id} ({}), the leader of partition 0 of {}",
-                    node.address(id),
-                    self.topic
-                ));
-                node.run_on("kill", Some(id), START_TIMEOUT, &self.log)
-                    .map_err(err)?;
-                if !self.killed.contains(&id) {
-                    self.killed.push(id);
-                }
-                self.note(&format!("kill-broker: node {id} killed"));
-                Ok(vec![NodeHit {
-                    node: id.into(),
-                    address: node.address(id),
-                    role: Some("leader of partition 0".into()),
-                }])
-            }
-            BrokerFault::Restart => {
-                if self.killed.is_empty() {
-                    // Nothing killed by us: start whatever is not running.
-                    self.note("restart-broker: no node was killed; starting any node that is down");
-                    return node
-                        .run("start", START_TIMEOUT, &self.log)
-                        .map(|()| Vec::new())
-                        .map_err(err);
-                }
-                let mut hit = Vec::new();
-                while let Some(&id) = self.killed.first() {
-                    self.note(&format!(
-                        "restart-broker: starting node {id} ({})",
-                        node.address(id)
-                    ));
-                    node.run_on("start", Some(id), START_TIMEOUT, &self.log)
-                        .map_err(err)?;
-                    self.killed.remove(0);
-                    self.note(&format!("restart-broker: node {id} is back"));
-                    hit.push(NodeHit {
-                        node: id.into(),
-                        address: node.address(id),
-                        role: Some("killed earlier".into()),
-                    });
-                }
-                Ok(hit)
-            }
-            BrokerFault::RemoveQueue => {
-                Err(BackendError::other(NAME, "remove-queue is a sysv fault"))
-            }
         }
     }
 
@@ -239,10 +159,14 @@ impl KafkaBroker {
             .map(|m| m.to_string());
         let (topic, bootstrap, partitions) =
             (self.topic.clone(), self.bootstrap.clone(), self.partitions);
+        let unclean = self.options.unclean_leader_election;
         let admin = self.admin()?;
         let mut new = NewTopic::new(&topic, partitions as i32, TopicReplication::Fixed(rf));
         if let Some(m) = &min_isr {
             new = new.set("min.insync.replicas", m);
+        }
+        if unclean {
+            new = new.set("unclean.leader.election.enable", "true");
         }
         let results =
             block_on(admin.create_topics([&new], &Self::admin_options())).map_err(|e| {
@@ -440,8 +364,13 @@ impl Broker for KafkaBroker {
         self.created = false;
         self.admin = None;
         self.killed.clear();
+        self.release_nodes();
         if let Some(m) = &mut self.managed {
             result = result.and(m.finish());
+        }
+        if let Some(net) = &mut self.net {
+            let removed = net.remove();
+            result = result.and(removed.map_err(|e| BackendError::other(NAME, e.to_string())));
         }
         result
     }
@@ -458,6 +387,24 @@ impl Broker for KafkaBroker {
         }
         let m = self.managed.as_mut().expect("a node is managed");
         m.fault(fault).map(|()| Vec::new())
+    }
+
+    fn fault_on(
+        &mut self,
+        fault: BrokerFault,
+        spec: &FaultSpec,
+    ) -> Result<Vec<NodeHit>, BackendError> {
+        match fault {
+            BrokerFault::Kill | BrokerFault::Restart | BrokerFault::RemoveQueue => {
+                self.fault(fault)
+            }
+            _ => {
+                let node = self.node().cloned().ok_or_else(|| {
+                    BackendError::other(NAME, format!("{fault:?} needs a managed broker"))
+                })?;
+                self.node_fault(&node, fault, spec)
+            }
+        }
     }
 
     fn versions(&mut self) -> Vec<(String, String)> {

@@ -5,7 +5,9 @@
 //! broker is a single KRaft node, or with `nodes = 3` a 3-node KRaft cluster on loopback, run by
 //! `scripts/brokers/kafka.sh`; an external cluster is reached at `options.bootstrap`. In the
 //! cluster, `kill-broker` kills the current leader of partition 0 and `restart-broker` starts it
-//! again.
+//! again; `pause-broker` / `resume-broker` SIGSTOP / SIGCONT a node. With `netns = true` each node
+//! of the cluster runs in its own network namespace (mq-netns), and `partition`, `heal` and
+//! `slow-link` act on the links between the nodes and the clients.
 
 mod broker;
 mod client;
@@ -36,6 +38,36 @@ pub struct Kafka;
 fn options(plan: &VariantPlan) -> Result<Options, BackendError> {
     plan.options()
         .map_err(|e| BackendError::other(NAME, format!("{}: {}", e.path, e.message)))
+}
+
+/// Faults on links need the cluster in namespaces; node faults need a managed broker.
+fn check_faults(plan: &VariantPlan, options: &Options) -> Vec<FieldError> {
+    use mq_core::plan::FaultAction::*;
+    let actions: Vec<_> = plan.faults.iter().map(|f| f.action).collect();
+    let mut e = Vec::new();
+    if let Some(a) = actions
+        .iter()
+        .find(|a| matches!(a, Partition | Heal | SlowLink))
+    {
+        if !options.netns {
+            e.push(FieldError::new(
+                "options.netns",
+                format!("{a} acts on the cluster's links: set netns = true (with nodes = 3; needs root)"),
+            ));
+        }
+    }
+    if let Some(a) = actions
+        .iter()
+        .find(|a| matches!(a, PauseBroker | ResumeBroker))
+    {
+        if options.mode != Mode::Managed {
+            e.push(FieldError::new(
+                "options.mode",
+                format!("{a} signals a managed broker's process: an external broker has none here"),
+            ));
+        }
+    }
+    e
 }
 
 impl Backend for Kafka {
@@ -71,6 +103,7 @@ impl Backend for Kafka {
             Err(e) => return vec![e],
         };
         let mut errors = options.check(&plan.delivery);
+        errors.extend(check_faults(plan, &options));
         if plan.workload.partitions > 100_000 {
             errors.push(FieldError::new(
                 "workload.partitions",
@@ -86,13 +119,25 @@ impl Backend for Kafka {
     fn available(&self, plan: &VariantPlan) -> Result<(), Unavailable> {
         // Options that do not parse are validate's to report.
         options(plan).map_or(Ok(()), |o| {
-            managed_available(o.mode, "kafka.sh", script::missing)
+            managed_available(o.mode, "kafka.sh", script::missing)?;
+            match o.netns {
+                true => mq_netns::check().map_err(|reason| Unavailable { reason, fix: None }),
+                false => Ok(()),
+            }
         })
     }
 
     fn broker_faults(&self) -> Vec<mq_core::plan::BrokerFault> {
         use mq_core::plan::BrokerFault;
-        vec![BrokerFault::Kill, BrokerFault::Restart]
+        vec![
+            BrokerFault::Kill,
+            BrokerFault::Restart,
+            BrokerFault::Pause,
+            BrokerFault::Resume,
+            BrokerFault::Partition,
+            BrokerFault::Heal,
+            BrokerFault::SlowLink,
+        ]
     }
 
     fn broker(
@@ -104,7 +149,7 @@ impl Backend for Kafka {
         let options = options(plan)?;
         Ok(Box::new(broker::KafkaBroker::new(
             plan, options, dir, run_tag,
-        )))
+        )?))
     }
 
     fn producer(&self, ctx: &WorkerCtx) -> Result<Box<dyn Producer>, BackendError> {

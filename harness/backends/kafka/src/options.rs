@@ -56,6 +56,20 @@ pub struct Options {
     /// Managed brokers: 1 (a single KRaft node) or 3 (a KRaft cluster on loopback).
     #[serde(default = "defaults::nodes")]
     pub nodes: u8,
+    /// The 3-node cluster with each node in its own network namespace, so that partition, heal
+    /// and slow-link can act on its links. Needs root (or CAP_NET_ADMIN and CAP_SYS_ADMIN),
+    /// iproute2 and /dev/net/tun; without them the variant is reported as skipped.
+    #[serde(default)]
+    pub netns: bool,
+    /// Topic config `unclean.leader.election.enable`: an out-of-sync replica may become the
+    /// leader (losing what it lacks) rather than the partition staying offline. Default false.
+    #[serde(default)]
+    pub unclean_leader_election: bool,
+    /// Managed brokers' `replica.lag.time.max.ms`: how long a follower may lag before the
+    /// leader drops it from the ISR (Kafka's default 30000).
+    #[serde(default)]
+    #[schemars(range(min = 100, max = 3_600_000))]
+    pub replica_lag_time_max_ms: Option<u32>,
     /// `enable.idempotence` (needs `producer_ack = "all"`).
     #[serde(default)]
     pub idempotence: bool,
@@ -143,6 +157,15 @@ impl Options {
                 "bootstrap is only for mode = \"external\"; a managed broker listens on 127.0.0.1:<port>",
             ));
         }
+        if self.netns && self.nodes != CLUSTER_NODES {
+            e.push(FieldError::new(
+                "options.netns",
+                format!(
+                    "netns = true needs the cluster: set nodes = 3 (nodes = {})",
+                    self.nodes
+                ),
+            ));
+        }
         match self.nodes {
             1 => {
                 if let Some(rf) = self.replication_factor.filter(|&rf| rf != 1) {
@@ -177,6 +200,22 @@ impl Options {
 
     /// An external cluster: named by bootstrap alone.
     fn check_external(&self, e: &mut Vec<FieldError>) {
+        for (set, field) in [
+            (self.netns, "netns"),
+            (
+                self.replica_lag_time_max_ms.is_some(),
+                "replica_lag_time_max_ms",
+            ),
+        ] {
+            if set {
+                e.push(FieldError::new(
+                    format!("options.{field}"),
+                    format!(
+                        "{field} is for a managed broker; configure an external cluster yourself"
+                    ),
+                ));
+            }
+        }
         match &self.bootstrap {
             None => e.push(FieldError::new(
                 "options.bootstrap",
@@ -278,6 +317,13 @@ impl Options {
             Mode::Managed => format!("127.0.0.1:{}", self.port()),
             Mode::External => self.bootstrap.clone().unwrap_or_default(),
         }
+    }
+
+    /// Broker properties the options add to the managed nodes' server.properties.
+    pub fn broker_overrides(&self) -> Vec<String> {
+        (self.replica_lag_time_max_ms.iter())
+            .map(|ms| format!("replica.lag.time.max.ms={ms}"))
+            .collect()
     }
 
     /// The replication factor the topic is created with; `None` = the cluster's default.

@@ -21,6 +21,15 @@ pub struct Node {
     /// 1 (a single node) or 3 (the cluster).
     #[serde(default = "one")]
     pub nodes: u8,
+    /// The cluster in network namespaces: node N's address (empty: all on 127.0.0.1).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+    /// And node N's namespace (`KAFKA_NETNS`), made by the coordinator's network.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
+    /// Broker properties `k=v` added to every node's server.properties (`KAFKA_OVERRIDES`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<String>,
 }
 
 fn one() -> u8 {
@@ -60,6 +69,9 @@ impl Node {
             port,
             dir,
             nodes: 1,
+            hosts: Vec::new(),
+            namespaces: Vec::new(),
+            overrides: Vec::new(),
         }
     }
 
@@ -70,7 +82,25 @@ impl Node {
             port: cluster_port(1),
             dir,
             nodes: CLUSTER_NODES,
+            hosts: Vec::new(),
+            namespaces: Vec::new(),
+            overrides: Vec::new(),
         }
+    }
+
+    /// The cluster with node N at `hosts[N-1]` inside namespace `namespaces[N-1]`.
+    pub fn cluster_in(dir: PathBuf, hosts: Vec<String>, namespaces: Vec<String>) -> Node {
+        Node {
+            hosts,
+            namespaces,
+            ..Node::cluster(dir)
+        }
+    }
+
+    /// Node `id`'s host: its namespace's address, or 127.0.0.1.
+    fn host(&self, id: u8) -> &str {
+        let i = usize::from(id.max(1) - 1);
+        self.hosts.get(i).map_or("127.0.0.1", String::as_str)
     }
 
     /// Whether this is the 3-node cluster.
@@ -78,10 +108,10 @@ impl Node {
         self.nodes == CLUSTER_NODES
     }
 
-    /// `127.0.0.1:port` of node `id` (1..=3) of the cluster, or of the single node.
+    /// `host:port` of node `id` (1..=3) of the cluster, or of the single node.
     pub fn address(&self, id: u8) -> String {
         if self.is_cluster() {
-            format!("127.0.0.1:{}", cluster_port(id))
+            format!("{}:{}", self.host(id), cluster_port(id))
         } else {
             format!("127.0.0.1:{}", self.port)
         }
@@ -90,7 +120,10 @@ impl Node {
     /// Every broker, `host:port,…`.
     pub fn bootstrap(&self) -> String {
         if self.is_cluster() {
-            cluster_bootstrap()
+            (1..=self.nodes)
+                .map(|id| self.address(id))
+                .collect::<Vec<_>>()
+                .join(",")
         } else {
             self.address(1)
         }
@@ -98,11 +131,22 @@ impl Node {
 
     /// For messages: `127.0.0.1:9092` or `the 3-node cluster 127.0.0.1:19092,…`.
     pub fn describe(&self) -> String {
-        if self.is_cluster() {
+        if self.is_cluster() && !self.namespaces.is_empty() {
+            format!(
+                "the 3-node cluster {} in namespaces {}",
+                self.bootstrap(),
+                self.namespaces.join(", ")
+            )
+        } else if self.is_cluster() {
             format!("the 3-node cluster {}", self.bootstrap())
         } else {
             format!("127.0.0.1:{}", self.port)
         }
+    }
+
+    /// The pid file of node `id` (`kafka.sh` writes it at start; a single node is node 1).
+    pub fn pid_file(&self, id: u8) -> PathBuf {
+        self.dir.join(format!("node-{id}")).join("kafka.pid")
     }
 
     /// Runs `kafka.sh CMD --port P --dir D` (cluster: `--nodes 3` instead of `--port`),
@@ -137,7 +181,16 @@ impl Node {
             "--timeout".into(),
             timeout.as_secs().saturating_sub(5).max(10).to_string(),
         ]);
-        mq_core::script::run(&self.script, &args, &[], timeout, log)
+        let joined = [
+            ("KAFKA_HOSTS", self.hosts.join(" ")),
+            ("KAFKA_NETNS", self.namespaces.join(" ")),
+            ("KAFKA_OVERRIDES", self.overrides.join(" ")),
+        ];
+        let env: Vec<(&str, &str)> = (joined.iter())
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect();
+        mq_core::script::run(&self.script, &args, &env, timeout, log)
     }
 }
 

@@ -448,3 +448,52 @@ fn cluster_options_are_checked() {
     }
     assert!(Kafka.broker_faults().contains(&BrokerFault::Kill));
 }
+
+#[test]
+fn node_fault_options_are_checked() {
+    let check = |o: serde_json::Value, faults: serde_json::Value| -> Vec<(String, String)> {
+        let mut p = plan("v", ProducerAck::All, o);
+        p.faults = serde_json::from_value(faults).unwrap();
+        Kafka
+            .validate(&p)
+            .into_iter()
+            .map(|e| (e.path, e.message))
+            .collect()
+    };
+    let partition = json!([{ "action": "partition", "at": "1s", "node": "leader" }]);
+    assert!(check(json!({"nodes": 3, "netns": true}), partition.clone()).is_empty());
+    let e = check(json!({"nodes": 3}), partition);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].0, "options.netns");
+    assert!(e[0].1.contains("set netns = true"), "{e:?}");
+    let e = check(json!({"netns": true}), json!([]));
+    assert_eq!(e[0].0, "options.netns");
+    assert!(e[0].1.contains("nodes = 3"), "{e:?}");
+    let pause = json!([{ "action": "pause-broker", "at": "1s" }]);
+    assert!(check(json!({}), pause.clone()).is_empty());
+    let e = check(
+        json!({"mode": "external", "bootstrap": "h:1", "replica_lag_time_max_ms": 500}),
+        pause,
+    );
+    let paths: Vec<&str> = e.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["options.replica_lag_time_max_ms", "options.mode"],
+        "{e:?}"
+    );
+    let names: Vec<String> = Kafka.info().options.into_iter().map(|o| o.name).collect();
+    for n in [
+        "netns",
+        "unclean_leader_election",
+        "replica_lag_time_max_ms",
+    ] {
+        assert!(names.iter().any(|m| m == n), "bench list shows {n}");
+    }
+    for f in [
+        BrokerFault::Pause,
+        BrokerFault::Partition,
+        BrokerFault::SlowLink,
+    ] {
+        assert!(Kafka.broker_faults().contains(&f), "{f:?}");
+    }
+}

@@ -84,6 +84,11 @@ impl ClusterFaults {
             BrokerFault::RemoveQueue => {
                 Err(BackendError::other(NAME, "remove-queue is a sysv fault"))
             }
+            // Not declared in the backend's info, so validation refuses them first.
+            other => Err(BackendError::other(
+                NAME,
+                format!("{other:?} is not supported by the rabbitmq cluster"),
+            )),
         }
     }
 
