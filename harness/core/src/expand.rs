@@ -2,12 +2,80 @@
 //! several values), each run `runs` times. Names say which: `NAME.rate-1000`, `NAME.run-2`,
 //! `NAME.size-1024.run-3`; each plan carries [`PointOf`] / [`RunOf`] so reports can group them.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::backend::Registry;
-use crate::plan::{check_range, FieldError, PointOf, RunOf, SweepAxis, VariantPlan, MAX_RUNS};
+use crate::plan::{check_range, FieldError, VariantPlan, MAX_RUNS};
 use crate::search::SearchSpec;
 use crate::validate::{plan_one, RawScenario, RawVariant};
+
+/// One of the N runs of a variant written with `runs = N`: the variant as written, and which run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunOf {
+    /// The variant's name as written; each run is named `{of}.run-{run}`.
+    pub of: String,
+    /// 1-based.
+    pub run: u32,
+    pub runs: u32,
+}
+
+/// One point of a variant's sweep: the variant as written, the axis and this point's value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PointOf {
+    /// The variant's name as written; each point is named `{of}.{axis}-{value}`.
+    pub of: String,
+    pub axis: SweepAxis,
+    pub value: u64,
+}
+
+/// What a sweep varies: a workload field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SweepAxis {
+    Rate,
+    MessageSize,
+    Producers,
+    Partitions,
+}
+
+impl SweepAxis {
+    pub const ALL: [SweepAxis; 4] = [
+        SweepAxis::Rate,
+        SweepAxis::MessageSize,
+        SweepAxis::Producers,
+        SweepAxis::Partitions,
+    ];
+
+    /// The workload field it sets.
+    pub fn field(self) -> &'static str {
+        match self {
+            SweepAxis::Rate => "rate",
+            SweepAxis::MessageSize => "message_size",
+            SweepAxis::Producers => "producers",
+            SweepAxis::Partitions => "partitions",
+        }
+    }
+
+    /// The list in `[sweep]` that gives its points.
+    pub fn list(self) -> &'static str {
+        match self {
+            SweepAxis::Rate => "rates",
+            SweepAxis::MessageSize => "message_sizes",
+            SweepAxis::Producers => "producers",
+            SweepAxis::Partitions => "partitions",
+        }
+    }
+
+    /// The point's name suffix: `rate-1000`, `size-1024`, `producers-4`, `partitions-8`.
+    pub fn tag(self) -> &'static str {
+        match self {
+            SweepAxis::Rate => "rate",
+            SweepAxis::MessageSize => "size",
+            SweepAxis::Producers => "producers",
+            SweepAxis::Partitions => "partitions",
+        }
+    }
+}
 
 /// The most points of one sweep.
 pub const MAX_POINTS: usize = 50;

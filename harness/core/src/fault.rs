@@ -7,7 +7,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::plan::{check_duration, FaultAction, FaultSpec, FieldError};
+use crate::backend::Backend;
+use crate::plan::{
+    check_duration, check_range, FaultAction, FaultSpec, FieldError, Workload, MAX_DURATION,
+    MAX_MESSAGES,
+};
+use crate::validate::RawVariant;
 
 /// Longest delay (or jitter) a slow link may add to each packet.
 pub const MAX_LINK_DELAY: Duration = Duration::from_secs(60);
@@ -117,6 +122,85 @@ pub fn check_fields(f: &FaultSpec, at: &dyn Fn(&str) -> String) -> Vec<FieldErro
             at("loss"),
             format!("loss = {l} is out of range: valid is 0 to 100 (percent of packets)"),
         ));
+    }
+    e
+}
+
+/// Checks one fault list; `path` is where the list is (`faults`, `variants[1].faults`).
+pub(crate) fn validate_faults(
+    faults: &[FaultSpec],
+    path: &str,
+    w: &Workload,
+    backend: &dyn Backend,
+    v: &RawVariant,
+) -> Vec<FieldError> {
+    use crate::plan::{BrokerFault, FaultAction};
+    let mut e = Vec::new();
+    for (i, f) in faults.iter().enumerate() {
+        let at = |field: &str| format!("{path}[{i}].{field}");
+        if let Some(d) = f.at {
+            check_duration(&mut e, &at("at"), d.0, Duration::ZERO, MAX_DURATION);
+        }
+        if let Some(n) = f.after_messages {
+            check_range(&mut e, &at("after_messages"), n, 1, MAX_MESSAGES);
+        }
+        match (f.at, f.after_messages) {
+            (None, None) => e.push(FieldError::new(
+                at("action"),
+                "say when: at = \"3s\" (from the variant's start) or after_messages = N",
+            )),
+            (Some(_), Some(_)) => e.push(FieldError::new(
+                at("after_messages"),
+                "set either at or after_messages, not both",
+            )),
+            _ => {}
+        }
+        let workers = match f.action {
+            FaultAction::KillProducer => Some(("producers", w.producers)),
+            FaultAction::KillConsumer | FaultAction::RestartConsumer => {
+                Some(("consumers", w.consumers))
+            }
+            _ => None,
+        };
+        match (workers, f.target) {
+            (Some((role, n)), Some(t)) if t as u32 >= n => e.push(FieldError::new(
+                at("target"),
+                format!(
+                    "target = {t}, but there are {n} {role}; valid: 0 to {}",
+                    n - 1
+                ),
+            )),
+            (None, Some(_)) => e.push(FieldError::new(
+                at("target"),
+                format!("{} takes no target", f.action),
+            )),
+            _ => {}
+        }
+        e.extend(crate::fault::check_fields(f, &at));
+        if let Some(bf) = f.action.broker_fault() {
+            let by_cmd = match bf {
+                BrokerFault::Kill => v.kill_cmd.is_some(),
+                BrokerFault::Restart => v.restart_cmd.is_some(),
+                _ => false,
+            };
+            let offered = backend.broker_faults();
+            if !by_cmd && !offered.contains(&bf) {
+                let names: Vec<String> = FaultAction::ALL
+                    .iter()
+                    .filter(|a| a.broker_fault().is_some_and(|b| offered.contains(&b)))
+                    .map(|a| a.to_string())
+                    .collect();
+                e.push(FieldError::new(
+                    at("action"),
+                    format!(
+                        "backend {} cannot {} (it can: {}); for an external broker give the variant kill_cmd / restart_cmd",
+                        backend.info().name,
+                        f.action,
+                        if names.is_empty() { "no broker faults".into() } else { names.join(", ") }
+                    ),
+                ));
+            }
+        }
     }
     e
 }

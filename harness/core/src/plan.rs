@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::delivery::{derived_contract, Contract, Delivery};
+pub use crate::expand::{PointOf, RunOf, SweepAxis};
 pub use crate::fault::{ClientSide, NodeRole, NodeTarget};
 
 /// Largest message a scenario may ask for (any backend).
@@ -192,74 +193,6 @@ pub struct VariantPlan {
     pub search: Option<crate::search::SearchSpec>,
     /// After the search, run the workload at these fractions of the rate it found.
     pub rate_fractions: Vec<f64>,
-}
-
-/// One point of a variant's sweep: the variant as written, the axis and this point's value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PointOf {
-    /// The variant's name as written; each point is named `{of}.{axis}-{value}`.
-    pub of: String,
-    pub axis: SweepAxis,
-    pub value: u64,
-}
-
-/// What a sweep varies: a workload field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SweepAxis {
-    Rate,
-    MessageSize,
-    Producers,
-    Partitions,
-}
-
-impl SweepAxis {
-    pub const ALL: [SweepAxis; 4] = [
-        SweepAxis::Rate,
-        SweepAxis::MessageSize,
-        SweepAxis::Producers,
-        SweepAxis::Partitions,
-    ];
-
-    /// The workload field it sets.
-    pub fn field(self) -> &'static str {
-        match self {
-            SweepAxis::Rate => "rate",
-            SweepAxis::MessageSize => "message_size",
-            SweepAxis::Producers => "producers",
-            SweepAxis::Partitions => "partitions",
-        }
-    }
-
-    /// The list in `[sweep]` that gives its points.
-    pub fn list(self) -> &'static str {
-        match self {
-            SweepAxis::Rate => "rates",
-            SweepAxis::MessageSize => "message_sizes",
-            SweepAxis::Producers => "producers",
-            SweepAxis::Partitions => "partitions",
-        }
-    }
-
-    /// The point's name suffix: `rate-1000`, `size-1024`, `producers-4`, `partitions-8`.
-    pub fn tag(self) -> &'static str {
-        match self {
-            SweepAxis::Rate => "rate",
-            SweepAxis::MessageSize => "size",
-            SweepAxis::Producers => "producers",
-            SweepAxis::Partitions => "partitions",
-        }
-    }
-}
-
-/// One of the N runs of a variant written with `runs = N`: the variant as written, and which run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RunOf {
-    /// The variant's name as written; each run is named `{of}.run-{run}`.
-    pub of: String,
-    /// 1-based.
-    pub run: u32,
-    pub runs: u32,
 }
 
 impl VariantPlan {

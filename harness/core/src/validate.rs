@@ -166,7 +166,7 @@ pub(crate) fn plan_one(
         return Ok((None, errors));
     };
     let backend = backend.as_ref();
-    errors.extend(validate_faults(
+    errors.extend(crate::fault::validate_faults(
         &raw.faults,
         "faults",
         &workload,
@@ -174,7 +174,9 @@ pub(crate) fn plan_one(
         v,
     ));
     let own = format!("variants[{i}].faults");
-    errors.extend(validate_faults(&v.faults, &own, &workload, backend, v));
+    errors.extend(crate::fault::validate_faults(
+        &v.faults, &own, &workload, backend, v,
+    ));
     match plan_variant(backend, v, &workload, &raw.faults) {
         Ok(plan) => {
             let own = backend.validate(&plan);
@@ -429,85 +431,6 @@ fn plan_variant(
         search: None,
         rate_fractions: Vec::new(),
     })
-}
-
-/// Checks one fault list; `path` is where the list is (`faults`, `variants[1].faults`).
-fn validate_faults(
-    faults: &[FaultSpec],
-    path: &str,
-    w: &Workload,
-    backend: &dyn Backend,
-    v: &RawVariant,
-) -> Vec<FieldError> {
-    use crate::plan::{BrokerFault, FaultAction};
-    let mut e = Vec::new();
-    for (i, f) in faults.iter().enumerate() {
-        let at = |field: &str| format!("{path}[{i}].{field}");
-        if let Some(d) = f.at {
-            check_duration(&mut e, &at("at"), d.0, Duration::ZERO, MAX_DURATION);
-        }
-        if let Some(n) = f.after_messages {
-            check_range(&mut e, &at("after_messages"), n, 1, MAX_MESSAGES);
-        }
-        match (f.at, f.after_messages) {
-            (None, None) => e.push(FieldError::new(
-                at("action"),
-                "say when: at = \"3s\" (from the variant's start) or after_messages = N",
-            )),
-            (Some(_), Some(_)) => e.push(FieldError::new(
-                at("after_messages"),
-                "set either at or after_messages, not both",
-            )),
-            _ => {}
-        }
-        let workers = match f.action {
-            FaultAction::KillProducer => Some(("producers", w.producers)),
-            FaultAction::KillConsumer | FaultAction::RestartConsumer => {
-                Some(("consumers", w.consumers))
-            }
-            _ => None,
-        };
-        match (workers, f.target) {
-            (Some((role, n)), Some(t)) if t as u32 >= n => e.push(FieldError::new(
-                at("target"),
-                format!(
-                    "target = {t}, but there are {n} {role}; valid: 0 to {}",
-                    n - 1
-                ),
-            )),
-            (None, Some(_)) => e.push(FieldError::new(
-                at("target"),
-                format!("{} takes no target", f.action),
-            )),
-            _ => {}
-        }
-        e.extend(crate::fault::check_fields(f, &at));
-        if let Some(bf) = f.action.broker_fault() {
-            let by_cmd = match bf {
-                BrokerFault::Kill => v.kill_cmd.is_some(),
-                BrokerFault::Restart => v.restart_cmd.is_some(),
-                _ => false,
-            };
-            let offered = backend.broker_faults();
-            if !by_cmd && !offered.contains(&bf) {
-                let names: Vec<String> = FaultAction::ALL
-                    .iter()
-                    .filter(|a| a.broker_fault().is_some_and(|b| offered.contains(&b)))
-                    .map(|a| a.to_string())
-                    .collect();
-                e.push(FieldError::new(
-                    at("action"),
-                    format!(
-                        "backend {} cannot {} (it can: {}); for an external broker give the variant kill_cmd / restart_cmd",
-                        backend.info().name,
-                        f.action,
-                        if names.is_empty() { "no broker faults".into() } else { names.join(", ") }
-                    ),
-                ));
-            }
-        }
-    }
-    e
 }
 
 #[cfg(test)]
