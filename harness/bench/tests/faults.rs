@@ -542,3 +542,46 @@ faults = [ { action = "kill-consumer", at = "2s" }, { action = "restart-consumer
     assert_eq!(u(&c, "duplicated"), 0, "{c}");
     assert_eq!(r["variants"][0]["contract_kept"], true);
 }
+
+#[test]
+fn a_paused_log_server_raises_latency_by_about_the_stall() {
+    // Latency is measured from each message's intended send time, so a 1 s stall of the server
+    // at a fixed rate shows as about 1 s of end-to-end latency for what was sent during it (a
+    // quarter of this run's messages: p99 sits in them), not as a throughput dip only.
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let r = run_scenario(
+        dir.path(),
+        r#"
+name = "log-stall"
+[workload]
+duration = "4s"
+rate = 2000
+[[variants]]
+name = "log"
+backend = "log"
+producer_ack = "leader"
+consumer_ack = "after-process"
+faults = [ { action = "pause-broker", at = "1s" }, { action = "resume-broker", at = "2s" } ]
+"#,
+    );
+    faults_done(&r, 2);
+    let c = accounting(&r);
+    assert_eq!(u(&c, "lost"), 0, "{c}");
+    let f = r["variants"][0]["faults"].as_array().unwrap();
+    let stall = f[1]["t"].as_f64().unwrap() - f[0]["t"].as_f64().unwrap();
+    let e2e = &r["variants"][0]["report"]["latency"]["end_to_end"];
+    let (p99, max) = (
+        e2e["p99_us"].as_f64().unwrap() / 1e6,
+        e2e["max_us"].as_f64().unwrap() / 1e6,
+    );
+    // Bounds wide enough for a loaded machine; without the stall p99 is milliseconds here.
+    assert!(
+        p99 > 0.7 * stall,
+        "p99 {p99} s for a {stall} s stall: {e2e}"
+    );
+    assert!(
+        max > 0.9 * stall && max < stall + 3.0,
+        "max {max} s for a {stall} s stall: {e2e}"
+    );
+}

@@ -23,6 +23,14 @@ pub trait Node {
     fn stop(&mut self) -> Result<(), String>;
     /// Stops it and removes its data.
     fn wipe(&mut self) -> Result<(), String>;
+    /// SIGSTOP: a stall (a GC pause, a frozen VM); it keeps its connections.
+    fn pause(&mut self) -> Result<(), String> {
+        Err("it cannot be paused".into())
+    }
+    /// SIGCONT after [`Node::pause`].
+    fn resume(&mut self) -> Result<(), String> {
+        Err("it cannot be resumed".into())
+    }
 }
 
 /// A managed broker of one variant: started once, faulted, finished exactly once.
@@ -68,6 +76,8 @@ impl<N: Node> Managed<N> {
             BrokerFault::Kill => self.node.kill(),
             BrokerFault::Restart => self.node.start(),
             BrokerFault::RemoveQueue => Err(format!("{} has no queue to remove", self.backend)),
+            BrokerFault::Pause => self.node.pause(),
+            BrokerFault::Resume => self.node.resume(),
             other => Err(format!("{other:?} needs a cluster's nodes")),
         };
         r.map_err(|m| self.error(m))

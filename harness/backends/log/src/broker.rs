@@ -17,6 +17,8 @@ use crate::{client_err, connect, Endpoint, Mode, Options, NAME};
 
 /// How long a managed server may take to say where it listens.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a depth sample may wait for the server.
+const DEPTH_TIMEOUT: Duration = Duration::from_millis(200);
 /// How long a clean stop (SIGTERM) may take before SIGKILL.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -35,7 +37,24 @@ impl Server {
         self.data_dir.with_extension("log")
     }
 
+    /// Sends `signal` to the running server.
+    fn signal(&self, signal: libc::c_int) -> Result<(), String> {
+        let Some(child) = &self.child else {
+            return Err("no managed server is running".into());
+        };
+        // SAFETY: plain kill(2) of our own child, which has not been waited for.
+        match unsafe { libc::kill(child.id() as i32, signal) } {
+            0 => Ok(()),
+            _ => Err(format!(
+                "signal {signal}: {}",
+                std::io::Error::last_os_error()
+            )),
+        }
+    }
+
     fn stop_child(&mut self, signal: libc::c_int, limit: Duration) -> Result<(), String> {
+        // A paused server would not act on SIGTERM until continued.
+        let _ = self.signal(libc::SIGCONT);
         let Some(mut child) = self.child.take() else {
             return Err("no managed server is running".into());
         };
@@ -117,6 +136,14 @@ impl Node for Server {
             Some(_) => self.stop_child(libc::SIGTERM, STOP_TIMEOUT),
             None => Ok(()), // killed and never restarted
         }
+    }
+
+    fn pause(&mut self) -> Result<(), String> {
+        self.signal(libc::SIGSTOP)
+    }
+
+    fn resume(&mut self) -> Result<(), String> {
+        self.signal(libc::SIGCONT)
     }
 
     fn wipe(&mut self) -> Result<(), String> {
@@ -221,7 +248,14 @@ impl Broker for LogBroker {
                 Some(_) => self.listen()?,
                 None => self.options.address.clone()?,
             };
-            self.client = Client::connect(addr.as_str(), Duration::from_millis(200)).ok();
+            // A paused server still accepts connections (the kernel does) but answers nothing:
+            // a short request timeout keeps the sampling from holding up the fault schedule.
+            self.client = Client::connect(addr.as_str(), Duration::from_millis(200))
+                .ok()
+                .map(|mut c| {
+                    c.set_request_timeout(DEPTH_TIMEOUT);
+                    c
+                });
         }
         let (client, ep) = (self.client.as_mut()?, self.endpoint.as_ref()?);
         let ends = match client.end_offsets(&ep.topic) {

@@ -258,7 +258,12 @@ impl Backend for LogBackend {
     }
 
     fn broker_faults(&self) -> Vec<BrokerFault> {
-        vec![BrokerFault::Kill, BrokerFault::Restart]
+        vec![
+            BrokerFault::Kill,
+            BrokerFault::Restart,
+            BrokerFault::Pause,
+            BrokerFault::Resume,
+        ]
     }
 
     fn broker(
