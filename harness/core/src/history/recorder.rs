@@ -182,7 +182,23 @@ impl Coalescer {
                 let s = Stream::Delivered;
                 extend(&mut self.w, open, s, producer, key, seq, at_ns, keys)?
             }
-            _ => false,
+            Record::Sent { .. } => {
+                self.sent = None;
+                false
+            }
+            Record::Delivered {
+                producer, seq, key, ..
+            } => {
+                // A key not the producer's own: the runs of both keys it touches end here.
+                let own = key_of(producer, seq, keys);
+                *slot(&mut self.delivered, producer, own, keys) = None;
+                if key.0 < keys {
+                    *slot(&mut self.delivered, producer, key, keys) = None;
+                }
+                false
+            }
+            Record::Failed { .. } | Record::Unexpected { .. } => false,
+            Record::SentRun(_) | Record::AckedRun(_) | Record::DeliveredRun(_) => false,
         };
         if !continued {
             self.w.push(r)?;
@@ -207,8 +223,8 @@ fn slot(
 }
 
 /// Continues the open run with message `seq` at `t`, or closes it and opens a new one when
-/// `seq` lies past it; `false` when `seq` is behind the run (a repeat or a reorder), which the
-/// caller writes as a record of its own.
+/// `seq` lies past it; `false` when `seq` is at or behind the run (a repeat or a reorder): the
+/// run ends and the caller writes the message as a record of its own.
 #[allow(clippy::too_many_arguments)]
 #[inline]
 fn extend(
@@ -223,6 +239,9 @@ fn extend(
 ) -> io::Result<bool> {
     if let Some(o) = open {
         if seq.0 <= o.last_seq {
+            // The run ends here: its messages all came before this one, so a reader that
+            // takes them where the run's record stands still sees this stream's order.
+            *open = None;
             return Ok(false);
         }
         if continues(o, seq.0, t, stride) {

@@ -172,7 +172,7 @@ fn runs_break_at_cells_and_stalls() {
 }
 
 #[test]
-fn repeats_and_reorders_are_records_of_their_own_and_gaps_open_a_run() {
+fn repeats_and_reorders_are_records_of_their_own_ending_the_run_and_gaps_open_a_run() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c0.hist");
     let mut h = History::create(&path, header(Role::Consumer), HistoryMode::Intervals, 1).unwrap();
@@ -201,10 +201,12 @@ fn repeats_and_reorders_are_records_of_their_own_and_gaps_open_a_run() {
     assert_eq!(
         read_all(&path),
         [
-            Record::DeliveredRun(run(0, 0, 0, 3, 100, 30)),
+            Record::DeliveredRun(run(0, 0, 0, 2, 100, 10)),
             events[2],
-            Record::DeliveredRun(run(0, 0, 5, 2, 140, 20)),
+            Record::DeliveredRun(run(0, 0, 2, 1, 130, 0)),
+            Record::DeliveredRun(run(0, 0, 5, 1, 140, 0)),
             events[5],
+            Record::DeliveredRun(run(0, 0, 6, 1, 160, 0)),
             events[7],
             events[8],
             Record::DeliveredRun(run(1, 0, 0, 1, 190, 0)),
