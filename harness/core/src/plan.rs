@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::delivery::{derived_contract, Contract, Delivery};
+use crate::history::HistoryMode;
 
 /// Largest message a scenario may ask for (any backend).
 pub const MAX_MESSAGE_SIZE: usize = 16 << 20;
@@ -126,6 +127,11 @@ pub struct Workload {
     /// How long a producer waits for outstanding confirmations at its end.
     #[serde(default = "defaults::ack_timeout")]
     pub ack_timeout: Dur,
+    /// What each worker records: `"intervals"` (runs of consecutive messages, anomalies one by
+    /// one: the default), `"full"` (one record per event) or `"off"` (nothing: no counts are
+    /// checked). See docs/history-format.md.
+    #[serde(default)]
+    pub history: HistoryMode,
     /// Consumer processing time per message ("2ms", or uniform "1ms..3ms"): a delivery counts
     /// as processed after it; acks or commits come before or after it per `consumer_ack`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
