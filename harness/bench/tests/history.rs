@@ -188,3 +188,63 @@ backend = "sysv"
     assert!(!files.iter().any(|f| f.ends_with(".hist")), "{files:?}");
     assert!(files.iter().any(|f| f == "summary.md") || out.join("summary.md").exists());
 }
+
+#[test]
+fn keep_history_false_removes_the_checked_histories_and_keeps_the_counts() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write(
+        dir.path(),
+        "s.toml",
+        r#"
+name = "history-gone"
+[workload]
+messages = 2000
+keep_history = false
+[[variants]]
+name = "sysv"
+backend = "sysv"
+"#,
+    );
+    let out = dir.path().join("run");
+    let o = run_quiet(&scenario, &out);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = results(&out);
+    assert_eq!(u(&counts(&r, 0), "delivered"), 2000);
+    let hist = out.join(r["variants"][0]["history_dir"].as_str().unwrap());
+    let left: Vec<String> = std::fs::read_dir(&hist)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|f| f.ends_with(".hist") || f.ends_with(".hlog"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert!(hist.join("start_ns").exists());
+}
+
+#[test]
+fn a_run_whose_histories_would_not_fit_is_refused_before_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write(
+        dir.path(),
+        "s.toml",
+        r#"
+name = "too-big"
+[workload]
+duration = "7d"
+rate = 100000000         # 7 days at 10^8 msgs/s × 96 B: 5.8 PB of full history
+history = "full"
+[[variants]]
+name = "sysv"
+backend = "sysv"
+"#,
+    );
+    let out = dir.path().join("run");
+    let o = run_quiet(&scenario, &out);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("its histories would take about 5806081") && stderr.contains("MB free"),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "nothing may be created");
+}

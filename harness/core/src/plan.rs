@@ -132,6 +132,10 @@ pub struct Workload {
     /// checked). See docs/history-format.md.
     #[serde(default)]
     pub history: HistoryMode,
+    /// `false`: delete the variant's histories and latency logs once they are checked
+    /// (results.json keeps every figure; scripts/recount.py then has nothing to read).
+    #[serde(default = "defaults::yes")]
+    pub keep_history: bool,
     /// Consumer processing time per message ("2ms", or uniform "1ms..3ms"): a delivery counts
     /// as processed after it; acks or commits come before or after it per `consumer_ack`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -143,6 +147,9 @@ mod defaults {
     use std::time::Duration;
     pub fn message_size() -> usize {
         100
+    }
+    pub fn yes() -> bool {
+        true
     }
     pub fn one() -> u32 {
         1

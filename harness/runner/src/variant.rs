@@ -125,6 +125,9 @@ impl VariantRun<'_> {
                 result.contract_kept = Some(kept.is_ok());
                 result.contract_note = kept.err();
                 result.report = Some(report);
+                if !self.plan.workload.keep_history {
+                    remove_histories(&input);
+                }
             }
             Err(e) => {
                 result.status = VariantStatus::Failed;
@@ -225,5 +228,20 @@ impl VariantRun<'_> {
             p.send(Control::Go(start_ns));
         }
         Ok(Some(start_ns))
+    }
+}
+
+/// `keep_history = false`: the checked histories and their latency logs go (a file that will
+/// not go is left, said in the log: the results are already whole).
+fn remove_histories(input: &mq_checker::Input) {
+    let files = input.producer_files.iter().chain(&input.consumer_files);
+    for hist in files {
+        for path in [hist.clone(), hist.with_extension("hlog")] {
+            if let Err(e) = std::fs::remove_file(&path) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!("keep_history = false: removing {}: {e}", path.display());
+                }
+            }
+        }
     }
 }
