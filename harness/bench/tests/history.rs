@@ -1,5 +1,5 @@
-//! `history = "full"` and `"intervals"` on small runs with kills (SysV and the log, no external
-//! broker): the events a real run recorded in full, recorded again as intervals, give the
+//! `history = "full"` and `"intervals"` on small runs with kills (SysV, SysV in the shape of
+//! scenarios/ordering.toml, and the log; no external broker): the events a real run recorded in full, recorded again as intervals, give the
 //! checker every count the same; and runs recorded as intervals are recounted alike by
 //! scripts/recount.py.
 
@@ -40,13 +40,19 @@ faults = [
 ]
 
 [[variants]]
+name = "ordering-full"           # scenarios/ordering.toml's shape, with a consumer kill
+backend = "sysv"
+workload = { history = "full", producers = 4, consumers = 2, partitions = 4, keys = 16, processing = "100us" }
+faults = [ { action = "kill-consumer", at = "1s" }, { action = "restart-consumer", at = "1.5s" } ]
+
+[[variants]]
 name = "sysv-intervals"
 backend = "sysv"
 faults = [ { action = "kill-consumer", at = "1.2s" }, { action = "restart-consumer", at = "1.7s" } ]
 "#;
 
 /// The checker's input for the histories in `dir` (as the run wrote them or re-recorded).
-fn input(dir: &Path, start_ns: u64) -> Input {
+fn input(dir: &Path, start_ns: u64, producers: u32, keys: u32) -> Input {
     let files = |role: &str| {
         let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
             .unwrap()
@@ -66,8 +72,8 @@ fn input(dir: &Path, start_ns: u64) -> Input {
         start_ns,
         warmup_ns: 0,
         message_size: 100,
-        producers: 1,
-        keys: 2,
+        producers,
+        keys,
     }
 }
 
@@ -100,7 +106,11 @@ fn full_and_intervals_histories_of_runs_with_kills_give_identical_counts() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(matches!(o.status.code(), Some(0 | 1)), "bench: {stderr}");
     let r = results(&out);
-    for (i, name) in [(0, "sysv-full"), (1, "log-full")] {
+    for (i, name, producers, keys) in [
+        (0, "sysv-full", 1, 2),
+        (1, "log-full", 1, 2),
+        (2, "ordering-full", 4, 16),
+    ] {
         let v = &r["variants"][i];
         assert_eq!(v["name"], name);
         assert!(
@@ -117,10 +127,10 @@ fn full_and_intervals_histories_of_runs_with_kills_give_identical_counts() {
             .trim()
             .parse()
             .unwrap();
-        let full = input(&hist, start_ns);
+        let full = input(&hist, start_ns, producers, keys);
         let again = tempfile::tempdir().unwrap();
         let (full_bytes, bytes) = rerecord(&full, again.path());
-        let intervals = input(again.path(), start_ns);
+        let intervals = input(again.path(), start_ns, producers, keys);
         let (a, b): (Counts, Counts) = (
             check(&full).unwrap().counts,
             check(&intervals).unwrap().counts,
@@ -137,13 +147,10 @@ fn full_and_intervals_histories_of_runs_with_kills_give_identical_counts() {
     // The SysV consumer kill loses what the killed consumer held: an anomaly to count alike.
     assert!(u(&counts(&r, 0), "lost") > 0, "{}", counts(&r, 0));
     // The run written as intervals: its files are version 2, and the Python recount agrees.
-    let v = &r["variants"][2];
+    let v = &r["variants"][3];
     let hist = out.join(v["history_dir"].as_str().unwrap());
-    for p in input(&hist, 0)
-        .producer_files
-        .iter()
-        .chain(&input(&hist, 0).consumer_files)
-    {
+    let files = input(&hist, 0, 1, 2);
+    for p in files.producer_files.iter().chain(&files.consumer_files) {
         assert_eq!(
             HistoryReader::open(p).unwrap().version,
             2,
@@ -151,7 +158,7 @@ fn full_and_intervals_histories_of_runs_with_kills_give_identical_counts() {
             p.display()
         );
     }
-    assert!(u(&counts(&r, 2), "lost") > 0, "{}", counts(&r, 2));
+    assert!(u(&counts(&r, 3), "lost") > 0, "{}", counts(&r, 3));
     assert_recount_matches(&out);
 }
 
