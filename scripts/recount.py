@@ -6,7 +6,7 @@ usage: scripts/recount.py RUN_DIR [VARIANT ...]
 Prints one JSON object per variant with the same count names as results.json
 (variants[].report.counts) and its series (variants[].report.series: bin_s, sent, acked, failed,
 delivered, backlog; the rules are in docs/results-schema.md). The format is in
-docs/history-format.md. Plain Python, no packages; sets of (producer, seq) rather than bits, so
+docs/history-format.md (versions 1 and 2). Plain Python, no packages; sets of (producer, seq) rather than bits, so
 keep it to runs of a few million messages.
 """
 import glob
@@ -17,20 +17,40 @@ import sys
 
 HEADER, RECORD = 32, 32
 SENT, ACKED, FAILED, DELIVERED, UNEXPECTED = 1, 2, 3, 4, 5
+SENT_RUN, ACKED_RUN, DELIVERED_RUN = 6, 7, 8  # version 2
 NOT_SENT = 1  # the flags byte of a failed record: never reached the broker
 
 
 def records(path):
+    """Every record of a version 1 or 2 history as (kind, flags, producer, key, seq, t1, t2),
+    a version 2 run as its messages one by one (kinds 1, 2, 4) at their spread times."""
     with open(path, "rb") as f:
         data = f.read()
-    if data[:4] != b"MQBH":
+    if data[:4] != b"MQBH" or len(data) < HEADER:
         raise SystemExit(f"{path}: not a history file")
+    version, keys = struct.unpack_from("<I", data, 4)[0], struct.unpack_from("<I", data, 16)[0]
+    if version not in (1, 2) or (version == 2 and keys == 0):
+        raise SystemExit(f"{path}: history version {version} (keys {keys}) is not 1 or 2")
     for i in range(HEADER, len(data) - RECORD + 1, RECORD):
         kind, flags = data[i], data[i + 1]
         if kind == 0:
             return
         producer, key, seq, t1, t2 = struct.unpack_from("<HIQQQ", data, i + 2)
-        yield kind, flags, producer, key, seq, t1, t2
+        if kind < SENT_RUN:
+            yield kind, flags, producer, key, seq, t1, t2
+            continue
+        if version != 2 or kind > DELIVERED_RUN or t2 & 0xFFFFFFFF == 0:
+            raise SystemExit(f"{path}: record {(i - HEADER) // RECORD} is corrupt (kind {kind})")
+        count, span = t2 & 0xFFFFFFFF, t2 >> 32
+        for n in range(count):
+            t = t1 if count == 1 else t1 + span * n // (count - 1)
+            if kind == SENT_RUN:
+                s = seq + n
+                yield SENT, 0, producer, (s + producer) % keys, s, t, 0
+            elif kind == ACKED_RUN:
+                yield ACKED, 0, producer, 0, seq + n * keys, t, 0
+            else:
+                yield DELIVERED, 0, producer, key, seq + n * keys, t, t
 
 
 MIN_BIN, MIN_BINS, MAX_COUNTING_BINS = 10_000_000, 50, 2000

@@ -51,6 +51,10 @@ pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    if let Err(e) = room_for_histories(&scenario, &args) {
+        eprintln!("error: {}: {e}", args.scenario.display());
+        return ExitCode::from(2);
+    }
     let interrupt = match Interrupt::install() {
         Ok(i) => i,
         Err(e) => {
@@ -157,4 +161,29 @@ fn run_exit_code(results: &[&RunResults]) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Refuses a run whose histories, as estimated, would not fit on the disk it writes to.
+fn room_for_histories(scenario: &Scenario, args: &RunArgs) -> Result<(), String> {
+    let variants = scenario
+        .variants
+        .iter()
+        .filter(|v| args.only.is_empty() || args.only.contains(&v.name));
+    let need = mq_runner::estimate::run_bytes(variants).saturating_mul(u64::from(args.repeat));
+    let dir = args.out.as_deref().unwrap_or(&args.reports);
+    let Some(free) = mq_runner::estimate::free_bytes(dir) else {
+        return Ok(()); // cannot tell: the run finds out, with a clear error at the first write
+    };
+    if need <= free {
+        return Ok(());
+    }
+    let mb = |b: u64| b.div_ceil(1_000_000);
+    Err(format!(
+        "its histories would take about {} MB but {} has {} MB free; set \
+         workload.history = \"intervals\" (the default) or \"off\", keep_history = false, \
+         fewer messages, or --out on a larger disk",
+        mb(need),
+        dir.display(),
+        mb(free)
+    ))
 }

@@ -31,6 +31,8 @@ pub enum CheckError {
         expected: Role,
         found: Role,
     },
+    #[error("latency log {path}: {what}")]
+    Latency { path: PathBuf, what: String },
     #[error("reading {path}: {source}")]
     Depth {
         path: PathBuf,

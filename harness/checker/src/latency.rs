@@ -1,10 +1,14 @@
 //! Publish (intended send → ack) and end-to-end (intended send → delivery) latency, as
 //! HdrHistograms of nanoseconds, and how they are summarised and stored.
 
+use std::path::Path;
+
 use base64::Engine;
+use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 
+use crate::input::CheckError;
 use crate::report::{Latency, Percentiles};
 
 /// Both histograms while the histories are read; messages scheduled before `from_ns` (the
@@ -38,6 +42,51 @@ impl Latencies {
         if sent_ns >= self.from_ns {
             record(&mut self.end_to_end, at_ns.saturating_sub(sent_ns));
         }
+    }
+
+    /// Adds every interval of the HdrHistogram interval log at `path` (beside a version 2
+    /// history, whose records carry no latency): to publish latency for a producer's log, to
+    /// end-to-end for a consumer's. The worker left its warm-up out already. A missing log (a
+    /// worker killed before its first interval) adds nothing; a torn last line is left out.
+    pub fn add_log(&mut self, path: &Path, producer: bool) -> Result<(), CheckError> {
+        let bad = |what: String| CheckError::Latency {
+            path: path.to_owned(),
+            what,
+        };
+        let text = match std::fs::read(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(bad(e.to_string())),
+        };
+        let into = if producer {
+            &mut self.publish
+        } else {
+            &mut self.end_to_end
+        };
+        for entry in IntervalLogIterator::new(&text) {
+            let interval = match entry {
+                Ok(LogEntry::Interval(i)) => i,
+                Ok(_) => continue,
+                Err(hdrhistogram::serialization::interval_log::LogIteratorError::ParseError {
+                    offset,
+                }) => {
+                    // Only the last line may be cut short (a worker killed mid-write).
+                    if text[offset..].iter().filter(|&&b| b == b'\n').count() > 1 {
+                        return Err(bad(format!("unreadable interval at byte {offset}")));
+                    }
+                    break;
+                }
+            };
+            let h = decode_histogram(interval.encoded_histogram()).ok_or_else(|| {
+                bad(format!(
+                    "undecodable histogram at {:?}",
+                    interval.start_timestamp()
+                ))
+            })?;
+            into.add(&h)
+                .map_err(|e| bad(format!("histogram out of range: {e:?}")))?;
+        }
+        Ok(())
     }
 
     pub fn finish(&self) -> Latency {

@@ -5,6 +5,10 @@
 //! send-side accounting: lost, unacked-lost, recovered, failed), `duplicates`, `order`
 //! (reordered) and `unexpected`, beside the [`series`] and the `latency` histograms.
 //!
+//! Histories of version 1 (a record per event) and 2 (runs, read as their messages one by
+//! one) give the same counts for the same events; a version 2 history's latency comes from its
+//! worker's HdrHistogram interval log beside it.
+//!
 //! Memory is a few bits per (producer, seq) (sent, acked, failed, not sent, delivered:
 //! `messages`), a last-seen seq per (producer, key) for the consumer being read, two
 //! HdrHistograms, at most a few thousand time bins per series, and [`SAMPLE_SIZE`] samples per
@@ -23,7 +27,7 @@ pub mod series;
 mod unexpected;
 
 use mq_core::history::{Record, Role};
-use mq_core::ids::ConsumerId;
+use mq_core::ids::{ConsumerId, ProducerId, Seq};
 
 pub use input::{CheckError, Input};
 pub use latency::{decode_histogram, encode_histogram, new_histogram, percentiles};
@@ -59,7 +63,10 @@ fn read(input: &Input) -> Result<Pass, CheckError> {
     let mut pass = Pass::new(input);
     for path in &input.producer_files {
         let mut r = open(path, Role::Producer)?;
-        pass.next_producer();
+        pass.next_producer(r.keys, r.version);
+        if !pass.v1 {
+            pass.latency.add_log(&path.with_extension("hlog"), true)?;
+        }
         while let Some(rec) = r.next_record()? {
             pass.producer_record(rec);
         }
@@ -68,7 +75,10 @@ fn read(input: &Input) -> Result<Pass, CheckError> {
     for path in &input.consumer_files {
         let mut r = open(path, Role::Consumer)?;
         let consumer = ConsumerId(r.header.worker);
-        pass.next_consumer();
+        pass.next_consumer(r.keys, r.version);
+        if !pass.v1 {
+            pass.latency.add_log(&path.with_extension("hlog"), false)?;
+        }
         while let Some(rec) = r.next_record()? {
             pass.consumer_record(consumer, rec);
         }
@@ -94,6 +104,11 @@ struct Pass {
     sorted: Vec<bool>,
     /// The latest intended send time in the producer history being read.
     last_intended: u64,
+    /// The seq step of acked and delivered runs in the history being read (its keys).
+    stride: u64,
+    /// Whether the history being read is version 1, whose records carry latency (a version 2
+    /// history's latency is its worker's interval log).
+    v1: bool,
 }
 
 impl Pass {
@@ -116,56 +131,45 @@ impl Pass {
             deliveries: 0,
             sorted: Vec::with_capacity(input.producer_files.len()),
             last_intended: 0,
+            stride: 1,
+            v1: true,
         }
     }
 
-    /// A new producer history.
-    fn next_producer(&mut self) {
+    /// A new producer history (`keys`: its runs' stride, 0 in version 1).
+    fn next_producer(&mut self, keys: u32, version: u32) {
+        self.v1 = version == 1;
         self.sorted.push(true);
         self.last_intended = 0;
+        self.stride = u64::from(keys.max(1));
     }
 
     /// A new consumer history: each consumer's order is checked on its own.
-    fn next_consumer(&mut self) {
+    fn next_consumer(&mut self, keys: u32, version: u32) {
+        self.v1 = version == 1;
         self.order.next_consumer();
+        self.stride = u64::from(keys.max(1));
     }
 
-    /// Only the first record of a send, ack or failure counts.
+    /// Only the first record of a send, ack or failure counts. A run is its messages, one by
+    /// one, at their spread times. Latency comes from version 1 records only (a version 2
+    /// history's is its worker's interval log).
     #[inline]
     fn producer_record(&mut self, rec: Record) {
         self.records += 1;
-        let t = &mut self.timeline;
         match rec {
             Record::Sent {
                 producer,
                 seq,
                 intended_ns,
                 ..
-            } => {
-                if intended_ns < self.last_intended {
-                    if let Some(s) = self.sorted.last_mut() {
-                        *s = false;
-                    }
-                }
-                self.last_intended = intended_ns;
-                if self.msgs.sent(producer, seq) {
-                    let i = t.bin(intended_ns);
-                    bump(&mut t.sent, i);
-                }
-            }
+            } => self.sent(producer, seq, intended_ns),
             Record::Acked {
                 producer,
                 seq,
                 at_ns,
                 intended_ns,
-            } => {
-                if self.msgs.acked(producer, seq) {
-                    let i = t.bin(at_ns);
-                    bump(&mut t.acked, i);
-                    self.last_ack = self.last_ack.max(at_ns);
-                    self.latency.acked(intended_ns, at_ns);
-                }
-            }
+            } => self.acked(producer, seq, at_ns, self.v1.then_some(intended_ns)),
             Record::Failed {
                 producer,
                 seq,
@@ -173,11 +177,51 @@ impl Pass {
                 reason,
             } => {
                 if self.msgs.failed(producer, seq, reason) {
+                    let t = &mut self.timeline;
                     let i = t.bin(at_ns);
                     bump(&mut t.failed, i);
                 }
             }
-            Record::Delivered { .. } | Record::Unexpected { .. } => {}
+            Record::SentRun(run) => {
+                for i in 0..u64::from(run.count) {
+                    self.sent(run.producer, run.seq_at(i, 1), run.time_of(i));
+                }
+            }
+            Record::AckedRun(run) => {
+                for i in 0..u64::from(run.count) {
+                    let seq = run.seq_at(i, self.stride);
+                    self.acked(run.producer, seq, run.time_of(i), None);
+                }
+            }
+            Record::Delivered { .. } | Record::Unexpected { .. } | Record::DeliveredRun(_) => {}
+        }
+    }
+
+    #[inline]
+    fn sent(&mut self, producer: ProducerId, seq: Seq, intended_ns: u64) {
+        if intended_ns < self.last_intended {
+            if let Some(s) = self.sorted.last_mut() {
+                *s = false;
+            }
+        }
+        self.last_intended = intended_ns;
+        if self.msgs.sent(producer, seq) {
+            let t = &mut self.timeline;
+            let i = t.bin(intended_ns);
+            bump(&mut t.sent, i);
+        }
+    }
+
+    #[inline]
+    fn acked(&mut self, producer: ProducerId, seq: Seq, at_ns: u64, intended_ns: Option<u64>) {
+        if self.msgs.acked(producer, seq) {
+            let t = &mut self.timeline;
+            let i = t.bin(at_ns);
+            bump(&mut t.acked, i);
+            self.last_ack = self.last_ack.max(at_ns);
+            if let Some(intended_ns) = intended_ns {
+                self.latency.acked(intended_ns, at_ns);
+            }
         }
     }
 
@@ -192,7 +236,6 @@ impl Pass {
                 sent_ns,
                 at_ns,
             } => {
-                self.deliveries += 1;
                 let d = Delivery {
                     consumer,
                     producer,
@@ -201,22 +244,48 @@ impl Pass {
                     sent_ns,
                     at_ns,
                 };
-                match self.msgs.deliver(&d) {
-                    Class::First(outcome) => self.first_delivery(outcome, &d),
-                    Class::Duplicate => self.duplicates.duplicate(&d),
-                    Class::Unexpected => self.unexpected.never_sent(&d),
+                self.delivery(&d, self.v1);
+            }
+            Record::DeliveredRun(run) => {
+                for i in 0..u64::from(run.count) {
+                    // No send time in a run: samples show the delivery time in its place.
+                    let at_ns = run.time_of(i);
+                    let d = Delivery {
+                        consumer,
+                        producer: run.producer,
+                        seq: run.seq_at(i, self.stride),
+                        key: run.key,
+                        sent_ns: at_ns,
+                        at_ns,
+                    };
+                    self.delivery(&d, false);
                 }
             }
             Record::Unexpected { at_ns } => {
                 self.deliveries += 1;
                 self.unexpected.foreign(consumer, at_ns);
             }
-            Record::Sent { .. } | Record::Acked { .. } | Record::Failed { .. } => {}
+            Record::Sent { .. }
+            | Record::Acked { .. }
+            | Record::Failed { .. }
+            | Record::SentRun(_)
+            | Record::AckedRun(_) => {}
+        }
+    }
+
+    /// One delivery; `latency`: whether `d.sent_ns` is the message's send time.
+    #[inline]
+    fn delivery(&mut self, d: &Delivery, latency: bool) {
+        self.deliveries += 1;
+        match self.msgs.deliver(d) {
+            Class::First(outcome) => self.first_delivery(outcome, d, latency),
+            Class::Duplicate => self.duplicates.duplicate(d),
+            Class::Unexpected => self.unexpected.never_sent(d),
         }
     }
 
     #[inline]
-    fn first_delivery(&mut self, outcome: Outcome, d: &Delivery) {
+    fn first_delivery(&mut self, outcome: Outcome, d: &Delivery, latency: bool) {
         let t = &mut self.timeline;
         let i = t.bin(d.at_ns);
         bump(&mut t.delivered, i);
@@ -228,7 +297,9 @@ impl Pass {
             self.lost.unacked_delivered(outcome, d);
         }
         self.last_delivery = self.last_delivery.max(d.at_ns);
-        self.latency.delivered(d.sent_ns, d.at_ns);
+        if latency {
+            self.latency.delivered(d.sent_ns, d.at_ns);
+        }
         self.order.first_delivery(d);
     }
 

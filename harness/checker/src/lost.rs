@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use mq_core::history::{Record, Role};
+use mq_core::history::{key_of, Record, Role, Run};
 use mq_core::ids::{ProducerId, Seq};
 
 use crate::input::{open, CheckError};
@@ -169,13 +169,20 @@ impl Undelivered<'_> {
             }
             let sorted = sorted.get(i).copied().unwrap_or(false);
             let mut r = open(path, Role::Producer)?;
+            let keys = r.keys;
+            let mut sends = SentRuns::default();
             while let Some(rec) = r.next_record()? {
-                if let Record::Sent { intended_ns, .. } = rec {
-                    if sorted && self.settled(Some(intended_ns)) {
-                        break;
-                    }
+                let intended = match rec {
+                    Record::Sent { intended_ns, .. } => Some(intended_ns),
+                    Record::SentRun(run) => Some(run.t1),
+                    _ => None,
+                };
+                if sorted && intended.is_some_and(|t| self.settled(Some(t))) {
+                    break;
                 }
-                self.offer(rec);
+                for rec in sends.expand(rec, keys) {
+                    self.offer(rec);
+                }
             }
         }
         Ok(())
@@ -228,5 +235,54 @@ impl Undelivered<'_> {
             }
             _ => {}
         }
+    }
+}
+
+/// The sent runs of the producer history being read again, so the messages of its acked runs
+/// find their intended send time (and their sample entry); as many as the history has runs.
+#[derive(Default)]
+struct SentRuns {
+    runs: Vec<Run>,
+}
+
+impl SentRuns {
+    /// `rec` as per-message records: a run's messages at their spread times.
+    fn expand(&mut self, rec: Record, keys: u32) -> Box<dyn Iterator<Item = Record> + '_> {
+        let stride = u64::from(keys.max(1));
+        match rec {
+            Record::SentRun(run) => {
+                self.runs.push(run);
+                Box::new((0..u64::from(run.count)).map(move |i| {
+                    let seq = run.seq_at(i, 1);
+                    Record::Sent {
+                        producer: run.producer,
+                        seq,
+                        key: key_of(run.producer, seq, keys),
+                        intended_ns: run.time_of(i),
+                    }
+                }))
+            }
+            Record::AckedRun(run) => Box::new((0..u64::from(run.count)).filter_map(move |i| {
+                let seq = run.seq_at(i, stride);
+                Some(Record::Acked {
+                    producer: run.producer,
+                    seq,
+                    at_ns: run.time_of(i),
+                    intended_ns: self.intended(run.producer, seq)?,
+                })
+            })),
+            other => Box::new(std::iter::once(other)),
+        }
+    }
+
+    /// The spread intended time of `seq`, from the sent run that holds it.
+    fn intended(&self, producer: ProducerId, seq: Seq) -> Option<u64> {
+        let i = self
+            .runs
+            .partition_point(|r| r.first <= seq)
+            .checked_sub(1)?;
+        let r = &self.runs[i];
+        let pos = seq.0 - r.first.0;
+        (r.producer == producer && pos < u64::from(r.count)).then(|| r.time_of(pos))
     }
 }

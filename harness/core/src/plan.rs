@@ -15,6 +15,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::delivery::{derived_contract, Contract, Delivery};
 pub use crate::expand::{PointOf, RunOf, SweepAxis};
 pub use crate::fault::{ClientSide, NodeRole, NodeTarget};
+use crate::history::HistoryMode;
 
 /// Largest message a scenario may ask for (any backend).
 pub const MAX_MESSAGE_SIZE: usize = 16 << 20;
@@ -128,6 +129,15 @@ pub struct Workload {
     /// How long a producer waits for outstanding confirmations at its end.
     #[serde(default = "defaults::ack_timeout")]
     pub ack_timeout: Dur,
+    /// What each worker records: `"intervals"` (runs of consecutive messages, anomalies one by
+    /// one: the default), `"full"` (one record per event) or `"off"` (nothing: no counts are
+    /// checked). See docs/history-format.md.
+    #[serde(default)]
+    pub history: HistoryMode,
+    /// `false`: delete the variant's histories and latency logs once they are checked
+    /// (results.json keeps every figure; scripts/recount.py then has nothing to read).
+    #[serde(default = "defaults::yes")]
+    pub keep_history: bool,
     /// Consumer processing time per message ("2ms", or uniform "1ms..3ms"): a delivery counts
     /// as processed after it; acks or commits come before or after it per `consumer_ack`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -139,6 +149,9 @@ mod defaults {
     use std::time::Duration;
     pub fn message_size() -> usize {
         100
+    }
+    pub fn yes() -> bool {
+        true
     }
     pub fn one() -> u32 {
         1

@@ -10,6 +10,7 @@
 
 pub mod coordinator;
 pub mod drain;
+pub mod estimate;
 pub mod interrupt;
 pub mod nemesis;
 pub mod progress;

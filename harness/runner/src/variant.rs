@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use mq_core::clock::now_ns;
+use mq_core::history::HistoryMode;
 use mq_core::plan::{FaultAction, VariantPlan};
 use mq_core::spec::{Control, RoleSpec};
 use mq_core::{run_tag, Backend, Broker, WorkerCtx};
@@ -103,10 +104,14 @@ impl VariantRun<'_> {
     }
 
     fn check(&self, vdir: &VariantDir, result: &mut VariantResult) {
-        // The load never started: nothing to check.
+        // The load never started, or nothing was recorded: nothing to check.
         let Some(input) = self.checker_input(vdir) else {
             return;
         };
+        if self.plan.workload.history == HistoryMode::Off {
+            result.contract_note = Some("history = \"off\": nothing was checked".into());
+            return;
+        }
         match mq_checker::check(&input) {
             Ok(report) => {
                 let c = &report.counts;
@@ -120,6 +125,9 @@ impl VariantRun<'_> {
                 result.contract_kept = Some(kept.is_ok());
                 result.contract_note = kept.err();
                 result.report = Some(report);
+                if !self.plan.workload.keep_history {
+                    remove_histories(&input);
+                }
             }
             Err(e) => {
                 result.status = VariantStatus::Failed;
@@ -131,7 +139,12 @@ impl VariantRun<'_> {
     }
 
     /// Whether the histories show every acked message delivered.
+    /// Without histories, the workers' counts (which said so before this is asked) are all
+    /// there is.
     pub(crate) fn all_delivered(&self, vdir: &VariantDir) -> bool {
+        if self.plan.workload.history == HistoryMode::Off {
+            return true;
+        }
         self.checker_input(vdir)
             .and_then(|input| mq_checker::lost(&input).ok())
             .is_some_and(|lost| lost == 0)
@@ -215,5 +228,20 @@ impl VariantRun<'_> {
             p.send(Control::Go(start_ns));
         }
         Ok(Some(start_ns))
+    }
+}
+
+/// `keep_history = false`: the checked histories and their latency logs go (a file that will
+/// not go is left, said in the log: the results are already whole).
+fn remove_histories(input: &mq_checker::Input) {
+    let files = input.producer_files.iter().chain(&input.consumer_files);
+    for hist in files {
+        for path in [hist.clone(), hist.with_extension("hlog")] {
+            if let Err(e) = std::fs::remove_file(&path) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!("keep_history = false: removing {}: {e}", path.display());
+                }
+            }
+        }
     }
 }

@@ -8,16 +8,18 @@ use anyhow::Context;
 use mq_core::bits::Bits;
 use mq_core::clock::now_ns;
 use mq_core::envelope::Envelope;
-use mq_core::history::{HistoryWriter, Record};
+use mq_core::history::{History, Record};
 use mq_core::plan::Processing;
 use mq_core::spec::WorkerSpec;
 use mq_core::{BackendError, DeliverySink, Partition};
 
+use super::latency::{LatencyLog, END_TO_END};
 use super::Counters;
 
 /// Decodes, timestamps and records deliveries.
 struct Deliveries<'a> {
-    history: HistoryWriter,
+    history: History,
+    latency: LatencyLog,
     run_id: u32,
     counters: &'a Counters,
     /// Work per message before it counts as processed (and is recorded).
@@ -47,6 +49,9 @@ impl DeliverySink for Deliveries<'_> {
                 }
                 if !self.seen[p].set(e.seq.0) {
                     self.counters.delivered.fetch_add(1, Release);
+                    if let Err(err) = self.latency.record(e.send_ns, at_ns) {
+                        self.error.get_or_insert(err);
+                    }
                 }
                 Record::Delivered {
                     producer: e.producer,
@@ -58,7 +63,7 @@ impl DeliverySink for Deliveries<'_> {
             }
             Err(_) => Record::Unexpected { at_ns },
         };
-        if let Err(e) = self.history.push(rec) {
+        if let Err(e) = self.history.record(rec) {
             self.error.get_or_insert(e);
         }
     }
@@ -67,11 +72,15 @@ impl DeliverySink for Deliveries<'_> {
 pub(super) fn run_consumer(
     mut consumer: Box<dyn mq_core::Consumer>,
     spec: &WorkerSpec,
-    history: HistoryWriter,
+    history: History,
     counters: &Counters,
 ) -> anyhow::Result<()> {
+    let warmup_ns = spec.ctx.plan.workload.warmup.0.as_nanos() as u64;
+    let latency = LatencyLog::create(&spec.history, END_TO_END, warmup_ns, None)
+        .with_context(|| format!("creating the latency log beside {}", spec.history.display()))?;
     let mut sink = Deliveries {
         history,
+        latency,
         run_id: spec.ctx.run_id,
         counters,
         processing: spec.ctx.plan.workload.processing,
@@ -106,5 +115,6 @@ pub(super) fn run_consumer(
     sink.history
         .finish()
         .context("finishing the history file")?;
+    sink.latency.finish().context("finishing the latency log")?;
     result
 }

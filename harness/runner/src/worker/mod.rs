@@ -8,6 +8,7 @@
 //! process around it, so tests can run a backend's workers in threads.
 
 mod consumer;
+pub mod latency;
 mod producer;
 
 use std::io::{BufRead, Write};
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use mq_core::clock::now_ns;
-use mq_core::history::{FileHeader, HistoryWriter, Role};
+use mq_core::history::{FileHeader, History, Role};
 use mq_core::spec::{Control, RoleSpec, Status, Totals, WorkerSpec};
 use mq_core::{Backend, Registry};
 
@@ -188,7 +189,8 @@ pub fn play(
         run_id: spec.ctx.run_id,
     };
     let result = (|| {
-        let history = HistoryWriter::create(&spec.history, header)
+        let w = &spec.ctx.plan.workload;
+        let history = History::create(&spec.history, header, w.history, w.keys())
             .with_context(|| format!("creating history file {}", spec.history.display()))?;
         match spec.role {
             RoleSpec::Producer {

@@ -8,10 +8,11 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use mq_core::clock::{now_ns, sleep_until};
 use mq_core::envelope::Envelope;
-use mq_core::history::{FailReason, HistoryWriter, Record};
+use mq_core::history::{key_of, FailReason, History, Record};
 use mq_core::spec::WorkerSpec;
-use mq_core::{AckSink, BackendError, Key, Outcome, Outgoing, ProducerId, Seq};
+use mq_core::{AckSink, BackendError, Outcome, Outgoing, ProducerId, Seq};
 
+use super::latency::{LatencyLog, PUBLISH};
 use super::Counters;
 
 /// How often a rate-limited producer polls for confirmations between sends.
@@ -27,7 +28,8 @@ pub(super) struct ProducerPlan {
 
 /// Records outcomes with their time and the send's intended time.
 struct Recorder<'a> {
-    history: HistoryWriter,
+    history: History,
+    latency: LatencyLog,
     producer: ProducerId,
     counters: &'a Counters,
     /// The send in progress: its outcome usually arrives during `send` itself.
@@ -53,6 +55,9 @@ impl AckSink for Recorder<'_> {
         let rec = match outcome {
             Outcome::Acked => {
                 self.counters.acked.fetch_add(1, Release);
+                if let Err(e) = self.latency.record(intended_ns, at_ns) {
+                    self.error.get_or_insert(e);
+                }
                 Record::Acked {
                     producer: self.producer,
                     seq,
@@ -76,7 +81,7 @@ impl AckSink for Recorder<'_> {
                 }
             }
         };
-        if let Err(e) = self.history.push(rec) {
+        if let Err(e) = self.history.record(rec) {
             self.error.get_or_insert(e);
         }
     }
@@ -137,13 +142,18 @@ pub(super) fn run_producer(
     mut producer: Box<dyn mq_core::Producer>,
     spec: &WorkerSpec,
     plan: ProducerPlan,
-    history: HistoryWriter,
+    history: History,
     counters: &Counters,
 ) -> anyhow::Result<()> {
     let schedule = Schedule::new(&plan);
     let mut payload = vec![b'x'; spec.ctx.plan.workload.message_size];
+    let warmup_ns = spec.ctx.plan.workload.warmup.0.as_nanos() as u64;
+    let from_ns = plan.start_ns + warmup_ns;
+    let latency = LatencyLog::create(&spec.history, PUBLISH, warmup_ns, Some(from_ns))
+        .with_context(|| format!("creating the latency log beside {}", spec.history.display()))?;
     let mut rec = Recorder {
         history,
+        latency,
         producer: ProducerId(spec.ctx.index),
         counters,
         current: None,
@@ -188,6 +198,7 @@ pub(super) fn run_producer(
     }
     drop(producer);
     rec.history.finish().context("finishing the history file")?;
+    rec.latency.finish().context("finishing the latency log")?;
     result
 }
 
@@ -219,7 +230,7 @@ fn send(
 ) -> anyhow::Result<Step> {
     let w = &spec.ctx.plan.workload;
     let id = rec.producer;
-    let key = Key(((seq.0 + id.0 as u64) % w.keys() as u64) as u32);
+    let key = key_of(id, seq, w.keys());
     let env = Envelope {
         run_id: spec.ctx.run_id,
         producer: id,
@@ -228,7 +239,7 @@ fn send(
         send_ns: intended_ns,
     };
     env.encode(payload);
-    rec.history.push(Record::Sent {
+    rec.history.record(Record::Sent {
         producer: id,
         seq,
         key,

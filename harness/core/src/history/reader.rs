@@ -1,0 +1,181 @@
+//! Reading a history file of either version, sequentially, in large chunks, up to the last whole
+//! record. A record no version has, a run in a version 1 file or a run that cannot be (no
+//! messages, seqs past u64) is an error naming the file and the record, never a panic.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use super::{FileHeader, Record, Role, FILE_MAGIC, HEADER_LEN, RECORD_LEN, V1, V2};
+
+/// Why a history file cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error("reading history {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{path} is not an mq-bench history file (bad magic, version or role)")]
+    NotHistory { path: PathBuf },
+    #[error("{path}: record {index} has unknown kind {kind} (flags {flags})")]
+    BadRecord {
+        path: PathBuf,
+        index: u64,
+        kind: u8,
+        flags: u8,
+    },
+    #[error("{path}: record {index} is corrupt: {what}")]
+    Corrupt {
+        path: PathBuf,
+        index: u64,
+        what: &'static str,
+    },
+}
+
+/// Reads a history file sequentially, up to the last whole record.
+pub struct HistoryReader {
+    file: File,
+    path: PathBuf,
+    pub header: FileHeader,
+    /// 1 (a record per event) or 2 (runs).
+    pub version: u32,
+    /// Version 2: the variant's keys, the stride of acked and delivered runs (0 in version 1).
+    pub keys: u32,
+    buf: Vec<u8>,
+    pos: usize,
+    filled: usize,
+    index: u64,
+    done: bool,
+}
+
+impl HistoryReader {
+    pub fn open(path: &Path) -> Result<HistoryReader, HistoryError> {
+        let io_err = |source| HistoryError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let not_history = || HistoryError::NotHistory {
+            path: path.to_owned(),
+        };
+        let mut file = File::open(path).map_err(io_err)?;
+        let mut h = [0u8; HEADER_LEN];
+        file.read_exact(&mut h).map_err(|e| match e.kind() {
+            io::ErrorKind::UnexpectedEof => not_history(),
+            _ => io_err(e),
+        })?;
+        let version = u32::from_le_bytes(h[4..8].try_into().unwrap());
+        if &h[0..4] != FILE_MAGIC || !(V1..=V2).contains(&version) {
+            return Err(not_history());
+        }
+        let role = match h[8] {
+            1 => Role::Producer,
+            2 => Role::Consumer,
+            _ => return Err(not_history()),
+        };
+        let keys = u32::from_le_bytes(h[16..20].try_into().unwrap());
+        if version == V2 && keys == 0 {
+            return Err(not_history());
+        }
+        let header = FileHeader {
+            role,
+            worker: u16::from_le_bytes([h[10], h[11]]),
+            run_id: u32::from_le_bytes(h[12..16].try_into().unwrap()),
+        };
+        Ok(HistoryReader {
+            file,
+            path: path.to_owned(),
+            header,
+            version,
+            keys,
+            buf: vec![0; 1 << 20],
+            pos: 0,
+            filled: 0,
+            index: 0,
+            done: false,
+        })
+    }
+
+    /// The next record, or `None` at the end (the file's end, a torn tail or the zero record).
+    #[inline]
+    pub fn next_record(&mut self) -> Result<Option<Record>, HistoryError> {
+        if self.filled - self.pos < RECORD_LEN && !self.refill()? {
+            return Ok(None);
+        }
+        let b = &self.buf[self.pos..self.pos + RECORD_LEN];
+        self.pos += RECORD_LEN;
+        self.index += 1;
+        match Record::decode(b) {
+            None => {
+                self.done = true;
+                self.pos = self.filled;
+                Ok(None)
+            }
+            Some(Ok(r)) if r.is_run() => self.check_run(r).map(Some),
+            Some(Ok(r)) => Ok(Some(r)),
+            Some(Err((kind, flags))) => Err(HistoryError::BadRecord {
+                path: self.path.clone(),
+                index: self.index - 1,
+                kind,
+                flags,
+            }),
+        }
+    }
+
+    /// A run must be in a version 2 file, hold a message, and end within the seq range.
+    #[cold]
+    fn check_run(&self, r: Record) -> Result<Record, HistoryError> {
+        let corrupt = |what| HistoryError::Corrupt {
+            path: self.path.clone(),
+            index: self.index - 1,
+            what,
+        };
+        let (run, stride) = match r {
+            Record::SentRun(run) => (run, 1),
+            Record::AckedRun(run) | Record::DeliveredRun(run) => (run, u64::from(self.keys)),
+            _ => return Ok(r),
+        };
+        if self.version < V2 {
+            return Err(corrupt("a run in a version 1 file"));
+        }
+        if run.count == 0 {
+            return Err(corrupt("a run of no messages"));
+        }
+        let last = u64::from(run.count - 1)
+            .checked_mul(stride)
+            .and_then(|d| run.first.0.checked_add(d));
+        if last.is_none() || run.t1.checked_add(u64::from(run.span)).is_none() {
+            return Err(corrupt("a run past the largest seq or time"));
+        }
+        Ok(r)
+    }
+
+    fn refill(&mut self) -> Result<bool, HistoryError> {
+        if self.done {
+            return Ok(false);
+        }
+        let rest = self.filled - self.pos;
+        self.buf.copy_within(self.pos..self.filled, 0);
+        self.pos = 0;
+        self.filled = rest;
+        while self.filled < RECORD_LEN {
+            let n = self
+                .file
+                .read(&mut self.buf[self.filled..])
+                .map_err(|source| HistoryError::Io {
+                    path: self.path.clone(),
+                    source,
+                })?;
+            if n == 0 {
+                self.done = true;
+                return Ok(false); // a torn last record is not a record
+            }
+            self.filled += n;
+        }
+        Ok(true)
+    }
+}
+
+impl Iterator for HistoryReader {
+    type Item = Result<Record, HistoryError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_record().transpose()
+    }
+}
