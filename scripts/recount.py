@@ -53,18 +53,29 @@ def records(path):
                 yield DELIVERED, 0, producer, key, seq + n * keys, t, t
 
 
-MIN_BIN, MIN_BINS, MAX_COUNTING_BINS = 10_000_000, 50, 2000
+MIN_BIN, MIN_BINS, MAX_COUNTING_BINS = 10_000_000, 50, 20_000
+MAX_BIN, MAX_BINS = 1_000_000_000, 7200
+
+
+def ladder():
+    """10 ms, 20 ms, 50 ms, 100 ms ... (ns)."""
+    decade = MIN_BIN
+    while True:
+        for m in (1, 2, 5):
+            yield decade * m
+        decade *= 10
 
 
 def bin_width(span):
-    """The coarsest of 10 ms, 20 ms, 50 ms, 100 ms ... (ns) giving at least 50 bins; 10 ms floor."""
-    best, decade = MIN_BIN, MIN_BIN
-    while True:
-        for m in (1, 2, 5):
-            if decade * m > span // MIN_BINS:
-                return best
-            best = decade * m
-        decade *= 10
+    """The coarsest ladder width giving at least 50 bins (10 ms floor), at most a second unless
+    that gives more than 7200 bins: then the finest width giving at most 7200."""
+    coarse = MIN_BIN
+    for w in ladder():
+        if w > span // MIN_BINS:
+            break
+        coarse = w
+    floor = next(w for w in ladder() if w >= span // MAX_BINS)
+    return max(min(coarse, MAX_BIN), floor)
 
 
 def series(events, start):

@@ -10,15 +10,46 @@ pub const MIN_BIN_NS: u64 = 10_000_000;
 /// A series has at least this many bins, unless the run is shorter than `MIN_BINS` × 10 ms.
 pub const MIN_BINS: u64 = 50;
 
+/// Bins are never wider than a second while that gives at most [`MAX_BINS`] of them: a soak
+/// run keeps per-second points (the charts downsample them for drawing only).
+pub const MAX_BIN_NS: u64 = 1_000_000_000;
+
+/// At most this many bins (two hours of seconds); longer runs get wider bins.
+pub const MAX_BINS: u64 = 7200;
+
 /// While counting, bins coarsen tenfold past this many, so memory stays bounded whatever the
-/// times in the histories (a bogus timestamp a year away costs no more than a 20 s run).
-const MAX_COUNTING_BINS: u64 = 2000;
+/// times in the histories (a bogus timestamp a year away costs no more than a 200 s run).
+const MAX_COUNTING_BINS: u64 = 20_000;
 
 /// The bin width (ns) of a run whose events span `span_ns` from the variant's start: the
 /// coarsest of 10 ms, 20 ms, 50 ms, 100 ms … (1-2-5 in each decade) that still gives at least
-/// [`MIN_BINS`] bins, and 10 ms for a run shorter than 0.5 s. A series thus has 50 to 125 points
-/// (fewer for a run under 0.5 s), whether the run lasted a second or an hour.
+/// [`MIN_BINS`] bins (10 ms for a run shorter than 0.5 s), but no wider than a second unless
+/// that would make more than [`MAX_BINS`] bins. A run of up to 50 s has 50 to 125 points; up to
+/// two hours, a point per second; longer, the finest width giving at most [`MAX_BINS`].
 pub fn bin_width_ns(span_ns: u64) -> u64 {
+    let coarse = coarsest_width(span_ns).min(MAX_BIN_NS);
+    coarse.max(finest_width_at_least(span_ns / MAX_BINS))
+}
+
+/// The smallest width of the ladder (10 ms, 20 ms, 50 ms, 100 ms …) that is at least `ns`.
+fn finest_width_at_least(ns: u64) -> u64 {
+    let mut decade = MIN_BIN_NS;
+    loop {
+        for m in [1, 2, 5] {
+            let w = decade.saturating_mul(m);
+            if w >= ns {
+                return w;
+            }
+        }
+        match decade.checked_mul(10) {
+            Some(d) => decade = d,
+            None => return u64::MAX,
+        }
+    }
+}
+
+/// The coarsest width of the ladder giving at least [`MIN_BINS`] bins.
+fn coarsest_width(span_ns: u64) -> u64 {
     let most = span_ns / MIN_BINS;
     let mut best = MIN_BIN_NS;
     let mut decade = MIN_BIN_NS;
@@ -185,7 +216,7 @@ mod tests {
     const S: u64 = 1_000_000_000;
 
     #[test]
-    fn the_width_gives_at_least_fifty_bins_from_ten_milliseconds_up() {
+    fn the_width_gives_fifty_bins_or_more_and_seconds_up_to_two_hours() {
         let cases = [
             (0, 10 * MS),
             (300 * MS, 10 * MS),
@@ -197,9 +228,12 @@ mod tests {
             (30 * S, 500 * MS),
             (60 * S, S),
             (99 * S, S),
-            (100 * S, 2 * S),
-            (3600 * S, 50 * S),
-            (u64::MAX, 200_000_000 * S),
+            (100 * S, S),
+            (3600 * S, S),
+            (7200 * S, S),
+            (7201 * S, 2 * S),
+            (7 * 24 * 3600 * S, 100 * S),
+            (u64::MAX, 5_000_000 * S),
         ];
         for (span, want) in cases {
             assert_eq!(bin_width_ns(span), want, "span {span} ns");
@@ -209,18 +243,18 @@ mod tests {
     #[test]
     fn counting_bins_coarsen_and_merge_exactly() {
         let mut t = Timeline::new(5 * S);
-        // One ack every 10 ms for 30 s: 3000 counting bins of 10 ms would pass the cap.
-        for k in 0..3000u64 {
+        // One ack every 10 ms for 300 s: 30000 counting bins of 10 ms would pass the cap.
+        for k in 0..30_000u64 {
             let i = t.bin(5 * S + k * 10 * MS);
             bump(&mut t.acked, i);
         }
         assert_eq!(t.width_ns, 100 * MS);
         assert!(t.acked.len() <= MAX_COUNTING_BINS as usize);
         let s = t.finish();
-        // 29.99 s: 500 ms bins of 50 acks each.
-        assert_eq!(s.bin_s, 0.5);
-        assert_eq!(s.acked, vec![50; 60]);
-        assert_eq!(s.backlog.last(), Some(&3000));
+        // 299.99 s: per-second bins of 100 acks each.
+        assert_eq!(s.bin_s, 1.0);
+        assert_eq!(s.acked, vec![100; 300]);
+        assert_eq!(s.backlog.last(), Some(&30_000));
     }
 
     #[test]
@@ -233,6 +267,10 @@ mod tests {
         assert!(t.delivered.len() <= MAX_COUNTING_BINS as usize);
         let s = t.finish();
         assert_eq!(s.delivered.iter().sum::<u64>(), 2);
-        assert!(s.delivered.len() <= 125, "{}", s.delivered.len());
+        assert!(
+            s.delivered.len() <= MAX_BINS as usize,
+            "{}",
+            s.delivered.len()
+        );
     }
 }

@@ -379,14 +379,19 @@ fn a_sub_second_run_gets_ten_millisecond_bins_and_at_least_fifty_points() {
 }
 
 #[test]
-fn a_long_run_gets_bins_of_a_second_or_more_and_a_bounded_count() {
-    // One message every 100 ms for two minutes: 2 s bins of 20 messages.
+fn a_long_run_gets_per_second_bins_up_to_two_hours_then_a_bounded_count() {
+    // One message every 100 ms for two minutes: 1 s bins of 10 messages.
     let r = paced(1200, 100 * MS).report(1);
-    assert_eq!(r.series.bin_s, 2.0);
-    assert_eq!(r.series.acked, vec![20; 60]);
-    assert_eq!(r.series.delivered, vec![20; 60]);
-    // An hour: 50 s bins, 72 of them.
+    assert_eq!(r.series.bin_s, 1.0);
+    assert_eq!(r.series.acked, vec![10; 120]);
+    assert_eq!(r.series.delivered, vec![10; 120]);
+    // An hour, a message every 10 s: still a point per second (the charts downsample).
     let r = paced(360, 10 * S).report(1);
-    assert_eq!(r.series.bin_s, 50.0);
-    assert_eq!(r.series.acked, vec![5; 72]);
+    assert_eq!(r.series.bin_s, 1.0);
+    assert_eq!(r.series.acked.len(), 3596); // the last delivery at 3595.5 s
+    assert_eq!(r.series.acked.iter().sum::<u64>(), 360);
+    // Four hours: 2 s bins, at most 7200 of them.
+    let r = paced(1440, 10 * S).report(1);
+    assert_eq!(r.series.bin_s, 2.0);
+    assert!(r.series.acked.len() <= 7200);
 }

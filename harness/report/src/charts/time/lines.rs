@@ -33,14 +33,35 @@ fn steps(values: &[f64], w: f64) -> Vec<(f64, f64)> {
     pts
 }
 
-/// Counts per bin as msgs/s.
-fn rates(v: &[u64], bin_s: f64) -> Vec<f64> {
-    v.iter().map(|x| *x as f64 / bin_s).collect()
+/// Most steps a line draws: a chart is 1200 px wide, so a longer series (an hour of
+/// per-second bins) is merged for drawing only; results.json keeps every bin.
+const MAX_DRAWN: usize = 600;
+
+/// How many of a series' bins merge into one drawn step.
+pub(super) fn merge_factor(bins: usize) -> usize {
+    bins.div_ceil(MAX_DRAWN).max(1)
+}
+
+/// Counts per bin as msgs/s, `k` bins merged into one step (each step's rate over the bins it
+/// holds).
+fn rates(v: &[u64], bin_s: f64, k: usize) -> Vec<f64> {
+    v.chunks(k)
+        .map(|c| c.iter().sum::<u64>() as f64 / (c.len() as f64 * bin_s))
+        .collect()
+}
+
+/// The backlog, `k` bins merged into one step that shows their highest value (a peak stays
+/// visible).
+fn peaks(v: &[i64], k: usize) -> Vec<f64> {
+    v.chunks(k)
+        .map(|c| c.iter().copied().max().unwrap_or(0) as f64)
+        .collect()
 }
 
 /// "msgs/s (10 ms bins)", or with several widths "msgs/s (bins: 10 ms, 50 ms)".
 pub(super) fn rate_unit(variants: &[VariantSeries]) -> String {
-    let mut widths: Vec<f64> = variants.iter().map(|v| v.bin_s).collect();
+    let drawn = |v: &VariantSeries| v.bin_s * merge_factor(v.acked.len()) as f64;
+    let mut widths: Vec<f64> = variants.iter().map(drawn).collect();
     widths.sort_by(f64::total_cmp);
     widths.dedup();
     match widths.as_slice() {
@@ -82,31 +103,46 @@ pub fn depth_segments(depth: &[(f64, u64)]) -> Vec<Vec<(f64, f64)>> {
     segments
 }
 
+/// Depth samples past [`MAX_DRAWN`] in all, merged `k` at a time into their highest (at the
+/// first one's time), segment by segment.
+fn thinned(segments: Vec<Vec<(f64, f64)>>) -> Vec<Vec<(f64, f64)>> {
+    let k = merge_factor(segments.iter().map(Vec::len).sum());
+    if k == 1 {
+        return segments;
+    }
+    let peak = |c: &[(f64, f64)]| (c[0].0, c.iter().map(|p| p.1).fold(f64::MIN, f64::max));
+    segments
+        .into_iter()
+        .map(|seg| seg.chunks(k).map(peak).collect())
+        .collect()
+}
+
 pub(super) fn lines(kind: Kind, v: &VariantSeries) -> Vec<Line> {
     let c = colour(v.colour);
+    let k = merge_factor(v.acked.len().max(v.delivered.len()).max(v.backlog.len()));
+    let w = v.bin_s * k as f64;
     match kind {
         Kind::Throughput => vec![
             Line {
-                segments: vec![steps(&rates(&v.acked, v.bin_s), v.bin_s)],
+                segments: vec![steps(&rates(&v.acked, v.bin_s, k), w)],
                 colour: c,
                 style: Style::Solid,
             },
             Line {
-                segments: vec![steps(&rates(&v.delivered, v.bin_s), v.bin_s)],
+                segments: vec![steps(&rates(&v.delivered, v.bin_s, k), w)],
                 colour: c,
                 style: Style::Dashed,
             },
         ],
         Kind::Backlog => {
-            let backlog: Vec<f64> = v.backlog.iter().map(|b| *b as f64).collect();
             vec![
                 Line {
-                    segments: vec![steps(&backlog, v.bin_s)],
+                    segments: vec![steps(&peaks(&v.backlog, k), w)],
                     colour: c,
                     style: Style::Solid,
                 },
                 Line {
-                    segments: depth_segments(&v.depth),
+                    segments: thinned(depth_segments(&v.depth)),
                     colour: c,
                     style: Style::DashedDots,
                 },
@@ -170,6 +206,24 @@ pub(super) fn y_range(kind: Kind, panels: &[Panel]) -> (f64, f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_hour_of_seconds_is_drawn_in_at_most_600_steps_keeping_rates_and_peaks() {
+        assert_eq!(
+            (merge_factor(600), merge_factor(601), merge_factor(3600)),
+            (1, 2, 6)
+        );
+        let counts: Vec<u64> = (0..3600)
+            .map(|i| if i < 1800 { 100 } else { 200 })
+            .collect();
+        let r = rates(&counts, 1.0, merge_factor(counts.len()));
+        assert_eq!(r.len(), 600);
+        assert_eq!((r[0], r[599]), (100.0, 200.0));
+        let mut backlog = vec![0i64; 3600];
+        backlog[1234] = 5000;
+        let p = peaks(&backlog, 6);
+        assert_eq!((p.len(), p[205]), (600, 5000.0));
+    }
 
     #[test]
     fn depth_breaks_where_samples_are_missing() {
