@@ -255,3 +255,66 @@ backend = "sysv"
     );
     assert!(!out.exists(), "nothing may be created");
 }
+
+/// A small tmpfs mounted at `at` for the test's life (None without the right to mount).
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(at.to_owned()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_history_disk_that_fills_mid_run_gives_a_clear_error_and_valid_results() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    // The histories get a 48 MiB file system of their own; a full-rate SysV run fills it with
+    // full (version 1) histories in about a second.
+    let Some(_fs) = Tmpfs::mount(&out.join("history"), "48m") else {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN)");
+        return;
+    };
+    let scenario = write(
+        dir.path(),
+        "s.toml",
+        "name = \"disk-full\"\n[workload]\nduration = \"20s\"\nhistory = \"full\"\n\
+         [[variants]]\nname = \"sysv\"\nbackend = \"sysv\"\n",
+    );
+    let o = run_quiet(&scenario, &out);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        matches!(o.status.code(), Some(0 | 1)),
+        "{:?}: {stderr}",
+        o.status
+    );
+    let r = results(&out);
+    let v = &r["variants"][0];
+    let reason = v["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("No space left on device"),
+        "the reason names the full disk: {v}"
+    );
+    // What was recorded before the disk filled is checked, and adds up.
+    let c = counts(&r, 0);
+    assert!(u(&c, "sent") > 0, "{c}");
+    assert_eq!(
+        u(&c, "sent"),
+        u(&c, "acked") + u(&c, "failed") + u(&c, "not_sent") + u(&c, "unknown"),
+        "{c}"
+    );
+    assert_eq!(u(&c, "lost"), 0, "{c}");
+}
