@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
+# bench's Kafka producer against librdkafka's own rdkafka_performance, built from the SAME
+# librdkafka that bench links (the rdkafka-sys crate's bundled source and the librdkafka.a cargo
+# built for bench), in one go, against the SAME private broker (started here on a non-default
+# port, wiped at the end) with the SAME producer settings: acks=all, enable.idempotence=false,
+# compression none, linger.ms, batch.size, one producer, one partition, a fresh topic per round,
+# N records of SIZE bytes (no key). Rounds alternate peer / bench; the medians are compared.
+# Exits 1 when bench < GOAL x peer.
+#
+# usage: scripts/peers/kafka-vs-rdkafka-perf.sh [RECORDS] [SIZES] [ROUNDS]
+#          defaults: 1000000 "100 1024" 3   (SIZES: space-separated record sizes in bytes)
+# env:   KAFKA_VS_PORT (9993; controller +1), LINGER_MS (5), BATCH_SIZE (65536), GOAL (0.9),
+#        COMMON_PROPS ("max.in.flight.requests.per.connection=5": more librdkafka properties,
+#        given to rdkafka_performance as -X k=v and to bench's producer_config),
+#        PEER_CONSUMER (1: run `rdkafka_performance -C` beside the producer, see below),
+#        BENCH (path of the bench binary; default: build it into $CARGO_TARGET_DIR or target/),
+#        RDKAFKA_SYS_OUT (the rdkafka-sys build's out/ dir holding src/librdkafka.a; default:
+#        found next to the bench binary, <target>/release/build/rdkafka-sys-*/out),
+#        MQ_BENCH_CACHE (~/.cache/mq-bench: the peer is built once into
+#        $MQ_BENCH_CACHE/rdkafka-perf-<librdkafka version>/ and reused while its inputs match)
+# stdout, one line per size:
+#   peer=rdkafka-performance size=S msgs_per_s=X bench=kafka size=S msgs_per_s=Y ratio=Y/X goal=G
+#     peer_rounds=a,b,c bench_rounds=a,b,c spread_peer=..% spread_bench=..%
+# What is compared: records/s acknowledged (acks=all) by the broker. rdkafka_performance's final
+# summary "N delivered ... in Tms: R msgs/s" (R = successful delivery reports / time from its
+# first produce call to its last delivery report) vs bench's results.json
+# variants[0].report.throughput.acked_msgs_per_s (acked / time from start to the last ack).
+# bench always runs a consumer beside its producer (a workload needs consumers >= 1; here
+# consumer_ack = "auto"). On 2 cores that consumer competes for CPU with the producer and the
+# broker, so by default the peer gets a concurrent `rdkafka_performance -C` reading the same topic
+# from the beginning: both sides then do the same work. PEER_CONSUMER=0 runs the producer alone.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+BROKERS="$ROOT/scripts/brokers"
+MQB_NAME=kafka-vs-rdkafka-perf
+# shellcheck source=../brokers/lib.sh
+source "$BROKERS/lib.sh"
+# shellcheck source=lib.sh
+source "$HERE/lib.sh"
+
+RECORDS=${1:-1000000}
+read -r -a SIZES <<<"${2:-100 1024}"
+ROUNDS=${3:-3}
+PORT=${KAFKA_VS_PORT:-9993}
+LINGER=${LINGER_MS:-5}
+BATCH=${BATCH_SIZE:-65536}
+GOAL=${GOAL:-0.9}
+PEER_CONSUMER=${PEER_CONSUMER:-1}
+read -r -a COMMON <<<"${COMMON_PROPS-max.in.flight.requests.per.connection=5}"
+for kv in "${COMMON[@]}"; do [[ "$kv" =~ ^[a-z.]+=[A-Za-z0-9._-]+$ ]] || die "COMMON_PROPS: bad property '$kv'"; done
+[[ "$RECORDS" =~ ^[1-9][0-9]*$ && "$ROUNDS" =~ ^[1-9][0-9]*$ && "$LINGER" =~ ^[0-9]+$ && "$BATCH" =~ ^[1-9][0-9]*$ ]] ||
+  usage_exit
+((RECORDS <= 2147483647)) || die "RECORDS: rdkafka_performance counts in an int"
+for size in "${SIZES[@]}"; do [[ "$size" =~ ^[1-9][0-9]*$ ]] || usage_exit; done
+BOOT="127.0.0.1:$PORT"
+
+find_bench "$ROOT"
+
+# ---------------------------------------------------------------- the peer, built once
+# build_peer: set `rdkperf` to rdkafka_performance compiled from the rdkafka-sys crate's
+# examples/rdkafka_performance.c and linked against the librdkafka.a (and the static zlib/zstd)
+# that cargo built for bench. Cached under $MQB_CACHE/rdkafka-perf-<version>/ with a stamp of its
+# inputs (checksums of the .c and the .a, the link line); a second run reuses it.
+build_peer() {
+  local crate_ver lib_ver hexver src out cfg ldflags libs cache stamp want t
+  crate_ver="$(awk '/^name = "rdkafka-sys"$/ { getline; gsub(/"/, "", $3); print $3; exit }' "$ROOT/Cargo.lock")"
+  [[ "$crate_ver" == *+* ]] || die "Cargo.lock: no rdkafka-sys version (got '$crate_ver')"
+  lib_ver=${crate_ver#*+}
+  src="$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/"rdkafka-sys-$crate_ver"/librdkafka 2>/dev/null | head -n1)"
+  [[ -f "$src/examples/rdkafka_performance.c" ]] ||
+    die "no rdkafka-sys-$crate_ver sources in ${CARGO_HOME:-$HOME/.cargo}/registry/src (cargo fetch)"
+  hexver="0x$(printf '%02x%02x%02x' ${lib_ver//./ })ff"
+  if [[ -n "${RDKAFKA_SYS_OUT:-}" ]]; then
+    out=$RDKAFKA_SYS_OUT
+  else
+    # the newest rdkafka-sys build next to the bench binary whose librdkafka has this version
+    out=
+    for t in $(ls -td "$(dirname "$bench")"/build/rdkafka-sys-*/out 2>/dev/null); do
+      [[ -f "$t/src/librdkafka.a" ]] && grep -q "RD_KAFKA_VERSION  *$hexver" "$t/src/rdkafka.h" 2>/dev/null || continue
+      out=$t
+      break
+    done
+    [[ -n "$out" ]] || die "no librdkafka $lib_ver build under $(dirname "$bench")/build/rdkafka-sys-*/out (set RDKAFKA_SYS_OUT)"
+  fi
+  [[ -f "$out/src/librdkafka.a" && -f "$out/Makefile.config" && -f "$out/config.h" ]] ||
+    die "$out: no src/librdkafka.a, Makefile.config or config.h (not an rdkafka-sys build dir?)"
+  grep -q "RD_KAFKA_VERSION  *$hexver" "$out/src/rdkafka.h" || die "$out/src/rdkafka.h is not librdkafka $lib_ver"
+  # the build dir is a copy of the crate's librdkafka/ plus ./configure's output: same example
+  cmp -s "$src/examples/rdkafka_performance.c" "$out/examples/rdkafka_performance.c" ||
+    die "$out is not a build of $src (examples/rdkafka_performance.c differs)"
+  # link flags exactly as ./configure found them for that build (-L to the static zlib/zstd of
+  # the libz-sys / zstd-sys builds, -lzstd -lz -lm -ldl -lpthread -lrt)
+  cfg=$out/Makefile.config
+  ldflags="$(sed -n 's/^LDFLAGS+=[[:space:]]*//p' "$cfg" | tr '\n' ' ')"
+  libs="$(sed -n 's/^LIBS+=[[:space:]]*//p' "$cfg" | tr '\n' ' ')"
+  cache="$MQB_CACHE/rdkafka-perf-$lib_ver"
+  want="$(
+    printf 'crate %s\nlibrdkafka %s\nout %s\nlink %s %s\n' "$crate_ver" "$lib_ver" "$out" "$ldflags" "$libs"
+    sha256sum "$src/examples/rdkafka_performance.c" "$out/src/librdkafka.a" | awk '{ print $1 }'
+  )"
+  rdkperf=$cache/rdkafka_performance
+  stamp=$cache/build.stamp
+  if [[ -x "$rdkperf" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+    log "peer: $rdkperf (cached, librdkafka $lib_ver from $out)"
+    return
+  fi
+  log "peer: building rdkafka_performance (librdkafka $lib_ver) against $out/src/librdkafka.a"
+  mkdir -p "$cache"
+  rm -f "$stamp"
+  # shellcheck disable=SC2086 # ldflags and libs are word lists
+  "${CC:-cc}" -g -O2 -Wall -I"$out/src" "$src/examples/rdkafka_performance.c" \
+    -o "$cache/rdkafka_performance.tmp" "$out/src/librdkafka.a" $ldflags $libs ||
+    die "could not build rdkafka_performance"
+  # without arguments it prints its usage with the library's version (and exits 1)
+  [[ "$("$cache/rdkafka_performance.tmp" 2>&1)" == *"librdkafka version $lib_ver ("* ]] ||
+    die "the built rdkafka_performance does not report librdkafka $lib_ver"
+  mv -f "$cache/rdkafka_performance.tmp" "$rdkperf"
+  printf '%s\n' "$want" >"$stamp"
+  log "peer: built $rdkperf"
+}
+build_peer
+[[ "${PEER_BUILD_ONLY:-0}" == 1 ]] && { printf '%s\n' "$rdkperf"; exit 0; }
+
+# ---------------------------------------------------------------- the broker
+port_open "$PORT" && die "127.0.0.1:$PORT is taken ($(port_owner "$PORT")); set KAFKA_VS_PORT"
+port_open $((PORT + 1)) && die "127.0.0.1:$((PORT + 1)) (controller) is taken ($(port_owner $((PORT + 1)))); set KAFKA_VS_PORT"
+"$BROKERS/kafka.sh" install
+
+work=$(mktemp -d)
+kafka() { "$BROKERS/kafka.sh" "$@" --port "$PORT" --dir "$work/kafka"; }
+# shellcheck disable=SC2317 # called through the trap
+cleanup() {
+  local rc=$?
+  # peer_round runs in a command substitution: its consumer's pid is in a file
+  [[ -s "$work/cons.pid" ]] && kill "$(cat "$work/cons.pid")" 2>/dev/null
+  kafka wipe >/dev/null 2>&1 || log "WARNING: kafka.sh wipe failed (dir $work/kafka)"
+  rm -rf "$work"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log "starting a private broker on $BOOT (dir $work/kafka)"
+kafka start >&2
+
+props=(acks=all enable.idempotence=false compression.type=none "linger.ms=$LINGER" "batch.size=$BATCH" "${COMMON[@]}")
+xprops=()
+for kv in "${props[@]}"; do xprops+=(-X "$kv"); done
+
+# peer_round SIZE TOPIC: prints rdkafka_performance's delivered (acked) msgs/s
+peer_round() {
+  local size=$1 topic=$2 out=$work/peer.out line re
+  kafka create-topic "$topic" 1 >&2
+  cons_pid=
+  if ((PEER_CONSUMER)); then
+    # simple consumer of partition 0 from the beginning, until it has RECORDS messages
+    timeout --foreground 600 "$rdkperf" -C -q -t "$topic" -p 0 -o beginning -c "$RECORDS" \
+      -b "$BOOT" >"$work/cons.out" 2>&1 &
+    cons_pid=$!
+    echo "$cons_pid" >"$work/cons.pid"
+  fi
+  # -q: only the final summary (no per-second line); -p 0: the one partition; no -k: no key;
+  # no -D: one payload buffer for all records (librdkafka copies it into the batch)
+  timeout --foreground 600 "$rdkperf" -P -q -t "$topic" -p 0 -s "$size" -c "$RECORDS" \
+    -b "$BOOT" "${xprops[@]}" >"$out" 2>&1 || { cat "$out" >&2; die "rdkafka_performance -P failed"; }
+  if [[ -n "$cons_pid" ]]; then
+    wait "$cons_pid" || { cat "$work/cons.out" >&2; die "rdkafka_performance -C failed"; }
+    rm -f "$work/cons.pid"
+    grep -qE "^% $RECORDS messages \([0-9]+ bytes\) consumed" "$work/cons.out" ||
+      { cat "$work/cons.out" >&2; die "rdkafka_performance -C: did not consume $RECORDS messages"; }
+  fi
+  # final summary (print_stats, producer mode):
+  # "% <produced> messages produced (<bytes> bytes), <delivered> delivered (offset <o>, <failed>
+  #  failed) in <ms>ms: <delivered/s> msgs/s and <MB/s> MB/s, <e> produce failures, <q> in queue, ..."
+  re="^% ([0-9]+) messages produced \\([0-9]+ bytes\\), ([0-9]+) delivered \\(offset -?[0-9]+, ([0-9]+) failed\\) in [0-9]+ms: ([0-9]+) msgs/s .* ([0-9]+) in queue"
+  line="$(grep -E '^% [0-9]+ messages produced' "$out" | tail -n1)"
+  [[ "$line" =~ $re ]] || { cat "$out" >&2; die "rdkafka_performance -P: no final summary"; }
+  [[ "${BASH_REMATCH[1]}" == "$RECORDS" && "${BASH_REMATCH[2]}" == "$RECORDS" && "${BASH_REMATCH[3]}" == 0 &&
+    "${BASH_REMATCH[5]}" == 0 ]] ||
+    { cat "$out" >&2; die "rdkafka_performance -P: not all $RECORDS records delivered ($line)"; }
+  echo "${BASH_REMATCH[4]}"
+}
+
+# bench_round SIZE NAME: prints bench's acked msgs/s
+bench_round() {
+  local size=$1 name=$2 toml=$work/$2.toml
+  cat >"$toml" <<TOML
+name = "$name"
+description = "bench's Kafka producer, same settings as rdkafka_performance -P $RECORDS x $size B"
+[workload]
+messages = $RECORDS
+message_size = $size
+producers = 1
+consumers = 1
+partitions = 1
+drain_timeout = "20s"
+[[variants]]
+name = "kafka"
+backend = "kafka"
+producer_ack = "all"
+consumer_ack = "auto"
+[variants.options]
+mode = "external"
+bootstrap = "$BOOT"
+idempotence = false
+compression = "none"
+linger_ms = $LINGER
+batch_size = $BATCH
+[variants.options.producer_config]
+$(for kv in "${COMMON[@]}"; do printf '"%s" = "%s"\n' "${kv%%=*}" "${kv#*=}"; done)
+TOML
+  timeout --foreground 600 "$bench" run "$toml" --out "$work/$name" --quiet >"$work/bench.out" 2>&1 ||
+    { cat "$work/bench.out" >&2; die "bench run failed"; }
+  python3 - "$work/$name/results.json" "$RECORDS" <<'PY'
+import json, sys
+v = json.load(open(sys.argv[1]))["variants"][0]
+c = v["report"]["counts"]
+assert v["status"] == "ok" and c["acked"] == int(sys.argv[2]), (v["status"], c)
+print(round(v["report"]["throughput"]["acked_msgs_per_s"]))
+PY
+}
+
+if [[ "$PEER_CONSUMER" == 1 ]]; then cons="with rdkafka_performance -C"; else cons="producer alone"; fi
+compare_rounds rdkafka-performance kafka rdkafka_performance "delivered msgs/s" "bench runs a consumer; peer: $cons"
