@@ -185,43 +185,7 @@ peer_round() {
 }
 
 # bench_round SIZE NAME: prints bench's acked msgs/s
-bench_round() {
-  local size=$1 name=$2 toml=$work/$2.toml
-  cat >"$toml" <<TOML
-name = "$name"
-description = "bench's Kafka producer, same settings as rdkafka_performance -P $RECORDS x $size B"
-[workload]
-messages = $RECORDS
-message_size = $size
-producers = 1
-consumers = 1
-partitions = 1
-drain_timeout = "20s"
-[[variants]]
-name = "kafka"
-backend = "kafka"
-producer_ack = "all"
-consumer_ack = "auto"
-[variants.options]
-mode = "external"
-bootstrap = "$BOOT"
-idempotence = false
-compression = "none"
-linger_ms = $LINGER
-batch_size = $BATCH
-[variants.options.producer_config]
-$(for kv in "${COMMON[@]}"; do printf '"%s" = "%s"\n' "${kv%%=*}" "${kv#*=}"; done)
-TOML
-  timeout --foreground 600 "$bench" run "$toml" --out "$work/$name" --quiet >"$work/bench.out" 2>&1 ||
-    { cat "$work/bench.out" >&2; die "bench run failed"; }
-  python3 - "$work/$name/results.json" "$RECORDS" <<'PY'
-import json, sys
-v = json.load(open(sys.argv[1]))["variants"][0]
-c = v["report"]["counts"]
-assert v["status"] == "ok" and c["acked"] == int(sys.argv[2]), (v["status"], c)
-print(round(v["report"]["throughput"]["acked_msgs_per_s"]))
-PY
-}
+bench_round() { kafka_bench_round "rdkafka_performance -P" "$@"; }
 
 if [[ "$PEER_CONSUMER" == 1 ]]; then cons="with rdkafka_performance -C"; else cons="producer alone"; fi
 compare_rounds rdkafka-performance kafka rdkafka_performance "delivered msgs/s" "bench runs a consumer; peer: $cons"

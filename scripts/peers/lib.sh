@@ -53,3 +53,44 @@ PY
   done
   return "$fail"
 }
+
+# kafka_bench_round PEER SIZE NAME: runs bench's Kafka producer with the settings of the calling
+# script (RECORDS, BOOT, LINGER, BATCH, COMMON; work dir $work, binary $bench) as PEER is run,
+# and prints its acked msgs/s.
+kafka_bench_round() {
+  local peer=$1 size=$2 name=$3 toml=$work/$3.toml
+  cat >"$toml" <<TOML
+name = "$name"
+description = "bench's Kafka producer, same settings as $peer $RECORDS x $size B"
+[workload]
+messages = $RECORDS
+message_size = $size
+producers = 1
+consumers = 1
+partitions = 1
+drain_timeout = "20s"
+[[variants]]
+name = "kafka"
+backend = "kafka"
+producer_ack = "all"
+consumer_ack = "auto"
+[variants.options]
+mode = "external"
+bootstrap = "$BOOT"
+idempotence = false
+compression = "none"
+linger_ms = $LINGER
+batch_size = $BATCH
+[variants.options.producer_config]
+$(for kv in "${COMMON[@]}"; do printf '"%s" = "%s"\n' "${kv%%=*}" "${kv#*=}"; done)
+TOML
+  timeout --foreground 600 "$bench" run "$toml" --out "$work/$name" --quiet >"$work/bench.out" 2>&1 ||
+    { cat "$work/bench.out" >&2; die "bench run failed"; }
+  python3 - "$work/$name/results.json" "$RECORDS" <<'PY'
+import json, sys
+v = json.load(open(sys.argv[1]))["variants"][0]
+c = v["report"]["counts"]
+assert v["status"] == "ok" and c["acked"] == int(sys.argv[2]), (v["status"], c)
+print(round(v["report"]["throughput"]["acked_msgs_per_s"]))
+PY
+}
