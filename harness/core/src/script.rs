@@ -14,6 +14,21 @@ pub fn broker_script(name: &str) -> PathBuf {
     crate::paths::scripts_dir().join("brokers").join(name)
 }
 
+/// Appends `mq-bench: <line>` to a managed broker's log (where its script's output goes too),
+/// and logs it; a log that cannot be written is a warning, not an error.
+pub fn note(backend: &str, log: &Path, line: &str) {
+    use std::io::Write;
+    tracing::info!("{backend}: {line}");
+    let written = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .and_then(|mut f| writeln!(f, "mq-bench: {line}"));
+    if let Err(e) = written {
+        tracing::warn!("{backend}: cannot write to {}: {e}", log.display());
+    }
+}
+
 /// Why `script` cannot be run, when it is not there.
 pub fn not_found(script: &Path) -> Option<String> {
     (!script.is_file()).then(|| {

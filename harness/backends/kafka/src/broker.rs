@@ -3,7 +3,6 @@
 //! broker faults (in the cluster: kill the leader of partition 0, restart it), and deletes topic
 //! and group at teardown. Pause, resume, partition, heal and slow-link are in [`nodes`].
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -116,15 +115,7 @@ impl KafkaBroker {
 
     /// Appends a line to the broker's log file (where kafka.sh's output goes too).
     fn note(&self, line: &str) {
-        tracing::info!("kafka: {line}");
-        let written = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .and_then(|mut f| writeln!(f, "mq-bench: {line}"));
-        if let Err(e) = written {
-            tracing::warn!("kafka: cannot write to {}: {e}", self.log.display());
-        }
+        mq_core::script::note("kafka", &self.log, line);
     }
 
     fn admin_options() -> AdminOptions {

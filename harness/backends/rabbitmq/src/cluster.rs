@@ -3,7 +3,6 @@
 //! queue lives on), found with `rabbitmq.sh leader`; `restart-broker` starts the nodes killed so
 //! far. Each is noted in the broker's log and returned as the nodes it hit.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -42,15 +41,7 @@ impl ClusterFaults {
 
     /// Appends a line to the broker's log.
     fn note(&self, line: &str) {
-        tracing::info!("rabbitmq: {line}");
-        let written = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .and_then(|mut f| writeln!(f, "mq-bench: {line}"));
-        if let Err(e) = written {
-            tracing::warn!("rabbitmq: cannot write to {}: {e}", self.log.display());
-        }
+        mq_core::script::note("rabbitmq", &self.log, line);
     }
 
     /// Carries out `fault` on `node` (the cluster).
