@@ -55,22 +55,7 @@ LIBS="$("$BROKERS/kafka.sh" libs)"
 KHOME="$(dirname "$LIBS")"
 LOGCONF=(-Dlog4j2.configurationFile="$KHOME/config/log4j2-tools.properties")
 
-work=$(mktemp -d)
-kafka() { "$BROKERS/kafka.sh" "$@" --port "$PORT" --dir "$work/kafka"; }
-# shellcheck disable=SC2317 # called through the trap
-cleanup() {
-  local rc=$?
-  # peer_round runs in a command substitution: its consumer's pid is in a file
-  [[ -s "$work/cons.pid" ]] && kill "$(cat "$work/cons.pid")" 2>/dev/null
-  kafka wipe >/dev/null 2>&1 || log "WARNING: kafka.sh wipe failed (dir $work/kafka)"
-  rm -rf "$work"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-log "starting a private broker on $BOOT (dir $work/kafka)"
-kafka start >&2
+start_private_kafka
 
 props=(acks=all enable.idempotence=false compression.type=none "linger.ms=$LINGER" "batch.size=$BATCH" "${COMMON[@]}")
 

@@ -129,22 +129,7 @@ port_open "$PORT" && die "127.0.0.1:$PORT is taken ($(port_owner "$PORT")); set 
 port_open $((PORT + 1)) && die "127.0.0.1:$((PORT + 1)) (controller) is taken ($(port_owner $((PORT + 1)))); set KAFKA_VS_PORT"
 "$BROKERS/kafka.sh" install
 
-work=$(mktemp -d)
-kafka() { "$BROKERS/kafka.sh" "$@" --port "$PORT" --dir "$work/kafka"; }
-# shellcheck disable=SC2317 # called through the trap
-cleanup() {
-  local rc=$?
-  # peer_round runs in a command substitution: its consumer's pid is in a file
-  [[ -s "$work/cons.pid" ]] && kill "$(cat "$work/cons.pid")" 2>/dev/null
-  kafka wipe >/dev/null 2>&1 || log "WARNING: kafka.sh wipe failed (dir $work/kafka)"
-  rm -rf "$work"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-log "starting a private broker on $BOOT (dir $work/kafka)"
-kafka start >&2
+start_private_kafka
 
 props=(acks=all enable.idempotence=false compression.type=none "linger.ms=$LINGER" "batch.size=$BATCH" "${COMMON[@]}")
 xprops=()

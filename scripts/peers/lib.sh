@@ -94,3 +94,24 @@ assert v["status"] == "ok" and c["acked"] == int(sys.argv[2]), (v["status"], c)
 print(round(v["report"]["throughput"]["acked_msgs_per_s"]))
 PY
 }
+
+# start_private_kafka: the calling script's private broker on $PORT ($BOOT) in a new temp dir
+# $work, driven through kafka(); on exit, error or Ctrl-C the trap stops the peer's consumer (its
+# pid in $work/cons.pid), wipes the broker and removes $work. Then starts the broker.
+kafka() { "$BROKERS/kafka.sh" "$@" --port "$PORT" --dir "$work/kafka"; }
+# shellcheck disable=SC2317 # called through the trap
+private_kafka_cleanup() {
+  local rc=$?
+  # peer_round runs in a command substitution: its consumer's pid is in a file
+  [[ -s "$work/cons.pid" ]] && kill "$(cat "$work/cons.pid")" 2>/dev/null
+  kafka wipe >/dev/null 2>&1 || log "WARNING: kafka.sh wipe failed (dir $work/kafka)"
+  rm -rf "$work"
+  exit "$rc"
+}
+start_private_kafka() {
+  work=$(mktemp -d)
+  trap private_kafka_cleanup EXIT
+  trap 'exit 130' INT TERM
+  log "starting a private broker on $BOOT (dir $work/kafka)"
+  kafka start >&2
+}
