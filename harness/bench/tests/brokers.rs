@@ -205,3 +205,52 @@ fn ctrl_c_removes_kafka_topic() {
 fn ctrl_c_removes_rabbitmq_queues() {
     ctrl_c_removes_what_the_run_created("rabbitmq", 5892);
 }
+
+/// `rate = "max"` on a managed broker: every probe and fraction point of the search runs on the
+/// broker the first probe started (fresh queues per round, the last round's removed at the end).
+#[test]
+fn a_search_keeps_one_managed_rabbitmq_across_its_rounds() {
+    let backend = "rabbitmq";
+    if skip(backend) {
+        return;
+    }
+    let _g = serial();
+    let port = 5992;
+    let dir = tempfile::tempdir().unwrap();
+    let name = "rabbitmq-search";
+    let text = format!(
+        "name = \"search\"\n[workload]\nrate = \"max\"\nduration = \"1s\"\ndrain_timeout = \"5s\"\n\
+         [sweep]\nrate_fractions = [0.5]\n{}search = {{ start_rate = 200, probe = \"1s\", max_probes = 2 }}\n",
+        variant(backend, name, &format!("{{ port = {port} }}"))
+    );
+    let scenario = write(dir.path(), "search.toml", &text);
+    let out = dir.path().join("run");
+    let first = format!("{name}.probe-1");
+    let node_dir = out.join(format!("history/{first}/{first}.{backend}"));
+    let _wipe = Wipe(backend, port, node_dir.clone());
+    let o = run_quiet(&scenario, &out);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.code().is_some_and(|c| c <= 1), "{stderr}");
+    let r = results(&out);
+    let s = &r["searches"][0];
+    assert_eq!(s["probes"].as_array().unwrap().len(), 2, "{s}");
+    assert_eq!(s["points"].as_array().unwrap().len(), 1, "{s}");
+    let rounds: Vec<String> = r["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(rounds.len(), 3, "{rounds:?}");
+    for (i, round) in rounds.iter().enumerate() {
+        assert_accounting(&serde_json::json!({ "variants": [r["variants"][i].clone()] }));
+        let log = out.join(format!("history/{round}/{round}.{backend}.log"));
+        assert_eq!(
+            log.exists(),
+            i == 0,
+            "only the first round starts a broker: {}",
+            log.display()
+        );
+    }
+    assert!(!node_dir.exists(), "the broker's data is wiped at the end");
+}

@@ -191,9 +191,50 @@ pub struct Report {
     pub records: u64,
 }
 
+impl Report {
+    /// The acked and delivered msg/s while a fixed-rate load sent (its first `sent_s` seconds),
+    /// start-up (the first 20 %) left out. Unlike [`Throughput`], which runs to the last ack,
+    /// the last messages' latency does not count as slowness: a 3 s load whose last ack comes
+    /// 150 ms late is still 1000 msg/s while it sends. [`Throughput`]'s rates when the series
+    /// has fewer than 4 bins in that window.
+    pub fn rates_while_sending(&self, sent_s: f64) -> (f64, f64) {
+        let s = &self.series;
+        let end = match s.bin_s > 0.0 && sent_s > 0.0 {
+            true => ((sent_s / s.bin_s) as usize)
+                .min(s.acked.len())
+                .min(s.delivered.len()),
+            false => 0,
+        };
+        let start = end / 5;
+        if end - start < 4 {
+            let t = &self.throughput;
+            return (t.acked_msgs_per_s, t.delivered_msgs_per_s);
+        }
+        let secs = (end - start) as f64 * s.bin_s;
+        let per_s = |bins: &[u64]| bins.iter().sum::<u64>() as f64 / secs;
+        (per_s(&s.acked[start..end]), per_s(&s.delivered[start..end]))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rates_while_sending_leave_out_start_up_and_the_last_messages_latency() {
+        let mut r = Report::default();
+        r.throughput.acked_msgs_per_s = 900.0; // to the last ack, 0.33 s after the sending
+        r.throughput.delivered_msgs_per_s = 880.0;
+        r.series.bin_s = 0.1;
+        // 3 s at 1000 msg/s: a slow first bin (start-up), then 100 per bin, then the tail.
+        r.series.acked = [vec![10], vec![100; 29], vec![100, 100, 0]].concat();
+        r.series.delivered = r.series.acked.clone();
+        let (acked, delivered) = r.rates_while_sending(3.0);
+        assert_eq!((acked.round(), delivered.round()), (1000.0, 1000.0));
+        assert_eq!(r.rates_while_sending(0.2), (900.0, 880.0), "too few bins");
+        r.series.bin_s = 0.0;
+        assert_eq!(r.rates_while_sending(3.0), (900.0, 880.0));
+    }
 
     #[test]
     fn a_report_written_before_samples_existed_reads_with_empty_samples() {

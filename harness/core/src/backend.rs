@@ -240,6 +240,15 @@ pub trait Broker: Send {
         self.fault(fault)
     }
 
+    /// The next round of a search on the same broker: removes what `setup` created for the
+    /// round before (topics, queues, groups) and takes `plan`'s names, leaving a managed broker
+    /// running, so that the next `setup` only creates. `Ok(false)` (the default): not supported,
+    /// each round sets up and tears down a broker of its own.
+    fn next_round(&mut self, plan: &VariantPlan, run_tag: &str) -> Result<bool, BackendError> {
+        let _ = (plan, run_tag);
+        Ok(false)
+    }
+
     /// Versions of the broker and client library, for the report.
     fn versions(&mut self) -> Vec<(String, String)> {
         Vec::new()

@@ -64,8 +64,12 @@ impl<N: Node> Managed<N> {
         )
     }
 
-    /// Starts it for the variant.
+    /// Starts it for the variant; a no-op while it runs (the rounds of a search share it:
+    /// [`crate::Broker::next_round`]).
     pub fn start(&mut self) -> Result<(), BackendError> {
+        if self.started {
+            return Ok(());
+        }
         self.started = true;
         self.node.start().map_err(|m| self.error(m))
     }

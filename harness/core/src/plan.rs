@@ -181,6 +181,19 @@ impl Workload {
     pub fn rate_per_producer(&self) -> f64 {
         self.rate as f64 / self.producers as f64
     }
+
+    /// How long a fixed-rate load sends, seconds from its start (its duration, or its messages
+    /// at its rate); None as fast as possible.
+    pub fn sending_s(&self) -> Option<f64> {
+        if self.rate == 0 {
+            return None;
+        }
+        match (self.duration, self.messages) {
+            (Some(d), _) => Some(d.0.as_secs_f64()),
+            (None, Some(m)) => Some(m as f64 / self.rate as f64),
+            (None, None) => None,
+        }
+    }
 }
 
 /// One variant, validated, with its backend's defaults filled in.

@@ -60,6 +60,12 @@ pub fn points(r: &RunResults) -> Vec<Point> {
                 }
             };
             let (t, l) = (&rep.throughput, &rep.latency);
+            // At a fixed rate, the rates while it sent (as `rate = "max"` judges its probes).
+            let (acked_per_s, delivered_per_s) =
+                match v.workload.as_ref().and_then(|w| w.sending_s()) {
+                    Some(sent_s) => rep.rates_while_sending(sent_s),
+                    None => (t.acked_msgs_per_s, t.delivered_msgs_per_s),
+                };
             Some(Point {
                 variant: p.of.clone(),
                 group,
@@ -67,8 +73,8 @@ pub fn points(r: &RunResults) -> Vec<Point> {
                 axis: p.axis,
                 value: p.value,
                 offered: v.workload.as_ref().map_or(0, |w| w.rate),
-                acked_per_s: t.acked_msgs_per_s,
-                delivered_per_s: t.delivered_msgs_per_s,
+                acked_per_s,
+                delivered_per_s,
                 delivered_mb_per_s: t.delivered_mb_per_s,
                 p50_us: l.end_to_end.p50_us,
                 p99_us: l.end_to_end.p99_us,
@@ -167,6 +173,7 @@ pub fn search_table(r: &RunResults) -> Option<Table> {
             ("e2e p99 there (µs)", Right),
             ("probes (✓ kept up)", Left),
             ("decision", Left),
+            ("at fractions of it (✓ kept up)", Left),
             ("search overhead", Right),
         ],
     );
@@ -198,10 +205,30 @@ pub fn search_table(r: &RunResults) -> Option<Table> {
                 .into(),
             probes.join(", ").into(),
             Text::plain(s.decision.clone()),
+            fractions(s).into(),
             overhead.into(),
         ]);
     }
     Some(t)
+}
+
+/// The fraction points of a search, judged as its probes: `50 % ✓, 120 % ✗ (why)`.
+fn fractions(s: &mq_results::SearchResult) -> String {
+    let Some(max) = s.max_rate.filter(|&m| m > 0) else {
+        return String::new();
+    };
+    let shown: Vec<String> = s
+        .points
+        .iter()
+        .map(|p| {
+            let pct = (p.rate as f64 / max as f64 * 100.0).round();
+            match p.kept_up {
+                true => format!("{pct} % ✓"),
+                false => format!("{pct} % ✗ ({})", p.why),
+            }
+        })
+        .collect();
+    shown.join(", ")
 }
 
 #[cfg(test)]
@@ -242,5 +269,31 @@ mod tests {
         let unbounded = point("c", "c.size-100", 0, 9.0);
         assert_eq!(unbounded.sustained(), None);
         assert!(knee(&[unbounded], "c").is_none());
+    }
+
+    #[test]
+    fn fraction_points_show_their_share_of_the_maximum_and_why_one_did_not_keep_up() {
+        let judged = |rate, kept_up, why: &str| mq_results::ProbeRecord {
+            name: format!("v.at-{rate}"),
+            rate,
+            kept_up,
+            why: why.into(),
+        };
+        let mut s = mq_results::SearchResult {
+            variant: "v".into(),
+            max_rate: Some(10_000),
+            max_mb_per_s: None,
+            probes: Vec::new(),
+            points: vec![
+                judged(5000, true, "fine"),
+                judged(12_000, false, "backlog kept growing"),
+            ],
+            decision: String::new(),
+            measuring_s: 1.0,
+            total_s: 1.0,
+        };
+        assert_eq!(fractions(&s), "50 % ✓, 120 % ✗ (backlog kept growing)");
+        s.max_rate = None;
+        assert_eq!(fractions(&s), "");
     }
 }

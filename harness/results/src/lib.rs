@@ -53,6 +53,10 @@ pub struct SearchResult {
     /// Its delivered MB/s, as that probe measured.
     pub max_mb_per_s: Option<f64>,
     pub probes: Vec<ProbeRecord>,
+    /// The points at `rate_fractions` of `max_rate`, judged as a probe is (`NAME.at-120pct`
+    /// should not keep up); empty in files written before they were judged.
+    #[serde(default)]
+    pub points: Vec<ProbeRecord>,
     /// Why the search stopped, in a sentence.
     pub decision: String,
     /// Seconds spent sending in probes, and the search's whole wall time.

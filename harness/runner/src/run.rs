@@ -133,6 +133,14 @@ fn started(scenario: &Scenario, started_at: String) -> RunResults {
 
 /// One variant: not run after Ctrl-C, skipped when its backend cannot run here, else run.
 pub(crate) fn variant(ctx: &VariantRun<'_>) -> VariantResult {
+    variant_on(ctx, None)
+}
+
+/// [`variant`] on the broker a search keeps across its rounds ([`VariantRun::run`]).
+pub(crate) fn variant_on(
+    ctx: &VariantRun<'_>,
+    kept: Option<&mut Option<crate::variant::BrokerGuard>>,
+) -> VariantResult {
     let plan = ctx.plan;
     if ctx.interrupt.is_set() {
         return empty_result(
@@ -143,7 +151,7 @@ pub(crate) fn variant(ctx: &VariantRun<'_>) -> VariantResult {
         );
     }
     match ctx.backend.available(plan) {
-        Ok(()) => ctx.run(),
+        Ok(()) => ctx.run(kept),
         Err(u) => {
             let fix = u.fix.as_deref().map(|f| format!(" (fix: {f})"));
             eprintln!(

@@ -37,13 +37,11 @@ pub fn verdict(
     r: &Report,
     slo: Option<Duration>,
 ) -> Result<String, String> {
-    let t = &r.throughput;
+    let (acked, delivered) = r.rates_while_sending(sent_s);
     let want = rate as f64 * KEPT_UP_SHARE;
-    if t.acked_msgs_per_s < want || t.delivered_msgs_per_s < want {
+    if acked < want || delivered < want {
         return Err(format!(
-            "achieved {:.0} acked / {:.0} delivered msg/s of {rate} offered (< {:.0} %)",
-            t.acked_msgs_per_s,
-            t.delivered_msgs_per_s,
+            "achieved {acked:.0} acked / {delivered:.0} delivered msg/s of {rate} offered (< {:.0} %)",
             KEPT_UP_SHARE * 100.0
         ));
     }
@@ -59,8 +57,7 @@ pub fn verdict(
         }
     }
     Ok(format!(
-        "{:.0} msg/s delivered, end-to-end p99 {p99:.0} µs",
-        t.delivered_msgs_per_s
+        "{delivered:.0} msg/s delivered, end-to-end p99 {p99:.0} µs"
     ))
 }
 
@@ -162,16 +159,20 @@ pub(crate) fn run(
     let (mut probes, mut records) = (Vec::new(), Vec::new());
     let mut measuring_s = 0.0;
     let mut kept_mb: Vec<(u64, f64)> = Vec::new();
+    // One broker for every probe and point where the backend can ([`mq_core::Broker::next_round`]):
+    // starting a broker per probe would be most of the search's time.
+    let mut broker = None;
     let (max, decision) = loop {
         let rate = match next(search, &probes) {
             Next::Probe(rate) => rate,
             Next::Done { max, why } => break (max, why),
         };
         let plan = probe_plan(ctx.plan, search, probes.len() + 1, rate);
-        let result = crate::run::variant(&VariantRun {
+        let round = VariantRun {
             plan: &plan,
             ..*ctx
-        });
+        };
+        let result = crate::run::variant_on(&round, Some(&mut broker));
         let sent_s = search.probe.0.as_secs_f64();
         measuring_s += sent_s;
         let verdict = match (&result.report, result.status) {
@@ -212,25 +213,52 @@ pub(crate) fn run(
             break (None, "interrupted".into());
         }
     };
-    let found = SearchResult {
+    let mut found = SearchResult {
         variant: ctx.plan.name.clone(),
         max_rate: max,
         max_mb_per_s: kept_mb.iter().find(|(r, _)| Some(*r) == max).map(|m| m.1),
         probes: records,
+        points: Vec::new(),
         decision,
         measuring_s,
         total_s: t0.elapsed().as_secs_f64(),
     };
     if let Some(max) = max {
         for &f in &ctx.plan.rate_fractions {
+            if ctx.interrupt.is_set() {
+                break;
+            }
             let plan = fraction_plan(ctx.plan, max, f);
-            record(crate::run::variant(&VariantRun {
+            let round = VariantRun {
                 plan: &plan,
                 ..*ctx
-            }))?;
+            };
+            let result = crate::run::variant_on(&round, Some(&mut broker));
+            found.points.push(judge_point(&plan, &result, search));
+            record(result)?;
         }
     }
     Ok(found)
+}
+
+/// A fraction point judged as a probe is: whether it kept up with its rate, and why.
+fn judge_point(plan: &VariantPlan, result: &VariantResult, search: &SearchSpec) -> ProbeRecord {
+    let w = &plan.workload;
+    let rate = w.rate;
+    let sent_s = w.sending_s().unwrap_or(0.0);
+    let verdict = match (&result.report, result.status) {
+        (Some(r), VariantStatus::Ok) => verdict(rate, sent_s, r, search.slo_p99.map(|d| d.0)),
+        (_, status) => Err(format!(
+            "{status:?} {}",
+            result.reason.clone().unwrap_or_default()
+        )),
+    };
+    ProbeRecord {
+        name: plan.name.clone(),
+        rate,
+        kept_up: verdict.is_ok(),
+        why: verdict.unwrap_or_else(|e| e),
+    }
 }
 
 #[cfg(test)]
@@ -306,9 +334,13 @@ mod tests {
 
     fn report(rate: f64, backlog: Vec<i64>, p99_us: f64) -> Report {
         let mut r = Report::default();
-        r.throughput.acked_msgs_per_s = rate;
-        r.throughput.delivered_msgs_per_s = rate;
+        // To the last ack: lower than the rate while sending, by the last messages' latency.
+        r.throughput.acked_msgs_per_s = rate * 0.9;
+        r.throughput.delivered_msgs_per_s = rate * 0.9;
         r.series.bin_s = 0.1;
+        let per_bin = (rate * 0.1) as u64;
+        r.series.acked = vec![per_bin; backlog.len()];
+        r.series.delivered = vec![per_bin; backlog.len()];
         r.series.backlog = backlog;
         r.latency.end_to_end.p99_us = p99_us;
         r

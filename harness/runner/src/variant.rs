@@ -40,7 +40,10 @@ impl Drop for BrokerGuard {
 
 impl VariantRun<'_> {
     /// Sets the broker up, drives the load to its end, tears down and checks the histories.
-    pub(crate) fn run(&self) -> VariantResult {
+    /// With `kept`, on the broker a search keeps across its rounds: one left
+    /// there by the round before is reused ([`mq_core::Broker::next_round`]) and this round's is
+    /// left there when it ended without faults, instead of being torn down.
+    pub(crate) fn run(&self, mut kept: Option<&mut Option<BrokerGuard>>) -> VariantResult {
         let plan = self.plan;
         let vdir = self.dir.variant(&plan.name);
         let mut result = empty_result(plan, VariantStatus::Ok, None, None);
@@ -50,10 +53,8 @@ impl VariantRun<'_> {
             result.reason = Some(format!("creating {}: {e}", vdir.path().display()));
             return result;
         }
-        let broker = match self
-            .backend
-            .broker(plan, vdir.path(), &run_tag(self.dir.path()))
-        {
+        let previous = kept.as_mut().and_then(|k| k.take());
+        let mut broker = match self.broker(previous, &vdir) {
             Ok(b) => b,
             Err(e) => {
                 result.status = VariantStatus::Failed;
@@ -61,16 +62,22 @@ impl VariantRun<'_> {
                 return result;
             }
         };
-        let mut broker = BrokerGuard(broker);
         let mut pool = Pool::default();
         let ended = self.drive(&mut broker, &mut pool, &vdir, &mut result);
         // Workers first (they hold connections), then the broker.
         drop(pool);
         result.versions = broker.0.versions();
-        if let Err(e) = broker.0.teardown() {
-            result.reason.get_or_insert(format!("teardown: {e}"));
+        let clean = matches!(ended, Ok(EndedBy::Drained | EndedBy::DrainTimeout));
+        match kept {
+            Some(slot) if clean && result.faults.is_empty() && plan.faults.is_empty() => {
+                *slot = Some(broker);
+            }
+            _ => {
+                if let Err(e) = broker.0.teardown() {
+                    result.reason.get_or_insert(format!("teardown: {e}"));
+                }
+            }
         }
-        drop(broker);
         match ended {
             Ok(by) => {
                 result.ended_by = Some(by);
@@ -85,6 +92,22 @@ impl VariantRun<'_> {
         }
         self.check(&vdir, &mut result);
         result
+    }
+
+    /// The round's broker: `previous` for its next round when it can be, else a new one.
+    fn broker(
+        &self,
+        previous: Option<BrokerGuard>,
+        vdir: &VariantDir,
+    ) -> Result<BrokerGuard, mq_core::BackendError> {
+        let tag = run_tag(self.dir.path());
+        if let Some(mut b) = previous {
+            if b.0.next_round(self.plan, &tag)? {
+                return Ok(b);
+            }
+        }
+        let b = self.backend.broker(self.plan, vdir.path(), &tag)?;
+        Ok(BrokerGuard(b))
     }
 
     /// What the checker reads for this variant; None before the load started.

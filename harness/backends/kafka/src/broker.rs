@@ -328,6 +328,22 @@ impl Broker for KafkaBroker {
         Ok(serde_json::to_value(endpoint).expect("endpoint serializes"))
     }
 
+    fn next_round(&mut self, plan: &VariantPlan, run_tag: &str) -> Result<bool, BackendError> {
+        // A cluster's nodes may be killed, paused or cut off by a round's faults: not shared.
+        if self.node().is_some_and(Node::is_cluster) || plan.workload.partitions == 0 {
+            return Ok(false);
+        }
+        self.probe = None;
+        if self.created && !self.options.keep {
+            self.delete()?;
+        }
+        self.created = false;
+        self.topic = format!("mqb-{run_tag}-{}", plan.name);
+        self.group = self.topic.clone();
+        self.partitions = plan.workload.partitions;
+        Ok(true)
+    }
+
     fn depth(&mut self) -> Option<Depth> {
         if !self.created {
             return None;

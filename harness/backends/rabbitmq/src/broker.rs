@@ -235,6 +235,20 @@ impl Broker for RabbitBroker {
         Ok(serde_json::to_value(endpoint).expect("endpoint serializes"))
     }
 
+    fn next_round(&mut self, plan: &VariantPlan, run_tag: &str) -> Result<bool, BackendError> {
+        // A cluster's nodes may be killed or paused by a round's faults: not shared.
+        if self.cluster.is_some() || self.options.cluster() {
+            return Ok(false);
+        }
+        if self.created && !self.options.keep {
+            self.delete()?;
+        }
+        self.created = false;
+        let names = Names::new(run_tag, &plan.name, plan.workload.partitions);
+        self.topology = Topology::new(&names.exchange, &names.queues, plan, &self.options);
+        Ok(true)
+    }
+
     fn depth(&mut self) -> Option<Depth> {
         if !self.created {
             return None;

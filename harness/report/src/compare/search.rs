@@ -91,6 +91,7 @@ mod tests {
                 kept_up: true,
                 why: String::new(),
             }],
+            points: Vec::new(),
             decision: String::new(),
             measuring_s: 5.0,
             total_s: 6.0,
