@@ -281,6 +281,14 @@ pub enum Outcome {
 /// Where a producer reports confirmations; the worker timestamps and records them.
 pub trait AckSink {
     fn ack(&mut self, seq: Seq, outcome: Outcome);
+
+    /// Outcomes that arrived together (one poll's delivery reports): the worker reads the clock
+    /// once for all of them.
+    fn ack_all(&mut self, outcomes: &[(Seq, Outcome)]) {
+        for &(seq, outcome) in outcomes {
+            self.ack(seq, outcome);
+        }
+    }
 }
 
 /// One message to send.

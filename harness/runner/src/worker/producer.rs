@@ -1,7 +1,6 @@
 //! The producer's loop: sends on schedule (from each message's intended time, so a stalled
 //! broker shows up as latency), records every send and its outcome in the history.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering::{Relaxed, Release};
 use std::time::Duration;
 
@@ -13,6 +12,7 @@ use mq_core::spec::WorkerSpec;
 use mq_core::{AckSink, BackendError, Outcome, Outgoing, ProducerId, Seq};
 
 use super::latency::{LatencyLog, PUBLISH};
+use super::pending::Pending;
 use super::Counters;
 
 /// How often a rate-limited producer polls for confirmations between sends.
@@ -35,23 +35,36 @@ struct Recorder<'a> {
     /// The send in progress: its outcome usually arrives during `send` itself.
     current: Option<(u64, u64)>,
     /// Intended send time of sends still waiting for an outcome.
-    pending: HashMap<u64, u64>,
+    pending: Pending,
     error: Option<std::io::Error>,
 }
 
 impl AckSink for Recorder<'_> {
     fn ack(&mut self, seq: Seq, outcome: Outcome) {
+        self.ack_at(seq, outcome, now_ns());
+    }
+
+    fn ack_all(&mut self, outcomes: &[(Seq, Outcome)]) {
+        let at_ns = now_ns();
+        for &(seq, outcome) in outcomes {
+            self.ack_at(seq, outcome, at_ns);
+        }
+    }
+}
+
+impl Recorder<'_> {
+    /// Records `seq`'s outcome, known at `at_ns`.
+    fn ack_at(&mut self, seq: Seq, outcome: Outcome, at_ns: u64) {
         let intended_ns = match self.current {
             Some((s, t)) if s == seq.0 => {
                 self.current = None;
                 t
             }
-            _ => match self.pending.remove(&seq.0) {
+            _ => match self.pending.remove(seq.0) {
                 Some(t) => t,
                 None => return, // a second outcome for one send: keep the first
             },
         };
-        let at_ns = now_ns();
         let rec = match outcome {
             Outcome::Acked => {
                 self.counters.acked.fetch_add(1, Release);
@@ -157,7 +170,7 @@ pub(super) fn run_producer(
         producer: ProducerId(spec.ctx.index),
         counters,
         current: None,
-        pending: HashMap::new(),
+        pending: Pending::default(),
         error: None,
     };
     sleep_until(plan.start_ns);
