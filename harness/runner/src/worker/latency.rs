@@ -35,6 +35,8 @@ pub(super) struct LatencyLog {
     from_ns: Option<u64>,
     /// Where the start is written (`start_ns` beside the history), for a consumer.
     start_file: PathBuf,
+    /// No new look at `start_file` before this (a missing file is not read per message).
+    next_look_ns: u64,
     warmup_ns: u64,
     interval_start: u64,
     line: Vec<u8>,
@@ -68,6 +70,7 @@ impl LatencyLog {
             hist: mq_checker::new_histogram(),
             from_ns,
             start_file: history.with_file_name("start_ns"),
+            next_look_ns: 0,
             warmup_ns,
             interval_start: now_ns(),
             line: Vec::new(),
@@ -80,7 +83,7 @@ impl LatencyLog {
     pub fn record(&mut self, sent_ns: u64, at_ns: u64) -> io::Result<()> {
         let from = match self.from_ns {
             Some(t) => t,
-            None => match self.read_start() {
+            None => match self.read_start(at_ns) {
                 Some(t) => t,
                 None => return Ok(()), // no start yet: nothing of the load can be here
             },
@@ -95,8 +98,13 @@ impl LatencyLog {
         Ok(())
     }
 
+    /// The start, from `start_file`; looked at most every 10 ms while it is missing.
     #[cold]
-    fn read_start(&mut self) -> Option<u64> {
+    fn read_start(&mut self, now_ns: u64) -> Option<u64> {
+        if now_ns < self.next_look_ns {
+            return None;
+        }
+        self.next_look_ns = now_ns.saturating_add(10_000_000);
         let start: u64 = std::fs::read_to_string(&self.start_file)
             .ok()?
             .trim()
