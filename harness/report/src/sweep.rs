@@ -189,13 +189,13 @@ pub fn search_table(r: &RunResults) -> Option<Table> {
             .iter()
             .map(|p| format!("{}{}", p.rate, if p.kept_up { " ✓" } else { " ✗" }))
             .collect();
-        let overhead = match s.total_s > 0.0 {
-            true => format!(
-                "{:.0} %",
-                (1.0 - s.measuring_s / s.total_s).max(0.0) * 100.0
-            ),
-            false => String::new(),
-        };
+        let overhead = s.overhead().map_or(String::new(), |o| {
+            format!(
+                "{:.0} % (+ broker start {:.0} s)",
+                o * 100.0,
+                s.broker_start_s
+            )
+        });
         t.rows.push(vec![
             s.variant.as_str().into(),
             s.max_rate.map_or("none".into(), |m| m.to_string()).into(),
@@ -291,6 +291,7 @@ mod tests {
             decision: String::new(),
             measuring_s: 1.0,
             total_s: 1.0,
+            broker_start_s: 0.0,
         };
         assert_eq!(fractions(&s), "50 % ✓, 120 % ✗ (backlog kept growing)");
         s.max_rate = None;

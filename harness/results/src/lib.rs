@@ -59,9 +59,22 @@ pub struct SearchResult {
     pub points: Vec<ProbeRecord>,
     /// Why the search stopped, in a sentence.
     pub decision: String,
-    /// Seconds spent sending in probes, and the search's whole wall time.
+    /// Seconds the probes and points had load in flight (each from its start to its last ack
+    /// or delivery), and the search's whole wall time, points included.
     pub measuring_s: f64,
     pub total_s: f64,
+    /// Seconds the first round took to set its broker up (a managed broker's start): any run of
+    /// the variant pays it, so the search's own overhead leaves it out.
+    #[serde(default)]
+    pub broker_start_s: f64,
+}
+
+impl SearchResult {
+    /// The share of the search's time that was neither load in flight nor the broker's start.
+    pub fn overhead(&self) -> Option<f64> {
+        let own = self.total_s - self.broker_start_s;
+        (own > 0.0).then(|| (1.0 - self.measuring_s / own).clamp(0.0, 1.0))
+    }
 }
 
 /// One probe of a search, in order.
@@ -159,6 +172,9 @@ pub struct VariantResult {
     /// Which point of a variant written with a `sweep` this is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub point_of: Option<PointOf>,
+    /// Seconds the broker's set-up took (a managed broker's start, topics or queues made).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup_s: Option<f64>,
 }
 
 /// One fault as it was carried out.
@@ -247,6 +263,35 @@ impl RunResults {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_search_s_overhead_leaves_the_broker_start_out() {
+        let mut s = SearchResult {
+            variant: "v".into(),
+            max_rate: None,
+            max_mb_per_s: None,
+            probes: Vec::new(),
+            points: Vec::new(),
+            decision: String::new(),
+            measuring_s: 45.0,
+            total_s: 65.0,
+            broker_start_s: 15.0,
+        };
+        assert!(
+            (s.overhead().unwrap() - 0.1).abs() < 1e-9,
+            "{:?}",
+            s.overhead()
+        );
+        s.broker_start_s = 65.0;
+        assert_eq!(s.overhead(), None);
+        // written before broker_start_s existed
+        let old: SearchResult = serde_json::from_str(
+            r#"{"variant":"v","max_rate":1,"max_mb_per_s":null,"probes":[],"decision":"",
+                "measuring_s":1.0,"total_s":2.0}"#,
+        )
+        .unwrap();
+        assert_eq!((old.broker_start_s, old.overhead()), (0.0, Some(0.5)));
+    }
 
     fn run() -> RunResults {
         RunResults {

@@ -56,7 +56,9 @@ impl VariantRun<'_> {
         result: &mut VariantResult,
     ) -> anyhow::Result<EndedBy> {
         let w = &self.plan.workload;
+        let setup = Instant::now();
         let endpoint = broker.0.setup().context("setting up the broker")?;
+        result.setup_s = Some(setup.elapsed().as_secs_f64());
         let Some(start_ns) = self.start_workers(pool, &endpoint, vdir)? else {
             return Ok(EndedBy::Interrupted);
         };

@@ -192,5 +192,6 @@ pub(crate) fn empty_result(
         report: None,
         run_of: plan.run_of.clone(),
         point_of: plan.point_of.clone(),
+        setup_s: None,
     }
 }

@@ -157,7 +157,7 @@ pub(crate) fn run(
 ) -> anyhow::Result<SearchResult> {
     let t0 = Instant::now();
     let (mut probes, mut records) = (Vec::new(), Vec::new());
-    let mut measuring_s = 0.0;
+    let mut time = Rounds::default();
     let mut kept_mb: Vec<(u64, f64)> = Vec::new();
     // One broker for every probe and point where the backend can ([`mq_core::Broker::next_round`]):
     // starting a broker per probe would be most of the search's time.
@@ -173,8 +173,8 @@ pub(crate) fn run(
             ..*ctx
         };
         let result = crate::run::variant_on(&round, Some(&mut broker));
+        time.add(&result);
         let sent_s = search.probe.0.as_secs_f64();
-        measuring_s += sent_s;
         let verdict = match (&result.report, result.status) {
             (Some(r), VariantStatus::Ok) => verdict(rate, sent_s, r, search.slo_p99.map(|d| d.0)),
             (_, status) => {
@@ -220,8 +220,9 @@ pub(crate) fn run(
         probes: records,
         points: Vec::new(),
         decision,
-        measuring_s,
-        total_s: t0.elapsed().as_secs_f64(),
+        measuring_s: 0.0,
+        total_s: 0.0,
+        broker_start_s: 0.0,
     };
     if let Some(max) = max {
         for &f in &ctx.plan.rate_fractions {
@@ -234,11 +235,31 @@ pub(crate) fn run(
                 ..*ctx
             };
             let result = crate::run::variant_on(&round, Some(&mut broker));
+            time.add(&result);
             found.points.push(judge_point(&plan, &result, search));
             record(result)?;
         }
     }
+    found.measuring_s = time.measuring_s;
+    found.broker_start_s = time.broker_start_s.unwrap_or(0.0);
+    found.total_s = t0.elapsed().as_secs_f64();
     Ok(found)
+}
+
+/// Where a search's time went, round by round.
+#[derive(Default)]
+struct Rounds {
+    /// Load in flight: each round's start to its last ack or delivery.
+    measuring_s: f64,
+    /// The first round's broker set-up (a managed broker's start).
+    broker_start_s: Option<f64>,
+}
+
+impl Rounds {
+    fn add(&mut self, r: &VariantResult) {
+        self.broker_start_s.get_or_insert(r.setup_s.unwrap_or(0.0));
+        self.measuring_s += r.report.as_ref().map_or(0.0, |rep| rep.throughput.seconds);
+    }
 }
 
 /// A fraction point judged as a probe is: whether it kept up with its rate, and why.

@@ -225,7 +225,7 @@ impl VariantRun<'_> {
         }
     }
 
-    /// Starts the consumers, then the producers; the load's start time, or None if interrupted.
+    /// Starts the consumers and the producers; the load's start time, or None if interrupted.
     pub(crate) fn start_workers(
         &self,
         pool: &mut Pool,
@@ -235,15 +235,17 @@ impl VariantRun<'_> {
         let w = &self.plan.workload;
         let interrupted = || self.interrupt.is_set();
         let mut on_exit = self.on_exit();
+        // All start connecting at once (consumers first); none sends before the go signal, which
+        // waits until every one is ready.
+        let first = pool.workers.len();
         for (role, n) in [(Role::Consumer, w.consumers), (Role::Producer, w.producers)] {
-            let first = pool.workers.len();
             for i in 0..n as u16 {
                 pool.spawn(role, i, 0, &self.launch(role, i, endpoint, vdir))?;
             }
-            let range = first..pool.workers.len();
-            if !pool.await_ready(range, READY_TIMEOUT, &interrupted, &mut on_exit)? {
-                return Ok(None);
-            }
+        }
+        let range = first..pool.workers.len();
+        if !pool.await_ready(range, READY_TIMEOUT, &interrupted, &mut on_exit)? {
+            return Ok(None);
         }
         let start_ns = now_ns() + 10_000_000;
         std::fs::write(vdir.start_ns(), start_ns.to_string())?;

@@ -95,6 +95,7 @@ mod tests {
             decision: String::new(),
             measuring_s: 5.0,
             total_s: 6.0,
+            broker_start_s: 0.0,
         }];
         Side {
             path: "x".into(),
