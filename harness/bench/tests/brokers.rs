@@ -215,7 +215,7 @@ fn a_search_keeps_one_managed_rabbitmq_across_its_rounds() {
         return;
     }
     let _g = serial();
-    let port = 5992;
+    let port = 6092;
     let dir = tempfile::tempdir().unwrap();
     let name = "rabbitmq-search";
     let text = format!(
