@@ -52,6 +52,10 @@ use sample::Clock;
 use series::{bump, Timeline};
 use unexpected::Unexpected;
 
+/// What the consumer histories' read buffers may take together while they are merged (each
+/// between 64 KiB and 1 MiB).
+const MERGE_BUFFERS: usize = 32 << 20;
+
 /// Reads every history of one variant, once (plus a second read of the producer histories when
 /// messages were lost, to sample them), and reports.
 pub fn check(input: &Input) -> Result<Report, CheckError> {
@@ -80,8 +84,9 @@ fn read(input: &Input) -> Result<Pass, CheckError> {
     // Deliveries are judged against every send, so consumers are read after all producers,
     // all at once, merged by delivery time (see `merge`).
     let mut readers = Vec::with_capacity(input.consumer_files.len());
+    let chunk = (MERGE_BUFFERS / input.consumer_files.len().max(1)).clamp(64 << 10, 1 << 20);
     for path in &input.consumer_files {
-        let r = open(path, Role::Consumer)?;
+        let r = open(path, Role::Consumer)?.with_buffer(chunk);
         if r.version != 1 {
             pass.latency.add_log(&path.with_extension("hlog"), false)?;
         }

@@ -9,9 +9,11 @@
 //! A consumer's file is read once, forward. Records are written when their first message happens,
 //! so their start times do not go back; where one does (a clock step, a worker that stamps a
 //! time before it records), its start is raised to the latest start read before it in that file
-//! (and its run's messages to at least that): the file's order wins over the stamped time. Memory
-//! per consumer: its reader's buffer, one record read ahead and the runs still open at the time
-//! being merged (runs of one (producer, key) never overlap, so at most one per stream).
+//! (and its run's messages to at least that): the file's order wins over the stamped time.
+//!
+//! Memory per consumer: its reader's buffer (together at most 32 MiB, at least 64 KiB each), one
+//! record read ahead, and the runs still open at the time being merged (runs of one (producer,
+//! key) never overlap, so at most one per stream).
 
 use std::cmp::Reverse;
 use std::collections::binary_heap::PeekMut;
