@@ -110,11 +110,12 @@ impl Source {
         Ok(())
     }
 
-    /// Opens every record that starts no later than the earliest open one; the time of the
-    /// earliest message left, if any.
+    /// Opens every record that starts before the earliest open message (one that starts at its
+    /// time comes after it anyway, being later in the file: so a batch stamped with one time
+    /// is opened one record at a time); the time of the earliest message left, if any.
     fn head(&mut self, records: &mut u64) -> Result<Option<u64>, CheckError> {
         while let Some((start, rec)) = self.ahead {
-            if self.live.peek().is_some_and(|c| c.0.time < start) {
+            if self.live.peek().is_some_and(|c| c.0.time <= start) {
                 break;
             }
             let item = match rec {
