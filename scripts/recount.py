@@ -6,8 +6,11 @@ usage: scripts/recount.py RUN_DIR [VARIANT ...]
 Prints one JSON object per variant with the same count names as results.json
 (variants[].report.counts) and its series (variants[].report.series: bin_s, sent, acked, failed,
 delivered, backlog; the rules are in docs/results-schema.md). The format is in
-docs/history-format.md (versions 1 and 2). Plain Python, no packages; sets of (producer, seq) rather than bits, so
-keep it to runs of a few million messages.
+docs/history-format.md (versions 1 and 2). Plain Python, no packages; sets of (producer, seq) rather than bits, and
+every delivery held at once to merge the consumers by time, so keep it to runs of a few million
+messages. Reordered follows the checker's definition: per (producer, key), first deliveries by
+any consumer in delivery-time order (ties by consumer), below the highest seq first-delivered
+before them.
 """
 import glob
 import json
@@ -21,9 +24,16 @@ SENT_RUN, ACKED_RUN, DELIVERED_RUN = 6, 7, 8  # version 2
 NOT_SENT = 1  # the flags byte of a failed record: never reached the broker
 
 
-def records(path):
+def worker_of(path):
+    """The worker id in a history file's header."""
+    with open(path, "rb") as f:
+        return struct.unpack_from("<H", f.read(HEADER), 10)[0]
+
+
+def records(path, where=False):
     """Every record of a version 1 or 2 history as (kind, flags, producer, key, seq, t1, t2),
-    a version 2 run as its messages one by one (kinds 1, 2, 4) at their spread times."""
+    a version 2 run as its messages one by one (kinds 1, 2, 4) at their spread times; with
+    `where`, each tuple ends with (record index, position in its run)."""
     with open(path, "rb") as f:
         data = f.read()
     if data[:4] != b"MQBH" or len(data) < HEADER:
@@ -36,21 +46,23 @@ def records(path):
         if kind == 0:
             return
         producer, key, seq, t1, t2 = struct.unpack_from("<HIQQQ", data, i + 2)
+        tail = ((i - HEADER) // RECORD,) if where else ()
         if kind < SENT_RUN:
-            yield kind, flags, producer, key, seq, t1, t2
+            yield (kind, flags, producer, key, seq, t1, t2) + tail + ((0,) if where else ())
             continue
         if version != 2 or kind > DELIVERED_RUN or t2 & 0xFFFFFFFF == 0:
             raise SystemExit(f"{path}: record {(i - HEADER) // RECORD} is corrupt (kind {kind})")
         count, span = t2 & 0xFFFFFFFF, t2 >> 32
         for n in range(count):
             t = t1 if count == 1 else t1 + span * n // (count - 1)
+            at = tail + ((n,) if where else ())
             if kind == SENT_RUN:
                 s = seq + n
-                yield SENT, 0, producer, (s + producer) % keys, s, t, 0
+                yield (SENT, 0, producer, (s + producer) % keys, s, t, 0) + at
             elif kind == ACKED_RUN:
-                yield ACKED, 0, producer, 0, seq + n * keys, t, 0
+                yield (ACKED, 0, producer, 0, seq + n * keys, t, 0) + at
             else:
-                yield DELIVERED, 0, producer, key, seq + n * keys, t, t
+                yield (DELIVERED, 0, producer, key, seq + n * keys, t, t) + at
 
 
 MIN_BIN, MIN_BINS, MAX_COUNTING_BINS = 10_000_000, 50, 20_000
@@ -106,6 +118,27 @@ def series(events, start):
     return out
 
 
+def deliveries(vdir):
+    """Every consumer's deliveries and foreign payloads as (kind, producer, key, seq, t), merged
+    in the checker's order: delivery time on the shared clock, then the consumer (its worker
+    id), then the consumer's file order. A record whose start goes back in its file is taken at
+    the latest start before it (its run's messages at least then): the file's order wins."""
+    merged = []
+    paths = sorted(glob.glob(os.path.join(vdir, "consumer-*.hist")))
+    for n, path in enumerate(paths):
+        worker, floor = worker_of(path), 0
+        for kind, _flags, p, key, seq, t1, t2, rec, pos in records(path, where=True):
+            if kind not in (DELIVERED, UNEXPECTED):
+                continue
+            t = t2 if kind == DELIVERED else t1
+            if pos == 0:
+                floor = max(floor, t)
+            merged.append((max(t, floor), worker, n, rec, pos, kind, p, key, seq, t))
+    merged.sort()
+    for *_, kind, p, key, seq, t in merged:
+        yield kind, p, key, seq, t
+
+
 def recount(vdir, producers, keys):
     sent, acked, failed, not_sent = set(), set(), set(), set()
     events = []
@@ -125,31 +158,24 @@ def recount(vdir, producers, keys):
     not_sent &= failed
     unknown = sent - acked - failed
     delivered, c = set(), dict(deliveries=0, duplicated=0, reordered=0, unexpected=0)
-    for path in sorted(glob.glob(os.path.join(vdir, "consumer-*.hist"))):
-        last = {}
-        for kind, _flags, p, key, seq, _t1, t2 in records(path):
-            if kind == UNEXPECTED:
-                c["deliveries"] += 1
-                c["unexpected"] += 1
-                continue
-            if kind != DELIVERED:
-                continue
-            c["deliveries"] += 1
-            if (p, seq) not in sent or key >= keys:
-                c["unexpected"] += 1
-                continue
-            if (p, seq) in delivered:
-                c["duplicated"] += 1
-                continue
-            delivered.add((p, seq))
-            events.append(("delivered", t2))
-            if (p, seq) in ever_acked:
-                events.append(("delivered_acked", t2))
-            k = (p, key)
-            if k in last and seq < last[k]:
-                c["reordered"] += 1
-            else:
-                last[k] = seq
+    last = {}
+    for kind, p, key, seq, t in deliveries(vdir):
+        c["deliveries"] += 1
+        if kind == UNEXPECTED or (p, seq) not in sent or key >= keys:
+            c["unexpected"] += 1
+            continue
+        if (p, seq) in delivered:
+            c["duplicated"] += 1
+            continue
+        delivered.add((p, seq))
+        events.append(("delivered", t))
+        if (p, seq) in ever_acked:
+            events.append(("delivered_acked", t))
+        k = (p, key)
+        if k in last and seq < last[k]:
+            c["reordered"] += 1
+        else:
+            last[k] = seq
     c.update(
         sent=len(sent), acked=len(acked), failed=len(failed - not_sent), not_sent=len(not_sent),
         unknown=len(unknown),

@@ -116,6 +116,28 @@ fn consumer_ack_sysv_cannot_honour() {
 }
 
 #[test]
+fn competing_consumers_where_the_backend_cannot_share_a_partition() {
+    let two = GOOD.replace(
+        "producers = 1",
+        "producers = 1\nconsumers = 2\npartitions = 1",
+    );
+    let e = rejected(&two.replace("backend = \"sysv\"", "backend = \"log\""));
+    assert!(
+        e.contains("bad.toml:6:13: workload.consumers: consumers = 2 exceeds partitions = 1, and log cannot share a partition between consumers: log consumers are assigned partitions by hand, not through a consumer group, so extra consumers would idle; raise partitions or lower consumers (variant \"sysv\")"),
+        "{e}"
+    );
+    // A variant's own override is the one named.
+    let e = rejected(&GOOD.replace(
+        "backend = \"sysv\"",
+        "backend = \"kafka\"\nworkload = { consumers = 3 }",
+    ));
+    assert!(
+        e.contains("variants[0].workload.consumers: consumers = 3 exceeds partitions = 1, and kafka cannot share a partition between consumers: Kafka consumers are assigned partitions by hand"),
+        "{e}"
+    );
+}
+
+#[test]
 fn unknown_variant_in_only() {
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();

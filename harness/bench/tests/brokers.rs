@@ -253,4 +253,51 @@ fn a_search_keeps_one_managed_rabbitmq_across_its_rounds() {
         );
     }
     assert!(!node_dir.exists(), "the broker's data is wiped at the end");
+
+/// Records in a version 1 history file (32-byte header, 32-byte records).
+fn records_in(path: &Path) -> u64 {
+    let len = std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .len();
+    len.saturating_sub(32) / 32
+}
+
+#[test]
+fn rabbitmq_competing_consumers_share_one_queue_and_lose_nothing() {
+    if skip("rabbitmq") {
+        return;
+    }
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (name, port) = ("rabbitmq-competing", 5992);
+    let text = format!(
+        "name = \"competing\"\n[workload]\nduration = \"3s\"\nrate = 4000\npartitions = 1\nconsumers = 2\nkeys = 4\nhistory = \"full\"\ndrain_timeout = \"20s\"\n{}",
+        variant("rabbitmq", name, &format!("{{ port = {port}, prefetch = 50 }}"))
+    );
+    let scenario = write(dir.path(), "competing.toml", &text);
+    let out = dir.path().join("run");
+    let vdir = out.join(format!("history/{name}"));
+    let _wipe = Wipe("rabbitmq", port, vdir.join(format!("{name}.rabbitmq")));
+    let o = run_quiet(&scenario, &out);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.code().is_some_and(|c| c == 0 || c == 1),
+        "bench exit {:?}: {stderr}",
+        o.status
+    );
+    let r = results(&out);
+    let c = assert_accounting(&r);
+    assert_eq!((u(&c, "lost"), u(&c, "unknown")), (0, 0), "{c}");
+    assert_eq!(u(&c, "delivered"), u(&c, "acked"), "{c}");
+    // Both consumers read the one queue: each took a share of it.
+    let delivered = u(&c, "delivered");
+    for i in 0..2 {
+        let n = records_in(&vdir.join(format!("consumer-{i}.hist")));
+        assert!(
+            n >= delivered / 10,
+            "consumer {i} took {n} of {delivered} deliveries: {c}"
+        );
+    }
+    assert_recount_matches(&out);
+    eprintln!("rabbitmq 2 competing consumers on one queue: {c}");
 }

@@ -5,12 +5,16 @@
 //! send-side accounting: lost, unacked-lost, recovered, failed), `duplicates`, `order`
 //! (reordered) and `unexpected`, beside the [`series`] and the `latency` histograms.
 //!
+//! Consumers' histories are read together, merged by delivery time on the shared clock
+//! (`merge`), so order is judged across the consumers that shared a key and a message's first
+//! delivery is its earliest.
+//!
 //! Histories of version 1 (a record per event) and 2 (runs, read as their messages one by
 //! one) give the same counts for the same events; a version 2 history's latency comes from its
 //! worker's HdrHistogram interval log beside it.
 //!
 //! Memory is a few bits per (producer, seq) (sent, acked, failed, not sent, delivered:
-//! `messages`), a last-seen seq per (producer, key) for the consumer being read, two
+//! `messages`), a highest first-delivered seq per (producer, key), two
 //! HdrHistograms, at most a few thousand time bins per series, and [`SAMPLE_SIZE`] samples per
 //! check: tens of millions of messages fit easily.
 
@@ -19,6 +23,7 @@ mod duplicates;
 mod input;
 mod latency;
 mod lost;
+mod merge;
 mod messages;
 mod order;
 pub mod report;
@@ -27,7 +32,7 @@ pub mod series;
 mod unexpected;
 
 use mq_core::history::{Record, Role};
-use mq_core::ids::{ConsumerId, ProducerId, Seq};
+use mq_core::ids::{ProducerId, Seq};
 
 pub use input::{CheckError, Input};
 pub use latency::{decode_histogram, encode_histogram, new_histogram, percentiles};
@@ -40,11 +45,16 @@ use duplicates::Duplicates;
 use input::open;
 use latency::Latencies;
 use lost::Lost;
+use merge::{Event, Merge};
 use messages::{Class, Delivery, Messages, Outcome};
 use order::Order;
 use sample::Clock;
 use series::{bump, Timeline};
 use unexpected::Unexpected;
+
+/// What the consumer histories' read buffers may take together while they are merged (each
+/// between 64 KiB and 1 MiB).
+const MERGE_BUFFERS: usize = 32 << 20;
 
 /// Reads every history of one variant, once (plus a second read of the producer histories when
 /// messages were lost, to sample them), and reports.
@@ -71,18 +81,22 @@ fn read(input: &Input) -> Result<Pass, CheckError> {
             pass.producer_record(rec);
         }
     }
-    // Deliveries are judged against every send, so consumers are read after all producers.
+    // Deliveries are judged against every send, so consumers are read after all producers,
+    // all at once, merged by delivery time (see `merge`).
+    let mut readers = Vec::with_capacity(input.consumer_files.len());
+    let chunk = (MERGE_BUFFERS / input.consumer_files.len().max(1)).clamp(64 << 10, 1 << 20);
     for path in &input.consumer_files {
-        let mut r = open(path, Role::Consumer)?;
-        let consumer = ConsumerId(r.header.worker);
-        pass.next_consumer(r.keys, r.version);
-        if !pass.v1 {
+        let r = open(path, Role::Consumer)?.with_buffer(chunk);
+        if r.version != 1 {
             pass.latency.add_log(&path.with_extension("hlog"), false)?;
         }
-        while let Some(rec) = r.next_record()? {
-            pass.consumer_record(consumer, rec);
-        }
+        readers.push(r);
     }
+    let mut merge = Merge::new(readers)?;
+    while let Some(event) = merge.next_event()? {
+        pass.consumer_event(event);
+    }
+    pass.records += merge.records;
     Ok(pass)
 }
 
@@ -141,13 +155,6 @@ impl Pass {
         self.v1 = version == 1;
         self.sorted.push(true);
         self.last_intended = 0;
-        self.stride = u64::from(keys.max(1));
-    }
-
-    /// A new consumer history: each consumer's order is checked on its own.
-    fn next_consumer(&mut self, keys: u32, version: u32) {
-        self.v1 = version == 1;
-        self.order.next_consumer();
         self.stride = u64::from(keys.max(1));
     }
 
@@ -226,50 +233,13 @@ impl Pass {
     }
 
     #[inline]
-    fn consumer_record(&mut self, consumer: ConsumerId, rec: Record) {
-        self.records += 1;
-        match rec {
-            Record::Delivered {
-                producer,
-                seq,
-                key,
-                sent_ns,
-                at_ns,
-            } => {
-                let d = Delivery {
-                    consumer,
-                    producer,
-                    seq,
-                    key,
-                    sent_ns,
-                    at_ns,
-                };
-                self.delivery(&d, self.v1);
-            }
-            Record::DeliveredRun(run) => {
-                for i in 0..u64::from(run.count) {
-                    // No send time in a run: samples show the delivery time in its place.
-                    let at_ns = run.time_of(i);
-                    let d = Delivery {
-                        consumer,
-                        producer: run.producer,
-                        seq: run.seq_at(i, self.stride),
-                        key: run.key,
-                        sent_ns: at_ns,
-                        at_ns,
-                    };
-                    self.delivery(&d, false);
-                }
-            }
-            Record::Unexpected { at_ns } => {
+    fn consumer_event(&mut self, event: Event) {
+        match event {
+            Event::Delivery { d, latency } => self.delivery(&d, latency),
+            Event::Foreign { consumer, at_ns } => {
                 self.deliveries += 1;
                 self.unexpected.foreign(consumer, at_ns);
             }
-            Record::Sent { .. }
-            | Record::Acked { .. }
-            | Record::Failed { .. }
-            | Record::SentRun(_)
-            | Record::AckedRun(_) => {}
         }
     }
 

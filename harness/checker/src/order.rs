@@ -1,8 +1,13 @@
-//! Order: first deliveries of a (producer, key) whose seq is below one the same consumer
-//! already took for that (producer, key), with the first few by delivery time and the seq each
-//! came after.
+//! Order: first deliveries of a (producer, key) whose seq is below the highest seq first-delivered
+//! earlier for that (producer, key) by any consumer, with the first few by delivery time and the
+//! seq each came after.
 //!
-//! Memory: one last-seen seq per (producer, key), for the consumer being read.
+//! "Earlier" is delivery time on the shared clock, ties by consumer: the consumers' histories
+//! come merged in that order (`merge`). So competing consumers that share a key are judged as
+//! one stream, and with one consumer per partition (each key read by one consumer) the count is
+//! each consumer's own, as it was before consumers could compete.
+//!
+//! Memory: one highest seq per (producer, key).
 
 use mq_core::ids::Seq;
 
@@ -15,7 +20,7 @@ const NONE: u64 = u64::MAX;
 /// The check's state during the pass.
 pub(crate) struct Order {
     keys: usize,
-    /// Highest seq delivered so far per (producer, key), for the consumer being read.
+    /// Highest seq first-delivered so far per (producer, key), by any consumer.
     last: Vec<u64>,
     reordered: ByDelivery,
 }
@@ -27,11 +32,6 @@ impl Order {
             last: vec![NONE; producers * keys],
             reordered: ByDelivery::new(clock),
         }
-    }
-
-    /// A new consumer history: each consumer's order is checked on its own.
-    pub fn next_consumer(&mut self) {
-        self.last.fill(NONE);
     }
 
     /// A first delivery (of a known producer and key in range: see

@@ -34,8 +34,8 @@ pub struct Counts {
     pub failed_delivered: u64,
     /// Deliveries beyond the first of the same (producer, seq).
     pub duplicated: u64,
-    /// First deliveries of a key whose seq is below one already delivered for that key to the
-    /// same consumer.
+    /// First deliveries of a (producer, key) whose seq is below one first-delivered for it
+    /// earlier (delivery time, across every consumer).
     pub reordered: u64,
     /// Delivered but never sent. Must be 0.
     pub unexpected: u64,
@@ -87,7 +87,7 @@ pub struct Sample {
     /// The consumer whose history holds the delivery.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consumer: Option<ConsumerId>,
-    /// Reordered: the higher seq of the same producer and key this consumer had already taken.
+    /// Reordered: the highest seq of the same producer and key first-delivered before it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub after_seq: Option<Seq>,
 }

@@ -163,7 +163,8 @@ fn reordering_counts_per_key_and_consumer() {
         0
     );
 
-    // Nor across consumers: each consumer's view is checked on its own.
+    // Across consumers, order is delivery time: the second consumer took 0 (at 1 ms) before
+    // the first took 1 (at 2 ms), whatever the order the files are read in.
     let c = H::new()
         .clean_producer(2, 1)
         .consumer(vec![delivered(0, 1, 0)])

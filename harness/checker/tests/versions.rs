@@ -237,9 +237,10 @@ fn a_clean_stream_is_a_handful_of_records() {
     );
 }
 
-/// A message the first consumer took is taken again by the second (its first delivery there
-/// is a duplicate), then an older one arrives for the first time, then a newer one: the older
-/// one is not reordered, since the only seq above it that consumer took first is the newer.
+/// A message the first consumer took is taken again by the second (a duplicate), then an older
+/// one arrives for the first time, then a newer one: the older one is reordered (the first
+/// consumer took 10 first, earlier, and order is judged across consumers), once, the same in
+/// both versions: the run that holds the repeat ends there, so 5 does not jump ahead of it.
 #[test]
 fn a_run_ends_at_a_repeat_so_later_first_deliveries_do_not_jump_ahead() {
     let sent: Vec<Record> = (0..12)
@@ -276,6 +277,6 @@ fn a_run_ends_at_a_repeat_so_later_first_deliveries_do_not_jump_ahead() {
     let dir = tempfile::tempdir().unwrap();
     let (full, _) = counts(&s, HistoryMode::Full, dir.path());
     let (intervals, _) = counts(&s, HistoryMode::Intervals, dir.path());
-    assert_eq!((full.reordered, full.duplicated, full.lost), (0, 1, 9));
+    assert_eq!((full.reordered, full.duplicated, full.lost), (1, 1, 9));
     assert_eq!(full, intervals);
 }

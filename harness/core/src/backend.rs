@@ -165,6 +165,9 @@ pub fn run_tag(run_dir: &Path) -> String {
     }
 }
 
+/// Why a backend without competing consumers refuses `consumers > partitions`.
+pub const NO_COMPETING: &str = "each partition is read by one consumer";
+
 /// The registry of backends, built once by the binary.
 pub type Registry = Vec<Box<dyn Backend>>;
 
@@ -176,6 +179,13 @@ pub trait Backend: Send + Sync {
     /// relative to the variant (e.g. `options.msg_qbytes`, `consumer_ack`), or start with
     /// `workload.` for the shared workload.
     fn validate(&self, plan: &VariantPlan) -> Vec<FieldError>;
+
+    /// Whether more consumers than partitions can run: several consumers sharing a partition,
+    /// each taking some of its messages (competing consumers; consumer `i` reads partition
+    /// `i % partitions`). `Err` says why not, for validation to name; the default refuses.
+    fn competing_consumers(&self, _plan: &VariantPlan) -> Result<(), String> {
+        Err(NO_COMPETING.into())
+    }
 
     /// Whether this machine can run the variant now; `Err` makes it a reported skip.
     fn available(&self, _plan: &VariantPlan) -> Result<(), Unavailable> {

@@ -108,6 +108,8 @@ pub struct Workload {
     pub message_size: usize,
     #[serde(default = "defaults::one")]
     pub producers: u32,
+    /// Consumer workers; more than `partitions` only where the backend has competing consumers
+    /// (consumer i then reads partition i % partitions).
     #[serde(default = "defaults::one")]
     pub consumers: u32,
     /// Partitions (Kafka partitions, SysV message types, log partitions, RabbitMQ queues).

@@ -179,7 +179,8 @@ pub(crate) fn plan_one(
     ));
     match plan_variant(backend, v, &workload, &raw.faults) {
         Ok(plan) => {
-            let own = backend.validate(&plan);
+            let mut own = backend.validate(&plan);
+            own.extend(competing(backend, &plan));
             // Declared bounds, unless the backend already said something of that option.
             let bounds = crate::options::check_bounds(&backend.info().options, &plan.options)
                 .into_iter()
@@ -277,16 +278,23 @@ fn validate_workload(w: &Workload, prefix: &str) -> Vec<FieldError> {
         }
         None => {}
     }
-    if w.consumers > w.partitions && w.partitions > 0 {
-        e.push(FieldError::new(
-            path("consumers"),
-            format!(
-                "consumers = {} exceeds partitions = {}: each partition is read by one consumer; raise partitions or lower consumers",
-                w.consumers, w.partitions
-            ),
-        ));
-    }
     e
+}
+
+/// `consumers > partitions` where the backend cannot share a partition between consumers.
+fn competing(backend: &dyn Backend, plan: &VariantPlan) -> Option<FieldError> {
+    let w = &plan.workload;
+    if w.consumers <= w.partitions || w.partitions == 0 {
+        return None;
+    }
+    let why = backend.competing_consumers(plan).err()?;
+    Some(FieldError::new(
+        "workload.consumers",
+        format!(
+            "consumers = {} exceeds partitions = {}, and {} cannot share a partition between consumers: {why}; raise partitions or lower consumers",
+            w.consumers, w.partitions, plan.backend
+        ),
+    ))
 }
 
 fn validate_names(raw: &RawScenario) -> Vec<FieldError> {

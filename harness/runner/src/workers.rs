@@ -144,8 +144,13 @@ impl Drop for Pool {
     }
 }
 
-/// Which partitions consumer `index` of `consumers` reads: every `consumers`-th.
+/// Which partitions consumer `index` of `consumers` reads: every `consumers`-th; with more
+/// consumers than partitions (competing consumers, where the backend allows them) partition
+/// `index % partitions`, so each partition's consumers are dealt round-robin.
 pub fn consumer_partitions(partitions: u32, consumers: u32, index: u16) -> Vec<Partition> {
+    if consumers > partitions && partitions > 0 {
+        return vec![Partition(u32::from(index) % partitions)];
+    }
     (0..partitions)
         .filter(|p| p % consumers == index as u32)
         .map(Partition)

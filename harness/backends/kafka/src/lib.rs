@@ -97,6 +97,10 @@ impl Backend for Kafka {
         }
     }
 
+    fn competing_consumers(&self, _plan: &VariantPlan) -> Result<(), String> {
+        Err("Kafka consumers are assigned partitions by hand, not through a consumer group, so extra consumers would idle".into())
+    }
+
     fn validate(&self, plan: &VariantPlan) -> Vec<FieldError> {
         let options: Options = match plan.options() {
             Ok(o) => o,

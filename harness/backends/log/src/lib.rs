@@ -196,6 +196,10 @@ impl Backend for LogBackend {
         }
     }
 
+    fn competing_consumers(&self, _plan: &VariantPlan) -> Result<(), String> {
+        Err("log consumers are assigned partitions by hand, not through a consumer group, so extra consumers would idle".into())
+    }
+
     fn validate(&self, plan: &VariantPlan) -> Vec<FieldError> {
         let o: Options = match plan.options() {
             Ok(o) => o,

@@ -70,6 +70,12 @@ impl Backend for RabbitMq {
         }
     }
 
+    /// Several consumers on one queue, each with its own channel and prefetch: the broker hands
+    /// the queue's messages round-robin to whichever has room (the work-queue pattern).
+    fn competing_consumers(&self, _plan: &VariantPlan) -> Result<(), String> {
+        Ok(())
+    }
+
     fn validate(&self, plan: &VariantPlan) -> Vec<FieldError> {
         let options: Options = match plan.options() {
             Ok(o) => o,

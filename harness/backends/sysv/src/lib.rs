@@ -66,6 +66,12 @@ impl Backend for SysV {
         }
     }
 
+    /// Several receivers on one message type: each `msgrcv` takes the next message of the
+    /// type, whoever asks first.
+    fn competing_consumers(&self, _plan: &VariantPlan) -> Result<(), String> {
+        Ok(())
+    }
+
     fn validate(&self, plan: &VariantPlan) -> Vec<FieldError> {
         let mut errors = Vec::new();
         let options: Options = match plan.options() {

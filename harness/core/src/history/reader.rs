@@ -119,6 +119,15 @@ impl HistoryReader {
         }
     }
 
+    /// Reads in chunks of `bytes` (at least one record) instead of 1 MiB, for a caller that
+    /// keeps many readers open at once. Call it before the first record is read.
+    pub fn with_buffer(mut self, bytes: usize) -> HistoryReader {
+        if self.pos == 0 && self.filled == 0 {
+            self.buf = vec![0; bytes.max(RECORD_LEN)];
+        }
+        self
+    }
+
     /// A run must be in a version 2 file, hold a message, and end within the seq range.
     #[cold]
     fn check_run(&self, r: Record) -> Result<Record, HistoryError> {
