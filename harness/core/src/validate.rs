@@ -166,6 +166,7 @@ pub(crate) fn plan_one(
         return Ok((None, errors));
     };
     let backend = backend.as_ref();
+    errors.extend(check_consumers(&workload, v).map(at));
     errors.extend(crate::fault::validate_faults(
         &raw.faults,
         "faults",
@@ -277,16 +278,22 @@ fn validate_workload(w: &Workload, prefix: &str) -> Vec<FieldError> {
         }
         None => {}
     }
-    if w.consumers > w.partitions && w.partitions > 0 {
-        e.push(FieldError::new(
-            path("consumers"),
+    e
+}
+
+/// More consumers than partitions: refused, unless the variant's consumers form a group
+/// (`options.assignment = "group"`, where extra members idle until a rebalance needs them).
+fn check_consumers(w: &Workload, v: &RawVariant) -> Option<FieldError> {
+    let group = v.options.get("assignment").and_then(|a| a.as_str()) == Some("group");
+    (w.consumers > w.partitions && w.partitions > 0 && !group).then(|| {
+        FieldError::new(
+            "workload.consumers",
             format!(
-                "consumers = {} exceeds partitions = {}: each partition is read by one consumer; raise partitions or lower consumers",
+                "consumers = {} exceeds partitions = {}: each partition is read by one consumer; raise partitions, lower consumers, or (kafka) set options.assignment = \"group\"",
                 w.consumers, w.partitions
             ),
-        ));
-    }
-    e
+        )
+    })
 }
 
 fn validate_names(raw: &RawScenario) -> Vec<FieldError> {
@@ -455,6 +462,9 @@ pub(crate) mod tests {
         #[serde(default)]
         #[schemars(range(min = 1, max = 10))]
         depth: u32,
+        /// As kafka spells a group of consumers.
+        #[serde(default)]
+        assignment: Option<String>,
     }
 
     impl Backend for Fake {
@@ -529,6 +539,26 @@ pub(crate) mod tests {
             (500, 100)
         );
         assert_eq!(a.contract, Contract::AtLeastOnce);
+    }
+
+    #[test]
+    fn more_consumers_than_partitions_only_for_a_group() {
+        let w = "name = \"s\"\n[workload]\nmessages = 10\nmessage_size = 500\nconsumers = 3\npartitions = 2\n";
+        let e = errors(&format!(
+            "{w}[[variants]]\nname = \"a\"\nbackend = \"fake\"\n"
+        ));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with(
+                "s.toml:5:13: workload.consumers: consumers = 3 exceeds partitions = 2"
+            ) && e[0].ends_with("(variant \"a\")"),
+            "{e:?}"
+        );
+        let s = run(&format!(
+            "{w}[[variants]]\nname = \"a\"\nbackend = \"fake\"\noptions = {{ assignment = \"group\" }}\n"
+        ))
+        .unwrap();
+        assert_eq!(s.variants[0].workload.consumers, 3);
     }
 
     #[test]
