@@ -21,6 +21,7 @@ mod latency;
 mod lost;
 mod messages;
 mod order;
+pub mod rebalance;
 pub mod report;
 mod sample;
 pub mod series;

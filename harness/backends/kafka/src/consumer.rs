@@ -14,7 +14,7 @@ use mq_core::delivery::ConsumerAck;
 use mq_core::{BackendError, Consumer, DeliverySink, Partition, WorkerCtx};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::Message;
+use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::client::{self, base_config, Endpoint};
@@ -36,7 +36,12 @@ pub struct KafkaConsumer {
     last_commit: Instant,
     bootstrap: String,
     last_error: Option<Instant>,
+    /// A message taken while joining the group, handed over by the first `poll`.
+    stash: Option<OwnedMessage>,
 }
+
+/// How long a group member waits for its first assignment before it says it is ready.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl KafkaConsumer {
     pub fn open(ctx: &WorkerCtx, options: &Options) -> Result<KafkaConsumer, BackendError> {
@@ -66,7 +71,7 @@ impl KafkaConsumer {
                 )
             })?;
         }
-        Ok(KafkaConsumer {
+        let mut c = KafkaConsumer {
             consumer,
             topic: ep.topic,
             manual,
@@ -76,7 +81,12 @@ impl KafkaConsumer {
             last_commit: Instant::now(),
             bootstrap: ep.bootstrap,
             last_error: None,
-        })
+            stash: None,
+        };
+        if c.group {
+            c.join();
+        }
+        Ok(c)
     }
 
     fn commit(&mut self, mode: CommitMode) -> Result<(), BackendError> {
@@ -102,6 +112,44 @@ impl KafkaConsumer {
         Ok(())
     }
 
+    /// Gives `m` to the sink; `after-process` notes its offset for the next commit.
+    fn hand_over(
+        ctx: &MemberContext,
+        manual: bool,
+        uncommitted: &mut u32,
+        m: &impl Message,
+        sink: &mut dyn DeliverySink,
+    ) {
+        sink.deliver(m.payload().unwrap_or(&[]), Partition(m.partition() as u32));
+        if manual {
+            ctx.pending().insert(m.partition(), m.offset() + 1);
+            *uncommitted += 1;
+        }
+    }
+
+    /// A new member polls until the group has given it its share (which may be none), so that
+    /// the group is settled before the load starts; at most [`JOIN_TIMEOUT`]. A message that
+    /// arrives meanwhile (a replacement joining mid-run) is kept for the first `poll`.
+    fn join(&mut self) {
+        let deadline = Instant::now() + JOIN_TIMEOUT;
+        while !self.consumer.context().joined() && Instant::now() < deadline {
+            match self.consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) => {
+                    self.stash = Some(m.detach());
+                    return;
+                }
+                Some(Err(e)) => self.transient(&e),
+                None => {}
+            }
+        }
+        if !self.consumer.context().joined() {
+            tracing::warn!(
+                "kafka: no assignment from the group of {} within {JOIN_TIMEOUT:?}; going on",
+                self.topic
+            );
+        }
+    }
+
     /// Consumer errors are mostly transient (a broker went away); say so at most once a second.
     fn transient(&mut self, e: &KafkaError) {
         if !matches!(self.last_error, Some(t) if t.elapsed() < Duration::from_secs(1)) {
@@ -125,17 +173,19 @@ impl Consumer for KafkaConsumer {
         sink: &mut dyn DeliverySink,
     ) -> Result<usize, BackendError> {
         let mut taken = 0;
+        if let Some(m) = self.stash.take() {
+            let ctx = self.consumer.context();
+            Self::hand_over(ctx, self.manual, &mut self.uncommitted, &m, sink);
+            taken += 1;
+        }
         let mut wait = max_wait;
         let mut error = None;
         while taken < MAX_BATCH {
             match self.consumer.poll(wait) {
                 None => break,
                 Some(Ok(m)) => {
-                    sink.deliver(m.payload().unwrap_or(&[]), Partition(m.partition() as u32));
-                    if self.manual {
-                        (self.consumer.context().pending()).insert(m.partition(), m.offset() + 1);
-                        self.uncommitted += 1;
-                    }
+                    let ctx = self.consumer.context();
+                    Self::hand_over(ctx, self.manual, &mut self.uncommitted, &m, sink);
                     taken += 1;
                 }
                 Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::PartitionEOF))) => {}

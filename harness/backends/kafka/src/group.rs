@@ -3,6 +3,7 @@
 //! partitions it gives up before they go, so that the next owner starts after them.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use mq_core::assignment::{AssignEvent, AssignmentChange};
@@ -18,6 +19,8 @@ pub struct MemberContext {
     /// Partition → next offset to commit (last handed over + 1), not yet committed.
     pending: Mutex<BTreeMap<i32, i64>>,
     changes: Mutex<Vec<AssignmentChange>>,
+    /// The group has assigned this member its share at least once (possibly nothing).
+    joined: AtomicBool,
 }
 
 impl MemberContext {
@@ -26,12 +29,18 @@ impl MemberContext {
             topic: topic.to_owned(),
             pending: Mutex::new(BTreeMap::new()),
             changes: Mutex::new(Vec::new()),
+            joined: AtomicBool::new(false),
         }
     }
 
     /// The offsets handed over and not yet committed.
     pub fn pending(&self) -> MutexGuard<'_, BTreeMap<i32, i64>> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the group has assigned this member its share yet.
+    pub fn joined(&self) -> bool {
+        self.joined.load(Ordering::Relaxed)
     }
 
     /// The changes since the last call.
@@ -44,7 +53,11 @@ impl MemberContext {
             .elements_for_topic(&self.topic)
             .iter()
             .map(|e| e.partition() as u32)
-            .collect();
+            .collect::<Vec<u32>>();
+        if partitions.is_empty() {
+            // An idle member's empty share (or an incremental step that moved nothing).
+            return;
+        }
         let change = AssignmentChange {
             at_ns: now_ns(),
             event,
@@ -94,7 +107,10 @@ impl ConsumerContext for MemberContext {
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
-            Rebalance::Assign(tpl) => self.record(AssignEvent::Assigned, tpl),
+            Rebalance::Assign(tpl) => {
+                self.joined.store(true, Ordering::Relaxed);
+                self.record(AssignEvent::Assigned, tpl);
+            }
             Rebalance::Revoke(_) => {}
             Rebalance::Error(e) => tracing::warn!("kafka: rebalance of {}: {e}", self.topic),
         }
