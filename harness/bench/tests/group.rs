@@ -112,17 +112,19 @@ faults = [{{ action = "kill-consumer", at = "2s", target = 1 }}]
         2,
         "each member holds 2 of 4 partitions: {dead:?}"
     );
-    // The survivor is given them after the kill, within the session timeout (plus the
-    // rebalance itself).
+    // The survivor is given them once the dead member's session has timed out.
     let survivor = changes(&hist, 0);
     for p in &held {
         let (at, _, _) = (survivor.iter())
             .find(|(at, e, ps)| *at > kill_ns && e == "assigned" && ps.contains(p))
             .unwrap_or_else(|| panic!("partition {p} never moved to consumer 0: {survivor:?}"));
+        // Not before the dead member's session expired (its last heartbeat was at most one
+        // interval before the kill), and not long after: the rebalance itself is quick, the
+        // slack is for a loaded machine.
         let after_ms = (at - kill_ns) / 1_000_000;
         assert!(
-            after_ms <= SESSION_MS + 3000,
-            "partition {p} moved after {after_ms} ms"
+            (SESSION_MS - 1500..=SESSION_MS + 6000).contains(&after_ms),
+            "partition {p} moved {after_ms} ms after the kill"
         );
     }
     // The same figure in results.json: one pause per partition of the dead member.
@@ -137,7 +139,7 @@ faults = [{{ action = "kill-consumer", at = "2s", target = 1 }}]
     want.sort();
     assert_eq!(paused, want, "{rb}");
     let max_ms = rb["max_pause_ms"].as_f64().unwrap();
-    assert!(max_ms > 0.0 && max_ms <= (SESSION_MS + 3000) as f64, "{rb}");
+    assert!(max_ms > 0.0 && max_ms <= (SESSION_MS + 6000) as f64, "{rb}");
     eprintln!(
         "kafka group: max pause {max_ms:.0} ms, duplicated {}, {c}",
         u(&c, "duplicated")
