@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use common::*;
@@ -209,7 +208,13 @@ fn the_ready_sysv_scenarios_run_clean() {
         let dir = tempfile::tempdir().unwrap();
         let scenario = format!("{}/../../scenarios/{name}.toml", env!("CARGO_MANIFEST_DIR"));
         let out = dir.path().join("run");
-        let o = run_quiet(Path::new(&scenario), &out);
+        // ordering.toml also has broker variants (a Kafka group rebalance, with duplicates by
+        // design): here only its SysV one.
+        let mut args = vec!["run", &scenario, "--out", out.to_str().unwrap(), "--quiet"];
+        if name == "ordering" {
+            args.extend(["--only", "sysv"]);
+        }
+        let o = run(&args);
         assert!(
             o.status.success(),
             "{name}: {}",
