@@ -203,6 +203,8 @@ fn every_numeric_field_refuses_extreme_values_without_panicking() {
         ("kafka", "option", "replication_factor", &["0", HUGE]),
         ("kafka", "option", "min_insync_replicas", &["0", HUGE]),
         ("kafka", "option", "commit_every", &["0", HUGE]),
+        ("kafka", "option", "session_timeout_ms", &["5999", HUGE]),
+        ("kafka", "option", "heartbeat_interval_ms", &["0", HUGE]),
         ("rabbitmq", "option", "port", &["0", HUGE]),
         ("rabbitmq", "option", "prefetch", &["0", HUGE]),
         ("rabbitmq", "option", "max_in_flight", &["0", HUGE]),

@@ -26,6 +26,7 @@ mod lost;
 mod merge;
 mod messages;
 mod order;
+pub mod rebalance;
 pub mod report;
 mod sample;
 pub mod series;

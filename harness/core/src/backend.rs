@@ -350,6 +350,12 @@ pub trait Consumer {
     fn close(&mut self) -> Result<(), BackendError> {
         Ok(())
     }
+
+    /// Assignment changes since the last call (a group member given or losing partitions), for
+    /// the worker to record; backends that assign partitions by hand have none.
+    fn assignment_changes(&mut self) -> Vec<crate::assignment::AssignmentChange> {
+        Vec::new()
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! The scenario a user writes, the envelope every message carries, the history each worker
 //! writes, and the traits a backend implements. Nothing here names a concrete backend.
 
+pub mod assignment;
 pub mod backend;
 pub mod bits;
 pub mod child;

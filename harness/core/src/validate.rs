@@ -463,6 +463,9 @@ pub(crate) mod tests {
         #[serde(default)]
         #[schemars(range(min = 1, max = 10))]
         depth: u32,
+        /// As kafka spells a group of consumers.
+        #[serde(default)]
+        assignment: Option<String>,
     }
 
     impl Backend for Fake {

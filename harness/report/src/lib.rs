@@ -11,6 +11,7 @@ pub mod doc;
 pub mod guarantees;
 pub mod html;
 pub mod offenders;
+pub mod rebalance;
 pub mod repeat;
 pub mod scenario_diff;
 pub mod stats;
@@ -102,6 +103,7 @@ pub fn series(l: &Loaded) -> Vec<charts::VariantSeries> {
                 end_to_end: hist(&rep.latency.end_to_end_hdr),
                 counts: rep.counts,
                 markers: markers(&v.faults),
+                pauses: v.rebalance.as_ref().map(|r| r.spans()).unwrap_or_default(),
             })
         })
         .collect()

@@ -62,6 +62,7 @@ pub fn summary(r: &RunResults) -> Summary {
     if r.variants.iter().any(|v| v.report.is_some()) {
         tables.push(crate::guarantees::table(r));
     }
+    tables.extend(crate::rebalance::table(r));
     tables.extend(crate::sweep::search_table(r));
     tables.extend(crate::sweep::table(r));
     tables.extend(crate::offenders::table(r));

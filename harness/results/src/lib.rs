@@ -166,6 +166,10 @@ pub struct VariantResult {
     /// Why the contract was broken.
     pub contract_note: Option<String>,
     pub report: Option<Report>,
+    /// How long partitions had no consumer when group members were killed or rebalanced;
+    /// absent when the consumers were assigned their partitions by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebalance: Option<mq_checker::rebalance::Rebalance>,
     /// Which of the N runs of a variant written with `runs = N` this is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_of: Option<RunOf>,

@@ -190,6 +190,7 @@ pub(crate) fn empty_result(
         contract_kept: None,
         contract_note: None,
         report: None,
+        rebalance: None,
         run_of: plan.run_of.clone(),
         point_of: plan.point_of.clone(),
         setup_s: None,

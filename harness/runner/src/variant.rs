@@ -147,6 +147,7 @@ impl VariantRun<'_> {
                         .kept(c.lost, c.duplicated, c.unexpected, broker_faulted);
                 result.contract_kept = Some(kept.is_ok());
                 result.contract_note = kept.err();
+                result.rebalance = rebalance(&input, &report, &result.faults);
                 result.report = Some(report);
                 if !self.plan.workload.keep_history {
                     remove_histories(&input);
@@ -254,6 +255,36 @@ impl VariantRun<'_> {
         }
         Ok(Some(start_ns))
     }
+}
+
+/// The rebalance pauses from the members' assignment files (kept, however `keep_history` is
+/// set: they are small and bounded), between the load's start and its last delivery.
+fn rebalance(
+    input: &mq_checker::Input,
+    report: &mq_checker::Report,
+    faults: &[mq_results::FaultEvent],
+) -> Option<mq_checker::rebalance::Rebalance> {
+    let mut lines = Vec::new();
+    for hist in &input.consumer_files {
+        let path = mq_core::assignment::assign_path(hist);
+        match mq_core::assignment::read(&path) {
+            Ok(l) => lines.extend(l),
+            Err(e) => tracing::warn!("reading {}: {e}", path.display()),
+        }
+    }
+    let at = |t: f64| input.start_ns + (t.max(0.0) * 1e9) as u64;
+    let kills: Vec<(u64, u16)> = (faults.iter())
+        .filter(|f| f.ok && f.action == FaultAction::KillConsumer)
+        .map(|f| (at(f.t), f.target.unwrap_or(0)))
+        .collect();
+    let s = &report.series;
+    let last_bin = s
+        .delivered
+        .iter()
+        .rposition(|&n| n > 0)
+        .map_or(0, |i| i + 1);
+    let end_ns = at(last_bin as f64 * s.bin_s);
+    mq_checker::rebalance::measure(lines, &kills, input.start_ns, end_ns)
 }
 
 /// `keep_history = false`: the checked histories and their latency logs go (a file that will

@@ -1,21 +1,24 @@
-//! Worker side: a consumer manually `assign`ed to its partitions (no group rebalances), with the
-//! run's group id for commits.
+//! Worker side: a consumer manually `assign`ed to its partitions (no group rebalances), or with
+//! `assignment = "group"` `subscribe`d as a member of the variant's group, with the run's
+//! group id for commits.
 //!
 //! `auto`: librdkafka stores each offset as it hands the message over and auto-commits every
 //! second (commit before processing). `after-process`: offsets are committed after the sink has
-//! the messages, asynchronously every `commit_every` messages or 200 ms, synchronously at close.
+//! the messages, asynchronously every `commit_every` messages or 200 ms, synchronously at close
+//! and, in a group, before partitions are given up (see `group`).
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use mq_core::assignment::AssignmentChange;
 use mq_core::delivery::ConsumerAck;
 use mq_core::{BackendError, Consumer, DeliverySink, Partition, WorkerCtx};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::Message;
+use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::client::{self, base_config, Endpoint};
+use crate::group::MemberContext;
 use crate::options::Options;
 use crate::NAME;
 
@@ -23,79 +26,128 @@ const COMMIT_INTERVAL: Duration = Duration::from_millis(200);
 const MAX_BATCH: usize = 4096;
 
 pub struct KafkaConsumer {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<MemberContext>,
     topic: String,
     manual: bool,
-    /// Partition → next offset to commit (last handed over + 1), not yet committed.
-    pending: BTreeMap<i32, i64>,
+    /// A group member (leaves the group when dropped) rather than assigned by hand.
+    group: bool,
     uncommitted: u32,
     commit_every: u32,
     last_commit: Instant,
     bootstrap: String,
     last_error: Option<Instant>,
+    /// A message taken while joining the group, handed over by the first `poll`.
+    stash: Option<OwnedMessage>,
 }
+
+/// How long a group member waits for its first assignment before it says it is ready.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl KafkaConsumer {
     pub fn open(ctx: &WorkerCtx, options: &Options) -> Result<KafkaConsumer, BackendError> {
         let ep = Endpoint::from_value(&ctx.endpoint)?;
-        if ctx.partitions.is_empty() {
+        if ctx.partitions.is_empty() && !options.group() {
             return Err(BackendError::other(
                 NAME,
                 "consumer has no partitions to read",
             ));
         }
         let manual = ctx.plan.delivery.consumer_ack == ConsumerAck::AfterProcess;
-        let mut c = base_config(
-            &ep.bootstrap,
-            &format!("mq-bench-{}-c{}", ctx.plan.name, ctx.index),
-        );
-        c.set("group.id", &ep.group)
-            .set("auto.offset.reset", "earliest")
-            .set("enable.partition.eof", "false")
-            .set("enable.auto.commit", (!manual).to_string())
-            .set("enable.auto.offset.store", (!manual).to_string())
-            .set("auto.commit.interval.ms", "1000");
-        client::apply(&mut c, &options.consumer_config);
-        let consumer: BaseConsumer = c.create().map_err(|e| {
-            BackendError::other(NAME, format!("consumer for {}: {e}", ep.bootstrap))
-        })?;
+        let consumer = create(ctx, options, &ep, manual)?;
         client::reach(consumer.client(), &ep.bootstrap, Some(&ep.topic))?;
-        let tpl = starting_offsets(&consumer, &ep, &ctx.partitions)?;
-        consumer.assign(&tpl).map_err(|e| {
-            BackendError::other(
-                NAME,
-                format!("assigning {} on {}: {e}", ep.topic, ep.bootstrap),
-            )
-        })?;
-        Ok(KafkaConsumer {
+        if options.group() {
+            consumer.subscribe(&[&ep.topic]).map_err(|e| {
+                BackendError::other(
+                    NAME,
+                    format!("subscribing to {} on {}: {e}", ep.topic, ep.bootstrap),
+                )
+            })?;
+        } else {
+            let tpl = starting_offsets(&consumer, &ep, &ctx.partitions)?;
+            consumer.assign(&tpl).map_err(|e| {
+                BackendError::other(
+                    NAME,
+                    format!("assigning {} on {}: {e}", ep.topic, ep.bootstrap),
+                )
+            })?;
+        }
+        let mut c = KafkaConsumer {
             consumer,
             topic: ep.topic,
             manual,
-            pending: BTreeMap::new(),
+            group: options.group(),
             uncommitted: 0,
             commit_every: options.commit_every,
             last_commit: Instant::now(),
             bootstrap: ep.bootstrap,
             last_error: None,
-        })
+            stash: None,
+        };
+        if c.group {
+            c.join();
+        }
+        Ok(c)
     }
 
     fn commit(&mut self, mode: CommitMode) -> Result<(), BackendError> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
         let mut tpl = TopicPartitionList::new();
-        for (&p, &next) in &self.pending {
-            tpl.add_partition_offset(&self.topic, p, Offset::Offset(next))
-                .map_err(|e| BackendError::other(NAME, format!("commit of partition {p}: {e}")))?;
+        {
+            let pending = self.consumer.context().pending();
+            if pending.is_empty() {
+                return Ok(());
+            }
+            for (&p, &next) in pending.iter() {
+                tpl.add_partition_offset(&self.topic, p, Offset::Offset(next))
+                    .map_err(|e| {
+                        BackendError::other(NAME, format!("commit of partition {p}: {e}"))
+                    })?;
+            }
         }
         self.consumer
             .commit(&tpl, mode)
             .map_err(|e| BackendError::other(NAME, format!("commit to {}: {e}", self.bootstrap)))?;
-        self.pending.clear();
+        self.consumer.context().pending().clear();
         self.uncommitted = 0;
         self.last_commit = Instant::now();
         Ok(())
+    }
+
+    /// Gives `m` to the sink; `after-process` notes its offset for the next commit.
+    fn hand_over(
+        ctx: &MemberContext,
+        manual: bool,
+        uncommitted: &mut u32,
+        m: &impl Message,
+        sink: &mut dyn DeliverySink,
+    ) {
+        sink.deliver(m.payload().unwrap_or(&[]), Partition(m.partition() as u32));
+        if manual {
+            ctx.pending().insert(m.partition(), m.offset() + 1);
+            *uncommitted += 1;
+        }
+    }
+
+    /// A new member polls until the group has given it its share (which may be none), so that
+    /// the group is settled before the load starts; at most [`JOIN_TIMEOUT`]. A message that
+    /// arrives meanwhile (a replacement joining mid-run) is kept for the first `poll`.
+    fn join(&mut self) {
+        let deadline = Instant::now() + JOIN_TIMEOUT;
+        while !self.consumer.context().joined() && Instant::now() < deadline {
+            match self.consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) => {
+                    self.stash = Some(m.detach());
+                    return;
+                }
+                Some(Err(e)) => self.transient(&e),
+                None => {}
+            }
+        }
+        if !self.consumer.context().joined() {
+            tracing::warn!(
+                "kafka: no assignment from the group of {} within {JOIN_TIMEOUT:?}; going on",
+                self.topic
+            );
+        }
     }
 
     /// Consumer errors are mostly transient (a broker went away); say so at most once a second.
@@ -121,17 +173,19 @@ impl Consumer for KafkaConsumer {
         sink: &mut dyn DeliverySink,
     ) -> Result<usize, BackendError> {
         let mut taken = 0;
+        if let Some(m) = self.stash.take() {
+            let ctx = self.consumer.context();
+            Self::hand_over(ctx, self.manual, &mut self.uncommitted, &m, sink);
+            taken += 1;
+        }
         let mut wait = max_wait;
         let mut error = None;
         while taken < MAX_BATCH {
             match self.consumer.poll(wait) {
                 None => break,
                 Some(Ok(m)) => {
-                    sink.deliver(m.payload().unwrap_or(&[]), Partition(m.partition() as u32));
-                    if self.manual {
-                        self.pending.insert(m.partition(), m.offset() + 1);
-                        self.uncommitted += 1;
-                    }
+                    let ctx = self.consumer.context();
+                    Self::hand_over(ctx, self.manual, &mut self.uncommitted, &m, sink);
                     taken += 1;
                 }
                 Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::PartitionEOF))) => {}
@@ -165,16 +219,55 @@ impl Consumer for KafkaConsumer {
             // Commit what auto-commit has stored but not sent yet.
             let _ = self.consumer.commit_consumer_state(CommitMode::Sync);
         }
-        let _ = self.consumer.unassign();
+        if !self.group {
+            let _ = self.consumer.unassign();
+        }
         r
     }
+
+    fn assignment_changes(&mut self) -> Vec<AssignmentChange> {
+        self.consumer.context().take_changes()
+    }
+}
+
+/// The rdkafka consumer: the run's group, offsets as `after-process` (`manual`) wants them,
+/// and in a group the options' strategy and timeouts.
+fn create(
+    ctx: &WorkerCtx,
+    options: &Options,
+    ep: &Endpoint,
+    manual: bool,
+) -> Result<BaseConsumer<MemberContext>, BackendError> {
+    let mut c = base_config(
+        &ep.bootstrap,
+        &format!("mq-bench-{}-c{}", ctx.plan.name, ctx.index),
+    );
+    c.set("group.id", &ep.group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set("enable.auto.commit", (!manual).to_string())
+        .set("enable.auto.offset.store", (!manual).to_string())
+        .set("auto.commit.interval.ms", "1000");
+    if options.group() {
+        let strategy = options.partition_assignment_strategy.unwrap_or_default();
+        c.set("partition.assignment.strategy", strategy.as_str());
+        if let Some(ms) = options.session_timeout_ms {
+            c.set("session.timeout.ms", ms.to_string());
+        }
+        if let Some(ms) = options.heartbeat_interval_ms {
+            c.set("heartbeat.interval.ms", ms.to_string());
+        }
+    }
+    client::apply(&mut c, &options.consumer_config);
+    c.create_with_context(MemberContext::new(&ep.topic))
+        .map_err(|e| BackendError::other(NAME, format!("consumer for {}: {e}", ep.bootstrap)))
 }
 
 /// Where each of `partitions` starts: the group's committed offset, else the beginning.
 /// Resolved here rather than by librdkafka: on a fresh broker the group coordinator may not be
 /// up yet (NotCoordinator), and librdkafka does not retry that for a manual assignment.
 fn starting_offsets(
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<MemberContext>,
     ep: &Endpoint,
     partitions: &[Partition],
 ) -> Result<TopicPartitionList, BackendError> {

@@ -1,7 +1,8 @@
 //! The `kafka` backend: Apache Kafka through rdkafka (librdkafka, built from its vendored source).
 //!
 //! A variant's run writes topic `mqb-<run>-<variant>` with the workload's partitions; consumers
-//! are manually assigned their partitions and commit under group `mqb-<run>-<variant>`. A managed
+//! are manually assigned their partitions (or, with `assignment = "group"`, subscribe as members
+//! of the group) and commit under group `mqb-<run>-<variant>`. A managed
 //! broker is a single KRaft node, or with `nodes = 3` a 3-node KRaft cluster on loopback, run by
 //! `scripts/brokers/kafka.sh`; an external cluster is reached at `options.bootstrap`. In the
 //! cluster, `kill-broker` kills the current leader of partition 0 and `restart-broker` starts it
@@ -12,6 +13,7 @@
 mod broker;
 mod client;
 mod consumer;
+mod group;
 mod options;
 mod producer;
 mod script;
@@ -27,7 +29,7 @@ use mq_core::{
 };
 
 pub use client::Endpoint;
-pub use options::{Compression, Mode, Options};
+pub use options::{Assignment, Compression, Mode, Options, Strategy};
 pub use script::Node;
 
 const NAME: &str = "kafka";
@@ -74,7 +76,7 @@ impl Backend for Kafka {
     fn info(&self) -> BackendInfo {
         BackendInfo {
             name: NAME,
-            summary: "Apache Kafka (rdkafka): one topic per variant, consumers assigned their partitions",
+            summary: "Apache Kafka (rdkafka): one topic per variant, consumers assigned their partitions or members of one group",
             producer_ack: vec![
                 (ProducerAck::None, "acks=0: acked once librdkafka has sent it"),
                 (ProducerAck::Leader, "acks=1: the partition leader has appended it"),
@@ -97,8 +99,11 @@ impl Backend for Kafka {
         }
     }
 
-    fn competing_consumers(&self, _plan: &VariantPlan) -> Result<(), String> {
-        Err("Kafka consumers are assigned partitions by hand, not through a consumer group, so extra consumers would idle".into())
+    fn competing_consumers(&self, plan: &VariantPlan) -> Result<(), String> {
+        match plan.options::<Options>() {
+            Ok(o) if o.assignment == crate::options::Assignment::Group => Ok(()),
+            _ => Err("Kafka consumers are assigned partitions by hand (options.assignment = \"manual\"), so extra consumers would idle; set options.assignment = \"group\" for a consumer group whose extra members wait for a rebalance".into()),
+        }
     }
 
     fn validate(&self, plan: &VariantPlan) -> Vec<FieldError> {

@@ -37,6 +37,38 @@ impl Compression {
     }
 }
 
+/// How consumers get their partitions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Assignment {
+    /// `assign`: consumer i reads every consumers-th partition from i; no rebalances.
+    #[default]
+    Manual,
+    /// `subscribe`: every consumer of the variant in one group; the group protocol shares the
+    /// partitions out and moves them when a member dies or joins.
+    Group,
+}
+
+/// `partition.assignment.strategy` of a group.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Eager: every rebalance revokes every member's partitions, then assigns them again.
+    Range,
+    /// Incremental: only the partitions that move are revoked; the others keep being read.
+    #[default]
+    CooperativeSticky,
+}
+
+impl Strategy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Range => "range",
+            Strategy::CooperativeSticky => "cooperative-sticky",
+        }
+    }
+}
+
 /// The options a kafka variant may set.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -95,6 +127,26 @@ pub struct Options {
     #[serde(default = "defaults::commit_every")]
     #[schemars(range(min = 1, max = 1_000_000_000))]
     pub commit_every: u32,
+    /// `manual` (assigned by hand, no rebalances) or `group` (subscribed, in one group per
+    /// variant; allows more consumers than partitions: the extra members idle until a rebalance
+    /// gives them partitions).
+    #[serde(default)]
+    pub assignment: Assignment,
+    /// Group only: `cooperative-sticky` (default: a member's death moves only its partitions,
+    /// the others keep being read) or `range` (eager: every rebalance stops every partition).
+    #[serde(default)]
+    pub partition_assignment_strategy: Option<Strategy>,
+    /// Group only: `session.timeout.ms`, how long a silent member stays in the group; its
+    /// partitions are read by no one meanwhile. librdkafka's default 45000 when absent; the
+    /// broker's default bounds are 6000 to 1800000.
+    #[serde(default)]
+    #[schemars(range(min = 6_000, max = 1_800_000))]
+    pub session_timeout_ms: Option<u32>,
+    /// Group only: `heartbeat.interval.ms`, below the session timeout (Kafka advises a third);
+    /// librdkafka's default 3000 when absent.
+    #[serde(default)]
+    #[schemars(range(min = 100, max = 600_000))]
+    pub heartbeat_interval_ms: Option<u32>,
     /// Keep the topic, the consumer group and a managed broker's data after the run.
     #[serde(default)]
     pub keep: bool,
@@ -124,7 +176,13 @@ const OWNED: &[&str] = &[
     "metadata.broker.list",
     "group.id",
     "enable.auto.commit",
+    "partition.assignment.strategy",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
 ];
+
+/// librdkafka's `session.timeout.ms` when the option is absent.
+const DEFAULT_SESSION_MS: u32 = 45_000;
 
 impl Options {
     /// Checks that need no broker; paths are relative to the variant. Bounds of single numbers
@@ -146,7 +204,45 @@ impl Options {
             ));
         }
         self.check_config_tables(&mut e);
+        self.check_group(&mut e);
         e
+    }
+
+    /// The group settings: only with `assignment = "group"`, heartbeats below the session.
+    fn check_group(&self, e: &mut Vec<FieldError>) {
+        if self.assignment == Assignment::Manual {
+            for (set, field) in [
+                (
+                    self.partition_assignment_strategy.is_some(),
+                    "partition_assignment_strategy",
+                ),
+                (self.session_timeout_ms.is_some(), "session_timeout_ms"),
+                (
+                    self.heartbeat_interval_ms.is_some(),
+                    "heartbeat_interval_ms",
+                ),
+            ] {
+                if set {
+                    e.push(FieldError::new(
+                        format!("options.{field}"),
+                        format!("{field} is a consumer-group setting: set assignment = \"group\" (or remove {field})"),
+                    ));
+                }
+            }
+            return;
+        }
+        let session = self.session_timeout_ms.unwrap_or(DEFAULT_SESSION_MS);
+        if let Some(hb) = self.heartbeat_interval_ms.filter(|&hb| hb >= session) {
+            e.push(FieldError::new(
+                "options.heartbeat_interval_ms",
+                format!("heartbeat_interval_ms = {hb} is not below the session timeout ({session} ms): valid is 100 to {}; Kafka advises a third of it", session - 1),
+            ));
+        }
+    }
+
+    /// Whether consumers subscribe as one group (and may outnumber the partitions).
+    pub fn group(&self) -> bool {
+        self.assignment == Assignment::Group
     }
 
     /// A managed single node or cluster: what its ports and replication can be.
@@ -356,5 +452,58 @@ pub fn value_string(v: &serde_json::Value) -> Option<String> {
         serde_json::Value::Number(n) => Some(n.to_string()),
         serde_json::Value::Bool(b) => Some(b.to_string()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mq_core::delivery::{ConsumerAck, Durability};
+
+    fn options(json: &str) -> Options {
+        serde_json::from_str(json).unwrap()
+    }
+
+    fn check(o: &Options) -> Vec<FieldError> {
+        o.check(&Delivery {
+            producer_ack: ProducerAck::All,
+            consumer_ack: ConsumerAck::AfterProcess,
+            durability: Durability::Persistent,
+        })
+    }
+
+    #[test]
+    fn group_settings_need_the_group_and_heartbeats_below_the_session() {
+        let o =
+            options(r#"{"session_timeout_ms": 6000, "partition_assignment_strategy": "range"}"#);
+        let paths: Vec<_> = check(&o).into_iter().map(|e| e.path).collect();
+        assert_eq!(
+            paths,
+            [
+                "options.partition_assignment_strategy",
+                "options.session_timeout_ms"
+            ]
+        );
+        let o = options(
+            r#"{"assignment": "group", "session_timeout_ms": 6000, "heartbeat_interval_ms": 6000}"#,
+        );
+        let e = check(&o);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].message.contains("valid is 100 to 5999"),
+            "{}",
+            e[0].message
+        );
+        let o = options(r#"{"assignment": "group", "heartbeat_interval_ms": 2000}"#);
+        assert!(check(&o).is_empty());
+        assert_eq!(
+            o.partition_assignment_strategy.unwrap_or_default(),
+            Strategy::CooperativeSticky
+        );
+        let bad = serde_json::from_str::<Options>(r#"{"assignment": "groups"}"#).unwrap_err();
+        assert!(
+            bad.to_string().contains("expected `manual` or `group`"),
+            "{bad}"
+        );
     }
 }

@@ -51,6 +51,9 @@ pub struct VariantSeries {
     pub end_to_end: Option<Histogram<u64>>,
     pub counts: Counts,
     pub markers: Vec<Marker>,
+    /// Stretches (from, to seconds) when at least one partition had no consumer (a group
+    /// rebalance or a dead member), shaded on the throughput chart.
+    pub pauses: Vec<(f64, f64)>,
 }
 
 /// One chart, rendered both ways.
@@ -338,6 +341,7 @@ mod tests {
                 ..Counts::default()
             },
             markers,
+            pauses: Vec::new(),
         }
     }
 
@@ -379,6 +383,24 @@ mod tests {
         assert!(!one[0].svg.contains("a<&>"));
         let none = all(&[]).unwrap();
         assert!(none[0].svg.contains("no data"));
+    }
+
+    #[test]
+    fn rebalance_pauses_are_shaded_on_the_throughput_chart_only() {
+        let mut v = variant("g", 0, vec![]);
+        v.pauses = vec![(0.5, 1.5)];
+        let charts = all(&[v]).unwrap();
+        let RGBColor(r, g, b) = time::tint(colour(0));
+        let fill = format!("fill=\"#{r:02X}{g:02X}{b:02X}\"");
+        let key = "rebalance pause (a partition had no consumer)";
+        let (throughput, backlog) = (&charts[0], &charts[2]);
+        assert_eq!((throughput.name, backlog.name), ("throughput", "backlog"));
+        assert!(texts(&throughput.svg).iter().any(|t| t == key));
+        assert!(throughput.svg.contains(&fill), "no shaded span");
+        assert!(!texts(&backlog.svg).iter().any(|t| t == key));
+        assert!(!backlog.svg.contains(&fill));
+        let plain = all(&[variant("g", 0, vec![])]).unwrap();
+        assert!(!plain[0].svg.contains(&fill));
     }
 
     #[test]

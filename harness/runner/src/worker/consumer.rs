@@ -1,10 +1,12 @@
 //! The consumer's loop: takes what the backend delivers, decodes each envelope, spends the
-//! configured processing time, and records the delivery in the history.
+//! configured processing time, and records the delivery in the history (and the backend's
+//! assignment changes beside it, `<history>.assign.jsonl`).
 
 use std::sync::atomic::Ordering::{Relaxed, Release};
 use std::time::Duration;
 
 use anyhow::Context;
+use mq_core::assignment::AssignLog;
 use mq_core::bits::Bits;
 use mq_core::clock::now_ns;
 use mq_core::envelope::Envelope;
@@ -88,6 +90,7 @@ pub(super) fn run_consumer(
         seen: Vec::new(),
         error: None,
     };
+    let mut assign = AssignLog::new(&spec.history, spec.ctx.index);
     let mut result = Ok(());
     while !counters.stop.load(Relaxed) {
         if counters.paused.load(Relaxed) {
@@ -101,6 +104,9 @@ pub(super) fn run_consumer(
                 break;
             }
         }
+        if let Err(e) = assign.write(consumer.assignment_changes()) {
+            sink.error.get_or_insert(e);
+        }
         if let Some(e) = sink.error.take() {
             result = Err(anyhow::anyhow!("writing history: {e}"));
             break;
@@ -111,6 +117,10 @@ pub(super) fn run_consumer(
         if result.is_ok() {
             result = Err(anyhow::Error::from(e).context("closing the consumer"));
         }
+    }
+    // Leaving the group revokes what the member held.
+    if let Err(e) = assign.write(consumer.assignment_changes()) {
+        tracing::warn!("recording the assignment changes at close: {e}");
     }
     sink.history
         .finish()

@@ -3,6 +3,7 @@
 //! multiples: shared axes, its own faults) under one key. Fault labels are packed into rows
 //! above the plot, so they never print over each other or over the data. The broker-depth line
 //! breaks where samples are missing (the broker was down) instead of bridging the gap.
+//! Rebalance pauses (a partition without a consumer) are shaded on the throughput chart.
 
 mod labels;
 mod lines;
@@ -47,6 +48,8 @@ struct Panel {
     lines: Vec<Line>,
     /// Fault instants (a dotted line each) and their labels (merged where they repeat).
     faults: Vec<(f64, RGBColor)>,
+    /// Rebalance pauses (from, to seconds), shaded in a tint of their variant's colour.
+    pauses: Vec<(f64, f64, RGBColor)>,
     labels: Vec<Label>,
     /// How far (px) labels may run past the plot's right edge: over the margin and the next
     /// panel's axis labels, or the key column's top (both clear of the label rows).
@@ -99,6 +102,7 @@ fn panels(kind: Kind, variants: &[VariantSeries]) -> Vec<Panel> {
                 .iter()
                 .flat_map(|v| v.markers.iter().map(|m| (m.t, colour(v.colour))))
                 .collect(),
+            pauses: variants.iter().flat_map(|v| pauses(kind, v)).collect(),
             labels: labels(variants, x_max, variants.len() > 1),
             label_room: KEY_W - 20,
         }]
@@ -110,6 +114,7 @@ fn panels(kind: Kind, variants: &[VariantSeries]) -> Vec<Panel> {
                 title: Some((v.name.clone(), colour(v.colour))),
                 lines: lines(kind, v),
                 faults: v.markers.iter().map(|m| (m.t, INK)).collect(),
+                pauses: pauses(kind, v),
                 labels: labels(std::slice::from_ref(v), x_max, false)
                     .into_iter()
                     .map(|l| Label { colour: INK, ..l })
@@ -121,6 +126,22 @@ fn panels(kind: Kind, variants: &[VariantSeries]) -> Vec<Panel> {
                 },
             })
             .collect()
+    }
+}
+
+/// A colour a fifth as strong, over white: a shade that lines stay legible on.
+pub(super) fn tint(c: RGBColor) -> RGBColor {
+    let t = |x: u8| (255.0 - (255.0 - f64::from(x)) * 0.2) as u8;
+    RGBColor(t(c.0), t(c.1), t(c.2))
+}
+
+/// A variant's rebalance pauses, on the throughput chart only.
+fn pauses(kind: Kind, v: &VariantSeries) -> Vec<(f64, f64, RGBColor)> {
+    match kind {
+        Kind::Throughput => (v.pauses.iter())
+            .map(|&(a, b)| (a, b, tint(colour(v.colour))))
+            .collect(),
+        Kind::Backlog => Vec::new(),
     }
 }
 
@@ -148,6 +169,13 @@ fn key(kind: Kind, variants: &[VariantSeries], shared: bool) -> Vec<(Sample, Str
     k.push((dashed_sample, dashed.to_owned()));
     if variants.iter().any(|v| !v.markers.is_empty()) {
         k.push((Sample::Fault, "fault".to_owned()));
+    }
+    if kind == Kind::Throughput && variants.iter().any(|v| !v.pauses.is_empty()) {
+        let shade = Sample::Swatch(tint(INK));
+        k.push((
+            shade,
+            "rebalance pause (a partition had no consumer)".to_owned(),
+        ));
     }
     k
 }

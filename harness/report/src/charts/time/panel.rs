@@ -1,5 +1,5 @@
-//! Drawing one plot of a time chart: axes and grid, the lines (a burst clipped at the top with
-//! its peak written), fault lines and their packed labels.
+//! Drawing one plot of a time chart: axes and grid, shaded rebalance pauses, the lines (a burst
+//! clipped at the top with its peak written), fault lines and their packed labels.
 
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
@@ -41,6 +41,10 @@ pub(super) fn draw_panel<DB: DrawingBackend>(
         ))?;
     }
     let mut chart = axes(area, f)?;
+    let (lo, hi) = f.y;
+    chart.draw_series(p.pauses.iter().map(|&(a, b, c)| {
+        Rectangle::new([(a.min(f.x_max), lo), (b.min(f.x_max), hi)], c.filled())
+    }))?;
     if let Some((t, v, c)) = draw_lines(&mut chart, p, f.y.1)? {
         draw_peak(&mut chart, (t, v, c), f)?;
     }
