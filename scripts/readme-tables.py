@@ -13,6 +13,7 @@ scenario ran, when, on what machine, and this command, then the tables as bench 
 import json
 import os
 import re
+import shlex
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -46,7 +47,7 @@ def render(block, run_dir, tables):
     head = (
         f"Measured by `bench run {sc['file']}` on {results['started_at'][:10]}: "
         f"{m['cores']} cores, {m['cpu']}, kernel {m['kernel']}. "
-        f"{STAMP} {block} {rel} {' '.join(tables)}` from that run."
+        f"{STAMP} {block} {rel} {' '.join(shlex.quote(t) for t in tables)}` from that run."
     )
     return head + "\n\n" + "\n\n".join(found[t] for t in tables) + "\n"
 
