@@ -253,6 +253,7 @@ fn a_search_keeps_one_managed_rabbitmq_across_its_rounds() {
         );
     }
     assert!(!node_dir.exists(), "the broker's data is wiped at the end");
+}
 
 /// Records in a version 1 history file (32-byte header, 32-byte records).
 fn records_in(path: &Path) -> u64 {
