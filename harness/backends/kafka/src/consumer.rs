@@ -4,12 +4,15 @@
 //! `auto`: librdkafka stores each offset as it hands the message over and auto-commits every
 //! second (commit before processing). `after-process`: offsets are committed after the sink has
 //! the messages, asynchronously every `commit_every` messages or 200 ms, synchronously at close.
+//! With processing threads (the sink says [`Processed::Later`]), a partition's commit is its
+//! lowest unfinished offset ([`InFlight`]), moved as [`Consumer::processed`] reports them done.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use mq_core::delivery::ConsumerAck;
-use mq_core::{BackendError, Consumer, DeliverySink, Partition, WorkerCtx};
+use mq_core::parallel::InFlight;
+use mq_core::{BackendError, Consumer, DeliverySink, Partition, Processed, Token, WorkerCtx};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
@@ -28,6 +31,8 @@ pub struct KafkaConsumer {
     manual: bool,
     /// Partition → next offset to commit (last handed over + 1), not yet committed.
     pending: BTreeMap<i32, i64>,
+    /// Handed to processing threads and not finished (`after-process`).
+    in_flight: InFlight,
     uncommitted: u32,
     commit_every: u32,
     last_commit: Instant,
@@ -72,6 +77,7 @@ impl KafkaConsumer {
             topic: ep.topic,
             manual,
             pending: BTreeMap::new(),
+            in_flight: InFlight::default(),
             uncommitted: 0,
             commit_every: options.commit_every,
             last_commit: Instant::now(),
@@ -127,10 +133,21 @@ impl Consumer for KafkaConsumer {
             match self.consumer.poll(wait) {
                 None => break,
                 Some(Ok(m)) => {
-                    sink.deliver(m.payload().unwrap_or(&[]), Partition(m.partition() as u32));
+                    let token = Token {
+                        partition: Partition(m.partition() as u32),
+                        offset: m.offset().max(0) as u64,
+                    };
+                    let done = sink.deliver_token(m.payload().unwrap_or(&[]), token);
                     if self.manual {
-                        self.pending.insert(m.partition(), m.offset() + 1);
-                        self.uncommitted += 1;
+                        match done {
+                            Processed::Now => {
+                                self.pending.insert(m.partition(), m.offset() + 1);
+                                self.uncommitted += 1;
+                            }
+                            Processed::Later => {
+                                self.in_flight.delivered(token.partition.0, token.offset)
+                            }
+                        }
                     }
                     taken += 1;
                 }
@@ -153,6 +170,20 @@ impl Consumer for KafkaConsumer {
             self.commit(CommitMode::Async)?;
         }
         Ok(taken)
+    }
+
+    fn processed(&mut self, tokens: &[Token]) -> Result<(), BackendError> {
+        if !self.manual {
+            return Ok(());
+        }
+        for t in tokens {
+            self.in_flight.finished(t.partition.0, t.offset);
+        }
+        for (p, next) in self.in_flight.committable() {
+            self.pending.insert(p as i32, next as i64);
+        }
+        self.uncommitted = self.uncommitted.saturating_add(tokens.len() as u32);
+        Ok(())
     }
 
     fn close(&mut self) -> Result<(), BackendError> {

@@ -9,6 +9,7 @@
 
 mod consumer;
 pub mod latency;
+mod pool;
 mod producer;
 
 use std::io::{BufRead, Write};
