@@ -19,6 +19,11 @@ use crate::ids::Partition;
 /// Most processing threads one consumer may run.
 pub const MAX_PROCESSING_THREADS: u32 = 256;
 
+/// Most deliveries a backend hands over in one `poll` when the sink processes them later: the
+/// worker gives finished ones back (to be acked or committed) between polls, so a long batch
+/// would leave processed messages unacknowledged for as long as it takes.
+pub const LATER_BATCH: usize = 64;
+
 /// Which processing thread a delivered message goes to (with `processing_threads` > 1).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -150,6 +150,9 @@ impl Consumer for KafkaConsumer {
                         }
                     }
                     taken += 1;
+                    if done == Processed::Later && taken >= mq_core::parallel::LATER_BATCH {
+                        break;
+                    }
                 }
                 Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::PartitionEOF))) => {}
                 Some(Err(e)) => {

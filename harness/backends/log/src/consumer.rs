@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use mq_core::delivery::ConsumerAck;
-use mq_core::parallel::InFlight;
+use mq_core::parallel::{InFlight, LATER_BATCH};
 use mq_core::{BackendError, Consumer, DeliverySink, Partition, Processed, Token, WorkerCtx};
 use mqlog::client::{Client, ClientError, ErrorCode};
 
@@ -109,28 +109,33 @@ impl LogConsumer {
         let Some(last) = f.records.last() else {
             return Ok(0);
         };
-        let next = last.offset + 1;
-        if self.ack == ConsumerAck::Auto {
+        let mut next = last.offset + 1;
+        let after = self.ack == ConsumerAck::AfterProcess;
+        if !after {
             client.commit(&self.ep.group, &self.ep.topic, p, next)?;
         }
-        let mut later = false;
+        let (mut later, mut taken) = (false, 0);
         for r in &f.records {
             let token = Token {
                 partition: Partition(p),
                 offset: r.offset,
             };
-            if sink.deliver_token(&r.value, token) == Processed::Later {
+            taken += 1;
+            if sink.deliver_token(&r.value, token) == Processed::Later && after {
                 later = true;
-                if self.ack == ConsumerAck::AfterProcess {
-                    self.in_flight.delivered(p, r.offset);
+                self.in_flight.delivered(p, r.offset);
+                if taken >= LATER_BATCH {
+                    // the rest is fetched again: the worker acks what has finished meanwhile
+                    next = r.offset + 1;
+                    break;
                 }
             }
         }
-        if self.ack == ConsumerAck::AfterProcess && !later {
+        if after && !later {
             client.commit(&self.ep.group, &self.ep.topic, p, next)?;
         }
         self.positions[i].1 = next;
-        Ok(f.records.len())
+        Ok(taken)
     }
 
     /// Slot `i`'s position is outside the log's `start..=end`: moves it per `auto_offset_reset`

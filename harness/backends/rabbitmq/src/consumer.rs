@@ -268,11 +268,12 @@ impl RabbitConsumer {
                     partition: s.partition,
                     offset: generation | d.delivery_tag,
                 };
-                if sink.deliver_token(&d.data, token) == Processed::Now && manual_ack {
+                let later = sink.deliver_token(&d.data, token) == Processed::Later;
+                if !later && manual_ack {
                     s.unacked = Some(d.delivery_tag);
                 }
                 taken += 1;
-                if taken >= max_batch {
+                if taken >= max_batch || (later && taken >= mq_core::parallel::LATER_BATCH) {
                     break;
                 }
                 item = match poll_once(std::future::poll_fn(|cx| poll_any(subs, next, cx))).await {
