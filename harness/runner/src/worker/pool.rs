@@ -202,3 +202,74 @@ fn process(rx: &Mutex<Receiver<Job>>, done: &SyncSender<Done>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mq_core::{Key, Partition, ProducerId, Seq};
+
+    /// Message `seq` of `key`, taking longer the lower its seq within a round of 8.
+    fn job(seq: u64, key: u32) -> Job {
+        Job {
+            token: Some(Token {
+                partition: Partition(0),
+                offset: seq,
+            }),
+            envelope: Some(Envelope {
+                run_id: 1,
+                producer: ProducerId(0),
+                key: Key(key),
+                seq: Seq(seq),
+                send_ns: 0,
+            }),
+            work: Duration::from_micros(50 * (8 - seq % 8)),
+        }
+    }
+
+    /// Submits 400 messages over 2 keys (a key's next one shorter than the one before) to 4
+    /// threads; returns (key, seq) in completion order.
+    fn completions(dispatch: Dispatch) -> Vec<(u32, u64)> {
+        let mut pool = Pool::start(4, dispatch).unwrap();
+        let mut done = Vec::new();
+        let mut on_done = |d: Done| {
+            let e = d.job.envelope.unwrap();
+            assert_eq!(d.job.token.unwrap().offset, e.seq.0);
+            done.push((e.key.0, e.seq.0));
+        };
+        for seq in 0..400 {
+            pool.submit(job(seq, (seq % 2) as u32), &mut on_done)
+                .unwrap();
+            assert!(pool.in_flight <= pool.limit);
+        }
+        pool.finish(&mut on_done).unwrap();
+        done
+    }
+
+    fn out_of_key_order(done: &[(u32, u64)]) -> usize {
+        let mut last = [None::<u64>; 4];
+        let mut n = 0;
+        for &(k, s) in done {
+            if last[k as usize].is_some_and(|l| s < l) {
+                n += 1;
+            }
+            last[k as usize] = Some(s);
+        }
+        n
+    }
+
+    #[test]
+    fn by_key_finishes_each_key_in_order_and_returns_every_message() {
+        let done = completions(Dispatch::ByKey);
+        assert_eq!(done.len(), 400);
+        assert_eq!(out_of_key_order(&done), 0);
+    }
+
+    #[test]
+    fn any_finishes_a_key_out_of_order() {
+        let done = completions(Dispatch::Any);
+        let mut seqs: Vec<u64> = done.iter().map(|d| d.1).collect();
+        seqs.sort_unstable();
+        assert_eq!(seqs, (0..400).collect::<Vec<_>>());
+        assert!(out_of_key_order(&done) > 0);
+    }
+}
