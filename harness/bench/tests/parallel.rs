@@ -2,7 +2,8 @@
 //! brokers: a consumer killed while its threads hold unfinished messages loses none that were
 //! acknowledged when it acks or commits after processing (only what has finished is acked, and
 //! a partition is committed only below its lowest unfinished offset); `dispatch = "any"`
-//! reorders a partition, `"by-key"` keeps per-key order.
+//! reorders a partition, `"by-key"` keeps per-key order. SysV, without acks, loses what the
+//! killed consumer's threads held.
 //!
 //! The consumers process slower than the producers send (4 threads × 5 ms = 800/s against
 //! 1000/s), so at the kill every thread is busy and their queues are full: had those messages
@@ -173,4 +174,23 @@ workload = { dispatch = "by-key" }
         u(&any, "reordered"),
         u(&by_key, "reordered")
     );
+}
+
+#[test]
+fn sysv_threads_lose_what_a_killed_consumer_held() {
+    // SysV has no acknowledgement: msgrcv removed what the threads hold, so a kill loses it,
+    // and the checker says so (the at-most-once contract allows it; nothing comes twice).
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let r = run_scenario(
+        dir.path(),
+        &killed_with_busy_threads("sysv", "").replace("consumer_ack = \"after-process\"", ""),
+    );
+    let v = &r["variants"][0];
+    let c = counts(&r, 0);
+    assert!(u(&c, "lost") > 0, "{c}");
+    assert_eq!(u(&c, "duplicated"), 0, "{c}");
+    assert_eq!(v["contract"], "at-most-once", "{v}");
+    assert_eq!(v["contract_kept"], true, "{v}");
+    eprintln!("sysv, 4 threads, consumer killed: {c}");
 }
