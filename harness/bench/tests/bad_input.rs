@@ -257,3 +257,32 @@ fn every_numeric_field_refuses_extreme_values_without_panicking() {
         }
     }
 }
+
+#[test]
+fn processing_threads_out_of_range() {
+    for n in [0, 257] {
+        let e = rejected(&GOOD.replace(
+            "producers = 1",
+            &format!("producers = 1\nprocessing_threads = {n}"),
+        ));
+        assert!(
+            e.contains(&format!(
+                "bad.toml:6:22: workload.processing_threads: processing_threads = {n} is out of range: valid is 1 to 256"
+            )),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn dispatch_unknown() {
+    let e = rejected(&GOOD.replace("producers = 1", "producers = 1\ndispatch = \"round-robin\""));
+    assert!(
+        e.contains("bad.toml:6:")
+            && e.contains("dispatch")
+            && e.contains("round-robin")
+            && e.contains("`by-key`")
+            && e.contains("`any`"),
+        "{e}"
+    );
+}

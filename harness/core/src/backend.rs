@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::delivery::{ConsumerAck, Delivery, Durability, ProducerAck};
 use crate::ids::{Key, Partition, Seq};
+pub use crate::parallel::{Processed, Token};
 use crate::plan::{BrokerFault, FieldError, VariantPlan};
 
 pub use crate::options::OptionInfo;
@@ -332,6 +333,16 @@ pub trait Producer {
 /// Where a consumer hands what it took; the worker decodes, timestamps and records it.
 pub trait DeliverySink {
     fn deliver(&mut self, payload: &[u8], partition: Partition);
+
+    /// [`DeliverySink::deliver`] with the delivery's token, for a consumer that can acknowledge
+    /// deliveries out of order. `Later`: processing goes on in another thread, and the token
+    /// comes back through [`Consumer::processed`] once it has finished; until then the delivery
+    /// must not be acknowledged (nor an offset committed past it). By default it is processed
+    /// at once (`deliver`).
+    fn deliver_token(&mut self, payload: &[u8], token: Token) -> Processed {
+        self.deliver(payload, token.partition);
+        Processed::Now
+    }
 }
 
 /// Worker side: takes messages of its partitions.
@@ -345,6 +356,16 @@ pub trait Consumer {
         max_wait: Duration,
         sink: &mut dyn DeliverySink,
     ) -> Result<usize, BackendError>;
+
+    /// The deliveries of these tokens (given to [`DeliverySink::deliver_token`], which said
+    /// `Later`) have been processed: with `after-process`, acknowledge them now (RabbitMQ: each
+    /// delivery tag on its own; Kafka and the log: commit up to the lowest unfinished offset of
+    /// each partition, see [`crate::parallel`]). A consumer that never says `Later`'s tokens
+    /// (it calls only `deliver`) gets none.
+    fn processed(&mut self, tokens: &[Token]) -> Result<(), BackendError> {
+        let _ = tokens;
+        Ok(())
+    }
 
     /// Leaves cleanly (commits, closes channels).
     fn close(&mut self) -> Result<(), BackendError> {

@@ -16,6 +16,7 @@ pub mod history;
 pub mod ids;
 pub mod managed;
 pub mod options;
+pub mod parallel;
 pub mod paths;
 pub mod plan;
 pub mod scenario;
@@ -28,7 +29,7 @@ mod validate;
 pub use backend::run_tag;
 pub use backend::{
     AckSink, Backend, BackendError, BackendInfo, Broker, Consumer, DeliverySink, Depth, NodeHit,
-    OptionInfo, Outcome, Outgoing, Producer, Registry, Unavailable, WorkerCtx,
+    OptionInfo, Outcome, Outgoing, Processed, Producer, Registry, Token, Unavailable, WorkerCtx,
 };
 pub use delivery::Delivery;
 pub use ids::{ConsumerId, Key, Partition, ProducerId, Seq};

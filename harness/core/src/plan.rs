@@ -16,6 +16,7 @@ use crate::delivery::{derived_contract, Contract, Delivery};
 pub use crate::expand::{PointOf, RunOf, SweepAxis};
 pub use crate::fault::{ClientSide, NodeRole, NodeTarget};
 use crate::history::HistoryMode;
+use crate::parallel::Dispatch;
 
 /// Largest message a scenario may ask for (any backend).
 pub const MAX_MESSAGE_SIZE: usize = 16 << 20;
@@ -144,6 +145,14 @@ pub struct Workload {
     /// as processed after it; acks or commits come before or after it per `consumer_ack`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub processing: Option<Processing>,
+    /// Threads each consumer processes deliveries in (1 to 256; 1: in its receiving thread).
+    /// See [`crate::parallel`].
+    #[serde(default = "defaults::one", skip_serializing_if = "defaults::is_one")]
+    pub processing_threads: u32,
+    /// With `processing_threads` > 1: `"by-key"` (the key's thread, keeps per-key order; the
+    /// default) or `"any"` (any free thread, reorders).
+    #[serde(default, skip_serializing_if = "defaults::is_by_key")]
+    pub dispatch: Dispatch,
 }
 
 mod defaults {
@@ -157,6 +166,12 @@ mod defaults {
     }
     pub fn one() -> u32 {
         1
+    }
+    pub fn is_one(n: &u32) -> bool {
+        *n == 1
+    }
+    pub fn is_by_key(d: &crate::parallel::Dispatch) -> bool {
+        *d == crate::parallel::Dispatch::ByKey
     }
     pub fn drain_timeout() -> Dur {
         Dur(Duration::from_secs(10))

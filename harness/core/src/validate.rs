@@ -205,7 +205,7 @@ fn workload_from(table: &toml::Table, prefix: &str) -> Result<Workload, (String,
         } else {
             format!("{prefix}.{path}")
         };
-        let mut message = e.into_inner().to_string().trim_end().to_owned();
+        let mut message = e.into_inner().message().trim_end().to_owned();
         if path == "rate" {
             message.push_str(": use msgs/s (0 = as fast as possible) or \"max\" (search for the highest sustainable rate)");
         }
@@ -278,6 +278,13 @@ fn validate_workload(w: &Workload, prefix: &str) -> Vec<FieldError> {
         }
         None => {}
     }
+    check_range(
+        &mut e,
+        &path("processing_threads"),
+        w.processing_threads,
+        1,
+        crate::parallel::MAX_PROCESSING_THREADS,
+    );
     e
 }
 

@@ -181,14 +181,7 @@ pub(crate) fn run(
                 let why = result.reason.clone().unwrap_or_default();
                 let stop = format!("probe {} at {rate} msg/s: {status:?} {why}", plan.name);
                 record(result)?;
-                break (
-                    probes
-                        .iter()
-                        .filter(|p: &&Probe| p.kept_up)
-                        .map(|p| p.rate)
-                        .max(),
-                    stop,
-                );
+                break (highest_kept(&probes), stop);
             }
         };
         if let (Ok(_), Some(r)) = (&verdict, &result.report) {
@@ -225,20 +218,7 @@ pub(crate) fn run(
         broker_start_s: 0.0,
     };
     if let Some(max) = max {
-        for &f in &ctx.plan.rate_fractions {
-            if ctx.interrupt.is_set() {
-                break;
-            }
-            let plan = fraction_plan(ctx.plan, max, f);
-            let round = VariantRun {
-                plan: &plan,
-                ..*ctx
-            };
-            let result = crate::run::variant_on(&round, Some(&mut broker));
-            time.add(&result);
-            found.points.push(judge_point(&plan, &result, search));
-            record(result)?;
-        }
+        found.points = points(ctx, search, max, (&mut broker, &mut time), record)?;
     }
     found.measuring_s = time.measuring_s;
     found.broker_start_s = time.broker_start_s.unwrap_or(0.0);
@@ -260,6 +240,37 @@ impl Rounds {
         self.broker_start_s.get_or_insert(r.setup_s.unwrap_or(0.0));
         self.measuring_s += r.report.as_ref().map_or(0.0, |rep| rep.throughput.seconds);
     }
+}
+
+/// The highest rate a probe kept up with.
+fn highest_kept(probes: &[Probe]) -> Option<u64> {
+    probes.iter().filter(|p| p.kept_up).map(|p| p.rate).max()
+}
+
+/// The workload at each of `rate_fractions` of `max`, on the search's broker, each judged.
+fn points(
+    ctx: &VariantRun<'_>,
+    search: &SearchSpec,
+    max: u64,
+    (broker, time): (&mut Option<crate::variant::BrokerGuard>, &mut Rounds),
+    record: &mut dyn FnMut(VariantResult) -> anyhow::Result<()>,
+) -> anyhow::Result<Vec<ProbeRecord>> {
+    let mut judged = Vec::new();
+    for &f in &ctx.plan.rate_fractions {
+        if ctx.interrupt.is_set() {
+            break;
+        }
+        let plan = fraction_plan(ctx.plan, max, f);
+        let round = VariantRun {
+            plan: &plan,
+            ..*ctx
+        };
+        let result = crate::run::variant_on(&round, Some(broker));
+        time.add(&result);
+        judged.push(judge_point(&plan, &result, search));
+        record(result)?;
+    }
+    Ok(judged)
 }
 
 /// A fraction point judged as a probe is: whether it kept up with its rate, and why.

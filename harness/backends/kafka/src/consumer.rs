@@ -5,13 +5,16 @@
 //! `auto`: librdkafka stores each offset as it hands the message over and auto-commits every
 //! second (commit before processing). `after-process`: offsets are committed after the sink has
 //! the messages, asynchronously every `commit_every` messages or 200 ms, synchronously at close
-//! and, in a group, before partitions are given up (see `group`).
+//! and, in a group, before partitions are given up (see `group`). With processing threads (the
+//! sink says [`Processed::Later`]), a partition's commit is its lowest unfinished offset
+//! ([`InFlight`]), moved as [`Consumer::processed`] reports them done.
 
 use std::time::{Duration, Instant};
 
 use mq_core::assignment::AssignmentChange;
 use mq_core::delivery::ConsumerAck;
-use mq_core::{BackendError, Consumer, DeliverySink, Partition, WorkerCtx};
+use mq_core::parallel::InFlight;
+use mq_core::{BackendError, Consumer, DeliverySink, Partition, Processed, Token, WorkerCtx};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Message, OwnedMessage};
@@ -31,6 +34,8 @@ pub struct KafkaConsumer {
     manual: bool,
     /// A group member (leaves the group when dropped) rather than assigned by hand.
     group: bool,
+    /// Handed to processing threads and not finished (`after-process`).
+    in_flight: InFlight,
     uncommitted: u32,
     commit_every: u32,
     last_commit: Instant,
@@ -76,6 +81,7 @@ impl KafkaConsumer {
             topic: ep.topic,
             manual,
             group: options.group(),
+            in_flight: InFlight::default(),
             uncommitted: 0,
             commit_every: options.commit_every,
             last_commit: Instant::now(),
@@ -112,19 +118,30 @@ impl KafkaConsumer {
         Ok(())
     }
 
-    /// Gives `m` to the sink; `after-process` notes its offset for the next commit.
+    /// Gives `m` to the sink; `after-process` notes its offset for the next commit once it is
+    /// processed (now, or when a processing thread reports it: [`Consumer::processed`]).
     fn hand_over(
         ctx: &MemberContext,
         manual: bool,
-        uncommitted: &mut u32,
+        (uncommitted, in_flight): (&mut u32, &mut InFlight),
         m: &impl Message,
         sink: &mut dyn DeliverySink,
-    ) {
-        sink.deliver(m.payload().unwrap_or(&[]), Partition(m.partition() as u32));
+    ) -> Processed {
+        let token = Token {
+            partition: Partition(m.partition() as u32),
+            offset: m.offset().max(0) as u64,
+        };
+        let done = sink.deliver_token(m.payload().unwrap_or(&[]), token);
         if manual {
-            ctx.pending().insert(m.partition(), m.offset() + 1);
-            *uncommitted += 1;
+            match done {
+                Processed::Now => {
+                    ctx.pending().insert(m.partition(), m.offset() + 1);
+                    *uncommitted += 1;
+                }
+                Processed::Later => in_flight.delivered(token.partition.0, token.offset),
+            }
         }
+        done
     }
 
     /// A new member polls until the group has given it its share (which may be none), so that
@@ -175,7 +192,8 @@ impl Consumer for KafkaConsumer {
         let mut taken = 0;
         if let Some(m) = self.stash.take() {
             let ctx = self.consumer.context();
-            Self::hand_over(ctx, self.manual, &mut self.uncommitted, &m, sink);
+            let counts = (&mut self.uncommitted, &mut self.in_flight);
+            Self::hand_over(ctx, self.manual, counts, &m, sink);
             taken += 1;
         }
         let mut wait = max_wait;
@@ -185,8 +203,12 @@ impl Consumer for KafkaConsumer {
                 None => break,
                 Some(Ok(m)) => {
                     let ctx = self.consumer.context();
-                    Self::hand_over(ctx, self.manual, &mut self.uncommitted, &m, sink);
+                    let counts = (&mut self.uncommitted, &mut self.in_flight);
+                    let done = Self::hand_over(ctx, self.manual, counts, &m, sink);
                     taken += 1;
+                    if done == Processed::Later && taken >= mq_core::parallel::LATER_BATCH {
+                        break;
+                    }
                 }
                 Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::PartitionEOF))) => {}
                 Some(Err(e)) => {
@@ -207,6 +229,22 @@ impl Consumer for KafkaConsumer {
             self.commit(CommitMode::Async)?;
         }
         Ok(taken)
+    }
+
+    fn processed(&mut self, tokens: &[Token]) -> Result<(), BackendError> {
+        if !self.manual {
+            return Ok(());
+        }
+        for t in tokens {
+            self.in_flight.finished(t.partition.0, t.offset);
+        }
+        let mut pending = self.consumer.context().pending();
+        for (p, next) in self.in_flight.committable() {
+            pending.insert(p as i32, next as i64);
+        }
+        drop(pending);
+        self.uncommitted = self.uncommitted.saturating_add(tokens.len() as u32);
+        Ok(())
     }
 
     fn close(&mut self) -> Result<(), BackendError> {

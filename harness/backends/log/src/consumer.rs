@@ -1,6 +1,8 @@
 //! Worker side: fetches its partitions from their committed offsets (0 when none) and commits
 //! each fetch before handling it (`auto`, at-most-once) or after (`after-process`,
-//! at-least-once). When the server goes away, the consumer keeps trying to reconnect and then
+//! at-least-once). With processing threads (the sink says [`Processed::Later`]), `after-process`
+//! commits a partition's lowest unfinished offset ([`InFlight`]) as [`Consumer::processed`]
+//! reports deliveries done, instead of after the fetch. When the server goes away, the consumer keeps trying to reconnect and then
 //! resumes from the committed offsets, as a restarted consumer would.
 //!
 //! A position the log does not hold (retention removed it, as retention ignores committed
@@ -11,7 +13,8 @@
 use std::time::Duration;
 
 use mq_core::delivery::ConsumerAck;
-use mq_core::{BackendError, Consumer, DeliverySink, Partition, WorkerCtx};
+use mq_core::parallel::{InFlight, LATER_BATCH};
+use mq_core::{BackendError, Consumer, DeliverySink, Partition, Processed, Token, WorkerCtx};
 use mqlog::client::{Client, ClientError, ErrorCode};
 
 use crate::{client_err, Endpoint, OffsetReset, Options, NAME};
@@ -31,6 +34,8 @@ pub struct LogConsumer {
     reset: OffsetReset,
     /// Offsets skipped by resets since the consumer started (the gap retention left).
     skipped: u64,
+    /// Handed to processing threads and not finished (`after-process`).
+    in_flight: InFlight,
 }
 
 fn committed_positions(
@@ -87,6 +92,7 @@ impl LogConsumer {
             ack: ctx.plan.delivery.consumer_ack,
             reset: o.auto_offset_reset,
             skipped: 0,
+            in_flight: InFlight::default(),
         })
     }
 
@@ -103,18 +109,33 @@ impl LogConsumer {
         let Some(last) = f.records.last() else {
             return Ok(0);
         };
-        let next = last.offset + 1;
-        if self.ack == ConsumerAck::Auto {
+        let mut next = last.offset + 1;
+        let after = self.ack == ConsumerAck::AfterProcess;
+        if !after {
             client.commit(&self.ep.group, &self.ep.topic, p, next)?;
         }
+        let (mut later, mut taken) = (false, 0);
         for r in &f.records {
-            sink.deliver(&r.value, Partition(p));
+            let token = Token {
+                partition: Partition(p),
+                offset: r.offset,
+            };
+            taken += 1;
+            if sink.deliver_token(&r.value, token) == Processed::Later && after {
+                later = true;
+                self.in_flight.delivered(p, r.offset);
+                if taken >= LATER_BATCH {
+                    // the rest is fetched again: the worker acks what has finished meanwhile
+                    next = r.offset + 1;
+                    break;
+                }
+            }
         }
-        if self.ack == ConsumerAck::AfterProcess {
+        if after && !later {
             client.commit(&self.ep.group, &self.ep.topic, p, next)?;
         }
         self.positions[i].1 = next;
-        Ok(f.records.len())
+        Ok(taken)
     }
 
     /// Slot `i`'s position is outside the log's `start..=end`: moves it per `auto_offset_reset`
@@ -232,6 +253,33 @@ impl Consumer for LogConsumer {
             std::thread::sleep(max_wait.min(Duration::from_millis(2)));
         }
         Ok(taken)
+    }
+
+    fn processed(&mut self, tokens: &[Token]) -> Result<(), BackendError> {
+        if self.ack != ConsumerAck::AfterProcess {
+            return Ok(());
+        }
+        for t in tokens {
+            self.in_flight.finished(t.partition.0, t.offset);
+        }
+        let Some(client) = self.client.as_mut() else {
+            // Resumes from the last commit after the reconnect: delivered again, not lost.
+            return Ok(());
+        };
+        for (p, next) in self.in_flight.committable() {
+            if let Err(e) = client.commit(&self.ep.group, &self.ep.topic, p, next) {
+                if worth_reconnecting(&e) {
+                    tracing::warn!("log: {} lost ({e}); reconnecting", self.ep.address);
+                    self.client = None;
+                    return Ok(());
+                }
+                return Err(client_err(
+                    &format!("committing partition {p} of {} at {next}", self.ep.topic),
+                    e,
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn close(&mut self) -> Result<(), BackendError> {

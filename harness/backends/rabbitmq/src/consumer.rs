@@ -4,6 +4,12 @@
 //! `basic.ack(multiple)` per queue without acking deliveries of another queue it has not handed
 //! over yet.
 //!
+//! With processing threads (the sink says [`Processed::Later`]), each delivery is acked on its
+//! own (`multiple = false`) when [`Consumer::processed`] reports it done: a batch ack would ack
+//! deliveries still being processed. Its token is the queue's partition and
+//! `link generation << 40 | delivery tag`: tags are per channel, so a token from a link since
+//! lost is dropped (its delivery comes again) rather than acked on the new channel.
+//!
 //! When the connection is lost (its node killed, or the broker cancels a consumer because its
 //! queue's node went down), the consumer reconnects to any node ([`crate::dial`]), declares the
 //! exchange and its queues again and consumes anew, within `options.reconnect_timeout_ms`.
@@ -21,7 +27,7 @@ use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, B
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
 use mq_core::delivery::ConsumerAck;
-use mq_core::{BackendError, Consumer, DeliverySink, Partition, WorkerCtx};
+use mq_core::{BackendError, Consumer, DeliverySink, Partition, Processed, Token, WorkerCtx};
 use tokio::runtime::Runtime;
 
 use crate::conn::{self, bounded, Endpoint};
@@ -63,7 +69,12 @@ pub struct RabbitConsumer {
     next: usize,
     /// Most deliveries handed over in one poll.
     max_batch: usize,
+    /// Counts the links made: the high bits of a token (see the module doc).
+    generation: u64,
 }
+
+/// Bits of a token's offset that hold the delivery tag.
+const TAG_BITS: u32 = 40;
 
 impl RabbitConsumer {
     pub fn open(ctx: &WorkerCtx, options: &Options) -> Result<RabbitConsumer, BackendError> {
@@ -102,6 +113,7 @@ impl RabbitConsumer {
             manual_ack: ctx.plan.delivery.consumer_ack == ConsumerAck::AfterProcess,
             next: 0,
             max_batch: (options.prefetch as usize).max(64),
+            generation: 0,
         };
         // The first connection is not retried: a broker that is not there is a setup error.
         c.attach()?;
@@ -156,6 +168,7 @@ impl RabbitConsumer {
             Ok(Link { conn, subs })
         }));
         self.link = Some(link?);
+        self.generation += 1;
         Ok(())
     }
 
@@ -228,12 +241,14 @@ impl RabbitConsumer {
             next,
             max_batch,
             dialer,
+            generation,
             ..
         } = self;
         let Some(Link { subs, .. }) = link else {
             return Ok(0);
         };
         let (manual_ack, max_batch, shown) = (*manual_ack, *max_batch, dialer.shown());
+        let generation = *generation << TAG_BITS;
         rt.block_on(async {
             let err = |m: String| BackendError::other(NAME, format!("{m} (broker {shown})"));
             let first = tokio::time::timeout(
@@ -249,12 +264,16 @@ impl RabbitConsumer {
             loop {
                 let (i, d) = item;
                 let s = &mut subs[i];
-                sink.deliver(&d.data, s.partition);
-                if manual_ack {
+                let token = Token {
+                    partition: s.partition,
+                    offset: generation | d.delivery_tag,
+                };
+                let later = sink.deliver_token(&d.data, token) == Processed::Later;
+                if !later && manual_ack {
                     s.unacked = Some(d.delivery_tag);
                 }
                 taken += 1;
-                if taken >= max_batch {
+                if taken >= max_batch || (later && taken >= mq_core::parallel::LATER_BATCH) {
                     break;
                 }
                 item = match poll_once(std::future::poll_fn(|cx| poll_any(subs, next, cx))).await {
@@ -379,6 +398,35 @@ impl Consumer for RabbitConsumer {
                 Ok(0)
             }
         }
+    }
+
+    fn processed(&mut self, tokens: &[Token]) -> Result<(), BackendError> {
+        let current = self.generation;
+        let (Some(link), true) = (&self.link, self.manual_ack) else {
+            return Ok(());
+        };
+        let shown = self.dialer.shown();
+        let acked = self.rt.block_on(async {
+            for t in tokens.iter().filter(|t| t.offset >> TAG_BITS == current) {
+                let Some(s) = link.subs.iter().find(|s| s.partition == t.partition) else {
+                    continue;
+                };
+                let tag = t.offset & ((1 << TAG_BITS) - 1);
+                bounded(
+                    OP_TIMEOUT,
+                    || format!("basic.ack to {shown}"),
+                    s.channel
+                        .basic_ack(tag, BasicAckOptions { multiple: false }),
+                )
+                .await?;
+            }
+            Ok(())
+        });
+        if let Err(e) = acked {
+            // Not acked: the broker delivers them again on the next link.
+            self.lose(&e);
+        }
+        Ok(())
     }
 
     fn close(&mut self) -> Result<(), BackendError> {

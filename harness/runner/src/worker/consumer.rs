@@ -1,6 +1,10 @@
 //! The consumer's loop: takes what the backend delivers, decodes each envelope, spends the
 //! configured processing time, and records the delivery in the history (and the backend's
 //! assignment changes beside it, `<history>.assign.jsonl`).
+//!
+//! With `processing_threads` > 1 the processing happens in a [`Pool`] of threads: a delivery is
+//! recorded when its processing finishes (stamped with that time), by this thread, and its token
+//! goes back to the backend ([`mq_core::Consumer::processed`]) to be acknowledged only then.
 
 use std::sync::atomic::Ordering::{Relaxed, Release};
 use std::time::Duration;
@@ -13,38 +17,28 @@ use mq_core::envelope::Envelope;
 use mq_core::history::{History, Record};
 use mq_core::plan::Processing;
 use mq_core::spec::WorkerSpec;
-use mq_core::{BackendError, DeliverySink, Partition};
+use mq_core::{BackendError, DeliverySink, Partition, Processed, Token};
 
 use super::latency::{LatencyLog, END_TO_END};
+use super::pool::{Done, Job, Pool, PoolError};
 use super::Counters;
 
-/// Decodes, timestamps and records deliveries.
-struct Deliveries<'a> {
+/// Timestamps and records processed deliveries.
+struct Recorder<'a> {
     history: History,
     latency: LatencyLog,
-    run_id: u32,
     counters: &'a Counters,
-    /// Work per message before it counts as processed (and is recorded).
-    processing: Option<Processing>,
-    rng: u64,
     /// (producer, seq) seen by this consumer: `delivered` counts each once.
     seen: Vec<Bits>,
     error: Option<std::io::Error>,
+    /// Tokens processed by the threads, not yet given back to the backend.
+    done: Vec<Token>,
 }
 
-impl DeliverySink for Deliveries<'_> {
-    fn deliver(&mut self, payload: &[u8], _partition: Partition) {
-        let at_ns = now_ns();
-        if let Some(p) = self.processing {
-            // xorshift64: a cheap uniform draw per message
-            self.rng ^= self.rng << 13;
-            self.rng ^= self.rng >> 7;
-            self.rng ^= self.rng << 17;
-            let unit = (self.rng >> 11) as f64 / (1u64 << 53) as f64;
-            std::thread::sleep(p.sample(unit));
-        }
-        let rec = match Envelope::decode(payload, self.run_id) {
-            Ok(e) => {
+impl Recorder<'_> {
+    fn record(&mut self, envelope: Option<Envelope>, at_ns: u64) {
+        let rec = match envelope {
+            Some(e) => {
                 let p = e.producer.0 as usize;
                 if p >= self.seen.len() {
                     self.seen.resize_with(p + 1, Bits::default);
@@ -63,12 +57,105 @@ impl DeliverySink for Deliveries<'_> {
                     at_ns,
                 }
             }
-            Err(_) => Record::Unexpected { at_ns },
+            None => Record::Unexpected { at_ns },
         };
         if let Err(e) = self.history.record(rec) {
             self.error.get_or_insert(e);
         }
     }
+
+    fn processed(&mut self, d: Done) {
+        if let Some(t) = d.job.token {
+            self.done.push(t);
+        }
+        self.record(d.job.envelope, d.at_ns);
+    }
+}
+
+/// Decodes deliveries and processes them, here or in the pool.
+struct Deliveries<'a> {
+    rec: Recorder<'a>,
+    run_id: u32,
+    /// Work per message before it counts as processed (and is recorded).
+    processing: Option<Processing>,
+    rng: u64,
+    pool: Option<Pool>,
+    pool_error: Option<PoolError>,
+}
+
+impl Deliveries<'_> {
+    /// The processing time of the next message.
+    fn work(&mut self) -> Duration {
+        let Some(p) = self.processing else {
+            return Duration::ZERO;
+        };
+        // xorshift64: a cheap uniform draw per message
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let unit = (self.rng >> 11) as f64 / (1u64 << 53) as f64;
+        p.sample(unit)
+    }
+
+    /// Hands a delivery to the pool (which must exist).
+    fn hand_over(&mut self, payload: &[u8], token: Option<Token>) {
+        let job = Job {
+            token,
+            envelope: Envelope::decode(payload, self.run_id).ok(),
+            work: self.work(),
+        };
+        let rec = &mut self.rec;
+        if let Some(pool) = self.pool.as_mut() {
+            if let Err(e) = pool.submit(job, &mut |d| rec.processed(d)) {
+                self.pool_error.get_or_insert(e);
+            }
+        }
+    }
+
+    /// Records what the threads have finished.
+    fn ready(&mut self) {
+        let rec = &mut self.rec;
+        if let Some(pool) = self.pool.as_mut() {
+            pool.ready(&mut |d| rec.processed(d));
+        }
+    }
+}
+
+impl DeliverySink for Deliveries<'_> {
+    fn deliver(&mut self, payload: &[u8], _partition: Partition) {
+        if self.pool.is_some() {
+            return self.hand_over(payload, None);
+        }
+        let at_ns = now_ns();
+        if self.processing.is_some() {
+            let work = self.work();
+            std::thread::sleep(work);
+        }
+        self.rec
+            .record(Envelope::decode(payload, self.run_id).ok(), at_ns);
+    }
+
+    fn deliver_token(&mut self, payload: &[u8], token: Token) -> Processed {
+        if self.pool.is_none() {
+            self.deliver(payload, token.partition);
+            return Processed::Now;
+        }
+        self.hand_over(payload, Some(token));
+        Processed::Later
+    }
+}
+
+/// Gives the processed tokens back to the backend.
+fn acknowledge(
+    consumer: &mut dyn mq_core::Consumer,
+    done: &mut Vec<Token>,
+) -> Result<(), BackendError> {
+    if done.is_empty() {
+        return Ok(());
+    }
+    let r = consumer.processed(done);
+    done.clear();
+    r
 }
 
 pub(super) fn run_consumer(
@@ -77,39 +164,39 @@ pub(super) fn run_consumer(
     history: History,
     counters: &Counters,
 ) -> anyhow::Result<()> {
-    let warmup_ns = spec.ctx.plan.workload.warmup.0.as_nanos() as u64;
+    let w = &spec.ctx.plan.workload;
+    let warmup_ns = w.warmup.0.as_nanos() as u64;
     let latency = LatencyLog::create(&spec.history, END_TO_END, warmup_ns, None)
         .with_context(|| format!("creating the latency log beside {}", spec.history.display()))?;
+    let pool = match w.processing_threads {
+        0 | 1 => None,
+        n => Some(Pool::start(n as usize, w.dispatch).context("starting the processing threads")?),
+    };
     let mut sink = Deliveries {
-        history,
-        latency,
+        rec: Recorder {
+            history,
+            latency,
+            counters,
+            seen: Vec::new(),
+            error: None,
+            done: Vec::new(),
+        },
         run_id: spec.ctx.run_id,
-        counters,
-        processing: spec.ctx.plan.workload.processing,
+        processing: w.processing,
         rng: now_ns() | 1,
-        seen: Vec::new(),
-        error: None,
+        pool,
+        pool_error: None,
     };
     let mut assign = AssignLog::new(&spec.history, spec.ctx.index);
-    let mut result = Ok(());
-    while !counters.stop.load(Relaxed) {
-        if counters.paused.load(Relaxed) {
-            std::thread::sleep(Duration::from_millis(10));
-            continue;
-        }
-        match consumer.poll(Duration::from_millis(100), &mut sink) {
-            Ok(_) | Err(BackendError::Interrupted { .. }) => {}
-            Err(e) => {
-                result = Err(anyhow::Error::from(e).context("receiving"));
-                break;
-            }
-        }
-        if let Err(e) = assign.write(consumer.assignment_changes()) {
-            sink.error.get_or_insert(e);
-        }
-        if let Some(e) = sink.error.take() {
-            result = Err(anyhow::anyhow!("writing history: {e}"));
-            break;
+    let mut result = consume(consumer.as_mut(), &mut sink, &mut assign, counters);
+    if let Some(pool) = sink.pool.take() {
+        let rec = &mut sink.rec;
+        let finished = pool.finish(&mut |d| rec.processed(d));
+        let acked = acknowledge(consumer.as_mut(), &mut sink.rec.done);
+        if result.is_ok() {
+            result = finished
+                .context("finishing the processing threads")
+                .and_then(|()| acked.context("acknowledging the last processed messages"));
         }
     }
     counters.stopped.store(true, Relaxed);
@@ -122,9 +209,44 @@ pub(super) fn run_consumer(
     if let Err(e) = assign.write(consumer.assignment_changes()) {
         tracing::warn!("recording the assignment changes at close: {e}");
     }
-    sink.history
+    sink.rec
+        .history
         .finish()
         .context("finishing the history file")?;
-    sink.latency.finish().context("finishing the latency log")?;
+    sink.rec
+        .latency
+        .finish()
+        .context("finishing the latency log")?;
     result
+}
+
+/// Polls until the stop signal or an error.
+fn consume(
+    consumer: &mut dyn mq_core::Consumer,
+    sink: &mut Deliveries<'_>,
+    assign: &mut AssignLog,
+    counters: &Counters,
+) -> anyhow::Result<()> {
+    while !counters.stop.load(Relaxed) {
+        sink.ready();
+        acknowledge(consumer, &mut sink.rec.done).context("acknowledging processed messages")?;
+        if counters.paused.load(Relaxed) {
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        }
+        match consumer.poll(Duration::from_millis(100), sink) {
+            Ok(_) | Err(BackendError::Interrupted { .. }) => {}
+            Err(e) => return Err(anyhow::Error::from(e).context("receiving")),
+        }
+        assign
+            .write(consumer.assignment_changes())
+            .context("writing the assignment changes")?;
+        if let Some(e) = sink.rec.error.take() {
+            anyhow::bail!("writing history: {e}");
+        }
+        if let Some(e) = sink.pool_error.take() {
+            return Err(anyhow::Error::from(e).context("processing"));
+        }
+    }
+    Ok(())
 }

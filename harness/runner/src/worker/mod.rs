@@ -10,6 +10,7 @@
 mod consumer;
 pub mod latency;
 mod pending;
+mod pool;
 mod producer;
 
 use std::io::{BufRead, Write};
