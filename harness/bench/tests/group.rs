@@ -10,6 +10,10 @@ use std::process::Command;
 
 use common::*;
 
+/// How long after its session expired a dead member's partitions may still wait for the
+/// survivor on a loaded machine.
+const SLACK_MS: u64 = 30_000;
+
 /// The members' session timeout: the broker's smallest by default.
 const SESSION_MS: u64 = 6000;
 
@@ -119,11 +123,12 @@ faults = [{{ action = "kill-consumer", at = "2s", target = 1 }}]
             .find(|(at, e, ps)| *at > kill_ns && e == "assigned" && ps.contains(p))
             .unwrap_or_else(|| panic!("partition {p} never moved to consumer 0: {survivor:?}"));
         // Not before the dead member's session expired (its last heartbeat was at most one
-        // interval before the kill), and not long after: the rebalance itself is quick, the
-        // slack is for a loaded machine.
+        // interval before the kill), and within the run: the rebalance itself is quick, but
+        // a loaded 2-core machine has shown 12.9 s, so the upper bound only catches a
+        // partition left without a consumer (no timing goal is asserted here).
         let after_ms = (at - kill_ns) / 1_000_000;
         assert!(
-            (SESSION_MS - 1500..=SESSION_MS + 6000).contains(&after_ms),
+            (SESSION_MS - 1500..=SESSION_MS + SLACK_MS).contains(&after_ms),
             "partition {p} moved {after_ms} ms after the kill"
         );
     }
@@ -139,7 +144,10 @@ faults = [{{ action = "kill-consumer", at = "2s", target = 1 }}]
     want.sort();
     assert_eq!(paused, want, "{rb}");
     let max_ms = rb["max_pause_ms"].as_f64().unwrap();
-    assert!(max_ms > 0.0 && max_ms <= (SESSION_MS + 6000) as f64, "{rb}");
+    assert!(
+        max_ms > 0.0 && max_ms <= (SESSION_MS + SLACK_MS) as f64,
+        "{rb}"
+    );
     eprintln!(
         "kafka group: max pause {max_ms:.0} ms, duplicated {}, {c}",
         u(&c, "duplicated")
