@@ -134,6 +134,14 @@ pub fn encode_request(out: &mut Vec<u8>, correlation_id: u32, req: &Request) {
             out.put_u32(*partition);
         }
         Request::EndOffsets { topic } => put_str(out, topic),
+        group_req => encode_group_request(out, group_req),
+    }
+    finish_frame(out, at);
+}
+
+/// The body of a join, heartbeat or leave.
+fn encode_group_request(out: &mut Vec<u8>, req: &Request) {
+    match req {
         Request::Join {
             group,
             topic,
@@ -158,8 +166,8 @@ pub fn encode_request(out: &mut Vec<u8>, correlation_id: u32, req: &Request) {
             put_str(out, group);
             put_str(out, member);
         }
+        _ => {}
     }
-    finish_frame(out, at);
 }
 
 /// Appends a produce request frame straight from the records, without building a [`Request`].
