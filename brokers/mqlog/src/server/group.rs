@@ -257,6 +257,26 @@ mod tests {
     }
 
     #[test]
+    fn members_and_groups_are_bounded() {
+        let g = Groups::default();
+        for i in 0..MAX_MEMBERS {
+            joined(g.join("g", "t", &format!("m{i}"), 1000, 4));
+        }
+        let r = g.join("g", "t", "one-more", 1000, 4);
+        assert!(format!("{r:?}").contains("1024 members already"), "{r:?}");
+        // A member already in is welcome again.
+        joined(g.join("g", "t", "m0", 1000, 4));
+        for i in 1..MAX_GROUPS {
+            joined(g.join(&format!("g{i}"), "t", "a", 1000, 4));
+        }
+        let r = g.join("another", "t", "a", 1000, 4);
+        assert!(format!("{r:?}").contains("1024 groups already"), "{r:?}");
+        // Leaving empties a group, which makes room.
+        assert_eq!(g.leave("g1", "a"), Response::Left);
+        joined(g.join("another", "t", "a", 1000, 4));
+    }
+
+    #[test]
     fn bad_joins_are_refused() {
         let g = Groups::default();
         let long = "x".repeat(MAX_GROUP_ID_LEN + 1);
