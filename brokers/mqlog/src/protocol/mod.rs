@@ -26,8 +26,10 @@
 //! the topic's partitions (range-style: members sorted by id, contiguous ranges). Any change of
 //! membership (a join, a leave, a member silent past its session) starts a new generation; a
 //! heartbeat with an older generation, or from a member no longer in the group, answers
-//! "rebalance needed" and the member joins again for its new share. Group ids and member ids
-//! are 1..=[`MAX_GROUP_ID_LEN`] bytes.
+//! "rebalance needed" and the member joins again for its new share. A join gets only the part
+//! of its share no other member still holds; it is told to rebalance until it has all of it,
+//! so a partition changes hands only after its old owner joined again (one reader at a time).
+//! Group ids and member ids are 1..=[`MAX_GROUP_ID_LEN`] bytes.
 
 use std::time::Duration;
 

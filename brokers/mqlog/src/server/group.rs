@@ -6,9 +6,12 @@
 //! the next join, heartbeat or leave of its group (its live members heartbeat, so that is
 //! within a heartbeat interval of its session's end). Every change of membership starts a new
 //! generation and re-splits the partitions with [`range_assign`]; each member learns of it at
-//! its next heartbeat ("rebalance needed") and joins again for its new share. Until then a
-//! moved partition may be read by its old and new owner both: offsets are committed per group,
-//! so that gives duplicates, never losses.
+//! its next heartbeat ("rebalance needed") and joins again for its new share. A join is given
+//! only the part of its share no other member still holds (from that member's last join): the
+//! old owner gives a partition up when it joins again (having committed what it processed),
+//! and the new owner, still short of its share, is told to rebalance at its next heartbeat and
+//! takes it then. So a partition has one reader at a time, and a handover takes up to two
+//! heartbeat intervals.
 //!
 //! Bounded: [`MAX_GROUPS`] groups with members, [`MAX_MEMBERS`] members a group, ids of
 //! [`MAX_GROUP_ID_LEN`] bytes, sessions of [`MIN_SESSION_MS`]..=[`MAX_SESSION_MS`].
@@ -45,10 +48,14 @@ pub fn range_assign(members: usize, partitions: u32) -> Vec<Vec<u32>> {
 struct Member {
     session: Duration,
     last_seen: Instant,
+    /// The partitions it was given at its last join.
+    held: Vec<u32>,
 }
 
 struct Group {
     topic: String,
+    /// The topic's partition count.
+    partitions: u32,
     generation: u32,
     /// By member id: sorted, as [`range_assign`] wants.
     members: BTreeMap<String, Member>,
@@ -66,12 +73,27 @@ impl Group {
         changed
     }
 
-    fn share_of(&self, member: &str, partitions: u32) -> Vec<u32> {
-        let shares = range_assign(self.members.len(), partitions);
+    fn share_of(&self, member: &str) -> Vec<u32> {
+        let shares = range_assign(self.members.len(), self.partitions);
         (self.members.keys().zip(shares))
             .find(|(id, _)| id.as_str() == member)
             .map(|(_, s)| s)
             .unwrap_or_default()
+    }
+
+    /// What `member` may read now: its share, less what other members still hold (they give
+    /// it up at their next join), so a partition never has two readers.
+    fn grant(&mut self, member: &str) -> Vec<u32> {
+        let taken: Vec<u32> = (self.members.iter())
+            .filter(|(id, _)| id.as_str() != member)
+            .flat_map(|(_, m)| m.held.iter().copied())
+            .collect();
+        let mut share = self.share_of(member);
+        share.retain(|p| !taken.contains(p));
+        if let Some(m) = self.members.get_mut(member) {
+            m.held = share.clone();
+        }
+        share
     }
 }
 
@@ -133,12 +155,14 @@ impl Groups {
         }
         let g = groups.entry(group.to_owned()).or_insert_with(|| Group {
             topic: topic.to_owned(),
+            partitions,
             generation: 0,
             members: BTreeMap::new(),
         });
         g.expire(now);
         if g.members.is_empty() {
             g.topic = topic.to_owned();
+            g.partitions = partitions;
         } else if g.topic != topic {
             return invalid(format!(
                 "group {group} reads topic {}, not {topic}",
@@ -156,18 +180,20 @@ impl Groups {
             let m = Member {
                 session,
                 last_seen: now,
+                held: Vec::new(),
             };
             g.members.insert(member.to_owned(), m);
             g.generation = g.generation.wrapping_add(1);
         }
         Response::Joined {
             generation: g.generation,
-            partitions: g.share_of(member, partitions),
+            partitions: g.grant(member),
         }
     }
 
     /// `member` of `group` is alive in `generation`: "rebalance needed" when the generation
-    /// moved on or the member is no longer in the group.
+    /// moved on, the member is no longer in the group, or part of its share was still held by
+    /// another member at its last join (and may be free now).
     pub fn heartbeat(&self, group: &str, member: &str, generation: u32) -> Response {
         let now = Instant::now();
         let mut groups = self.lock();
@@ -175,10 +201,11 @@ impl Groups {
             return Response::Heartbeat { rebalance: true };
         };
         g.expire(now);
+        let share = g.share_of(member);
         let rebalance = match g.members.get_mut(member) {
             Some(m) => {
                 m.last_seen = now;
-                g.generation != generation
+                g.generation != generation || m.held != share
             }
             None => true,
         };
@@ -237,17 +264,19 @@ mod tests {
         let g = Groups::default();
         let (g1, a) = joined(g.join("g", "t", "a", 1000, 4));
         assert_eq!(a, vec![0, 1, 2, 3]);
+        // b's share is [2, 3], which a still holds: b gets none of it yet.
         let (g2, b) = joined(g.join("g", "t", "b", 1000, 4));
-        assert_eq!((b, g2), (vec![2, 3], g1 + 1));
-        assert_eq!(
-            g.heartbeat("g", "a", g1),
-            Response::Heartbeat { rebalance: true }
-        );
+        assert_eq!((b, g2), (vec![], g1 + 1));
+        let beat = |m, gen| g.heartbeat("g", m, gen);
+        assert_eq!(beat("b", g2), Response::Heartbeat { rebalance: true });
+        assert_eq!(joined(g.join("g", "t", "b", 1000, 4)), (g2, vec![]));
+        // a learns of b, joins again and gives [2, 3] up; then b takes them.
+        assert_eq!(beat("a", g1), Response::Heartbeat { rebalance: true });
         assert_eq!(joined(g.join("g", "t", "a", 1000, 4)), (g2, vec![0, 1]));
-        assert_eq!(
-            g.heartbeat("g", "a", g2),
-            Response::Heartbeat { rebalance: false }
-        );
+        assert_eq!(beat("a", g2), Response::Heartbeat { rebalance: false });
+        assert_eq!(beat("b", g2), Response::Heartbeat { rebalance: true });
+        assert_eq!(joined(g.join("g", "t", "b", 1000, 4)), (g2, vec![2, 3]));
+        assert_eq!(beat("b", g2), Response::Heartbeat { rebalance: false });
         assert_eq!(g.leave("g", "b"), Response::Left);
         assert_eq!(
             g.heartbeat("g", "a", g2),
