@@ -123,7 +123,7 @@ fn competing_consumers_where_the_backend_cannot_share_a_partition() {
     );
     let e = rejected(&two.replace("backend = \"sysv\"", "backend = \"log\""));
     assert!(
-        e.contains("bad.toml:6:13: workload.consumers: consumers = 2 exceeds partitions = 1, and log cannot share a partition between consumers: log consumers are assigned partitions by hand, not through a consumer group, so extra consumers would idle; raise partitions or lower consumers (variant \"sysv\")"),
+        e.contains("bad.toml:6:13: workload.consumers: consumers = 2 exceeds partitions = 1, and log cannot share a partition between consumers: log consumers are assigned partitions by hand (options.assignment = \"manual\"), so extra consumers would idle; set options.assignment = \"group\" for a consumer group whose extra members wait for a rebalance; raise partitions or lower consumers (variant \"sysv\")"),
         "{e}"
     );
     // A variant's own override is the one named.

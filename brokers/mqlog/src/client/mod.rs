@@ -14,10 +14,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 mod error;
+mod group;
 mod reader;
 
 use error::{deadline_after, server_error};
 pub use error::{ClientError, Result};
+pub use group::Joined;
 use reader::{read_loop, Incoming, INCOMING_QUEUE};
 
 use crate::protocol::{encode_produce, encode_request, kind, Request, Response};

@@ -134,8 +134,40 @@ pub fn encode_request(out: &mut Vec<u8>, correlation_id: u32, req: &Request) {
             out.put_u32(*partition);
         }
         Request::EndOffsets { topic } => put_str(out, topic),
+        group_req => encode_group_request(out, group_req),
     }
     finish_frame(out, at);
+}
+
+/// The body of a join, heartbeat or leave.
+fn encode_group_request(out: &mut Vec<u8>, req: &Request) {
+    match req {
+        Request::Join {
+            group,
+            topic,
+            member,
+            session_ms,
+        } => {
+            put_str(out, group);
+            put_str(out, topic);
+            put_str(out, member);
+            out.put_u32(*session_ms);
+        }
+        Request::Heartbeat {
+            group,
+            member,
+            generation,
+        } => {
+            put_str(out, group);
+            put_str(out, member);
+            out.put_u32(*generation);
+        }
+        Request::Leave { group, member } => {
+            put_str(out, group);
+            put_str(out, member);
+        }
+        _ => {}
+    }
 }
 
 /// Appends a produce request frame straight from the records, without building a [`Request`].
@@ -212,6 +244,21 @@ pub fn decode_request(payload: Bytes) -> Result<(u32, Request), DecodeError> {
         kind::END_OFFSETS => Request::EndOffsets {
             topic: r.string("topic")?,
         },
+        kind::JOIN => Request::Join {
+            group: r.string("group")?,
+            topic: r.string("topic")?,
+            member: r.string("member")?,
+            session_ms: r.u32("session timeout")?,
+        },
+        kind::HEARTBEAT => Request::Heartbeat {
+            group: r.string("group")?,
+            member: r.string("member")?,
+            generation: r.u32("generation")?,
+        },
+        kind::LEAVE => Request::Leave {
+            group: r.string("group")?,
+            member: r.string("member")?,
+        },
         other => return Err(r.err(format!("unknown request kind {other}"))),
     };
     r.done()?;
@@ -263,6 +310,18 @@ pub fn encode_response(out: &mut Vec<u8>, correlation_id: u32, kind: u8, resp: &
                         out.put_u64(*o);
                     }
                 }
+                Response::Joined {
+                    generation,
+                    partitions,
+                } => {
+                    out.put_u32(*generation);
+                    out.put_u32(partitions.len() as u32);
+                    for p in partitions {
+                        out.put_u32(*p);
+                    }
+                }
+                Response::Heartbeat { rebalance } => out.put_u8(u8::from(*rebalance)),
+                Response::Left => {}
                 Response::Error { .. } | Response::OutOfRange { .. } => {
                     unreachable!("handled above")
                 }
@@ -344,6 +403,19 @@ pub fn decode_response(payload: Bytes) -> Result<(u32, u8, Response), DecodeErro
             r.need(n.saturating_mul(8), "end offsets")?;
             Response::EndOffsets((0..n).map(|_| r.buf.get_u64()).collect())
         }
+        kind::JOIN => {
+            let generation = r.u32("generation")?;
+            let n = r.u32("partition count")? as usize;
+            r.need(n.saturating_mul(4), "partitions")?;
+            Response::Joined {
+                generation,
+                partitions: (0..n).map(|_| r.buf.get_u32()).collect(),
+            }
+        }
+        kind::HEARTBEAT => Response::Heartbeat {
+            rebalance: r.u8("rebalance flag")? != 0,
+        },
+        kind::LEAVE => Response::Left,
         other => return Err(r.err(format!("unknown response kind {other}"))),
     };
     r.done()?;

@@ -17,6 +17,19 @@
 //! | 4 commit offset | group, topic, partition u32, offset u64 | empty |
 //! | 5 committed offset | group, topic, partition u32 | present u8, offset u64 |
 //! | 6 end offsets | topic | count u32, offset u64 × count |
+//! | 7 join group | group, topic, member, session_ms u32 | generation u32, count u32, partition u32 × count |
+//! | 8 heartbeat | group, member, generation u32 | rebalance u8 (0 ok, 1 rebalance needed: join again) |
+//! | 9 leave group | group, member | empty |
+//!
+//! Groups (7-9, served by `server::group`): a member joins with its session timeout
+//! ([`MIN_SESSION_MS`]..=[`MAX_SESSION_MS`]) and gets the group's generation and its share of
+//! the topic's partitions (range-style: members sorted by id, contiguous ranges). Any change of
+//! membership (a join, a leave, a member silent past its session) starts a new generation; a
+//! heartbeat with an older generation, or from a member no longer in the group, answers
+//! "rebalance needed" and the member joins again for its new share. A join gets only the part
+//! of its share no other member still holds; it is told to rebalance until it has all of it,
+//! so a partition changes hands only after its old owner joined again (one reader at a time).
+//! Group ids and member ids are 1..=[`MAX_GROUP_ID_LEN`] bytes.
 
 use std::time::Duration;
 
@@ -33,6 +46,13 @@ pub const MAX_FETCH_WAIT: Duration = Duration::from_secs(60);
 /// end offset, start offset.
 pub const FETCHED_HEAD_LEN: usize = 4 + 4 + 1 + 1 + 8 + 8;
 
+/// Shortest session timeout a member may join with.
+pub const MIN_SESSION_MS: u32 = 1_000;
+/// Longest session timeout a member may join with.
+pub const MAX_SESSION_MS: u32 = 300_000;
+/// Longest group or member id, in bytes.
+pub const MAX_GROUP_ID_LEN: usize = 255;
+
 /// Request kinds.
 pub mod kind {
     /// Create a topic.
@@ -47,6 +67,12 @@ pub mod kind {
     pub const COMMITTED: u8 = 5;
     /// End offset of every partition of a topic.
     pub const END_OFFSETS: u8 = 6;
+    /// Join a consumer group.
+    pub const JOIN: u8 = 7;
+    /// Keep a group membership alive.
+    pub const HEARTBEAT: u8 = 8;
+    /// Leave a consumer group.
+    pub const LEAVE: u8 = 9;
 }
 
 /// When the server acknowledges a produce.
@@ -155,6 +181,21 @@ pub enum Request {
     },
     /// End offset of every partition.
     EndOffsets { topic: String },
+    /// Join `group` (reading `topic`) as `member`; silent for `session_ms`, it is removed.
+    Join {
+        group: String,
+        topic: String,
+        member: String,
+        session_ms: u32,
+    },
+    /// Tell the group `member` is alive in `generation`.
+    Heartbeat {
+        group: String,
+        member: String,
+        generation: u32,
+    },
+    /// Leave the group now (its partitions move at once).
+    Leave { group: String, member: String },
 }
 
 impl Request {
@@ -167,6 +208,9 @@ impl Request {
             Request::Commit { .. } => kind::COMMIT,
             Request::Committed { .. } => kind::COMMITTED,
             Request::EndOffsets { .. } => kind::END_OFFSETS,
+            Request::Join { .. } => kind::JOIN,
+            Request::Heartbeat { .. } => kind::HEARTBEAT,
+            Request::Leave { .. } => kind::LEAVE,
         }
     }
 }
@@ -190,6 +234,15 @@ pub enum Response {
     CommittedOffset(Option<u64>),
     /// End offsets by partition.
     EndOffsets(Vec<u64>),
+    /// The group's generation and the member's partitions in it.
+    Joined {
+        generation: u32,
+        partitions: Vec<u32>,
+    },
+    /// Heartbeat answered: true when the member must join again.
+    Heartbeat { rebalance: bool },
+    /// Left the group.
+    Left,
     /// The request failed.
     Error { code: ErrorCode, message: String },
     /// The offset is outside the partition: `start` is the first retained offset, `end` the
@@ -265,6 +318,21 @@ mod tests {
                 partition: 0,
             },
             Request::EndOffsets { topic: "t".into() },
+            Request::Join {
+                group: "g".into(),
+                topic: "t".into(),
+                member: "m".into(),
+                session_ms: 3000,
+            },
+            Request::Heartbeat {
+                group: "g".into(),
+                member: "m".into(),
+                generation: 4,
+            },
+            Request::Leave {
+                group: "g".into(),
+                member: "m".into(),
+            },
         ];
         for (i, req) in reqs.into_iter().enumerate() {
             let mut out = Vec::new();
@@ -302,6 +370,16 @@ mod tests {
             (kind::COMMITTED, Response::CommittedOffset(Some(4))),
             (kind::COMMITTED, Response::CommittedOffset(None)),
             (kind::END_OFFSETS, Response::EndOffsets(vec![1, 2, 3])),
+            (
+                kind::JOIN,
+                Response::Joined {
+                    generation: 3,
+                    partitions: vec![2, 3],
+                },
+            ),
+            (kind::HEARTBEAT, Response::Heartbeat { rebalance: true }),
+            (kind::HEARTBEAT, Response::Heartbeat { rebalance: false }),
+            (kind::LEAVE, Response::Left),
             (
                 kind::FETCH,
                 Response::Error {

@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use super::budget::ByteBudget;
 use super::connection::{ConnectionError, FrameReader, Outgoing};
 use super::fetch::Fetch;
+use super::group::Groups;
 use super::limits::Limits;
 use super::registry::{ConnState, Registry};
 use crate::protocol::{
@@ -41,6 +42,8 @@ pub struct Shared {
     pub(crate) registry: Arc<Registry>,
     /// Bytes of fetch responses built and not yet written, all connections together.
     pub(crate) responses: ByteBudget,
+    /// Consumer groups' membership.
+    pub(crate) groups: Groups,
 }
 
 /// The per-connection state.
@@ -264,6 +267,36 @@ impl Handler {
                 };
                 self.send(encoded(corr, kind, &resp)).await
             }
+            req @ (Request::Join { .. } | Request::Heartbeat { .. } | Request::Leave { .. }) => {
+                let resp = self.group_request(req);
+                self.send(encoded(corr, kind, &resp)).await
+            }
+        }
+    }
+
+    /// A join, heartbeat or leave, answered at once.
+    fn group_request(&self, req: Request) -> Response {
+        let groups = &self.shared.groups;
+        match req {
+            Request::Join {
+                group,
+                topic,
+                member,
+                session_ms,
+            } => match self.shared.log.end_offsets(&topic) {
+                Ok(v) => groups.join(&group, &topic, &member, session_ms, v.len() as u32),
+                Err(e) => error_response(&e),
+            },
+            Request::Heartbeat {
+                group,
+                member,
+                generation,
+            } => groups.heartbeat(&group, &member, generation),
+            Request::Leave { group, member } => groups.leave(&group, &member),
+            other => Response::Error {
+                code: ErrorCode::Other,
+                message: format!("request kind {} is not a group request", other.kind()),
+            },
         }
     }
 

@@ -5,6 +5,7 @@
 mod budget;
 mod connection;
 mod fetch;
+mod group;
 mod handler;
 mod limits;
 mod registry;
@@ -20,6 +21,7 @@ use anyhow::Context;
 
 pub use budget::{ByteBudget, ResponseBudget};
 pub use connection::{write_frames, ConnectionError, Frame, FrameReader, FrameSettings, Outgoing};
+pub use group::{range_assign, Groups, MAX_GROUPS, MAX_MEMBERS};
 pub use handler::{error_response, FSYNC_WAIT, MAX_IN_FLIGHT};
 pub use limits::{
     Limits, LimitsError, FRAME_BUDGET_WAIT, RESPONSE_BUDGET_WAIT, SHED_STALLED_FOR, SMALL_FRAME,

@@ -13,6 +13,7 @@ use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit, Semaphore};
 
 use super::budget::ByteBudget;
 use super::connection::{write_frames, FrameReader, FrameSettings};
+use super::group::Groups;
 use super::handler::{Handler, Shared, MAX_IN_FLIGHT};
 use super::limits::Limits;
 use super::registry::Registry;
@@ -56,6 +57,7 @@ pub async fn run_with(
         registry: Arc::new(Registry::new()),
         responses: ByteBudget::new(limits.response_budget_bytes),
         limits,
+        groups: Groups::default(),
     });
     let accept = async {
         loop {

@@ -9,14 +9,20 @@
 //! offsets) moves per `auto_offset_reset`: to the log start or end, counting and logging the
 //! offsets skipped, or ends the consumer with an error. Any other refusal from the server ends
 //! the consumer too: retrying the same offset would get the same answer forever.
+//!
+//! With `assignment = "group"` the partitions are the member's share ([`Member`]): a new
+//! share first commits what was processed, keeps the positions of the partitions it keeps and
+//! starts the new ones from their committed offsets.
 
 use std::time::Duration;
 
+use mq_core::assignment::AssignmentChange;
 use mq_core::delivery::ConsumerAck;
 use mq_core::parallel::{InFlight, LATER_BATCH};
 use mq_core::{BackendError, Consumer, DeliverySink, Partition, Processed, Token, WorkerCtx};
 use mqlog::client::{Client, ClientError, ErrorCode};
 
+use crate::member::{Assignment, Member};
 use crate::{client_err, Endpoint, OffsetReset, Options, NAME};
 
 /// How long one reconnect attempt may take.
@@ -36,6 +42,8 @@ pub struct LogConsumer {
     skipped: u64,
     /// Handed to processing threads and not finished (`after-process`).
     in_flight: InFlight,
+    /// The group membership (`assignment = "group"`).
+    member: Option<Member>,
 }
 
 fn committed_positions(
@@ -78,7 +86,14 @@ impl LogConsumer {
         o: &Options,
         ctx: &WorkerCtx,
     ) -> Result<LogConsumer, BackendError> {
-        let partitions: Vec<u32> = ctx.partitions.iter().map(|p| p.0).collect();
+        let mut member =
+            (o.assignment == Assignment::Group).then(|| Member::new(&ep, o, ctx.index));
+        let partitions: Vec<u32> = match member.as_mut() {
+            Some(m) => m
+                .join(&mut client, &[])
+                .map_err(|e| client_err(&format!("joining group {}", ep.group), e))?,
+            None => ctx.partitions.iter().map(|p| p.0).collect(),
+        };
         let positions = committed_positions(&mut client, &ep, &partitions).map_err(|e| {
             client_err(&format!("reading the committed offsets of {}", ep.topic), e)
         })?;
@@ -93,7 +108,66 @@ impl LogConsumer {
             reset: o.auto_offset_reset,
             skipped: 0,
             in_flight: InFlight::default(),
+            member,
         })
+    }
+
+    /// Reconnects and reads the committed offsets again; false when the server is still away.
+    fn reconnect(&mut self, max_wait: Duration) -> bool {
+        let reconnected = Client::connect(self.ep.address.as_str(), RECONNECT_TIMEOUT)
+            .ok()
+            .and_then(|mut c| {
+                committed_positions(&mut c, &self.ep, &self.partitions)
+                    .ok()
+                    .map(|pos| (c, pos))
+            });
+        match reconnected {
+            Some((c, positions)) => {
+                tracing::warn!(
+                    "log: reconnected to {}; resuming from the committed offsets",
+                    self.ep.address
+                );
+                self.client = Some(c);
+                self.positions = positions;
+                if let Some(m) = self.member.as_mut() {
+                    m.must_rejoin();
+                }
+                true
+            }
+            None => {
+                std::thread::sleep(max_wait.min(Duration::from_millis(100)));
+                false
+            }
+        }
+    }
+
+    /// Heartbeats when due and, told to rebalance, commits what was processed and switches to
+    /// the new share.
+    fn keep_membership(&mut self) -> Result<(), ClientError> {
+        let (Some(m), Some(client)) = (self.member.as_mut(), self.client.as_mut()) else {
+            return Ok(());
+        };
+        if !m.beat_if_due(client)? {
+            return Ok(());
+        }
+        if self.ack == ConsumerAck::AfterProcess {
+            for (p, next) in self.in_flight.committable() {
+                client.commit(&self.ep.group, &self.ep.topic, p, next)?;
+            }
+        }
+        let share = m.join(client, &self.partitions)?;
+        let new: Vec<u32> = (share.iter().copied())
+            .filter(|p| !self.partitions.contains(p))
+            .collect();
+        let mut positions: Vec<(u32, u64)> = (self.positions.iter().copied())
+            .filter(|(p, _)| share.contains(p))
+            .collect();
+        positions.extend(committed_positions(client, &self.ep, &new)?);
+        positions.sort_unstable();
+        self.partitions = share;
+        self.positions = positions;
+        self.next = 0;
+        Ok(())
     }
 
     /// One fetch of partition slot `i`, handed to the sink and committed per the ack setting.
@@ -194,28 +268,27 @@ impl Consumer for LogConsumer {
         max_wait: Duration,
         sink: &mut dyn DeliverySink,
     ) -> Result<usize, BackendError> {
-        if self.client.is_none() {
-            let reconnected = Client::connect(self.ep.address.as_str(), RECONNECT_TIMEOUT)
-                .ok()
-                .and_then(|mut c| {
-                    committed_positions(&mut c, &self.ep, &self.partitions)
-                        .ok()
-                        .map(|pos| (c, pos))
-                });
-            match reconnected {
-                Some((c, positions)) => {
-                    tracing::warn!(
-                        "log: reconnected to {}; resuming from the committed offsets",
-                        self.ep.address
-                    );
-                    self.client = Some(c);
-                    self.positions = positions;
-                }
-                None => {
-                    std::thread::sleep(max_wait.min(Duration::from_millis(100)));
-                    return Ok(0);
-                }
+        if self.client.is_none() && !self.reconnect(max_wait) {
+            return Ok(0);
+        }
+        match self.keep_membership() {
+            Ok(()) => {}
+            Err(e) if worth_reconnecting(&e) => {
+                tracing::warn!("log: {} lost ({e}); reconnecting", self.ep.address);
+                self.client = None;
+                return Ok(0);
             }
+            Err(e) => {
+                return Err(client_err(
+                    &format!("keeping the membership of group {}", self.ep.group),
+                    e,
+                ))
+            }
+        }
+        if self.positions.is_empty() {
+            // A member without partitions waits for a rebalance.
+            std::thread::sleep(max_wait.min(Duration::from_millis(50)));
+            return Ok(0);
         }
         let n = self.positions.len();
         // One partition at a time, round robin; long-poll only when it is the only one.
@@ -282,7 +355,20 @@ impl Consumer for LogConsumer {
         Ok(())
     }
 
+    fn assignment_changes(&mut self) -> Vec<AssignmentChange> {
+        self.member
+            .as_mut()
+            .map(Member::take_changes)
+            .unwrap_or_default()
+    }
+
     fn close(&mut self) -> Result<(), BackendError> {
+        if let (Some(m), Some(client)) = (self.member.as_mut(), self.client.as_mut()) {
+            // Its partitions move at once rather than after the session timeout.
+            if let Err(e) = m.leave(client) {
+                tracing::warn!("log: leaving group {}: {e}", self.ep.group);
+            }
+        }
         if self.skipped > 0 {
             tracing::warn!(
                 skipped = self.skipped,

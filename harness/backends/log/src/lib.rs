@@ -7,6 +7,7 @@
 
 mod broker;
 mod consumer;
+mod member;
 mod producer;
 
 use std::path::Path;
@@ -83,6 +84,20 @@ struct Options {
     /// Where a consumer resumes when its offset is not in the log (retention removed it).
     #[serde(default)]
     auto_offset_reset: OffsetReset,
+    /// `manual` (consumer i reads every consumers-th partition from i) or `group` (all
+    /// consumers of the variant in one group on the server, which shares the partitions out
+    /// and moves them when a member dies or leaves; allows more consumers than partitions).
+    #[serde(default)]
+    assignment: member::Assignment,
+    /// Group only: a member silent this long is removed and its partitions move; default
+    /// 10000.
+    #[serde(default)]
+    #[schemars(range(min = 1_000, max = 300_000))]
+    session_timeout_ms: Option<u32>,
+    /// Group only: how often a member heartbeats, below the session timeout; default 1000.
+    #[serde(default)]
+    #[schemars(range(min = 100, max = 60_000))]
+    heartbeat_interval_ms: Option<u32>,
 }
 
 /// Where a consumer goes when its position is outside the log, as Kafka's
@@ -196,8 +211,11 @@ impl Backend for LogBackend {
         }
     }
 
-    fn competing_consumers(&self, _plan: &VariantPlan) -> Result<(), String> {
-        Err("log consumers are assigned partitions by hand, not through a consumer group, so extra consumers would idle".into())
+    fn competing_consumers(&self, plan: &VariantPlan) -> Result<(), String> {
+        match plan.options::<Options>() {
+            Ok(o) if o.assignment == member::Assignment::Group => Ok(()),
+            _ => Err("log consumers are assigned partitions by hand (options.assignment = \"manual\"), so extra consumers would idle; set options.assignment = \"group\" for a consumer group whose extra members wait for a rebalance".into()),
+        }
     }
 
     fn validate(&self, plan: &VariantPlan) -> Vec<FieldError> {
@@ -258,6 +276,7 @@ impl Backend for LogBackend {
                 ),
             ));
         }
+        member::check_group(&o, &mut errors);
         errors
     }
 
