@@ -264,6 +264,32 @@ pub trait Broker: Send {
     fn versions(&mut self) -> Vec<(String, String)> {
         Vec::new()
     }
+
+    /// The OS processes that are the broker now (every node of a cluster), for the cost
+    /// accounting; asked again after each fault, as a restart changes them.
+    fn processes(&mut self) -> Processes {
+        Processes::Unknown("this backend does not name its broker's processes".into())
+    }
+}
+
+/// What [`Broker::processes`] knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Processes {
+    /// The pids of the broker's processes running now (empty while it is down).
+    Pids(Vec<u32>),
+    /// Not known to bench (an external broker, the kernel): why, for the report.
+    Unknown(String),
+}
+
+/// The pids written in `files` (a managed broker's pid files), skipping files that are
+/// missing or hold no pid (a node that is down).
+pub fn pids_in(files: &[std::path::PathBuf]) -> Vec<u32> {
+    files
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .filter_map(|s| s.trim().parse::<u32>().ok())
+        .filter(|&p| p > 1)
+        .collect()
 }
 
 /// One node of a cluster that a broker fault hit, as it was at that moment.

@@ -141,6 +141,10 @@ pub struct Workload {
     /// (results.json keeps every figure; scripts/recount.py then has nothing to read).
     #[serde(default = "defaults::yes")]
     pub keep_history: bool,
+    /// `false`: no cost accounting (CPU, memory, storage writes read from /proc every 250 ms);
+    /// for measuring what the sampling itself costs.
+    #[serde(default = "defaults::yes", skip_serializing_if = "defaults::is_yes")]
+    pub resources: bool,
     /// Consumer processing time per message ("2ms", or uniform "1ms..3ms"): a delivery counts
     /// as processed after it; acks or commits come before or after it per `consumer_ack`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -163,6 +167,9 @@ mod defaults {
     }
     pub fn yes() -> bool {
         true
+    }
+    pub fn is_yes(b: &bool) -> bool {
+        *b
     }
     pub fn one() -> u32 {
         1
