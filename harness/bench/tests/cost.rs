@@ -1,0 +1,89 @@
+//! `bench run` on the in-house log: results.json carries each variant's cost, with sane
+//! figures (the broker used CPU, a persistent fsync variant wrote at least every acked byte
+//! to storage), the Cost table is in summary.md, and `resources = false` turns it off.
+
+mod common;
+
+use common::*;
+
+fn f(v: &serde_json::Value, path: &[&str]) -> f64 {
+    let mut at = v;
+    for p in path {
+        at = &at[*p];
+    }
+    at.as_f64()
+        .unwrap_or_else(|| panic!("{} is not a number: {at}", path.join(".")))
+}
+
+#[test]
+fn the_log_run_reports_what_the_broker_and_the_workers_cost() {
+    // On a real file system: write_bytes counts what reaches storage (tmpfs has none).
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let scenario = write(
+        dir.path(),
+        "cost.toml",
+        r#"
+name = "cost"
+[workload]
+messages = 60000
+message_size = 1024
+[[variants]]
+name = "log-fsync"
+backend = "log"
+producer_ack = "all"
+durability = "persistent"
+[[variants]]
+name = "log-unsampled"
+backend = "log"
+workload = { messages = 2000, resources = false }
+"#,
+    );
+    let out = dir.path().join("run");
+    let o = run_quiet(&scenario, &out);
+    assert!(
+        o.status.success(),
+        "bench failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r = results(&out);
+    let v = &r["variants"][0];
+    assert_eq!(v["status"], "ok");
+    let acked = u(&counts(&r, 0), "acked");
+    assert_eq!(acked, 60000);
+    let cost = &v["cost"];
+    assert!(f(cost, &["broker", "cpu_s"]) > 0.0, "{cost}");
+    assert!(f(cost, &["producers", "cpu_s"]) > 0.0, "{cost}");
+    assert!(f(cost, &["consumers", "cpu_s"]) > 0.0, "{cost}");
+    assert!(f(cost, &["broker", "peak_rss_bytes"]) > 0.0, "{cost}");
+    let per = &cost["per_message"];
+    assert_eq!(per["messages"], acked);
+    assert_eq!(per["message_bytes"], acked * 1024);
+    // Every acked message was fsynced before its ack: at least its bytes reached storage,
+    // and not absurdly more (index, segment headers, committed offsets).
+    let wa = f(per, &["write_amplification"]);
+    assert!((1.0..20.0).contains(&wa), "write amplification {wa}");
+    let broker_us = f(per, &["broker_cpu_us"]);
+    let total_us = f(per, &["total_cpu_us"]);
+    assert!(broker_us > 0.0 && total_us > broker_us, "{per}");
+    let share = f(cost, &["cpu_share"]);
+    assert!(share > 0.0 && share <= 1.0, "cpu share {share}");
+    let labels: Vec<&str> = (cost["processes"].as_array().unwrap().iter())
+        .map(|p| p["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels.len(), 3, "{labels:?}");
+    for want in ["broker", "producer 0", "consumer 0"] {
+        assert!(labels.contains(&want), "{labels:?}");
+    }
+    // The workers were read once more as they exited.
+    for p in cost["processes"].as_array().unwrap() {
+        if p["part"] != "broker" {
+            assert_eq!(p["final_sample"], true, "{p}");
+        }
+    }
+    assert_eq!(r["variants"][1]["status"], "ok");
+    assert!(r["variants"][1].get("cost").is_none(), "resources = false");
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(summary.contains("## Cost"), "{summary}");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("CPU per million messages"), "no cost chart");
+}
