@@ -86,4 +86,10 @@ workload = { messages = 2000, resources = false }
     assert!(summary.contains("## Cost"), "{summary}");
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("CPU per million messages"), "no cost chart");
+    assert!(html.contains("CPU use over time"), "no CPU chart");
+    let series = cost["series"]["broker"].as_array().unwrap();
+    assert!(
+        series.iter().any(|b| b.as_f64().unwrap() > 0.0),
+        "{series:?}"
+    );
 }

@@ -1,11 +1,11 @@
-//! The "Cost" table and the cost chart's bars: per variant with cost figures (results.json
+//! The "Cost" table, the cost chart's bars and the CPU chart's lines: per variant with cost figures (results.json
 //! `cost`), CPU per acked message (broker, workers, both), write amplification, memory and the
 //! share of the machine's CPU used.
 
 use mq_results::cost::Cost;
 use mq_results::{RunResults, VariantResult};
 
-use crate::charts::CostBar;
+use crate::charts::{CostBar, CpuLine};
 use crate::doc::{Align, Table, Text};
 use crate::tables::n;
 
@@ -81,6 +81,20 @@ pub fn bars(r: &RunResults) -> Vec<CostBar> {
         .collect()
 }
 
+/// The CPU-over-time chart's lines: variants with a CPU series.
+pub fn lines(r: &RunResults) -> Vec<CpuLine> {
+    with_cost(r)
+        .filter(|(_, _, c)| !c.series.clients.is_empty() && c.series.bin_s > 0.0)
+        .map(|(i, v, c)| CpuLine {
+            name: v.name.clone(),
+            colour: i,
+            bin_s: c.series.bin_s,
+            broker: c.broker.as_ref().map(|_| c.series.broker.clone()),
+            clients: c.series.clients.clone(),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,5 +150,27 @@ mod tests {
         assert_eq!((b[1].colour, b[1].write_amplification), (2, None));
         let chart = crate::charts::cost(&b).unwrap().unwrap();
         assert!(chart.svg.contains("n/a") && chart.svg.contains("sysv"));
+        // No CPU series in these: no CPU-over-time lines.
+        assert!(lines(&r).is_empty());
+    }
+
+    #[test]
+    fn a_cpu_series_is_a_line_and_an_unknown_broker_has_none() {
+        let mut sysv = variant("sysv", 0, 0);
+        let mut c = cost(None);
+        c.series = CpuSeries {
+            bin_s: 0.5,
+            broker: vec![0.0, 0.0],
+            clients: vec![1.5, 0.25],
+        };
+        sysv.cost = Some(c);
+        let l = lines(&run(vec![sysv]));
+        assert_eq!(l.len(), 1);
+        assert_eq!(
+            (l[0].broker.as_ref(), &l[0].clients[..]),
+            (None, &[1.5, 0.25][..])
+        );
+        let chart = crate::charts::cpu(&l, 2).unwrap().unwrap();
+        assert!(chart.svg.contains("machine") && chart.svg.contains("cores busy"));
     }
 }

@@ -141,6 +141,7 @@ pub fn generate(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut charts = charts::all(&series(&loaded))?;
     charts.extend(charts::sweep(&sweep::points(r))?);
     charts.extend(charts::cost(&cost::bars(r))?);
+    charts.extend(charts::cpu(&cost::lines(r), r.machine.cores as u32)?);
     let page = html::page(r, &tables, loaded.scenario_text.as_deref(), &charts);
 
     let mut files = Vec::new();
