@@ -119,6 +119,7 @@ mod tests {
             cpu_share: 0.75,
             series: CpuSeries::default(),
             processes: Vec::new(),
+            sampler_cpu_s: 0.01,
         }
     }
 

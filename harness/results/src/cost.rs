@@ -93,6 +93,10 @@ pub struct Cost {
     pub per_message: Option<PerMessage>,
     pub series: CpuSeries,
     pub processes: Vec<ProcessCost>,
+    /// CPU seconds the sampling thread itself used (in the `bench` process, over the whole
+    /// variant: set-up, load and drain), for judging the sampler's overhead.
+    #[serde(default)]
+    pub sampler_cpu_s: f64,
 }
 
 impl Usage {

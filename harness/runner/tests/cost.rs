@@ -144,6 +144,12 @@ fn a_child_burning_half_a_second_is_accounted_half_a_second() {
     // The series adds up to the CPU time it covers.
     let in_series: f64 = cost.series.clients.iter().sum::<f64>() * cost.series.bin_s;
     assert!(in_series > BURN_S * 0.8, "series sums to {in_series} s");
+    // The sampler's own thread: some CPU, far less than what it measured.
+    assert!(
+        cost.sampler_cpu_s > 0.0 && cost.sampler_cpu_s < p.cpu_s / 5.0,
+        "sampler used {} s",
+        cost.sampler_cpu_s
+    );
 }
 
 #[test]

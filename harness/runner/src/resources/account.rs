@@ -55,6 +55,7 @@ pub fn account(handle: &Handle, load: &Load<'_>) -> Option<Cost> {
         },
         series: series(&s, go, end),
         processes,
+        sampler_cpu_s: s.sampler_cpu_s,
     })
 }
 

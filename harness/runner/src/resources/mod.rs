@@ -81,6 +81,8 @@ struct State {
     turns: Vec<Turn>,
     /// The load's start (monotonic ns), once the producers were told to go.
     go_ns: Option<u64>,
+    /// CPU seconds the sampling thread used, once it has stopped.
+    sampler_cpu_s: f64,
 }
 
 struct Shared {
@@ -219,6 +221,8 @@ impl Sampler {
                     .wait_timeout_while(stopped, INTERVAL, |s| !*s)
                     .unwrap_or_else(|e| e.into_inner());
                 if *stopped {
+                    drop(stopped);
+                    h.state().sampler_cpu_s = thread_cpu_s();
                     return;
                 }
                 drop(stopped);
@@ -259,6 +263,19 @@ impl Sampler {
 impl Drop for Sampler {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// CPU seconds of the calling thread.
+fn thread_cpu_s() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes only the timespec we pass.
+    match unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } {
+        0 => ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9,
+        _ => 0.0,
     }
 }
 
