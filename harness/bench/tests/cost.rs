@@ -93,3 +93,54 @@ workload = { messages = 2000, resources = false }
         "{series:?}"
     );
 }
+
+#[test]
+fn a_restarted_broker_is_accounted_as_two_processes() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let scenario = write(
+        dir.path(),
+        "restart.toml",
+        r#"
+name = "restart"
+[workload]
+duration = "3s"
+rate = 2000
+drain_timeout = "10s"
+[[variants]]
+name = "log"
+backend = "log"
+producer_ack = "all"
+durability = "persistent"
+consumer_ack = "after-process"
+faults = [
+  { action = "kill-broker", at = "1s" },
+  { action = "restart-broker", at = "1.5s" },
+]
+"#,
+    );
+    let out = dir.path().join("run");
+    let o = run_quiet(&scenario, &out);
+    assert!(
+        o.status.success(),
+        "bench failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r = results(&out);
+    let v = &r["variants"][0];
+    let faults: Vec<bool> = (v["faults"].as_array().unwrap().iter())
+        .map(|f| f["ok"].as_bool().unwrap())
+        .collect();
+    assert_eq!(faults, [true, true], "{}", v["faults"]);
+    let brokers: Vec<&serde_json::Value> = (v["cost"]["processes"].as_array().unwrap().iter())
+        .filter(|p| p["part"] == "broker")
+        .collect();
+    // The killed incarnation and the restarted one, each with its own pid and CPU time.
+    assert_eq!(brokers.len(), 2, "{brokers:?}");
+    assert_ne!(brokers[0]["pid"], brokers[1]["pid"]);
+    for b in &brokers {
+        assert!(f(b, &["cpu_s"]) > 0.0, "{b}");
+    }
+    let sum = f(&brokers[0], &["cpu_s"]) + f(&brokers[1], &["cpu_s"]);
+    assert!((f(&v["cost"], &["broker", "cpu_s"]) - sum).abs() < 1e-9);
+    assert_eq!(v["cost"]["broker"]["processes"], 2);
+}
