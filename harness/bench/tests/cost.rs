@@ -140,7 +140,7 @@ faults = [
     for b in &brokers {
         assert!(f(b, &["cpu_s"]) > 0.0, "{b}");
     }
-    let sum = f(&brokers[0], &["cpu_s"]) + f(&brokers[1], &["cpu_s"]);
+    let sum = f(brokers[0], &["cpu_s"]) + f(brokers[1], &["cpu_s"]);
     assert!((f(&v["cost"], &["broker", "cpu_s"]) - sum).abs() < 1e-9);
     assert_eq!(v["cost"]["broker"]["processes"], 2);
 }
