@@ -208,15 +208,7 @@ impl Pool {
             let _ = tx.send(Event::Eof(slot));
         });
         if let Some(r) = &self.resources {
-            let label = match generation {
-                0 => format!("{prefix} {index}"),
-                g => format!("{prefix} {index} (r{g})"),
-            };
-            let part = match role {
-                Role::Producer => mq_results::cost::Part::Producer,
-                Role::Consumer => mq_results::cost::Part::Consumer,
-            };
-            r.track(part, &label, child.id());
+            r.worker(role == Role::Producer, index, generation, child.id());
         }
         self.workers.push(Worker {
             role,

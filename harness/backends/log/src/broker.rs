@@ -294,7 +294,11 @@ impl Broker for LogBroker {
     fn processes(&mut self) -> mq_core::backend::Processes {
         use mq_core::backend::Processes;
         match &self.managed {
-            Some(m) => Processes::Pids(m.node().child.iter().map(Child::id).collect()),
+            Some(m) => Processes::Pids(
+                (m.node().child.iter())
+                    .map(|c| ("broker".to_owned(), c.id()))
+                    .collect(),
+            ),
             None => Processes::Unknown(
                 "an external server: its processes are not bench's to measure".into(),
             ),

@@ -143,15 +143,24 @@ impl Handle {
         s.tracked.push(t);
     }
 
+    /// Starts reading a worker: `producer 0`, `consumer 1`, a replacement `consumer 1 (r1)`.
+    pub fn worker(&self, producer: bool, index: u16, generation: u32, pid: u32) {
+        let (part, role) = match producer {
+            true => (Part::Producer, "producer"),
+            false => (Part::Consumer, "consumer"),
+        };
+        let label = match generation {
+            0 => format!("{role} {index}"),
+            g => format!("{role} {index} (r{g})"),
+        };
+        self.track(part, &label, pid);
+    }
+
     /// The broker's processes now ([`mq_core::Broker::processes`]): new ones are read from now
-    /// on, as `broker` (`broker 2` for the second of a cluster's).
-    pub fn brokers(&self, pids: &[u32]) {
-        for (i, &pid) in pids.iter().enumerate() {
-            let label = match pids.len() {
-                1 => "broker".to_owned(),
-                _ => format!("broker {}", i + 1),
-            };
-            self.track(Part::Broker, &label, pid);
+    /// on under their names (`broker`, `node 2`).
+    pub fn brokers(&self, processes: &[(String, u32)]) {
+        for (label, pid) in processes {
+            self.track(Part::Broker, label, *pid);
         }
     }
 
