@@ -144,3 +144,83 @@ faults = [
     assert!((f(&v["cost"], &["broker", "cpu_s"]) - sum).abs() < 1e-9);
     assert_eq!(v["cost"]["broker"]["processes"], 2);
 }
+
+/// True when `backend`'s managed broker cannot run here (the test then says SKIPPED and
+/// passes, unless `MQ_BENCH_REQUIRE_BROKERS` is set).
+fn skip(backend: &str) -> bool {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/brokers/kafka.sh"
+    );
+    let installed = match backend {
+        "kafka" => std::process::Command::new("bash")
+            .args([script, "libs"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success()),
+        _ => std::path::Path::new("/usr/lib/rabbitmq/bin/rabbitmq-server").exists(),
+    };
+    if installed {
+        return false;
+    }
+    assert!(
+        std::env::var_os("MQ_BENCH_REQUIRE_BROKERS").is_none(),
+        "{backend} is not installed but MQ_BENCH_REQUIRE_BROKERS is set"
+    );
+    eprintln!("SKIPPED: {backend} is not installed (scripts/brokers/{backend}.sh install)");
+    true
+}
+
+#[test]
+fn kafka_and_rabbitmq_brokers_are_their_jvm_and_erlang_vm() {
+    let mut variants = String::new();
+    if !skip("kafka") {
+        variants.push_str(
+            "[[variants]]\nname = \"kafka\"\nbackend = \"kafka\"\nproducer_ack = \"all\"\noptions = { port = 39150 }\n",
+        );
+    }
+    if !skip("rabbitmq") {
+        variants.push_str(
+            "[[variants]]\nname = \"rabbitmq\"\nbackend = \"rabbitmq\"\ndurability = \"persistent\"\noptions = { port = 35690 }\n",
+        );
+    }
+    if variants.is_empty() {
+        return;
+    }
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let text = format!(
+        "name = \"brokers-cost\"\n[workload]\nmessages = 20000\nmessage_size = 1024\n{variants}"
+    );
+    let scenario = write(dir.path(), "brokers.toml", &text);
+    let out = dir.path().join("run");
+    let o = run_quiet(&scenario, &out);
+    assert!(
+        o.status.success(),
+        "bench failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r = results(&out);
+    let ran = r["variants"].as_array().unwrap();
+    assert_eq!(ran.len(), variants.matches("[[variants]]").count());
+    for (i, v) in ran.iter().enumerate() {
+        assert_eq!(v["status"], "ok", "{}", v["reason"]);
+        let broker = &v["cost"]["broker"];
+        assert_eq!(broker["processes"], 1, "{}: {broker}", v["name"]);
+        // A JVM or an Erlang VM, not a script's shell: well over 50 MB resident.
+        assert!(
+            f(broker, &["peak_rss_bytes"]) > 50e6,
+            "{}: {broker}",
+            v["name"]
+        );
+        assert!(f(broker, &["cpu_s"]) > 0.0, "{}: {broker}", v["name"]);
+        // Both keep every acked message on disk (Kafka's log, RabbitMQ's persistent store):
+        // most of their bytes were written by the time the variant ended.
+        let acked = u(&counts(&r, i), "acked") as f64;
+        assert!(
+            f(broker, &["write_bytes"]) > acked * 1024.0 / 2.0,
+            "{}: {broker}",
+            v["name"]
+        );
+    }
+}
