@@ -75,6 +75,9 @@ fn read(input: &Input) -> Result<Pass, CheckError> {
     for path in &input.producer_files {
         let mut r = open(path, Role::Producer)?;
         pass.next_producer(r.keys, r.version);
+        if r.transactional {
+            pass.msgs.set_transactional(ProducerId(r.header.worker));
+        }
         if !pass.v1 {
             pass.latency.add_log(&path.with_extension("hlog"), true)?;
         }
@@ -201,6 +204,8 @@ impl Pass {
                     self.acked(run.producer, seq, run.time_of(i), None);
                 }
             }
+            Record::CommitStarted(t) => self.msgs.transaction(t.producer, t.first, t.count, false),
+            Record::Aborted(t) => self.msgs.transaction(t.producer, t.first, t.count, true),
             Record::Delivered { .. } | Record::Unexpected { .. } | Record::DeliveredRun(_) => {}
         }
     }
@@ -299,6 +304,8 @@ impl Pass {
             duplicated: duplicated.count,
             reordered: reordered.count,
             unexpected: unexpected.count,
+            aborted: a.aborted,
+            aborted_visible: a.aborted_visible.count,
         };
         let samples = Samples {
             lost: a.lost.sample,
@@ -308,6 +315,7 @@ impl Pass {
             duplicated: duplicated.sample,
             reordered: reordered.sample,
             unexpected: unexpected.sample,
+            aborted_visible: a.aborted_visible.sample,
         };
         let series = self.timeline.finish();
         let broker_depth = match &input.depth_file {

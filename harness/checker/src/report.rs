@@ -39,6 +39,15 @@ pub struct Counts {
     pub reordered: u64,
     /// Delivered but never sent. Must be 0.
     pub unexpected: u64,
+    /// Transactional producers: messages of a transaction that was aborted or never committed
+    /// (the producer died in it). Neither failed nor unknown:
+    /// `sent = acked + failed + not_sent + unknown + aborted`.
+    #[serde(default)]
+    pub aborted: u64,
+    /// Of the aborted, those a consumer delivered anyway (`read_uncommitted`). Must be 0 for
+    /// every contract.
+    #[serde(default)]
+    pub aborted_visible: u64,
 }
 
 /// How many offending messages each check keeps in its sample.
@@ -60,6 +69,7 @@ pub struct Samples {
     pub duplicated: Vec<Sample>,
     pub reordered: Vec<Sample>,
     pub unexpected: Vec<Sample>,
+    pub aborted_visible: Vec<Sample>,
 }
 
 /// One offending message or delivery. Times are seconds since the variant's start; a field a

@@ -17,6 +17,7 @@ mod group;
 mod options;
 mod producer;
 mod script;
+mod txn;
 
 use std::path::Path;
 
@@ -29,7 +30,7 @@ use mq_core::{
 };
 
 pub use client::Endpoint;
-pub use options::{Assignment, Compression, Mode, Options, Strategy};
+pub use options::{Assignment, Compression, IsolationLevel, Mode, Options, Strategy};
 pub use script::Node;
 
 const NAME: &str = "kafka";
