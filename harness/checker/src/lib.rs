@@ -77,6 +77,7 @@ fn read(input: &Input) -> Result<Pass, CheckError> {
         pass.next_producer(r.keys, r.version);
         if r.transactional {
             pass.msgs.set_transactional(ProducerId(r.header.worker));
+            pass.transactional = true;
         }
         if !pass.v1 {
             pass.latency.add_log(&path.with_extension("hlog"), true)?;
@@ -127,6 +128,8 @@ struct Pass {
     /// Whether the history being read is version 1, whose records carry latency (a version 2
     /// history's latency is its worker's interval log).
     v1: bool,
+    /// Whether some producer history was a transactional producer's.
+    transactional: bool,
 }
 
 impl Pass {
@@ -151,6 +154,7 @@ impl Pass {
             last_intended: 0,
             stride: 1,
             v1: true,
+            transactional: false,
         }
     }
 
@@ -332,6 +336,7 @@ impl Pass {
             series,
             broker_depth,
             records: self.records,
+            transactional: self.transactional,
         })
     }
 }

@@ -55,7 +55,7 @@ pub const SAMPLE_SIZE: usize = 20;
 
 /// The first [`SAMPLE_SIZE`] offenders of each check, named as in [`Counts`]: a sample holds
 /// every offender when its count is at most [`SAMPLE_SIZE`]. Messages judged by their send
-/// (`lost`, `unacked_lost`, `recovered`, `failed_delivered`) come in order of intended send
+/// (`lost`, `unacked_lost`, `recovered`, `failed_delivered`, `aborted_visible`) come in order of intended send
 /// time; offending deliveries (`duplicated`, `reordered`, `unexpected`) in order of delivery
 /// time. Messages sent at the same instant go lower producer, then lower seq, first;
 /// deliveries at the same instant, the one read first.
@@ -199,6 +199,10 @@ pub struct Report {
     pub broker_depth_peak: Option<u64>,
     /// History records read (for the checker's own speed figure).
     pub records: u64,
+    /// Some producer history of the variant was a transactional producer's (its header's
+    /// flag): `aborted` and `aborted_visible` apply. Absent (false) before transactions existed.
+    #[serde(default)]
+    pub transactional: bool,
 }
 
 impl Report {

@@ -70,6 +70,7 @@ fn aborted_and_uncommitted_messages_are_aborted_and_visible_ones_are_counted() {
         .producer(plain())
         .consumer(deliveries());
     let r = h.report(1);
+    assert!(r.transactional);
     assert_eq!(r.counts, expected());
     let seqs: Vec<_> = (r.samples.aborted_visible.iter())
         .map(|s| (s.producer.unwrap().0, s.seq.unwrap().0))
@@ -83,11 +84,13 @@ fn aborted_and_uncommitted_messages_are_aborted_and_visible_ones_are_counted() {
 
 #[test]
 fn without_the_flag_the_same_records_are_unknown_not_aborted() {
-    let c = H::new()
+    let r = H::new()
         .producer(transactional())
         .producer(plain())
         .consumer(deliveries())
-        .check(1);
+        .report(1);
+    assert!(!r.transactional);
+    let c = r.counts;
     assert_eq!(c.aborted, 0);
     assert_eq!(c.aborted_visible, 0);
     // 10..14 unknown; 8..10 failed (refused), 9 delivered anyway.

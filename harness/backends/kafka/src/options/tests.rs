@@ -48,3 +48,60 @@ fn group_settings_need_the_group_and_heartbeats_below_the_session() {
         "{bad}"
     );
 }
+
+#[test]
+fn transactions_need_acks_all_and_their_settings_need_transactions() {
+    let leader = Delivery {
+        producer_ack: ProducerAck::Leader,
+        consumer_ack: ConsumerAck::AfterProcess,
+        durability: Durability::Persistent,
+    };
+    let e = options(r#"{"transactional": true}"#).check(&leader);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].path, "options.transactional");
+    assert!(
+        e[0].message.contains("set producer_ack = \"all\""),
+        "{}",
+        e[0].message
+    );
+    let o = options(
+        r#"{"transactional": true, "transaction_size": 5000, "transaction_timeout_ms": 3000}"#,
+    );
+    assert!(check(&o).is_empty());
+    assert!(o
+        .broker_overrides()
+        .iter()
+        .any(|l| l == "transaction.abort.timed.out.transaction.cleanup.interval.ms=1000"));
+    let o = options(r#"{"transaction_size": 10, "transaction_timeout_ms": 3000}"#);
+    let paths: Vec<_> = check(&o).into_iter().map(|e| e.path).collect();
+    assert_eq!(
+        paths,
+        ["options.transaction_size", "options.transaction_timeout_ms"]
+    );
+    assert!(o.broker_overrides().is_empty());
+    let e = check(&options(
+        r#"{"producer_config": {"transactional.id": "x"}}"#,
+    ));
+    assert_eq!(e[0].path, "options.producer_config.transactional.id");
+}
+
+#[test]
+fn isolation_level_defaults_to_read_committed_for_transactions_only() {
+    use crate::txn::isolation;
+    assert_eq!(isolation(&options("{}")), None);
+    assert_eq!(
+        isolation(&options(r#"{"transactional": true}"#)),
+        Some(IsolationLevel::ReadCommitted)
+    );
+    let o = options(r#"{"transactional": true, "isolation_level": "read_uncommitted"}"#);
+    assert_eq!(
+        isolation(&o).map(IsolationLevel::as_str),
+        Some("read_uncommitted")
+    );
+    let bad = serde_json::from_str::<Options>(r#"{"isolation_level": "committed"}"#).unwrap_err();
+    assert!(
+        bad.to_string()
+            .contains("expected `read_committed` or `read_uncommitted`"),
+        "{bad}"
+    );
+}
