@@ -145,15 +145,20 @@ impl Messages {
         }
     }
 
-    /// Records a transaction's commit start (`aborted` false) or its abort, over the seqs
-    /// `first .. first + count` already sent (a transaction's messages are sent before it
-    /// ends, so the bits never grow past what was sent).
+    /// Records a transaction's commit start (`aborted` false) or its abort, over the seqs of
+    /// `first .. first + count` sent before it (a transaction's messages are sent before it
+    /// ends; the bits never grow past what was sent, whatever `count` says).
     pub fn transaction(&mut self, producer: ProducerId, first: Seq, count: u64, aborted: bool) {
         let Some(p) = self.producers.get_mut(producer.0 as usize) else {
             return;
         };
-        let sent_end = p.sent.words() as u64 * 64;
-        let end = first.0.saturating_add(count).min(sent_end);
+        let mut end = first
+            .0
+            .saturating_add(count)
+            .min(p.sent.words() as u64 * 64);
+        while end > first.0 && !p.sent.get(end - 1) {
+            end -= 1;
+        }
         let bits = match aborted {
             false => &mut p.commit_started,
             true => &mut p.aborted,
