@@ -6,7 +6,8 @@ usage: scripts/recount.py RUN_DIR [VARIANT ...]
 Prints one JSON object per variant with the same count names as results.json
 (variants[].report.counts) and its series (variants[].report.series: bin_s, sent, acked, failed,
 delivered, backlog; the rules are in docs/results-schema.md). The format is in
-docs/history-format.md (versions 1 and 2). Plain Python, no packages; sets of (producer, seq) rather than bits, and
+docs/history-format.md (versions 1 and 2, and the transactions of transactional producers:
+aborted, aborted_visible). Plain Python, no packages; sets of (producer, seq) rather than bits, and
 every delivery held at once to merge the consumers by time, so keep it to runs of a few million
 messages. Reordered follows the checker's definition: per (producer, key), first deliveries by
 any consumer in delivery-time order (ties by consumer), below the highest seq first-delivered

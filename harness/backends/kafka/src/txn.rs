@@ -7,7 +7,7 @@
 //! from librdkafka's delivery reports: a message delivered to the log is not yet visible to a
 //! `read_committed` consumer, and may never be.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mq_core::delivery::ProducerAck;
 use mq_core::plan::FieldError;
@@ -175,6 +175,7 @@ impl Transaction {
             return Ok(());
         };
         acks.transaction(TxnEvent::CommitStarted, Seq(first), count);
+        let deadline = Instant::now() + self.timeout;
         let err = loop {
             match producer.commit_transaction(self.timeout) {
                 Ok(()) => {
@@ -187,7 +188,9 @@ impl Transaction {
                         &KafkaError::Transaction(e),
                     ));
                 }
-                Err(KafkaError::Transaction(e)) if e.is_retriable() && !e.txn_requires_abort() => {
+                Err(KafkaError::Transaction(e))
+                    if e.is_retriable() && !e.txn_requires_abort() && Instant::now() < deadline =>
+                {
                     tracing::debug!("kafka: commit of seqs {first}+{count}: {e}; retrying");
                 }
                 Err(e) => break e,
@@ -217,8 +220,12 @@ impl Transaction {
 /// An error a transactional producer cannot go on after: its open transaction's messages stay
 /// undecided (the coordinator aborts them after `transaction.timeout.ms`).
 fn fatal(what: &str, e: &KafkaError) -> BackendError {
-    BackendError::other(
-        NAME,
-        format!("transactional producer: {what}: {e} (a fenced producer means another one with the same transactional.id took over)"),
-    )
+    use rdkafka::types::RDKafkaErrorCode::{Fenced, ProducerFenced};
+    let why = match e.rdkafka_error_code() {
+        Some(Fenced | ProducerFenced) => {
+            ": fenced by another producer with the same transactional.id (a newer instance of this worker)"
+        }
+        _ => "",
+    };
+    BackendError::other(NAME, format!("transactional producer: {what}: {e}{why}"))
 }
