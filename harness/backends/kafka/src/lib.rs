@@ -114,6 +114,7 @@ impl Backend for Kafka {
         };
         let mut errors = options.check(&plan.delivery);
         errors.extend(check_faults(plan, &options));
+        txn::check_pace(&options, plan.workload.rate_per_producer(), &mut errors);
         if plan.workload.partitions > 100_000 {
             errors.push(FieldError::new(
                 "workload.partitions",

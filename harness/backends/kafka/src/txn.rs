@@ -76,6 +76,26 @@ pub fn check(o: &Options, delivery: &Delivery, e: &mut Vec<FieldError>) {
     }
 }
 
+/// A paced transactional producer fills a transaction in `transaction_size / rate` seconds: more
+/// than half the timeout, and the coordinator may abort transactions the producer is still
+/// filling (their commits fail, every message of them failed).
+pub fn check_pace(o: &Options, rate_per_producer: f64, e: &mut Vec<FieldError>) {
+    if !o.transactional || rate_per_producer <= 0.0 {
+        return;
+    }
+    let size = o.transaction_size.unwrap_or(DEFAULT_SIZE);
+    let timeout = o.transaction_timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
+    let fill_ms = f64::from(size) / rate_per_producer * 1000.0;
+    if fill_ms > f64::from(timeout) / 2.0 {
+        e.push(FieldError::new(
+            "options.transaction_size",
+            format!("transaction_size = {size} at {rate_per_producer:.0} msg/s per producer takes {:.1} s to fill, over half of transaction_timeout_ms ({timeout}): the coordinator would abort transactions still being filled; valid is at most {} (or raise transaction_timeout_ms)",
+                fill_ms / 1000.0,
+                ((rate_per_producer * f64::from(timeout) / 2000.0) as u64).max(1)),
+        ));
+    }
+}
+
 /// The isolation level consumers are given: the option, else `read_committed` for a
 /// transactional variant, else none (librdkafka's default).
 pub fn isolation(o: &Options) -> Option<IsolationLevel> {

@@ -105,3 +105,28 @@ fn isolation_level_defaults_to_read_committed_for_transactions_only() {
         "{bad}"
     );
 }
+
+#[test]
+fn a_paced_transaction_must_fill_well_within_its_timeout() {
+    use crate::txn::check_pace;
+    let o = options(
+        r#"{"transactional": true, "transaction_size": 1000, "transaction_timeout_ms": 4000}"#,
+    );
+    let mut e = Vec::new();
+    check_pace(&o, 1000.0, &mut e);
+    check_pace(&o, 0.0, &mut e); // as fast as possible
+    assert!(e.is_empty(), "{e:?}");
+    check_pace(&o, 400.0, &mut e);
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].path, "options.transaction_size");
+    assert!(
+        e[0].message.contains("takes 2.5 s to fill"),
+        "{}",
+        e[0].message
+    );
+    assert!(
+        e[0].message.contains("valid is at most 800"),
+        "{}",
+        e[0].message
+    );
+}
