@@ -13,8 +13,8 @@
 //! one) give the same counts for the same events; a version 2 history's latency comes from its
 //! worker's HdrHistogram interval log beside it.
 //!
-//! Memory is a few bits per (producer, seq) (sent, acked, failed, not sent, delivered:
-//! `messages`), a highest first-delivered seq per (producer, key), two
+//! Memory is a few bits per (producer, seq) (sent, acked, failed, not sent, delivered, and for
+//! a transactional producer commit started and aborted: `messages`), a highest first-delivered seq per (producer, key), two
 //! HdrHistograms, at most a few thousand time bins per series, and [`SAMPLE_SIZE`] samples per
 //! check: tens of millions of messages fit easily.
 
