@@ -177,7 +177,7 @@ impl Transaction {
         acks: &mut dyn AckSink,
     ) -> Result<(), BackendError> {
         if let Some((first, count)) = &mut self.open {
-            *count = seq.0 + 1 - *first;
+            *count = (seq.0 + 1).saturating_sub(*first);
             if *count >= u64::from(self.size) {
                 return self.end(producer, acks);
             }
@@ -196,6 +196,12 @@ impl Transaction {
         let Some((first, count)) = self.open.take() else {
             return Ok(());
         };
+        if count == 0 {
+            // Begun, but its first send failed or was interrupted: nothing to commit or record.
+            return producer
+                .abort_transaction(self.timeout)
+                .map_err(|e| fatal("aborting an empty transaction", &e));
+        }
         acks.transaction(TxnEvent::CommitStarted, Seq(first), count);
         let deadline = Instant::now() + self.timeout;
         // The commit flushes first, but rdkafka's flush polls in whole 100 ms waits: every
