@@ -6,7 +6,8 @@ usage: scripts/recount.py RUN_DIR [VARIANT ...]
 Prints one JSON object per variant with the same count names as results.json
 (variants[].report.counts) and its series (variants[].report.series: bin_s, sent, acked, failed,
 delivered, backlog; the rules are in docs/results-schema.md). The format is in
-docs/history-format.md (versions 1 and 2). Plain Python, no packages; sets of (producer, seq) rather than bits, and
+docs/history-format.md (versions 1 and 2, and the transactions of transactional producers:
+aborted, aborted_visible). Plain Python, no packages; sets of (producer, seq) rather than bits, and
 every delivery held at once to merge the consumers by time, so keep it to runs of a few million
 messages. Reordered follows the checker's definition: per (producer, key), first deliveries by
 any consumer in delivery-time order (ties by consumer), below the highest seq first-delivered
@@ -21,13 +22,21 @@ import sys
 HEADER, RECORD = 32, 32
 SENT, ACKED, FAILED, DELIVERED, UNEXPECTED = 1, 2, 3, 4, 5
 SENT_RUN, ACKED_RUN, DELIVERED_RUN = 6, 7, 8  # version 2
+COMMIT_STARTED, ABORTED = 9, 10  # transactional producers, both versions: seqs seq..seq+t2
 NOT_SENT = 1  # the flags byte of a failed record: never reached the broker
+TRANSACTIONAL = 1  # bit of the header's flags byte (byte 9)
 
 
 def worker_of(path):
     """The worker id in a history file's header."""
     with open(path, "rb") as f:
         return struct.unpack_from("<H", f.read(HEADER), 10)[0]
+
+
+def transactional(path):
+    """Whether a history's header flags it as a transactional producer's."""
+    with open(path, "rb") as f:
+        return bool(f.read(HEADER)[9] & TRANSACTIONAL)
 
 
 def records(path, where=False):
@@ -47,6 +56,11 @@ def records(path, where=False):
             return
         producer, key, seq, t1, t2 = struct.unpack_from("<HIQQQ", data, i + 2)
         tail = ((i - HEADER) // RECORD,) if where else ()
+        if kind in (COMMIT_STARTED, ABORTED):
+            if t2 == 0 or seq + t2 > 2**64:
+                raise SystemExit(f"{path}: record {(i - HEADER) // RECORD} is corrupt (kind {kind})")
+            yield (kind, flags, producer, key, seq, t1, t2) + tail + ((0,) if where else ())
+            continue
         if kind < SENT_RUN:
             yield (kind, flags, producer, key, seq, t1, t2) + tail + ((0,) if where else ())
             continue
@@ -141,9 +155,18 @@ def deliveries(vdir):
 
 def recount(vdir, producers, keys):
     sent, acked, failed, not_sent = set(), set(), set(), set()
+    txn_producers, committing, aborting, top = set(), set(), set(), {}
     events = []
     for path in sorted(glob.glob(os.path.join(vdir, "producer-*.hist"))):
-        for kind, flags, p, _key, seq, t1, _t2 in records(path):
+        if transactional(path):
+            txn_producers.add(worker_of(path))
+        for kind, flags, p, _key, seq, t1, t2 in records(path):
+            if p < producers and kind in (COMMIT_STARTED, ABORTED):
+                # Only seqs sent before it: a transaction's messages precede its end.
+                ended = committing if kind == COMMIT_STARTED else aborting
+                ended.update((p, s) for s in range(seq, min(seq + t2, top.get(p, -1) + 1)))
+            if kind == SENT:
+                top[p] = max(top.get(p, -1), seq)
             if p >= producers or kind not in (SENT, ACKED, FAILED):
                 continue
             seen = {SENT: sent, ACKED: acked, FAILED: failed}[kind]
@@ -154,9 +177,12 @@ def recount(vdir, producers, keys):
             seen.add((p, seq))
     ever_acked = set(acked)
     acked &= sent
-    failed = (failed & sent) - acked
+    # A transactional producer's message never in a started commit, or in an abort, was aborted.
+    aborted = {m for m in sent - acked
+               if m[0] in txn_producers and (m not in committing or m in aborting)}
+    failed = (failed & sent) - acked - aborted
     not_sent &= failed
-    unknown = sent - acked - failed
+    unknown = sent - acked - failed - aborted
     delivered, c = set(), dict(deliveries=0, duplicated=0, reordered=0, unexpected=0)
     last = {}
     for kind, p, key, seq, t in deliveries(vdir):
@@ -181,6 +207,7 @@ def recount(vdir, producers, keys):
         unknown=len(unknown),
         delivered=len(delivered), lost=len(acked - delivered), unacked_lost=len(unknown - delivered),
         recovered=len(unknown & delivered), failed_delivered=len(failed & delivered),
+        aborted=len(aborted), aborted_visible=len(aborted & delivered),
     )
     with open(os.path.join(vdir, "start_ns")) as f:
         start = int(f.read().strip() or 0)

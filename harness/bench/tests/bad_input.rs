@@ -205,6 +205,8 @@ fn every_numeric_field_refuses_extreme_values_without_panicking() {
         ("kafka", "option", "commit_every", &["0", HUGE]),
         ("kafka", "option", "session_timeout_ms", &["5999", HUGE]),
         ("kafka", "option", "heartbeat_interval_ms", &["0", HUGE]),
+        ("kafka", "option", "transaction_size", &["0", HUGE]),
+        ("kafka", "option", "transaction_timeout_ms", &["999", HUGE]),
         ("rabbitmq", "option", "port", &["0", HUGE]),
         ("rabbitmq", "option", "prefetch", &["0", HUGE]),
         ("rabbitmq", "option", "max_in_flight", &["0", HUGE]),
@@ -256,6 +258,37 @@ fn every_numeric_field_refuses_extreme_values_without_panicking() {
             );
         }
     }
+}
+
+#[test]
+fn kafka_transactions_name_the_field_and_what_is_valid() {
+    let kafka = |delivery: &str, options: &str| {
+        GOOD.replace(
+            "backend = \"sysv\"",
+            &format!("backend = \"kafka\"\n{delivery}\noptions = {{ {options} }}"),
+        )
+    };
+    let e = rejected(&kafka("producer_ack = \"leader\"", "transactional = true"));
+    assert!(
+        e.contains("variants[0].options.transactional: transactions need acks=all but producer_ack = \"leader\""),
+        "{e}"
+    );
+    let e = rejected(&kafka(
+        "producer_ack = \"all\"",
+        "transactional = true, transaction_size = 0",
+    ));
+    assert!(
+        e.contains("variants[0].options.transaction_size: transaction_size = 0 is out of range: valid is 1 to 100000"),
+        "{e}"
+    );
+    let e = rejected(&kafka(
+        "producer_ack = \"all\"",
+        "isolation_level = \"committed\"",
+    ));
+    assert!(
+        e.contains("expected `read_committed` or `read_uncommitted`"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -13,8 +13,8 @@
 //! one) give the same counts for the same events; a version 2 history's latency comes from its
 //! worker's HdrHistogram interval log beside it.
 //!
-//! Memory is a few bits per (producer, seq) (sent, acked, failed, not sent, delivered:
-//! `messages`), a highest first-delivered seq per (producer, key), two
+//! Memory is a few bits per (producer, seq) (sent, acked, failed, not sent, delivered, and for
+//! a transactional producer commit started and aborted: `messages`), a highest first-delivered seq per (producer, key), two
 //! HdrHistograms, at most a few thousand time bins per series, and [`SAMPLE_SIZE`] samples per
 //! check: tens of millions of messages fit easily.
 
@@ -75,6 +75,10 @@ fn read(input: &Input) -> Result<Pass, CheckError> {
     for path in &input.producer_files {
         let mut r = open(path, Role::Producer)?;
         pass.next_producer(r.keys, r.version);
+        if r.transactional {
+            pass.msgs.set_transactional(ProducerId(r.header.worker));
+            pass.transactional = true;
+        }
         if !pass.v1 {
             pass.latency.add_log(&path.with_extension("hlog"), true)?;
         }
@@ -124,6 +128,8 @@ struct Pass {
     /// Whether the history being read is version 1, whose records carry latency (a version 2
     /// history's latency is its worker's interval log).
     v1: bool,
+    /// Whether some producer history was a transactional producer's.
+    transactional: bool,
 }
 
 impl Pass {
@@ -148,6 +154,7 @@ impl Pass {
             last_intended: 0,
             stride: 1,
             v1: true,
+            transactional: false,
         }
     }
 
@@ -201,6 +208,8 @@ impl Pass {
                     self.acked(run.producer, seq, run.time_of(i), None);
                 }
             }
+            Record::CommitStarted(t) => self.msgs.transaction(t.producer, t.first, t.count, false),
+            Record::Aborted(t) => self.msgs.transaction(t.producer, t.first, t.count, true),
             Record::Delivered { .. } | Record::Unexpected { .. } | Record::DeliveredRun(_) => {}
         }
     }
@@ -299,6 +308,8 @@ impl Pass {
             duplicated: duplicated.count,
             reordered: reordered.count,
             unexpected: unexpected.count,
+            aborted: a.aborted,
+            aborted_visible: a.aborted_visible.count,
         };
         let samples = Samples {
             lost: a.lost.sample,
@@ -308,6 +319,7 @@ impl Pass {
             duplicated: duplicated.sample,
             reordered: reordered.sample,
             unexpected: unexpected.sample,
+            aborted_visible: a.aborted_visible.sample,
         };
         let series = self.timeline.finish();
         let broker_depth = match &input.depth_file {
@@ -324,6 +336,7 @@ impl Pass {
             series,
             broker_depth,
             records: self.records,
+            transactional: self.transactional,
         })
     }
 }

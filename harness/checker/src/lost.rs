@@ -36,6 +36,10 @@ pub(crate) struct Accounting {
     pub recovered: Found,
     /// Refused or never sent, yet delivered.
     pub failed_delivered: Found,
+    /// Of a transaction that was aborted or never committed (transactional producers).
+    pub aborted: u64,
+    /// Of an aborted transaction, yet delivered.
+    pub aborted_visible: Found,
 }
 
 /// The check's state during the pass: the samples that deliveries reveal.
@@ -43,6 +47,7 @@ pub(crate) struct Lost {
     clock: Clock,
     recovered: FirstN<BySend>,
     failed_delivered: FirstN<BySend>,
+    aborted_visible: FirstN<BySend>,
 }
 
 impl Lost {
@@ -51,6 +56,7 @@ impl Lost {
             clock,
             recovered: FirstN::new(),
             failed_delivered: FirstN::new(),
+            aborted_visible: FirstN::new(),
         }
     }
 
@@ -60,6 +66,7 @@ impl Lost {
             Outcome::Acked => return,
             Outcome::Failed => &mut self.failed_delivered,
             Outcome::Unknown => &mut self.recovered,
+            Outcome::Aborted => &mut self.aborted_visible,
         };
         if let Some(s) = first.entry((d.sent_ns, d.producer, d.seq)) {
             *s = self.clock.delivery(d);
@@ -78,6 +85,7 @@ impl Lost {
         let mut a = count(msgs);
         a.recovered.sample = self.recovered.into_sample();
         a.failed_delivered.sample = self.failed_delivered.into_sample();
+        a.aborted_visible.sample = self.aborted_visible.into_sample();
         if a.lost.count + a.unacked_lost.count > 0 {
             let mut u = Undelivered {
                 msgs,
@@ -95,7 +103,8 @@ impl Lost {
     }
 }
 
-/// Every count, 64 messages at a time.
+/// Every count, 64 messages at a time. A message of an aborted transaction is `aborted`, not
+/// failed nor unknown: `sent = acked + failed + not_sent + unknown + aborted`.
 pub(crate) fn count(msgs: &Messages) -> Accounting {
     let mut a = Accounting::default();
     let n = |bits: u64| u64::from(bits.count_ones());
@@ -104,9 +113,10 @@ pub(crate) fn count(msgs: &Messages) -> Accounting {
             let sent = p.sent.word(w);
             let delivered = p.delivered.word(w);
             let acked = p.acked.word(w) & sent;
-            let failed = p.failed.word(w) & sent & !acked;
+            let aborted = p.aborted_word(w);
+            let failed = p.failed.word(w) & sent & !acked & !aborted;
             let not_sent = p.not_sent.word(w) & failed;
-            let unknown = sent & !acked & !failed;
+            let unknown = sent & !acked & !failed & !aborted;
             a.sent += n(sent);
             a.acked += n(acked);
             a.failed += n(failed & !not_sent);
@@ -117,6 +127,8 @@ pub(crate) fn count(msgs: &Messages) -> Accounting {
             a.unacked_lost.count += n(unknown & !delivered);
             a.recovered.count += n(unknown & delivered);
             a.failed_delivered.count += n(failed & delivered);
+            a.aborted += n(aborted);
+            a.aborted_visible.count += n(aborted & delivered);
         }
     }
     a
@@ -135,7 +147,7 @@ fn undelivered(msgs: &Messages, producer: ProducerId, seq: Seq) -> Option<Fate> 
         None
     } else if p.acked.get(seq.0) {
         Some(Fate::Lost)
-    } else if p.failed.get(seq.0) {
+    } else if p.failed.get(seq.0) || p.is_aborted(seq) {
         None
     } else {
         Some(Fate::UnackedLost)

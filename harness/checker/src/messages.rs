@@ -16,6 +16,33 @@ pub(crate) struct Producer {
     /// Of the failed: never reached the broker.
     pub not_sent: Bits,
     pub delivered: Bits,
+    /// A transactional producer's (its history's header says so): its sends count only once a
+    /// commit of them starts.
+    pub transactional: bool,
+    /// Transactional: covered by a commit that started.
+    pub commit_started: Bits,
+    /// Transactional: covered by an abort.
+    pub aborted: Bits,
+}
+
+impl Producer {
+    /// Of the 64 messages of word `w`: those of aborted transactions (sent, not acked, and
+    /// either never in a started commit or in an explicit abort). Always 0 for a producer that
+    /// is not transactional.
+    #[inline]
+    pub fn aborted_word(&self, w: usize) -> u64 {
+        if !self.transactional {
+            return 0;
+        }
+        let open = !self.commit_started.word(w) | self.aborted.word(w);
+        self.sent.word(w) & !self.acked.word(w) & open
+    }
+
+    /// Whether `seq` belongs to an aborted transaction ([`Producer::aborted_word`]).
+    #[inline]
+    pub fn is_aborted(&self, seq: Seq) -> bool {
+        self.aborted_word((seq.0 / 64) as usize) & (1 << (seq.0 % 64)) != 0
+    }
 }
 
 /// One delivery record, with the consumer whose history holds it.
@@ -47,6 +74,8 @@ pub(crate) enum Outcome {
     Failed,
     /// No answer before the producer ended.
     Unknown,
+    /// Its transaction was aborted (or never committed): it should never be delivered.
+    Aborted,
 }
 
 /// The bits of every producer of a variant.
@@ -109,6 +138,36 @@ impl Messages {
         true
     }
 
+    /// Marks `producer`'s history as transactional.
+    pub fn set_transactional(&mut self, producer: ProducerId) {
+        if let Some(p) = self.producers.get_mut(producer.0 as usize) {
+            p.transactional = true;
+        }
+    }
+
+    /// Records a transaction's commit start (`aborted` false) or its abort, over the seqs of
+    /// `first .. first + count` sent before it (a transaction's messages are sent before it
+    /// ends; the bits never grow past what was sent, whatever `count` says).
+    pub fn transaction(&mut self, producer: ProducerId, first: Seq, count: u64, aborted: bool) {
+        let Some(p) = self.producers.get_mut(producer.0 as usize) else {
+            return;
+        };
+        let mut end = first
+            .0
+            .saturating_add(count)
+            .min(p.sent.words() as u64 * 64);
+        while end > first.0 && !p.sent.get(end - 1) {
+            end -= 1;
+        }
+        let bits = match aborted {
+            false => &mut p.commit_started,
+            true => &mut p.aborted,
+        };
+        for s in first.0..end {
+            bits.set(s);
+        }
+    }
+
     /// Records a delivery; call once every producer history has been read.
     #[inline]
     pub fn deliver(&mut self, d: &Delivery) -> Class {
@@ -124,6 +183,8 @@ impl Messages {
         }
         Class::First(if p.acked.get(d.seq.0) {
             Outcome::Acked
+        } else if p.is_aborted(d.seq) {
+            Outcome::Aborted
         } else if p.failed.get(d.seq.0) {
             Outcome::Failed
         } else {

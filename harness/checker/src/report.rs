@@ -39,6 +39,15 @@ pub struct Counts {
     pub reordered: u64,
     /// Delivered but never sent. Must be 0.
     pub unexpected: u64,
+    /// Transactional producers: messages of a transaction that was aborted or never committed
+    /// (the producer died in it). Neither failed nor unknown:
+    /// `sent = acked + failed + not_sent + unknown + aborted`.
+    #[serde(default)]
+    pub aborted: u64,
+    /// Of the aborted, those a consumer delivered anyway (`read_uncommitted`). Must be 0 for
+    /// every contract.
+    #[serde(default)]
+    pub aborted_visible: u64,
 }
 
 /// How many offending messages each check keeps in its sample.
@@ -46,7 +55,7 @@ pub const SAMPLE_SIZE: usize = 20;
 
 /// The first [`SAMPLE_SIZE`] offenders of each check, named as in [`Counts`]: a sample holds
 /// every offender when its count is at most [`SAMPLE_SIZE`]. Messages judged by their send
-/// (`lost`, `unacked_lost`, `recovered`, `failed_delivered`) come in order of intended send
+/// (`lost`, `unacked_lost`, `recovered`, `failed_delivered`, `aborted_visible`) come in order of intended send
 /// time; offending deliveries (`duplicated`, `reordered`, `unexpected`) in order of delivery
 /// time. Messages sent at the same instant go lower producer, then lower seq, first;
 /// deliveries at the same instant, the one read first.
@@ -60,6 +69,7 @@ pub struct Samples {
     pub duplicated: Vec<Sample>,
     pub reordered: Vec<Sample>,
     pub unexpected: Vec<Sample>,
+    pub aborted_visible: Vec<Sample>,
 }
 
 /// One offending message or delivery. Times are seconds since the variant's start; a field a
@@ -189,6 +199,10 @@ pub struct Report {
     pub broker_depth_peak: Option<u64>,
     /// History records read (for the checker's own speed figure).
     pub records: u64,
+    /// Some producer history of the variant was a transactional producer's (its header's
+    /// flag): `aborted` and `aborted_visible` apply. Absent (false) before transactions existed.
+    #[serde(default)]
+    pub transactional: bool,
 }
 
 impl Report {

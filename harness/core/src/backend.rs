@@ -320,6 +320,15 @@ pub enum Outcome {
     NotSent,
 }
 
+/// What a transactional producer reports of one of its transactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnEvent {
+    /// Its commit is about to be asked for: the worker records it before the producer asks.
+    CommitStarted,
+    /// It was aborted (a failed commit, or an abort asked for).
+    Aborted,
+}
+
 /// Where a producer reports confirmations; the worker timestamps and records them.
 pub trait AckSink {
     fn ack(&mut self, seq: Seq, outcome: Outcome);
@@ -331,6 +340,11 @@ pub trait AckSink {
             self.ack(seq, outcome);
         }
     }
+
+    /// A transactional producer's transaction of seqs `first .. first + count` (see
+    /// [`TxnEvent`]); the outcomes of its messages follow through [`AckSink::ack_all`]: acked
+    /// once the commit returned, failed once it was aborted.
+    fn transaction(&mut self, _event: TxnEvent, _first: Seq, _count: u64) {}
 }
 
 /// One message to send.
@@ -358,6 +372,12 @@ pub trait Producer {
     /// Must not block.
     fn poll(&mut self, _acks: &mut dyn AckSink) -> Result<(), BackendError> {
         Ok(())
+    }
+
+    /// Whether sends count only once their transaction commits: the worker marks its history
+    /// transactional, and the producer reports each transaction ([`AckSink::transaction`]).
+    fn transactional(&self) -> bool {
+        false
     }
 }
 

@@ -100,16 +100,24 @@ impl fmt::Display for Contract {
 impl Contract {
     /// Whether counts keep the contract, and if not, why. `broker_faulted`: the schedule
     /// killed the broker or removed its queue (what a broker in memory may lose).
+    /// `aborted_visible` (messages of aborted transactions delivered) breaks every contract, as
+    /// `unexpected` does.
     pub fn kept(
         self,
         lost: u64,
         duplicated: u64,
         unexpected: u64,
+        aborted_visible: u64,
         broker_faulted: bool,
     ) -> Result<(), String> {
         let mut broken = Vec::new();
         if unexpected > 0 {
             broken.push(format!("{unexpected} unexpected"));
+        }
+        if aborted_visible > 0 {
+            broken.push(format!(
+                "{aborted_visible} messages of aborted transactions delivered"
+            ));
         }
         let no_loss = match self {
             Contract::AtLeastOnce | Contract::ExactlyOnce => true,
@@ -157,34 +165,49 @@ mod tests {
 
     #[test]
     fn contracts_are_judged_on_loss_and_duplicates() {
-        assert!(Contract::AtMostOnce.kept(5, 0, 0, false).is_ok());
+        assert!(Contract::AtMostOnce.kept(5, 0, 0, 0, false).is_ok());
         assert_eq!(
-            Contract::AtMostOnce.kept(0, 2, 0, false),
+            Contract::AtMostOnce.kept(0, 2, 0, 0, false),
             Err("2 duplicates".into())
         );
-        assert!(Contract::AtLeastOnce.kept(0, 9, 0, false).is_ok());
+        assert!(Contract::AtLeastOnce.kept(0, 9, 0, 0, false).is_ok());
         assert_eq!(
-            Contract::AtLeastOnce.kept(1, 0, 0, true),
+            Contract::AtLeastOnce.kept(1, 0, 0, 0, true),
             Err("1 acked messages lost".into())
         );
-        assert!(Contract::ExactlyOnce.kept(0, 1, 0, false).is_err());
-        assert!(Contract::AtLeastOnce.kept(0, 0, 1, false).is_err());
+        assert!(Contract::ExactlyOnce.kept(0, 1, 0, 0, false).is_err());
+        assert!(Contract::AtLeastOnce.kept(0, 0, 1, 0, false).is_err());
+        for c in [
+            Contract::AtMostOnce,
+            Contract::AtLeastOnce,
+            Contract::AtLeastOnceOfKept,
+            Contract::ExactlyOnce,
+        ] {
+            assert_eq!(
+                c.kept(0, 0, 0, 3, true),
+                Err("3 messages of aborted transactions delivered".into()),
+                "{c}"
+            );
+        }
     }
 
     #[test]
     fn at_least_once_of_kept_allows_loss_only_through_a_broker_fault() {
         let c = Contract::AtLeastOnceOfKept;
-        assert!(c.kept(0, 40, 0, false).is_ok(), "redeliveries are expected");
         assert!(
-            c.kept(7, 40, 0, true).is_ok(),
+            c.kept(0, 40, 0, 0, false).is_ok(),
+            "redeliveries are expected"
+        );
+        assert!(
+            c.kept(7, 40, 0, 0, true).is_ok(),
             "the broker lost what it held"
         );
         assert_eq!(
-            c.kept(7, 0, 0, false),
+            c.kept(7, 0, 0, 0, false),
             Err("7 acked messages lost".into()),
             "no broker fault: nothing may be lost"
         );
-        assert!(c.kept(0, 0, 1, true).is_err());
+        assert!(c.kept(0, 0, 1, 0, true).is_err());
     }
 
     #[test]

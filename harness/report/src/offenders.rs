@@ -8,7 +8,7 @@ use mq_results::RunResults;
 use crate::doc::{Align, Table, Text};
 
 /// The anomalies with a sample, in the order the Correctness table lists them.
-fn anomalies(s: &Samples) -> [(&'static str, &[Sample]); 7] {
+fn anomalies(s: &Samples) -> [(&'static str, &[Sample]); 8] {
     [
         ("lost", &s.lost),
         ("unacked-lost", &s.unacked_lost),
@@ -17,6 +17,7 @@ fn anomalies(s: &Samples) -> [(&'static str, &[Sample]); 7] {
         ("duplicated", &s.duplicated),
         ("reordered", &s.reordered),
         ("unexpected", &s.unexpected),
+        ("aborted, visible", &s.aborted_visible),
     ]
 }
 
@@ -73,6 +74,7 @@ pub fn table(r: &RunResults) -> Option<Table> {
             c.duplicated,
             c.reordered,
             c.unexpected,
+            c.aborted_visible,
         ];
         for ((name, sample), count) in anomalies(&rep.samples).into_iter().zip(counts) {
             if sample.is_empty() {

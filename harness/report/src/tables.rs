@@ -165,27 +165,30 @@ fn why_no_results(v: &VariantResult) -> Text {
     why
 }
 
-/// What the checker counted per variant, `lost` set bold.
+/// What the checker counted per variant, `lost` set bold; with a transactional variant, its
+/// aborted messages and those delivered anyway too.
 pub fn correctness(r: &RunResults) -> Table {
-    let mut t = Table::new(
-        "Correctness",
-        &[
-            ("variant", Left),
-            ("sent", Right),
-            ("acked", Right),
-            ("failed", Right),
-            ("not sent", Right),
-            ("unknown", Right),
-            ("delivered", Right),
-            ("lost", Right),
-            ("unacked-lost", Right),
-            ("recovered", Right),
-            ("duplicated", Right),
-            ("reordered", Right),
-            ("unexpected", Right),
-            ("ended by", Left),
-        ],
-    );
+    let txn = (r.variants.iter()).any(|v| v.report.as_ref().is_some_and(|r| r.transactional));
+    let mut columns = vec![
+        ("variant", Left),
+        ("sent", Right),
+        ("acked", Right),
+        ("failed", Right),
+        ("not sent", Right),
+        ("unknown", Right),
+        ("delivered", Right),
+        ("lost", Right),
+        ("unacked-lost", Right),
+        ("recovered", Right),
+        ("duplicated", Right),
+        ("reordered", Right),
+        ("unexpected", Right),
+    ];
+    if txn {
+        columns.extend([("aborted", Right), ("aborted, visible", Right)]);
+    }
+    columns.push(("ended by", Left));
+    let mut t = Table::new("Correctness", &columns);
     t.columns[7].title = Text::strong("lost");
     for v in &r.variants {
         let Some(rep) = &v.report else { continue };
@@ -213,6 +216,13 @@ pub fn correctness(r: &RunResults) -> Table {
             ]
             .map(|x| Text::plain(x.to_string())),
         );
+        if txn {
+            // A variant without transactions has none to abort.
+            row.extend(match rep.transactional {
+                true => [c.aborted, c.aborted_visible].map(|x| Text::plain(x.to_string())),
+                false => ["–", "–"].map(Text::plain),
+            });
+        }
         row.push(v.ended_by.map(json_name).unwrap_or_default().into());
         t.rows.push(row);
     }
@@ -313,6 +323,22 @@ pub(crate) mod tests {
         let right: Vec<bool> = t.columns.iter().map(|c| c.align == Right).collect();
         assert_eq!(right.iter().filter(|r| **r).count(), 12);
         assert!(!right[0] && !right[13]);
+    }
+
+    #[test]
+    fn a_transactional_variant_adds_its_aborted_columns() {
+        let mut txn = variant("txn", 0, 0);
+        let rep = txn.report.as_mut().unwrap();
+        rep.transactional = true;
+        (rep.counts.aborted, rep.counts.aborted_visible) = (40, 3);
+        let plain = variant("plain", 0, 0);
+        let t = correctness(&run(vec![plain.clone()]));
+        assert!(t.column("aborted").is_empty() && t.columns.len() == 14);
+        let t = correctness(&run(vec![txn, plain]));
+        assert_eq!(t.columns.len(), 16);
+        assert_eq!(t.column("aborted"), ["40", "–"]);
+        assert_eq!(t.column("aborted, visible"), ["3", "–"]);
+        assert_eq!(t.column("ended by"), ["drained", "drained"]);
     }
 
     #[test]

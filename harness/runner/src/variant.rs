@@ -170,10 +170,13 @@ impl VariantRun<'_> {
                 let broker_faulted = result.faults.iter().any(|f| {
                     f.ok && matches!(f.action, FaultAction::KillBroker | FaultAction::RemoveQueue)
                 });
-                let kept =
-                    self.plan
-                        .contract
-                        .kept(c.lost, c.duplicated, c.unexpected, broker_faulted);
+                let kept = self.plan.contract.kept(
+                    c.lost,
+                    c.duplicated,
+                    c.unexpected,
+                    c.aborted_visible,
+                    broker_faulted,
+                );
                 result.contract_kept = Some(kept.is_ok());
                 result.contract_note = kept.err();
                 result.rebalance = rebalance(&input, &report, &result.faults);

@@ -286,6 +286,9 @@ fn create(
         .set("enable.auto.commit", (!manual).to_string())
         .set("enable.auto.offset.store", (!manual).to_string())
         .set("auto.commit.interval.ms", "1000");
+    if let Some(level) = crate::txn::isolation(options) {
+        c.set("isolation.level", level.as_str());
+    }
     if options.group() {
         let strategy = options.partition_assignment_strategy.unwrap_or_default();
         c.set("partition.assignment.strategy", strategy.as_str());

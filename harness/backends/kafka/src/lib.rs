@@ -17,6 +17,7 @@ mod group;
 mod options;
 mod producer;
 mod script;
+mod txn;
 
 use std::path::Path;
 
@@ -29,7 +30,7 @@ use mq_core::{
 };
 
 pub use client::Endpoint;
-pub use options::{Assignment, Compression, Mode, Options, Strategy};
+pub use options::{Assignment, Compression, IsolationLevel, Mode, Options, Strategy};
 pub use script::Node;
 
 const NAME: &str = "kafka";
@@ -113,6 +114,7 @@ impl Backend for Kafka {
         };
         let mut errors = options.check(&plan.delivery);
         errors.extend(check_faults(plan, &options));
+        txn::check_pace(&options, plan.workload.rate_per_producer(), &mut errors);
         if plan.workload.partitions > 100_000 {
             errors.push(FieldError::new(
                 "workload.partitions",

@@ -10,6 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::script::{cluster_bootstrap, cluster_ports, CLUSTER_NODES};
+pub use crate::txn::IsolationLevel;
 
 pub use mq_core::backend::Mode;
 
@@ -105,6 +106,27 @@ pub struct Options {
     /// `enable.idempotence` (needs `producer_ack = "all"`).
     #[serde(default)]
     pub idempotence: bool,
+    /// Transactional producers (needs `producer_ack = "all"`; implies idempotence): each sends
+    /// `transaction_size` messages per transaction under a `transactional.id` of its own (run,
+    /// variant, producer index); a message counts as acked once its transaction's commit
+    /// returned, and a failed commit aborts the transaction.
+    #[serde(default)]
+    pub transactional: bool,
+    /// Transactional only: messages per transaction; default 100.
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 100_000))]
+    pub transaction_size: Option<u32>,
+    /// Transactional only: `transaction.timeout.ms`, after which the coordinator aborts a
+    /// transaction left open (a killed producer's), letting `read_committed` consumers past it;
+    /// default 10000 (librdkafka's 60000 would hold them a minute).
+    #[serde(default)]
+    #[schemars(range(min = 1_000, max = 900_000))]
+    pub transaction_timeout_ms: Option<u32>,
+    /// Consumers' `isolation.level`: `read_committed` (only committed transactions' messages;
+    /// the default, librdkafka's too) or `read_uncommitted` (every message appended, aborted
+    /// transactions' included).
+    #[serde(default)]
+    pub isolation_level: Option<IsolationLevel>,
     /// `linger.ms`; librdkafka's default (5) when absent.
     #[serde(default)]
     #[schemars(range(min = 0, max = 900_000))]
@@ -179,6 +201,9 @@ const OWNED: &[&str] = &[
     "partition.assignment.strategy",
     "session.timeout.ms",
     "heartbeat.interval.ms",
+    "transactional.id",
+    "transaction.timeout.ms",
+    "isolation.level",
 ];
 
 /// librdkafka's `session.timeout.ms` when the option is absent.
@@ -203,6 +228,7 @@ impl Options {
                 ),
             ));
         }
+        crate::txn::check(self, delivery, &mut e);
         self.check_config_tables(&mut e);
         self.check_group(&mut e);
         e
@@ -417,9 +443,18 @@ impl Options {
 
     /// Broker properties the options add to the managed nodes' server.properties.
     pub fn broker_overrides(&self) -> Vec<String> {
-        (self.replica_lag_time_max_ms.iter())
+        let mut o: Vec<String> = (self.replica_lag_time_max_ms.iter())
             .map(|ms| format!("replica.lag.time.max.ms={ms}"))
-            .collect()
+            .collect();
+        if self.transactional {
+            // The coordinator looks for timed-out transactions every 10 s by default: a killed
+            // producer's would hold read_committed consumers up to that much longer.
+            o.push(format!(
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms={}",
+                crate::txn::CLEANUP_INTERVAL_MS
+            ));
+        }
+        o
     }
 
     /// The replication factor the topic is created with; `None` = the cluster's default.
@@ -456,54 +491,4 @@ pub fn value_string(v: &serde_json::Value) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use mq_core::delivery::{ConsumerAck, Durability};
-
-    fn options(json: &str) -> Options {
-        serde_json::from_str(json).unwrap()
-    }
-
-    fn check(o: &Options) -> Vec<FieldError> {
-        o.check(&Delivery {
-            producer_ack: ProducerAck::All,
-            consumer_ack: ConsumerAck::AfterProcess,
-            durability: Durability::Persistent,
-        })
-    }
-
-    #[test]
-    fn group_settings_need_the_group_and_heartbeats_below_the_session() {
-        let o =
-            options(r#"{"session_timeout_ms": 6000, "partition_assignment_strategy": "range"}"#);
-        let paths: Vec<_> = check(&o).into_iter().map(|e| e.path).collect();
-        assert_eq!(
-            paths,
-            [
-                "options.partition_assignment_strategy",
-                "options.session_timeout_ms"
-            ]
-        );
-        let o = options(
-            r#"{"assignment": "group", "session_timeout_ms": 6000, "heartbeat_interval_ms": 6000}"#,
-        );
-        let e = check(&o);
-        assert_eq!(e.len(), 1, "{e:?}");
-        assert!(
-            e[0].message.contains("valid is 100 to 5999"),
-            "{}",
-            e[0].message
-        );
-        let o = options(r#"{"assignment": "group", "heartbeat_interval_ms": 2000}"#);
-        assert!(check(&o).is_empty());
-        assert_eq!(
-            o.partition_assignment_strategy.unwrap_or_default(),
-            Strategy::CooperativeSticky
-        );
-        let bad = serde_json::from_str::<Options>(r#"{"assignment": "groups"}"#).unwrap_err();
-        assert!(
-            bad.to_string().contains("expected `manual` or `group`"),
-            "{bad}"
-        );
-    }
-}
+mod tests;

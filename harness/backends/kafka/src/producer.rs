@@ -14,6 +14,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer as _,
 
 use crate::client::{self, base_config, Endpoint};
 use crate::options::Options;
+use crate::txn::{self, Transaction};
 use crate::NAME;
 
 /// Sends between two polls for delivery reports while sending as fast as possible. Polling
@@ -69,6 +70,8 @@ pub struct KafkaProducer {
     queue_timeout: Duration,
     bootstrap: String,
     reports: Batch,
+    /// A transactional producer's open transaction.
+    txn: Option<Transaction>,
 }
 
 impl KafkaProducer {
@@ -94,19 +97,34 @@ impl KafkaProducer {
         if let Some(b) = options.batch_size {
             c.set("batch.size", b.to_string());
         }
+        if options.transactional {
+            txn::configure(&mut c, options, &ep.topic, ctx.index);
+        }
         client::apply(&mut c, &options.producer_config);
         let producer: BaseProducer<Reports> =
             c.create_with_context(Reports::default()).map_err(|e| {
                 BackendError::other(NAME, format!("producer for {}: {e}", ep.bootstrap))
             })?;
         client::reach(producer.client(), &ep.bootstrap, Some(&ep.topic))?;
+        let txn = match options.transactional {
+            true => Some(Transaction::init(
+                &producer,
+                options,
+                ctx.plan.workload.ack_timeout.0,
+            )?),
+            false => None,
+        };
         Ok(KafkaProducer {
             producer,
             topic: ep.topic,
             partitions: ep.partitions,
             queue_timeout: ctx.plan.workload.ack_timeout.0,
             bootstrap: ep.bootstrap,
-            reports: Batch::default(),
+            reports: Batch {
+                transactional: txn.is_some(),
+                ..Batch::default()
+            },
+            txn,
         })
     }
 }
@@ -119,6 +137,8 @@ struct Batch {
     /// The reports being handed on, swapped with the context's (no allocation per poll).
     taken: Vec<(Seq, Option<Outcome>)>,
     known: Vec<(Seq, Outcome)>,
+    /// A transactional producer's reports are not outcomes (its commits are): dropped.
+    transactional: bool,
 }
 
 impl Batch {
@@ -144,6 +164,10 @@ impl Batch {
                 .unwrap_or_else(|e| e.into_inner()),
         );
         self.known.clear();
+        if self.transactional {
+            self.taken.clear();
+            return;
+        }
         self.known.extend(
             self.taken
                 .drain(..)
@@ -163,6 +187,9 @@ impl Producer for KafkaProducer {
                     msg.partition.0, self.topic, self.partitions
                 ),
             ));
+        }
+        if let Some(t) = &mut self.txn {
+            t.before_send(&self.producer, msg.seq)?;
         }
         let mut record =
             BaseRecord::<(), [u8], usize>::with_opaque_to(&self.topic, msg.seq.0 as usize)
@@ -207,6 +234,9 @@ impl Producer for KafkaProducer {
         if self.reports.unpolled >= SENDS_PER_POLL {
             self.reports.poll(&self.producer, Duration::ZERO, acks);
         }
+        if let Some(t) = &mut self.txn {
+            t.after_send(&self.producer, msg.seq, acks)?;
+        }
         Ok(())
     }
 
@@ -216,6 +246,10 @@ impl Producer for KafkaProducer {
     }
 
     fn flush(&mut self, timeout: Duration, acks: &mut dyn AckSink) -> Result<(), BackendError> {
+        if let Some(t) = &mut self.txn {
+            // The last transaction, however short: commit it (the commit flushes).
+            t.end(&self.producer, acks)?;
+        }
         let r = self.producer.flush(timeout);
         self.reports.report(&self.producer, acks);
         if let Err(e) = r {
@@ -227,5 +261,9 @@ impl Producer for KafkaProducer {
             );
         }
         Ok(())
+    }
+
+    fn transactional(&self) -> bool {
+        self.txn.is_some()
     }
 }

@@ -13,6 +13,8 @@ pub struct H {
     pub dir: tempfile::TempDir,
     pub producers: Vec<Vec<Record>>,
     pub consumers: Vec<Vec<Record>>,
+    /// Producers whose history carries the transactional flag.
+    pub transactional: Vec<usize>,
 }
 
 pub fn sent(p: u16, seq: u64, key: u32) -> Record {
@@ -58,6 +60,7 @@ impl H {
             dir: tempfile::tempdir().unwrap(),
             producers: vec![],
             consumers: vec![],
+            transactional: vec![],
         }
     }
     /// Producer `p` sends and gets acks for seqs `0..n`, key = seq % keys.
@@ -71,6 +74,12 @@ impl H {
         self
     }
     pub fn producer(mut self, recs: Vec<Record>) -> H {
+        self.producers.push(recs);
+        self
+    }
+    /// A transactional producer's history (the header's flag set).
+    pub fn transactional_producer(mut self, recs: Vec<Record>) -> H {
+        self.transactional.push(self.producers.len());
         self.producers.push(recs);
         self
     }
@@ -97,6 +106,9 @@ impl H {
                 },
             )
             .unwrap();
+            if role == Role::Producer && self.transactional.contains(&i) {
+                w.mark_transactional();
+            }
             for r in recs {
                 w.push(*r).unwrap();
             }

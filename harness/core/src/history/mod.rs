@@ -117,6 +117,21 @@ pub enum Record {
     /// Version 2: one key's messages delivered in order without gaps or repeats (stride: the
     /// file's keys).
     DeliveredRun(Run),
+    /// A transactional producer is about to commit the transaction of seqs
+    /// `first .. first + count` (written before the commit is asked for).
+    CommitStarted(Txn),
+    /// A transactional producer aborted the transaction of seqs `first .. first + count`.
+    Aborted(Txn),
+}
+
+/// The seqs of one transaction of a producer: `first, first + 1, …` (`count` of them), and when
+/// the producer recorded it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Txn {
+    pub producer: ProducerId,
+    pub first: Seq,
+    pub count: u64,
+    pub at_ns: u64,
 }
 
 /// Why a send failed (the `flags` byte of a `failed` record).
@@ -136,6 +151,14 @@ const K_UNEXPECTED: u8 = 5;
 const K_SENT_RUN: u8 = 6;
 const K_ACKED_RUN: u8 = 7;
 const K_DELIVERED_RUN: u8 = 8;
+const K_COMMIT_STARTED: u8 = 9;
+const K_ABORTED: u8 = 10;
+
+/// Bit 0 of the header's flags byte (byte 9): a transactional producer's history, whose sends
+/// count only once a commit of them starts (see [`Record::CommitStarted`]).
+pub const FLAG_TRANSACTIONAL: u8 = 1;
+/// Where the header's flags byte is.
+pub(crate) const HEADER_FLAGS: usize = 9;
 
 /// A run's bound as stored in bytes 24..32: `count u32 | span u32`, one aligned u64, so the
 /// writer moves it forward with a single store.
@@ -192,6 +215,15 @@ impl Record {
                     bound(r.count, r.span),
                 )
             }
+            Record::CommitStarted(t) => (
+                K_COMMIT_STARTED,
+                t.producer,
+                Key(0),
+                t.first,
+                t.at_ns,
+                t.count,
+            ),
+            Record::Aborted(t) => (K_ABORTED, t.producer, Key(0), t.first, t.at_ns, t.count),
         };
         let mut b = [0u8; RECORD_LEN];
         b[0] = kind;
@@ -213,6 +245,12 @@ impl Record {
         let key = Key(u32::from_le_bytes(b[4..8].try_into().unwrap()));
         let seq = Seq(u64_at(8));
         let (t1, t2) = (u64_at(16), u64_at(24));
+        let txn = || Txn {
+            producer,
+            first: seq,
+            count: t2,
+            at_ns: t1,
+        };
         let run = || Run {
             producer,
             key,
@@ -256,6 +294,8 @@ impl Record {
             K_SENT_RUN => Record::SentRun(run()),
             K_ACKED_RUN => Record::AckedRun(run()),
             K_DELIVERED_RUN => Record::DeliveredRun(run()),
+            K_COMMIT_STARTED => Record::CommitStarted(txn()),
+            K_ABORTED => Record::Aborted(txn()),
             other => return Some(Err((other, b[1]))),
         }))
     }

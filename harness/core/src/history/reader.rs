@@ -6,7 +6,10 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use super::{FileHeader, Record, Role, FILE_MAGIC, HEADER_LEN, RECORD_LEN, V1, V2};
+use super::{
+    FileHeader, Record, Role, Txn, FILE_MAGIC, FLAG_TRANSACTIONAL, HEADER_FLAGS, HEADER_LEN,
+    RECORD_LEN, V1, V2,
+};
 
 /// Why a history file cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +42,9 @@ pub struct HistoryReader {
     pub version: u32,
     /// Version 2: the variant's keys, the stride of acked and delivered runs (0 in version 1).
     pub keys: u32,
+    /// A transactional producer's history (header flag [`FLAG_TRANSACTIONAL`]; false in files
+    /// written before the flag existed).
+    pub transactional: bool,
     buf: Vec<u8>,
     pos: usize,
     filled: usize,
@@ -85,6 +91,7 @@ impl HistoryReader {
             header,
             version,
             keys,
+            transactional: h[HEADER_FLAGS] & FLAG_TRANSACTIONAL != 0,
             buf: vec![0; 1 << 20],
             pos: 0,
             filled: 0,
@@ -109,6 +116,9 @@ impl HistoryReader {
                 Ok(None)
             }
             Some(Ok(r)) if r.is_run() => self.check_run(r).map(Some),
+            Some(Ok(r @ (Record::CommitStarted(t) | Record::Aborted(t)))) => {
+                self.check_txn(t).map(|()| Some(r))
+            }
             Some(Ok(r)) => Ok(Some(r)),
             Some(Err((kind, flags))) => Err(HistoryError::BadRecord {
                 path: self.path.clone(),
@@ -154,6 +164,23 @@ impl HistoryReader {
             return Err(corrupt("a run past the largest seq or time"));
         }
         Ok(r)
+    }
+
+    /// A transaction holds a message and ends within the seq range.
+    #[cold]
+    fn check_txn(&self, t: Txn) -> Result<(), HistoryError> {
+        let corrupt = |what| HistoryError::Corrupt {
+            path: self.path.clone(),
+            index: self.index - 1,
+            what,
+        };
+        if t.count == 0 {
+            return Err(corrupt("a transaction of no messages"));
+        }
+        if t.first.0.checked_add(t.count).is_none() {
+            return Err(corrupt("a transaction past the largest seq"));
+        }
+        Ok(())
     }
 
     fn refill(&mut self) -> Result<bool, HistoryError> {

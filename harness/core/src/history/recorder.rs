@@ -102,6 +102,16 @@ impl History {
         }
     }
 
+    /// Marks the history as a transactional producer's (its header's flag): its sends count
+    /// once a commit of them starts. Call it before the first send is recorded.
+    pub fn mark_transactional(&mut self) {
+        match &mut self.sink {
+            Sink::Off => {}
+            Sink::Full(w) => w.mark_transactional(),
+            Sink::Intervals(c) => c.w.mark_transactional(),
+        }
+    }
+
     /// Records written so far (runs count one each).
     pub fn records(&self) -> u64 {
         match &self.sink {
@@ -199,6 +209,8 @@ impl Coalescer {
             }
             Record::Failed { .. } | Record::Unexpected { .. } => false,
             Record::SentRun(_) | Record::AckedRun(_) | Record::DeliveredRun(_) => false,
+            // Transactions are recorded one by one; they end no run (acks follow their commit).
+            Record::CommitStarted(_) | Record::Aborted(_) => false,
         };
         if !continued {
             self.w.push(r)?;

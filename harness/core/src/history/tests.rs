@@ -285,3 +285,88 @@ fn impossible_runs_are_errors_naming_the_record() {
         "{err}"
     );
 }
+
+fn txn(p: u16, first: u64, count: u64, at_ns: u64) -> Txn {
+    Txn {
+        producer: ProducerId(p),
+        first: Seq(first),
+        count,
+        at_ns,
+    }
+}
+
+#[test]
+fn transactions_round_trip_in_both_versions_and_the_flag_is_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    for mode in [HistoryMode::Full, HistoryMode::Intervals] {
+        let path = dir.path().join(format!("{mode:?}.hist"));
+        let mut h = History::create(&path, header(Role::Producer), mode, 1).unwrap();
+        h.mark_transactional();
+        for s in 0..4 {
+            h.record(sent(3, s, 1, 100 + s)).unwrap();
+        }
+        h.record(Record::CommitStarted(txn(3, 0, 2, 200))).unwrap();
+        h.record(acked(3, 0, 210)).unwrap();
+        h.record(acked(3, 1, 210)).unwrap();
+        h.record(Record::CommitStarted(txn(3, 2, 2, 300))).unwrap();
+        h.record(Record::Aborted(txn(3, 2, 2, 310))).unwrap();
+        h.finish().unwrap();
+        let r = HistoryReader::open(&path).unwrap();
+        assert!(r.transactional, "{mode:?}");
+        let recs = read_all(&path);
+        let want_txns = [
+            Record::CommitStarted(txn(3, 0, 2, 200)),
+            Record::CommitStarted(txn(3, 2, 2, 300)),
+            Record::Aborted(txn(3, 2, 2, 310)),
+        ];
+        let txns: Vec<_> = (recs.iter().copied())
+            .filter(|r| matches!(r, Record::CommitStarted(_) | Record::Aborted(_)))
+            .collect();
+        assert_eq!(txns, want_txns, "{mode:?}");
+        match mode {
+            HistoryMode::Full => assert_eq!(recs.len(), 4 + 2 + 3),
+            _ => assert_eq!(
+                recs,
+                [
+                    Record::SentRun(run(3, 0, 0, 4, 100, 3)),
+                    want_txns[0],
+                    Record::AckedRun(run(3, 0, 0, 2, 210, 0)),
+                    want_txns[1],
+                    want_txns[2],
+                ]
+            ),
+        }
+    }
+    // A history without the flag (as every file written before it) is not transactional.
+    let plain = dir.path().join("plain.hist");
+    let mut h = History::create(&plain, header(Role::Producer), HistoryMode::Full, 1).unwrap();
+    h.record(sent(3, 0, 1, 1)).unwrap();
+    h.finish().unwrap();
+    assert!(!HistoryReader::open(&plain).unwrap().transactional);
+}
+
+#[test]
+fn impossible_transactions_are_errors_naming_the_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p0.hist");
+    let mut w = HistoryWriter::create(&path, header(Role::Producer)).unwrap();
+    w.push(Record::CommitStarted(txn(0, 0, 1, 1))).unwrap();
+    w.push(Record::CommitStarted(txn(0, 5, 0, 1))).unwrap();
+    w.push(Record::Aborted(txn(0, u64::MAX, 2, 1))).unwrap();
+    w.finish().unwrap();
+    let mut r = HistoryReader::open(&path).unwrap();
+    assert_eq!(
+        r.next().unwrap().unwrap(),
+        Record::CommitStarted(txn(0, 0, 1, 1))
+    );
+    let err = r.next().unwrap().unwrap_err().to_string();
+    assert!(
+        err.contains("record 1 is corrupt: a transaction of no messages"),
+        "{err}"
+    );
+    let err = r.next().unwrap().unwrap_err().to_string();
+    assert!(
+        err.contains("record 2 is corrupt: a transaction past the largest seq"),
+        "{err}"
+    );
+}

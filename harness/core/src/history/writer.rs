@@ -14,7 +14,9 @@ use std::sync::atomic::{compiler_fence, Ordering};
 
 use memmap2::MmapMut;
 
-use super::{bound, FileHeader, Record, HEADER_LEN, RECORD_LEN, V1};
+use super::{
+    bound, FileHeader, Record, FLAG_TRANSACTIONAL, HEADER_FLAGS, HEADER_LEN, RECORD_LEN, V1,
+};
 
 pub(super) const GROW_BYTES: u64 = 8 << 20;
 
@@ -101,6 +103,12 @@ impl HistoryWriter {
         // SAFETY: as in `create`; the old map is dropped when replaced.
         self.map = unsafe { MmapMut::map_mut(&self.file)? };
         Ok(())
+    }
+
+    /// Sets the header's transactional flag (a transactional producer's history); call it
+    /// before the first send is recorded.
+    pub fn mark_transactional(&mut self) {
+        self.map[HEADER_FLAGS] |= FLAG_TRANSACTIONAL;
     }
 
     /// Number of records written so far.

@@ -7,9 +7,9 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use mq_core::clock::{now_ns, sleep_until};
 use mq_core::envelope::Envelope;
-use mq_core::history::{key_of, FailReason, History, Record};
+use mq_core::history::{key_of, FailReason, History, Record, Txn};
 use mq_core::spec::WorkerSpec;
-use mq_core::{AckSink, BackendError, Outcome, Outgoing, ProducerId, Seq};
+use mq_core::{AckSink, BackendError, Outcome, Outgoing, ProducerId, Seq, TxnEvent};
 
 use super::latency::{LatencyLog, PUBLISH};
 use super::pending::Pending;
@@ -48,6 +48,22 @@ impl AckSink for Recorder<'_> {
         let at_ns = now_ns();
         for &(seq, outcome) in outcomes {
             self.ack_at(seq, outcome, at_ns);
+        }
+    }
+
+    fn transaction(&mut self, event: TxnEvent, first: Seq, count: u64) {
+        let txn = Txn {
+            producer: self.producer,
+            first,
+            count,
+            at_ns: now_ns(),
+        };
+        let rec = match event {
+            TxnEvent::CommitStarted => Record::CommitStarted(txn),
+            TxnEvent::Aborted => Record::Aborted(txn),
+        };
+        if let Err(e) = self.history.record(rec) {
+            self.error.get_or_insert(e);
         }
     }
 }
@@ -173,6 +189,9 @@ pub(super) fn run_producer(
         pending: Pending::default(),
         error: None,
     };
+    if producer.transactional() {
+        rec.history.mark_transactional();
+    }
     sleep_until(plan.start_ns);
 
     let mut result = Ok(());
