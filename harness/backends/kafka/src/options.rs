@@ -469,6 +469,7 @@ mod tests {
             producer_ack: ProducerAck::All,
             consumer_ack: ConsumerAck::AfterProcess,
             durability: Durability::Persistent,
+            consumer_dedup: Default::default(),
         })
     }
 

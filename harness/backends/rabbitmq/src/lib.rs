@@ -65,6 +65,7 @@ impl Backend for RabbitMq {
                 producer_ack: ProducerAck::Leader,
                 consumer_ack: ConsumerAck::AfterProcess,
                 durability: Durability::Persistent,
+                consumer_dedup: Default::default(),
             },
             options: mq_core::options::describe::<Options>(),
         }
