@@ -7,6 +7,7 @@
 
 pub mod charts;
 pub mod compare;
+pub mod dedup;
 pub mod doc;
 pub mod guarantees;
 pub mod html;
