@@ -2,9 +2,11 @@
 //! each fetch before handling it (`auto`, at-most-once) or after (`after-process`,
 //! at-least-once). With processing threads (the sink says [`Processed::Later`]), `after-process`
 //! commits a partition's lowest unfinished offset ([`InFlight`]) as [`Consumer::processed`]
-//! reports deliveries done, instead of after the fetch. With `commit_interval_ms` those commits
-//! are gathered and sent at most that often (and when the share changes, and at close). When the server goes away, the consumer keeps trying to reconnect and then
-//! resumes from the committed offsets, as a restarted consumer would.
+//! reports deliveries done, instead of after the fetch (a fetch is then handed over at most
+//! `DeliverySink::later_batch` records per poll, the rest kept for the next). With
+//! `commit_interval_ms` those commits are gathered and sent at most that often (and when the
+//! share changes, and at close). When the server goes away, the consumer keeps trying to
+//! reconnect and then resumes from the committed offsets, as a restarted consumer would.
 //!
 //! A position the log does not hold (retention removed it, as retention ignores committed
 //! offsets) moves per `auto_offset_reset`: to the log start or end, counting and logging the
@@ -15,13 +17,14 @@
 //! share first commits what was processed, keeps the positions of the partitions it keeps and
 //! starts the new ones from their committed offsets.
 
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use mq_core::assignment::AssignmentChange;
 use mq_core::delivery::ConsumerAck;
-use mq_core::parallel::{InFlight, LATER_BATCH};
+use mq_core::parallel::InFlight;
 use mq_core::{BackendError, Consumer, DeliverySink, Partition, Processed, Token, WorkerCtx};
-use mqlog::client::{Client, ClientError, ErrorCode};
+use mqlog::client::{Client, ClientError, ErrorCode, Record};
 
 use crate::member::{Assignment, Member};
 use crate::{client_err, Endpoint, OffsetReset, Options, NAME};
@@ -45,6 +48,10 @@ pub struct LogConsumer {
     in_flight: InFlight,
     /// The group membership (`assignment = "group"`).
     member: Option<Member>,
+    /// Per partition, the records of a fetch cut at the sink's `later_batch` and not handed
+    /// over yet:
+    /// the next take of that partition starts with them instead of fetching again.
+    rest: HashMap<u32, VecDeque<Record>>,
     /// `after-process` commits not sent yet: (partition, next offset).
     pending: Vec<(u32, u64)>,
     commit_interval: Duration,
@@ -114,6 +121,7 @@ impl LogConsumer {
             skipped: 0,
             in_flight: InFlight::default(),
             member,
+            rest: HashMap::new(),
             pending: Vec::new(),
             commit_interval: Duration::from_millis(o.commit_interval_ms),
             last_commit: Instant::now(),
@@ -137,6 +145,8 @@ impl LogConsumer {
                 );
                 self.client = Some(c);
                 self.positions = positions;
+                // a broker that lost its tail may have written other records at those offsets
+                self.rest.clear();
                 if let Some(m) = self.member.as_mut() {
                     m.must_rejoin();
                 }
@@ -178,30 +188,39 @@ impl LogConsumer {
         positions.sort_unstable();
         self.partitions = share;
         self.positions = positions;
+        self.rest.retain(|p, _| self.partitions.contains(p));
         self.next = 0;
         Ok(())
     }
 
-    /// One fetch of partition slot `i`, handed to the sink and committed per the ack setting.
+    /// One fetch of partition slot `i` (or what is left of the last one), handed to the sink
+    /// and committed per the ack setting.
     fn take(
         &mut self,
         i: usize,
         wait: Duration,
         sink: &mut dyn DeliverySink,
     ) -> Result<usize, ClientError> {
-        let client = self.client.as_mut().expect("connected");
         let (p, offset) = self.positions[i];
-        let f = client.fetch(&self.ep.topic, p, offset, self.fetch_bytes, wait)?;
-        let Some(last) = f.records.last() else {
+        let mut records = match self.rest.remove(&p) {
+            Some(rest) if rest.front().is_some_and(|r| r.offset == offset) => rest,
+            _ => {
+                let client = self.client.as_mut().expect("connected");
+                let f = client.fetch(&self.ep.topic, p, offset, self.fetch_bytes, wait)?;
+                VecDeque::from(f.records)
+            }
+        };
+        let Some(last) = records.back() else {
             return Ok(0);
         };
         let mut next = last.offset + 1;
         let after = self.ack == ConsumerAck::AfterProcess;
         if !after {
+            let client = self.client.as_mut().expect("connected");
             client.commit(&self.ep.group, &self.ep.topic, p, next)?;
         }
         let (mut later, mut taken) = (false, 0);
-        for r in &f.records {
+        while let Some(r) = records.pop_front() {
             let token = Token {
                 partition: Partition(p),
                 offset: r.offset,
@@ -210,9 +229,12 @@ impl LogConsumer {
             if sink.deliver_token(&r.value, token) == Processed::Later && after {
                 later = true;
                 self.in_flight.delivered(p, r.offset);
-                if taken >= LATER_BATCH {
-                    // the rest is fetched again: the worker acks what has finished meanwhile
+                if taken >= sink.later_batch() {
+                    // the worker acks what has finished meanwhile; the rest comes next time
                     next = r.offset + 1;
+                    if !records.is_empty() {
+                        self.rest.insert(p, records);
+                    }
                     break;
                 }
             }

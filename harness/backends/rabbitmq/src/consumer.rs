@@ -273,7 +273,7 @@ impl RabbitConsumer {
                     s.unacked = Some(d.delivery_tag);
                 }
                 taken += 1;
-                if taken >= max_batch || (later && taken >= mq_core::parallel::LATER_BATCH) {
+                if taken >= max_batch || (later && taken >= sink.later_batch()) {
                     break;
                 }
                 item = match poll_once(std::future::poll_fn(|cx| poll_any(subs, next, cx))).await {

@@ -194,6 +194,15 @@ impl DeliverySink for Deliveries<'_> {
         }
         Processed::Later
     }
+
+    /// With processing threads, a poll's worth is what keeps them busy; with dedup alone, the
+    /// store's batch (fewer transactions, and fewer acks or commits).
+    fn later_batch(&self) -> usize {
+        match (&self.pool, &self.rec.dedup) {
+            (None, Some(_)) => mq_dedup::MAX_BATCH,
+            _ => mq_core::parallel::LATER_BATCH,
+        }
+    }
 }
 
 impl Deliveries<'_> {
