@@ -91,3 +91,66 @@ impl Dedup {
         Ok(&self.verdicts)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mq_core::{Key, Partition, ProducerId, Seq};
+
+    fn envelope(seq: u64) -> Option<Envelope> {
+        Some(Envelope {
+            run_id: 1,
+            producer: ProducerId(0),
+            key: Key(0),
+            seq: Seq(seq),
+            send_ns: seq,
+        })
+    }
+
+    fn token(offset: u64) -> Option<Token> {
+        Some(Token {
+            partition: Partition(0),
+            offset,
+        })
+    }
+
+    #[test]
+    fn verdicts_keep_processing_order_with_foreign_payloads_between() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dedup.sqlite");
+        mq_dedup::create(&path).unwrap();
+        let mut d = Dedup::open(&path, DedupSync::Normal, 0).unwrap();
+        d.push(envelope(1), token(10));
+        assert_eq!(d.mark().unwrap().len(), 1);
+        // a foreign payload, a repeat of 1, a new 2, another foreign one, 2 again
+        for (e, t) in [
+            (None, token(11)),
+            (envelope(1), token(12)),
+            (envelope(2), token(13)),
+            (None, None),
+            (envelope(2), token(14)),
+        ] {
+            d.push(e, t);
+        }
+        let v: Vec<(Option<u64>, Option<u64>, bool)> = (d.mark().unwrap().iter())
+            .map(|v| {
+                (
+                    v.envelope.map(|e| e.seq.0),
+                    v.token.map(|t| t.offset),
+                    v.new,
+                )
+            })
+            .collect();
+        assert_eq!(
+            v,
+            [
+                (None, Some(11), true),
+                (Some(1), Some(12), false),
+                (Some(2), Some(13), true),
+                (None, None, true),
+                (Some(2), Some(14), false),
+            ]
+        );
+        assert!(d.mark().unwrap().is_empty(), "nothing waits any more");
+    }
+}
