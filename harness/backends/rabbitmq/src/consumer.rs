@@ -4,9 +4,11 @@
 //! `basic.ack(multiple)` per queue without acking deliveries of another queue it has not handed
 //! over yet.
 //!
-//! With processing threads (the sink says [`Processed::Later`]), each delivery is acked on its
-//! own (`multiple = false`) when [`Consumer::processed`] reports it done: a batch ack would ack
-//! deliveries still being processed. Its token is the queue's partition and
+//! With processing threads or the dedup store (the sink says [`Processed::Later`]), a delivery
+//! is acked once [`Consumer::processed`] reports it done, never before: those done with every
+//! delivery before them on their channel go in one `basic.ack(multiple)` (a channel's
+//! unfinished deliveries are kept as [`InFlight`] keeps offsets), those done out of order on
+//! their own (`multiple = false`). Its token is the queue's partition and
 //! `link generation << 40 | delivery tag`: tags are per channel, so a token from a link since
 //! lost is dropped (its delivery comes again) rather than acked on the new channel.
 //!
@@ -27,6 +29,7 @@ use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, B
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
 use mq_core::delivery::ConsumerAck;
+use mq_core::parallel::InFlight;
 use mq_core::{BackendError, Consumer, DeliverySink, Partition, Processed, Token, WorkerCtx};
 use tokio::runtime::Runtime;
 
@@ -44,6 +47,8 @@ struct Sub {
     partition: Partition,
     /// Highest delivery tag handed to the sink and not acked yet.
     unacked: Option<u64>,
+    /// Tags handed over to be processed later, and whether each has finished (as partition 0).
+    in_flight: InFlight,
 }
 
 /// A connection and its subscriptions.
@@ -163,6 +168,7 @@ impl RabbitConsumer {
                     consumer,
                     partition: p,
                     unacked: None,
+                    in_flight: InFlight::default(),
                 });
             }
             Ok(Link { conn, subs })
@@ -269,8 +275,10 @@ impl RabbitConsumer {
                     offset: generation | d.delivery_tag,
                 };
                 let later = sink.deliver_token(&d.data, token) == Processed::Later;
-                if !later && manual_ack {
-                    s.unacked = Some(d.delivery_tag);
+                match (later, manual_ack) {
+                    (false, true) => s.unacked = Some(d.delivery_tag),
+                    (true, true) => s.in_flight.delivered(0, d.delivery_tag),
+                    (_, false) => {}
                 }
                 taken += 1;
                 if taken >= max_batch || (later && taken >= sink.later_batch()) {
@@ -287,6 +295,36 @@ impl RabbitConsumer {
             Ok(taken)
         })
     }
+}
+
+/// Acks the processed deliveries `tags` of `s`: one `multiple` ack up to the highest of them
+/// that every delivery before it on the channel has finished before (every tag up to it is
+/// then done; the ack names a tag never acked, as the broker wants), the others on their own.
+async fn ack_processed(s: &mut Sub, tags: &[u64], shown: &str) -> Result<(), BackendError> {
+    if tags.is_empty() {
+        return Ok(());
+    }
+    for &tag in tags {
+        s.in_flight.finished(0, tag);
+    }
+    // One past the highest tag whose predecessors have all finished.
+    let done_below = s.in_flight.committable_of(0).unwrap_or(0);
+    let mut acks: Vec<(u64, bool)> = (tags.iter())
+        .filter(|&&t| t >= done_below)
+        .map(|&t| (t, false))
+        .collect();
+    if let Some(&top) = tags.iter().filter(|&&t| t < done_below).max() {
+        acks.push((top, true));
+    }
+    for (tag, multiple) in acks {
+        bounded(
+            OP_TIMEOUT,
+            || format!("basic.ack to {shown}"),
+            s.channel.basic_ack(tag, BasicAckOptions { multiple }),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// `basic.qos` and `basic.consume` of `queue` on `channel`.
@@ -402,23 +440,20 @@ impl Consumer for RabbitConsumer {
 
     fn processed(&mut self, tokens: &[Token]) -> Result<(), BackendError> {
         let current = self.generation;
-        let (Some(link), true) = (&self.link, self.manual_ack) else {
+        let (Some(link), true) = (&mut self.link, self.manual_ack) else {
             return Ok(());
         };
         let shown = self.dialer.shown();
+        let mut tags = Vec::with_capacity(tokens.len());
         let acked = self.rt.block_on(async {
-            for t in tokens.iter().filter(|t| t.offset >> TAG_BITS == current) {
-                let Some(s) = link.subs.iter().find(|s| s.partition == t.partition) else {
-                    continue;
-                };
-                let tag = t.offset & ((1 << TAG_BITS) - 1);
-                bounded(
-                    OP_TIMEOUT,
-                    || format!("basic.ack to {shown}"),
-                    s.channel
-                        .basic_ack(tag, BasicAckOptions { multiple: false }),
-                )
-                .await?;
+            for s in link.subs.iter_mut() {
+                tags.clear();
+                tags.extend(
+                    (tokens.iter())
+                        .filter(|t| t.offset >> TAG_BITS == current && t.partition == s.partition)
+                        .map(|t| t.offset & ((1 << TAG_BITS) - 1)),
+                );
+                ack_processed(s, &tags, shown).await?;
             }
             Ok(())
         });
