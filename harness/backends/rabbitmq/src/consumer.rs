@@ -25,7 +25,7 @@ use std::time::Duration;
 use futures_lite::future::poll_once;
 use futures_lite::Stream;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
 use mq_core::delivery::ConsumerAck;
@@ -33,22 +33,23 @@ use mq_core::parallel::InFlight;
 use mq_core::{BackendError, Consumer, DeliverySink, Partition, Processed, Token, WorkerCtx};
 use tokio::runtime::Runtime;
 
+use crate::acks::{ack_handed, ack_processed};
 use crate::conn::{self, bounded, Endpoint};
 use crate::dial::{pause, unless_stopped, Dialer, Recovery};
 use crate::options::Options;
 use crate::topology::Topology;
 use crate::NAME;
 
-const OP_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const OP_TIMEOUT: Duration = Duration::from_secs(10);
 
-struct Sub {
-    channel: Channel,
+pub(crate) struct Sub {
+    pub(crate) channel: Channel,
     consumer: lapin::Consumer,
     partition: Partition,
     /// Highest delivery tag handed to the sink and not acked yet.
-    unacked: Option<u64>,
+    pub(crate) unacked: Option<u64>,
     /// Tags handed over to be processed later, and whether each has finished (as partition 0).
-    in_flight: InFlight,
+    pub(crate) in_flight: InFlight,
 }
 
 /// A connection and its subscriptions.
@@ -297,43 +298,6 @@ impl RabbitConsumer {
     }
 }
 
-/// Acks the processed deliveries `tags` of `s` (see [`acks_for`]).
-async fn ack_processed(s: &mut Sub, tags: &[u64], shown: &str) -> Result<(), BackendError> {
-    for (tag, multiple) in acks_for(&mut s.in_flight, tags) {
-        bounded(
-            OP_TIMEOUT,
-            || format!("basic.ack to {shown}"),
-            s.channel.basic_ack(tag, BasicAckOptions { multiple }),
-        )
-        .await?;
-    }
-    Ok(())
-}
-
-/// The acks (tag, multiple) for the processed deliveries `tags` of one channel, whose
-/// deliveries handed over for later are in `in_flight` (as partition 0): one `multiple` ack up
-/// to the highest of them that every delivery before it on the channel has finished before
-/// (every tag up to it is then done, and it names a tag never acked, as the broker wants), the
-/// others on their own.
-fn acks_for(in_flight: &mut InFlight, tags: &[u64]) -> Vec<(u64, bool)> {
-    if tags.is_empty() {
-        return Vec::new();
-    }
-    for &tag in tags {
-        in_flight.finished(0, tag);
-    }
-    // One past the highest tag whose predecessors have all finished.
-    let done_below = in_flight.committable_of(0).unwrap_or(0);
-    let mut acks: Vec<(u64, bool)> = (tags.iter())
-        .filter(|&&t| t >= done_below)
-        .map(|&t| (t, false))
-        .collect();
-    if let Some(&top) = tags.iter().filter(|&&t| t < done_below).max() {
-        acks.push((top, true));
-    }
-    acks
-}
-
 /// `basic.qos` and `basic.consume` of `queue` on `channel`.
 async fn subscribe(
     channel: &Channel,
@@ -364,21 +328,6 @@ async fn subscribe(
         ),
     )
     .await
-}
-
-/// Acks, per queue, everything handed over so far.
-async fn ack_handed(subs: &mut [Sub], shown: &str) -> Result<(), BackendError> {
-    for s in subs.iter_mut() {
-        if let Some(tag) = s.unacked.take() {
-            bounded(
-                OP_TIMEOUT,
-                || format!("basic.ack to {shown}"),
-                s.channel.basic_ack(tag, BasicAckOptions { multiple: true }),
-            )
-            .await?;
-        }
-    }
-    Ok(())
 }
 
 /// The next delivery of any queue, scanning from `next` so that no queue starves.
@@ -511,28 +460,5 @@ impl Drop for RabbitConsumer {
                 ));
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn deliveries_done_in_order_share_one_multiple_ack_and_the_rest_go_alone() {
-        let mut f = InFlight::default();
-        for tag in 1..=6 {
-            f.delivered(0, tag);
-        }
-        // 1, 2 and 3 done in order: one ack of 3 with multiple
-        assert_eq!(acks_for(&mut f, &[1, 3, 2]), [(3, true)]);
-        // 5 and 6 before 4: each on its own (4 still being processed)
-        assert_eq!(acks_for(&mut f, &[6, 5]), [(6, false), (5, false)]);
-        // 4 done: everything up to 6 is; 4 is the only tag never acked to name
-        assert_eq!(acks_for(&mut f, &[4]), [(4, true)]);
-        assert_eq!(acks_for(&mut f, &[]), []);
-        f.delivered(0, 7);
-        f.delivered(0, 8);
-        assert_eq!(acks_for(&mut f, &[8]), [(8, false)], "7 is not done");
     }
 }

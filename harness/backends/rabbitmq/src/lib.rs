@@ -5,6 +5,7 @@
 //! `scripts/brokers/rabbitmq.sh`; an external one is reached at `options.uri` or
 //! `$MQ_BENCH_AMQP_URI`.
 
+mod acks;
 mod broker;
 mod cluster;
 mod conn;
