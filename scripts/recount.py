@@ -11,11 +11,13 @@ aborted, aborted_visible). Plain Python, no packages; sets of (producer, seq) ra
 every delivery held at once to merge the consumers by time, so keep it to runs of a few million
 messages. Reordered follows the checker's definition: per (producer, key), first deliveries by
 any consumer in delivery-time order (ties by consumer), below the highest seq first-delivered
-before them.
+before them. A variant with consumer_dedup = "store" has its store (dedup.sqlite, read with
+Python's sqlite3): a message it holds that no history has counts as delivered, at its row's time.
 """
 import glob
 import json
 import os
+import sqlite3
 import struct
 import sys
 
@@ -153,6 +155,18 @@ def deliveries(vdir):
         yield kind, p, key, seq, t
 
 
+def stored(vdir):
+    """The dedup store's rows as (producer, seq, key, at_ns); none without a store."""
+    path = os.path.join(vdir, "dedup.sqlite")
+    if not os.path.exists(path):
+        return []
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT producer, seq, key, at_ns FROM processed").fetchall()
+    finally:
+        db.close()
+
+
 def recount(vdir, producers, keys):
     sent, acked, failed, not_sent = set(), set(), set(), set()
     txn_producers, committing, aborting, top = set(), set(), set(), {}
@@ -202,6 +216,13 @@ def recount(vdir, producers, keys):
             c["reordered"] += 1
         else:
             last[k] = seq
+    for p, seq, key, t in stored(vdir):
+        if (p, seq) in sent and (p, seq) not in delivered and key < keys:
+            c["deliveries"] += 1
+            delivered.add((p, seq))
+            events.append(("delivered", t))
+            if (p, seq) in ever_acked:
+                events.append(("delivered_acked", t))
     c.update(
         sent=len(sent), acked=len(acked), failed=len(failed - not_sent), not_sent=len(not_sent),
         unknown=len(unknown),

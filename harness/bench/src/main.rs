@@ -121,8 +121,12 @@ fn validate(path: &Path, registry: &mq_core::Registry) -> ExitCode {
     );
     for v in &s.variants {
         let d = v.delivery;
+        let dedup = match d.consumer_dedup.is_store() {
+            true => format!(" consumer_dedup store ({})", v.dedup_sync),
+            false => String::new(),
+        };
         eprintln!(
-            "  {:<20} backend {:<9} producer_ack {} consumer_ack {} durability {}",
+            "  {:<20} backend {:<9} producer_ack {} consumer_ack {} durability {}{dedup}",
             v.name, v.backend, d.producer_ack, d.consumer_ack, d.durability
         );
     }

@@ -319,3 +319,26 @@ fn dispatch_unknown() {
         "{e}"
     );
 }
+
+#[test]
+fn a_dedup_store_behind_auto_acks_is_refused_where_the_backend_can_ack_after_processing() {
+    let log = GOOD.replace(
+        "name = \"sysv\"\nbackend = \"sysv\"",
+        "name = \"log\"\nbackend = \"log\"",
+    );
+    let e = rejected(&format!(
+        "{log}consumer_ack = \"auto\"\nconsumer_dedup = \"store\"\n"
+    ));
+    assert!(
+        e.contains("bad.toml:10:18: variants[0].consumer_dedup: consumer_dedup = \"store\" needs consumer_ack = \"after-process\" on backend log"),
+        "{e}"
+    );
+    let e = rejected(&format!("{GOOD}dedup_sync = \"full\"\n"));
+    assert!(
+        e.contains("variants[0].dedup_sync: dedup_sync = \"full\" applies to the dedup store only"),
+        "{e}"
+    );
+    let e = rejected(&format!("{GOOD}consumer_dedup = \"yes\"\n"));
+    assert!(e.contains("variants[0].consumer_dedup"), "{e}");
+    assert!(e.contains("store"), "names what is valid: {e}");
+}

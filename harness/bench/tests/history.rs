@@ -69,6 +69,7 @@ fn input(dir: &Path, start_ns: u64, producers: u32, keys: u32) -> Input {
         producer_files: files("producer-"),
         consumer_files: files("consumer-"),
         depth_file: None,
+        dedup_store: None,
         start_ns,
         warmup_ns: 0,
         message_size: 100,

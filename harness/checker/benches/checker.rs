@@ -62,6 +62,7 @@ fn histories(dir: &std::path::Path, n: u64, lose_every: Option<u64>) -> Input {
         producer_files: vec![p],
         consumer_files: vec![c],
         depth_file: None,
+        dedup_store: None,
         start_ns: 0,
         warmup_ns: 0,
         message_size: 100,

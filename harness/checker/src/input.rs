@@ -12,6 +12,9 @@ pub struct Input {
     pub consumer_files: Vec<PathBuf>,
     /// The broker-depth samples written by the coordinator (JSON lines), if any.
     pub depth_file: Option<PathBuf>,
+    /// The idempotent consumers' store (`consumer_dedup = "store"`): a message it holds that no
+    /// history has counts as delivered ([`crate::Dedup::credited`]).
+    pub dedup_store: Option<PathBuf>,
     /// The variant's start (monotonic ns): series and rates count from here.
     pub start_ns: u64,
     /// Messages scheduled before start + warmup are left out of latency figures.
@@ -33,6 +36,8 @@ pub enum CheckError {
     },
     #[error("latency log {path}: {what}")]
     Latency { path: PathBuf, what: String },
+    #[error(transparent)]
+    Store(#[from] mq_dedup::StoreError),
     #[error("reading {path}: {source}")]
     Depth {
         path: PathBuf,

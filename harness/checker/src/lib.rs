@@ -38,7 +38,7 @@ use mq_core::ids::{ProducerId, Seq};
 pub use input::{CheckError, Input};
 pub use latency::{decode_histogram, encode_histogram, new_histogram, percentiles};
 pub use report::{
-    Counts, DepthSample, Latency, Percentiles, Report, Sample, Samples, Series, Throughput,
+    Counts, Dedup, DepthSample, Latency, Percentiles, Report, Sample, Samples, Series, Throughput,
     SAMPLE_SIZE,
 };
 
@@ -102,6 +102,16 @@ fn read(input: &Input) -> Result<Pass, CheckError> {
         pass.consumer_event(event);
     }
     pass.records += merge.records;
+    // After every history: a message the store holds counts as delivered only when none had it.
+    if let Some(path) = &input.dedup_store {
+        let mut credited = 0;
+        let summary = mq_dedup::read(path, |row| credited += u64::from(pass.stored(&row)))?;
+        pass.dedup = Some(Dedup {
+            processed: summary.processed,
+            skipped: summary.skipped,
+            credited,
+        });
+    }
     Ok(pass)
 }
 
@@ -130,6 +140,8 @@ struct Pass {
     v1: bool,
     /// Whether some producer history was a transactional producer's.
     transactional: bool,
+    /// What the idempotent consumers' store says (`consumer_dedup = "store"`).
+    dedup: Option<Dedup>,
 }
 
 impl Pass {
@@ -155,6 +167,7 @@ impl Pass {
             stride: 1,
             v1: true,
             transactional: false,
+            dedup: None,
         }
     }
 
@@ -266,6 +279,39 @@ impl Pass {
 
     #[inline]
     fn first_delivery(&mut self, outcome: Outcome, d: &Delivery, latency: bool) {
+        self.count_first(outcome, d);
+        if latency {
+            self.latency.delivered(d.sent_ns, d.at_ns);
+        }
+        self.order.first_delivery(d);
+    }
+
+    /// A row of the dedup store: a message a consumer processed. Credited as delivered (no
+    /// latency, no order: its consumer was killed before it recorded it) when no history has
+    /// it; whether it was.
+    fn stored(&mut self, row: &mq_dedup::Row) -> bool {
+        let d = Delivery {
+            consumer: row.consumer,
+            producer: row.producer,
+            seq: row.seq,
+            key: row.key,
+            sent_ns: row.sent_ns,
+            at_ns: row.at_ns,
+        };
+        // A row never sent was recorded as unexpected by its consumer, if it lived to.
+        match self.msgs.deliver(&d) {
+            Class::First(outcome) => {
+                self.deliveries += 1;
+                self.count_first(outcome, &d);
+                true
+            }
+            Class::Duplicate | Class::Unexpected => false,
+        }
+    }
+
+    /// The counts and series of a first delivery.
+    #[inline]
+    fn count_first(&mut self, outcome: Outcome, d: &Delivery) {
         let t = &mut self.timeline;
         let i = t.bin(d.at_ns);
         bump(&mut t.delivered, i);
@@ -277,10 +323,6 @@ impl Pass {
             self.lost.unacked_delivered(outcome, d);
         }
         self.last_delivery = self.last_delivery.max(d.at_ns);
-        if latency {
-            self.latency.delivered(d.sent_ns, d.at_ns);
-        }
-        self.order.first_delivery(d);
     }
 
     /// Composes the checks' findings into the report.
@@ -337,6 +379,7 @@ impl Pass {
             broker_depth,
             records: self.records,
             transactional: self.transactional,
+            dedup: self.dedup,
         })
     }
 }

@@ -50,6 +50,19 @@ pub struct Counts {
     pub aborted_visible: u64,
 }
 
+/// What the idempotent consumers' store held at the end (`consumer_dedup = "store"`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dedup {
+    /// Messages the store holds as processed.
+    pub processed: u64,
+    /// Deliveries the consumers skipped as repeats (already in the store): the redeliveries
+    /// that would otherwise be duplicates.
+    pub skipped: u64,
+    /// Messages in the store that no history has (a consumer killed between the store's commit
+    /// and its history write), counted as delivered without a latency sample.
+    pub credited: u64,
+}
+
 /// How many offending messages each check keeps in its sample.
 pub const SAMPLE_SIZE: usize = 20;
 
@@ -203,6 +216,9 @@ pub struct Report {
     /// flag): `aborted` and `aborted_visible` apply. Absent (false) before transactions existed.
     #[serde(default)]
     pub transactional: bool,
+    /// The idempotent consumer's store; absent without `consumer_dedup = "store"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedup: Option<Dedup>,
 }
 
 impl Report {

@@ -228,6 +228,7 @@ fn series_backlog_and_latency_come_out_of_the_same_pass() {
         producer_files: vec![write(Role::Producer, &h.producers[0])],
         consumer_files: vec![write(Role::Consumer, &h.consumers[0])],
         depth_file: None,
+        dedup_store: None,
         start_ns: 0,
         warmup_ns: 1_000 * MS,
         message_size: 100,

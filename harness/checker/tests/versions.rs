@@ -156,6 +156,7 @@ fn counts(s: &Stream, mode: HistoryMode, dir: &Path) -> (Counts, u64) {
         producer_files: files(Role::Producer, &s.producers),
         consumer_files: files(Role::Consumer, &s.consumers),
         depth_file: None,
+        dedup_store: None,
         start_ns: 0,
         warmup_ns: 0,
         message_size: 100,

@@ -394,6 +394,13 @@ pub trait DeliverySink {
         self.deliver(payload, token.partition);
         Processed::Now
     }
+
+    /// Most deliveries a backend hands over in one `poll` once this sink says `Later`: the
+    /// worker gives them back between polls. [`crate::parallel::LATER_BATCH`] unless the sink
+    /// takes bigger batches (the dedup store marks a poll's deliveries in one transaction).
+    fn later_batch(&self) -> usize {
+        crate::parallel::LATER_BATCH
+    }
 }
 
 /// Worker side: takes messages of its partitions.

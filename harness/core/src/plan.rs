@@ -206,6 +206,9 @@ pub struct VariantPlan {
     /// The scenario's faults, then the variant's.
     pub faults: Vec<FaultSpec>,
     pub contract: Contract,
+    /// With `consumer_dedup = "store"`: how its commits reach the disk.
+    #[serde(default)]
+    pub dedup_sync: crate::delivery::DedupSync,
     pub kill_cmd: Option<String>,
     pub restart_cmd: Option<String>,
     /// Set when the variant as written has `runs = N` (N > 1): this plan is one of its runs.
@@ -235,6 +238,7 @@ impl VariantPlan {
             workload,
             faults: Vec::new(),
             contract: derived_contract(delivery),
+            dedup_sync: Default::default(),
             kill_cmd: None,
             restart_cmd: None,
             run_of: None,

@@ -30,6 +30,9 @@ pub struct WorkerSpec {
     pub role: RoleSpec,
     pub ctx: WorkerCtx,
     pub history: PathBuf,
+    /// A consumer's dedup store (`consumer_dedup = "store"`), made by the coordinator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedup_store: Option<PathBuf>,
 }
 
 /// Coordinator → worker.

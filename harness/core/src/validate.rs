@@ -8,7 +8,10 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::backend::{Backend, Registry};
-use crate::delivery::{derived_contract, ConsumerAck, Contract, Delivery, Durability, ProducerAck};
+use crate::delivery::{
+    derived_contract, ConsumerAck, ConsumerDedup, Contract, DedupSync, Delivery, Durability,
+    ProducerAck,
+};
 use crate::envelope::ENVELOPE_LEN;
 use crate::expand::RawSweep;
 use crate::plan::{
@@ -30,6 +33,12 @@ pub(crate) struct RawVariant {
     pub(crate) consumer_ack: Option<ConsumerAck>,
     #[serde(default)]
     pub(crate) durability: Option<Durability>,
+    /// `"store"`: the idempotent consumer (default `"none"`).
+    #[serde(default)]
+    pub(crate) consumer_dedup: Option<ConsumerDedup>,
+    /// With `consumer_dedup = "store"`: `"normal"` (default) or `"full"`.
+    #[serde(default)]
+    pub(crate) dedup_sync: Option<DedupSync>,
     #[serde(default)]
     pub(crate) options: toml::Table,
     /// Overrides of the scenario's workload for this variant only (e.g. `message_size`).
@@ -385,6 +394,7 @@ fn plan_variant(
         producer_ack: v.producer_ack.unwrap_or(info.defaults.producer_ack),
         consumer_ack: v.consumer_ack.unwrap_or(info.defaults.consumer_ack),
         durability: v.durability.unwrap_or(info.defaults.durability),
+        consumer_dedup: v.consumer_dedup.unwrap_or_default(),
     };
     let mut errors = Vec::new();
     fn check<T: PartialEq + fmt::Display + Copy>(
@@ -426,6 +436,15 @@ fn plan_variant(
         delivery.durability,
         &info.durability,
     );
+    let after_process = info
+        .consumer_ack
+        .iter()
+        .any(|(a, _)| *a == ConsumerAck::AfterProcess);
+    errors.extend(
+        crate::delivery::dedup_problems(info.name, delivery, v.dedup_sync, after_process)
+            .into_iter()
+            .map(|(field, message)| FieldError::new(field, message)),
+    );
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -439,6 +458,7 @@ fn plan_variant(
         workload: w.clone(),
         faults: scenario_faults.iter().chain(&v.faults).cloned().collect(),
         contract: v.contract.unwrap_or_else(|| derived_contract(delivery)),
+        dedup_sync: v.dedup_sync.unwrap_or_default(),
         kill_cmd: v.kill_cmd.clone(),
         restart_cmd: v.restart_cmd.clone(),
         run_of: None,
@@ -487,6 +507,7 @@ pub(crate) mod tests {
                     producer_ack: ProducerAck::Leader,
                     consumer_ack: ConsumerAck::AfterProcess,
                     durability: Durability::Persistent,
+                    consumer_dedup: Default::default(),
                 },
                 options: crate::options::describe::<Options>(),
             }

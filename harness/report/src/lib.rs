@@ -8,6 +8,7 @@
 pub mod charts;
 pub mod compare;
 pub mod cost;
+pub mod dedup;
 pub mod doc;
 pub mod guarantees;
 pub mod html;

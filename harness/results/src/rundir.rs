@@ -5,6 +5,7 @@
 //! ```text
 //! <run>/results.json  scenario.toml  summary.md  report.html  charts/<name>.svg|png
 //! <run>/history/<variant>/start_ns  broker-depth.jsonl  producer-0.hist  consumer-0-r1.log …
+//!                          dedup.sqlite (consumer_dedup = "store")
 //! ```
 
 use std::fmt::Display;
@@ -167,6 +168,12 @@ impl VariantDir {
         self.path.join("broker-depth.jsonl")
     }
 
+    /// `dedup.sqlite`: the idempotent consumers' store (`consumer_dedup = "store"`), shared by
+    /// the variant's consumers.
+    pub fn dedup_store(&self) -> PathBuf {
+        self.path.join("dedup.sqlite")
+    }
+
     /// Worker `index` of `role` (`producer`, `consumer`): `consumer-0`, and for the
     /// `generation`-th replacement `consumer-0-r1`.
     fn worker_stem(role: &str, index: u16, generation: u32) -> String {
@@ -236,6 +243,7 @@ mod tests {
             v.broker_depth(),
             Path::new("/r/x/history/kafka acks/broker-depth.jsonl")
         );
+        assert!(v.dedup_store().ends_with("kafka acks/dedup.sqlite"));
         assert!(v
             .worker_history("producer", 0, 0)
             .ends_with("producer-0.hist"));

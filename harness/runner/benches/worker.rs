@@ -46,6 +46,7 @@ impl Backend for Null {
                 producer_ack: ProducerAck::Leader,
                 consumer_ack: ConsumerAck::Auto,
                 durability: Durability::Memory,
+                consumer_dedup: Default::default(),
             },
             options: Vec::new(),
         }
@@ -141,6 +142,7 @@ fn spec(plan: &VariantPlan, role: RoleSpec, dir: &Path) -> WorkerSpec {
             run_id: RUN_ID,
         },
         history: dir.join(format!("w-{}.hist", mq_core::clock::now_ns())),
+        dedup_store: None,
     }
 }
 

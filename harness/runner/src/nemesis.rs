@@ -261,6 +261,7 @@ mod tests {
                 producer_ack: mq_core::delivery::ProducerAck::Leader,
                 consumer_ack: mq_core::delivery::ConsumerAck::Auto,
                 durability: mq_core::delivery::Durability::Memory,
+                consumer_dedup: Default::default(),
             },
             serde_json::json!({}),
             serde_json::from_value(serde_json::json!({ "messages": 10 })).unwrap(),

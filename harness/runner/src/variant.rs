@@ -55,6 +55,14 @@ impl VariantRun<'_> {
             result.reason = Some(format!("creating {}: {e}", vdir.path().display()));
             return result;
         }
+        if plan.delivery.consumer_dedup.is_store() {
+            // Before any consumer opens it; a store left there by an earlier run goes.
+            if let Err(e) = mq_dedup::create(&vdir.dedup_store()) {
+                result.status = VariantStatus::Failed;
+                result.reason = Some(e.to_string());
+                return result;
+            }
+        }
         let previous = kept.as_mut().and_then(|k| k.take());
         let mut broker = match self.broker(previous, &vdir) {
             Ok(b) => b,
@@ -147,6 +155,7 @@ impl VariantRun<'_> {
             producer_files: vdir.histories(Role::Producer.as_str()),
             consumer_files: vdir.histories(Role::Consumer.as_str()),
             depth_file: Some(vdir.broker_depth()),
+            dedup_store: (self.plan.delivery.consumer_dedup.is_store()).then(|| vdir.dedup_store()),
             start_ns,
             warmup_ns: w.warmup.0.as_nanos() as u64,
             message_size: w.message_size,
@@ -322,9 +331,14 @@ fn rebalance(
     mq_checker::rebalance::measure(lines, &kills, input.start_ns, end_ns)
 }
 
-/// `keep_history = false`: the checked histories and their latency logs go (a file that will
-/// not go is left, said in the log: the results are already whole).
+/// `keep_history = false`: the checked histories, their latency logs and the dedup store go
+/// (a file that will not go is left, said in the log: the results are already whole).
 fn remove_histories(input: &mq_checker::Input) {
+    if let Some(store) = &input.dedup_store {
+        if let Err(e) = mq_dedup::remove(store) {
+            tracing::warn!("keep_history = false: removing {}: {e}", store.display());
+        }
+    }
     let files = input.producer_files.iter().chain(&input.consumer_files);
     for hist in files {
         for path in [hist.clone(), hist.with_extension("hlog")] {

@@ -175,6 +175,9 @@ impl Pool {
             role: launch.role_spec.clone(),
             ctx: launch.ctx.clone(),
             history: launch.vdir.worker_history(prefix, index, generation),
+            dedup_store: (role == Role::Consumer
+                && launch.ctx.plan.delivery.consumer_dedup.is_store())
+            .then(|| launch.vdir.dedup_store()),
         };
         let log = std::fs::File::create(launch.vdir.worker_log(prefix, index, generation))?;
         let mut cmd = Command::new(launch.exe);

@@ -60,6 +60,7 @@ mod mem {
                     producer_ack: ProducerAck::Leader,
                     consumer_ack: ConsumerAck::Auto,
                     durability: Durability::Memory,
+                    consumer_dedup: Default::default(),
                 },
                 options: mq_core::options::describe::<Options>(),
             }
@@ -191,6 +192,7 @@ fn run(scenario: &str) -> mq_checker::Report {
             run_id: 7,
         },
         history: dir.path().join(format!("{name}-0.hist")),
+        dedup_store: None,
     };
     let producer = spec(
         RoleSpec::Producer {
@@ -226,6 +228,7 @@ fn run(scenario: &str) -> mq_checker::Report {
         producer_files: vec![dir.path().join("producer-0.hist")],
         consumer_files: vec![dir.path().join("consumer-0.hist")],
         depth_file: None,
+        dedup_store: None,
         start_ns,
         warmup_ns: 0,
         message_size: w.message_size,

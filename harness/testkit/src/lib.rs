@@ -136,6 +136,7 @@ pub fn delivery(
         producer_ack,
         consumer_ack,
         durability,
+        consumer_dedup: Default::default(),
     }
 }
 

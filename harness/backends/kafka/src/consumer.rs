@@ -206,7 +206,7 @@ impl Consumer for KafkaConsumer {
                     let counts = (&mut self.uncommitted, &mut self.in_flight);
                     let done = Self::hand_over(ctx, self.manual, counts, &m, sink);
                     taken += 1;
-                    if done == Processed::Later && taken >= mq_core::parallel::LATER_BATCH {
+                    if done == Processed::Later && taken >= sink.later_batch() {
                         break;
                     }
                 }

@@ -95,6 +95,7 @@ impl Backend for Kafka {
                 producer_ack: ProducerAck::All,
                 consumer_ack: ConsumerAck::AfterProcess,
                 durability: Durability::Persistent,
+                consumer_dedup: Default::default(),
             },
             options: mq_core::options::describe::<Options>(),
         }

@@ -2,8 +2,11 @@
 //! each fetch before handling it (`auto`, at-most-once) or after (`after-process`,
 //! at-least-once). With processing threads (the sink says [`Processed::Later`]), `after-process`
 //! commits a partition's lowest unfinished offset ([`InFlight`]) as [`Consumer::processed`]
-//! reports deliveries done, instead of after the fetch. When the server goes away, the consumer keeps trying to reconnect and then
-//! resumes from the committed offsets, as a restarted consumer would.
+//! reports deliveries done, instead of after the fetch (a fetch is then handed over at most
+//! `DeliverySink::later_batch` records per poll, the rest kept for the next). With
+//! `commit_interval_ms` those commits are gathered and sent at most that often (and when the
+//! share changes, and at close). When the server goes away, the consumer keeps trying to
+//! reconnect and then resumes from the committed offsets, as a restarted consumer would.
 //!
 //! A position the log does not hold (retention removed it, as retention ignores committed
 //! offsets) moves per `auto_offset_reset`: to the log start or end, counting and logging the
@@ -14,13 +17,14 @@
 //! share first commits what was processed, keeps the positions of the partitions it keeps and
 //! starts the new ones from their committed offsets.
 
-use std::time::Duration;
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
 use mq_core::assignment::AssignmentChange;
 use mq_core::delivery::ConsumerAck;
-use mq_core::parallel::{InFlight, LATER_BATCH};
+use mq_core::parallel::InFlight;
 use mq_core::{BackendError, Consumer, DeliverySink, Partition, Processed, Token, WorkerCtx};
-use mqlog::client::{Client, ClientError, ErrorCode};
+use mqlog::client::{Client, ClientError, ErrorCode, Record};
 
 use crate::member::{Assignment, Member};
 use crate::{client_err, Endpoint, OffsetReset, Options, NAME};
@@ -44,6 +48,14 @@ pub struct LogConsumer {
     in_flight: InFlight,
     /// The group membership (`assignment = "group"`).
     member: Option<Member>,
+    /// Per partition, the records of a fetch cut at the sink's `later_batch` and not handed
+    /// over yet:
+    /// the next take of that partition starts with them instead of fetching again.
+    rest: HashMap<u32, VecDeque<Record>>,
+    /// `after-process` commits not sent yet: (partition, next offset).
+    pending: Vec<(u32, u64)>,
+    commit_interval: Duration,
+    last_commit: Instant,
 }
 
 fn committed_positions(
@@ -109,6 +121,10 @@ impl LogConsumer {
             skipped: 0,
             in_flight: InFlight::default(),
             member,
+            rest: HashMap::new(),
+            pending: Vec::new(),
+            commit_interval: Duration::from_millis(o.commit_interval_ms),
+            last_commit: Instant::now(),
         })
     }
 
@@ -129,6 +145,8 @@ impl LogConsumer {
                 );
                 self.client = Some(c);
                 self.positions = positions;
+                // a broker that lost its tail may have written other records at those offsets
+                self.rest.clear();
                 if let Some(m) = self.member.as_mut() {
                     m.must_rejoin();
                 }
@@ -154,6 +172,10 @@ impl LogConsumer {
             for (p, next) in self.in_flight.committable() {
                 client.commit(&self.ep.group, &self.ep.topic, p, next)?;
             }
+            for &(p, next) in &self.pending {
+                client.commit(&self.ep.group, &self.ep.topic, p, next)?;
+            }
+            self.pending.clear();
         }
         let share = m.join(client, &self.partitions)?;
         let new: Vec<u32> = (share.iter().copied())
@@ -166,30 +188,39 @@ impl LogConsumer {
         positions.sort_unstable();
         self.partitions = share;
         self.positions = positions;
+        self.rest.retain(|p, _| self.partitions.contains(p));
         self.next = 0;
         Ok(())
     }
 
-    /// One fetch of partition slot `i`, handed to the sink and committed per the ack setting.
+    /// One fetch of partition slot `i` (or what is left of the last one), handed to the sink
+    /// and committed per the ack setting.
     fn take(
         &mut self,
         i: usize,
         wait: Duration,
         sink: &mut dyn DeliverySink,
     ) -> Result<usize, ClientError> {
-        let client = self.client.as_mut().expect("connected");
         let (p, offset) = self.positions[i];
-        let f = client.fetch(&self.ep.topic, p, offset, self.fetch_bytes, wait)?;
-        let Some(last) = f.records.last() else {
+        let mut records = match self.rest.remove(&p) {
+            Some(rest) if rest.front().is_some_and(|r| r.offset == offset) => rest,
+            _ => {
+                let client = self.client.as_mut().expect("connected");
+                let f = client.fetch(&self.ep.topic, p, offset, self.fetch_bytes, wait)?;
+                VecDeque::from(f.records)
+            }
+        };
+        let Some(last) = records.back() else {
             return Ok(0);
         };
         let mut next = last.offset + 1;
         let after = self.ack == ConsumerAck::AfterProcess;
         if !after {
+            let client = self.client.as_mut().expect("connected");
             client.commit(&self.ep.group, &self.ep.topic, p, next)?;
         }
         let (mut later, mut taken) = (false, 0);
-        for r in &f.records {
+        while let Some(r) = records.pop_front() {
             let token = Token {
                 partition: Partition(p),
                 offset: r.offset,
@@ -198,18 +229,48 @@ impl LogConsumer {
             if sink.deliver_token(&r.value, token) == Processed::Later && after {
                 later = true;
                 self.in_flight.delivered(p, r.offset);
-                if taken >= LATER_BATCH {
-                    // the rest is fetched again: the worker acks what has finished meanwhile
+                if taken >= sink.later_batch() {
+                    // the worker acks what has finished meanwhile; the rest comes next time
                     next = r.offset + 1;
+                    if !records.is_empty() {
+                        self.rest.insert(p, records);
+                    }
                     break;
                 }
             }
         }
+        self.positions[i].1 = next;
         if after && !later {
+            self.commit_processed(p, next)?;
+        }
+        Ok(taken)
+    }
+
+    /// An `after-process` commit of `next` for partition `p`: sent now, or with the others
+    /// once `commit_interval_ms` has passed since the last.
+    fn commit_processed(&mut self, p: u32, next: u64) -> Result<(), ClientError> {
+        match self.pending.iter_mut().find(|e| e.0 == p) {
+            Some(e) => e.1 = next,
+            None => self.pending.push((p, next)),
+        }
+        if self.last_commit.elapsed() >= self.commit_interval {
+            self.commit_pending()?;
+        }
+        Ok(())
+    }
+
+    /// Sends the gathered commits (kept when there is no connection: they are sent after the
+    /// reconnect, and until then the broker redelivers from the last one it has).
+    fn commit_pending(&mut self) -> Result<(), ClientError> {
+        let Some(client) = self.client.as_mut() else {
+            return Ok(());
+        };
+        for &(p, next) in &self.pending {
             client.commit(&self.ep.group, &self.ep.topic, p, next)?;
         }
-        self.positions[i].1 = next;
-        Ok(taken)
+        self.pending.clear();
+        self.last_commit = Instant::now();
+        Ok(())
     }
 
     /// Slot `i`'s position is outside the log's `start..=end`: moves it per `auto_offset_reset`
@@ -270,6 +331,20 @@ impl Consumer for LogConsumer {
     ) -> Result<usize, BackendError> {
         if self.client.is_none() && !self.reconnect(max_wait) {
             return Ok(0);
+        }
+        if !self.pending.is_empty() && self.last_commit.elapsed() >= self.commit_interval {
+            match self.commit_pending() {
+                Ok(()) => {}
+                Err(e) if worth_reconnecting(&e) => {
+                    tracing::warn!("log: {} lost ({e}); reconnecting", self.ep.address);
+                    self.client = None;
+                    return Ok(0);
+                }
+                Err(e) => {
+                    let what = format!("committing the processed offsets of {}", self.ep.topic);
+                    return Err(client_err(&what, e));
+                }
+            }
         }
         match self.keep_membership() {
             Ok(()) => {}
@@ -335,12 +410,11 @@ impl Consumer for LogConsumer {
         for t in tokens {
             self.in_flight.finished(t.partition.0, t.offset);
         }
-        let Some(client) = self.client.as_mut() else {
-            // Resumes from the last commit after the reconnect: delivered again, not lost.
-            return Ok(());
-        };
-        for (p, next) in self.in_flight.committable() {
-            if let Err(e) = client.commit(&self.ep.group, &self.ep.topic, p, next) {
+        let moved: Vec<(u32, u64)> = self.in_flight.committable().collect();
+        for (p, next) in moved {
+            // Without a connection it waits: resumed from the last commit after the
+            // reconnect, delivered again, not lost.
+            if let Err(e) = self.commit_processed(p, next) {
                 if worth_reconnecting(&e) {
                     tracing::warn!("log: {} lost ({e}); reconnecting", self.ep.address);
                     self.client = None;
@@ -363,6 +437,9 @@ impl Consumer for LogConsumer {
     }
 
     fn close(&mut self) -> Result<(), BackendError> {
+        if let Err(e) = self.commit_pending() {
+            tracing::warn!("log: committing the processed offsets at close: {e}");
+        }
         if let (Some(m), Some(client)) = (self.member.as_mut(), self.client.as_mut()) {
             // Its partitions move at once rather than after the session timeout.
             if let Err(e) = m.leave(client) {

@@ -75,6 +75,12 @@ struct Options {
     #[serde(default = "defaults::fetch_bytes")]
     #[schemars(range(min = 1, max = mqlog::protocol::MAX_FETCH_BYTES))]
     fetch_bytes: u32,
+    /// `after-process`: commit what was processed at most this often (ms), as Kafka's
+    /// auto-commit interval does; 0 (the default): after every fetch. A longer interval means
+    /// fewer commits and more redeliveries after a consumer's crash.
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 60_000))]
+    commit_interval_ms: u64,
     /// Segment size of the managed server; default 64 MiB.
     #[schemars(range(min = 1024, max = mqlog::storage::MAX_SEGMENT_BYTES))]
     segment_bytes: Option<u64>,
@@ -206,6 +212,7 @@ impl Backend for LogBackend {
                 producer_ack: ProducerAck::Leader,
                 consumer_ack: ConsumerAck::AfterProcess,
                 durability: Durability::Memory,
+                consumer_dedup: Default::default(),
             },
             options: mq_core::options::describe::<Options>(),
         }

@@ -4,9 +4,11 @@
 //! `basic.ack(multiple)` per queue without acking deliveries of another queue it has not handed
 //! over yet.
 //!
-//! With processing threads (the sink says [`Processed::Later`]), each delivery is acked on its
-//! own (`multiple = false`) when [`Consumer::processed`] reports it done: a batch ack would ack
-//! deliveries still being processed. Its token is the queue's partition and
+//! With processing threads or the dedup store (the sink says [`Processed::Later`]), a delivery
+//! is acked once [`Consumer::processed`] reports it done, never before: those done with every
+//! delivery before them on their channel go in one `basic.ack(multiple)` (a channel's
+//! unfinished deliveries are kept as [`InFlight`] keeps offsets), those done out of order on
+//! their own (`multiple = false`). Its token is the queue's partition and
 //! `link generation << 40 | delivery tag`: tags are per channel, so a token from a link since
 //! lost is dropped (its delivery comes again) rather than acked on the new channel.
 //!
@@ -23,27 +25,31 @@ use std::time::Duration;
 use futures_lite::future::poll_once;
 use futures_lite::Stream;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
 use mq_core::delivery::ConsumerAck;
+use mq_core::parallel::InFlight;
 use mq_core::{BackendError, Consumer, DeliverySink, Partition, Processed, Token, WorkerCtx};
 use tokio::runtime::Runtime;
 
+use crate::acks::{ack_handed, ack_processed};
 use crate::conn::{self, bounded, Endpoint};
 use crate::dial::{pause, unless_stopped, Dialer, Recovery};
 use crate::options::Options;
 use crate::topology::Topology;
 use crate::NAME;
 
-const OP_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const OP_TIMEOUT: Duration = Duration::from_secs(10);
 
-struct Sub {
-    channel: Channel,
+pub(crate) struct Sub {
+    pub(crate) channel: Channel,
     consumer: lapin::Consumer,
     partition: Partition,
     /// Highest delivery tag handed to the sink and not acked yet.
-    unacked: Option<u64>,
+    pub(crate) unacked: Option<u64>,
+    /// Tags handed over to be processed later, and whether each has finished (as partition 0).
+    pub(crate) in_flight: InFlight,
 }
 
 /// A connection and its subscriptions.
@@ -163,6 +169,7 @@ impl RabbitConsumer {
                     consumer,
                     partition: p,
                     unacked: None,
+                    in_flight: InFlight::default(),
                 });
             }
             Ok(Link { conn, subs })
@@ -269,11 +276,13 @@ impl RabbitConsumer {
                     offset: generation | d.delivery_tag,
                 };
                 let later = sink.deliver_token(&d.data, token) == Processed::Later;
-                if !later && manual_ack {
-                    s.unacked = Some(d.delivery_tag);
+                match (later, manual_ack) {
+                    (false, true) => s.unacked = Some(d.delivery_tag),
+                    (true, true) => s.in_flight.delivered(0, d.delivery_tag),
+                    (_, false) => {}
                 }
                 taken += 1;
-                if taken >= max_batch || (later && taken >= mq_core::parallel::LATER_BATCH) {
+                if taken >= max_batch || (later && taken >= sink.later_batch()) {
                     break;
                 }
                 item = match poll_once(std::future::poll_fn(|cx| poll_any(subs, next, cx))).await {
@@ -319,21 +328,6 @@ async fn subscribe(
         ),
     )
     .await
-}
-
-/// Acks, per queue, everything handed over so far.
-async fn ack_handed(subs: &mut [Sub], shown: &str) -> Result<(), BackendError> {
-    for s in subs.iter_mut() {
-        if let Some(tag) = s.unacked.take() {
-            bounded(
-                OP_TIMEOUT,
-                || format!("basic.ack to {shown}"),
-                s.channel.basic_ack(tag, BasicAckOptions { multiple: true }),
-            )
-            .await?;
-        }
-    }
-    Ok(())
 }
 
 /// The next delivery of any queue, scanning from `next` so that no queue starves.
@@ -402,23 +396,20 @@ impl Consumer for RabbitConsumer {
 
     fn processed(&mut self, tokens: &[Token]) -> Result<(), BackendError> {
         let current = self.generation;
-        let (Some(link), true) = (&self.link, self.manual_ack) else {
+        let (Some(link), true) = (&mut self.link, self.manual_ack) else {
             return Ok(());
         };
         let shown = self.dialer.shown();
+        let mut tags = Vec::with_capacity(tokens.len());
         let acked = self.rt.block_on(async {
-            for t in tokens.iter().filter(|t| t.offset >> TAG_BITS == current) {
-                let Some(s) = link.subs.iter().find(|s| s.partition == t.partition) else {
-                    continue;
-                };
-                let tag = t.offset & ((1 << TAG_BITS) - 1);
-                bounded(
-                    OP_TIMEOUT,
-                    || format!("basic.ack to {shown}"),
-                    s.channel
-                        .basic_ack(tag, BasicAckOptions { multiple: false }),
-                )
-                .await?;
+            for s in link.subs.iter_mut() {
+                tags.clear();
+                tags.extend(
+                    (tokens.iter())
+                        .filter(|t| t.offset >> TAG_BITS == current && t.partition == s.partition)
+                        .map(|t| t.offset & ((1 << TAG_BITS) - 1)),
+                );
+                ack_processed(s, &tags, shown).await?;
             }
             Ok(())
         });

@@ -5,6 +5,7 @@
 //! `scripts/brokers/rabbitmq.sh`; an external one is reached at `options.uri` or
 //! `$MQ_BENCH_AMQP_URI`.
 
+mod acks;
 mod broker;
 mod cluster;
 mod conn;
@@ -65,6 +66,7 @@ impl Backend for RabbitMq {
                 producer_ack: ProducerAck::Leader,
                 consumer_ack: ConsumerAck::AfterProcess,
                 durability: Durability::Persistent,
+                consumer_dedup: Default::default(),
             },
             options: mq_core::options::describe::<Options>(),
         }

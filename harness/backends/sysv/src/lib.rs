@@ -61,6 +61,7 @@ impl Backend for SysV {
                 producer_ack: ProducerAck::Leader,
                 consumer_ack: ConsumerAck::Auto,
                 durability: Durability::Memory,
+                consumer_dedup: Default::default(),
             },
             options: mq_core::options::describe::<Options>(),
         }

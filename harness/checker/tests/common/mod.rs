@@ -128,6 +128,7 @@ impl H {
                 .map(|(i, r)| write(Role::Consumer, i, r))
                 .collect(),
             depth_file: None,
+            dedup_store: None,
             start_ns: 0,
             warmup_ns: 0,
             message_size: 100,

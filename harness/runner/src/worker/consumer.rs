@@ -5,6 +5,10 @@
 //! With `processing_threads` > 1 the processing happens in a [`Pool`] of threads: a delivery is
 //! recorded when its processing finishes (stamped with that time), by this thread, and its token
 //! goes back to the backend ([`mq_core::Consumer::processed`]) to be acknowledged only then.
+//!
+//! With `consumer_dedup = "store"` every processed delivery first waits for the store's verdict
+//! ([`Dedup`]): after each poll the worker marks the batch, records the new ones, skips the
+//! repeats, and only then gives their tokens back to be acknowledged.
 
 use std::sync::atomic::Ordering::{Relaxed, Release};
 use std::time::Duration;
@@ -19,6 +23,7 @@ use mq_core::plan::Processing;
 use mq_core::spec::WorkerSpec;
 use mq_core::{BackendError, DeliverySink, Partition, Processed, Token};
 
+use super::dedup::Dedup;
 use super::latency::{LatencyLog, END_TO_END};
 use super::pool::{Done, Job, Pool, PoolError};
 use super::Counters;
@@ -33,6 +38,9 @@ struct Recorder<'a> {
     error: Option<std::io::Error>,
     /// Tokens processed by the threads, not yet given back to the backend.
     done: Vec<Token>,
+    /// `consumer_dedup = "store"`: processed deliveries wait here for the store's verdict.
+    dedup: Option<Dedup>,
+    store_error: Option<mq_dedup::StoreError>,
 }
 
 impl Recorder<'_> {
@@ -65,10 +73,42 @@ impl Recorder<'_> {
     }
 
     fn processed(&mut self, d: Done) {
-        if let Some(t) = d.job.token {
-            self.done.push(t);
+        self.finished(d.job.envelope, d.job.token, d.at_ns);
+    }
+
+    /// A delivery whose processing finished at `at_ns`: recorded (and its token handed back)
+    /// now, or with dedup once the store has said whether it is new.
+    fn finished(&mut self, envelope: Option<Envelope>, token: Option<Token>, at_ns: u64) {
+        let Some(d) = self.dedup.as_mut() else {
+            self.done.extend(token);
+            return self.record(envelope, at_ns);
+        };
+        d.push(envelope, token);
+        if d.full() {
+            if let Err(e) = self.mark() {
+                self.store_error.get_or_insert(e);
+            }
         }
-        self.record(d.job.envelope, d.at_ns);
+    }
+
+    /// Dedup: marks the waiting deliveries in the store (one transaction), then records the
+    /// new ones, stamped after the commit, and hands every token back (a repeat's too: it was
+    /// processed before).
+    fn mark(&mut self) -> Result<(), mq_dedup::StoreError> {
+        let Some(mut d) = self.dedup.take() else {
+            return Ok(());
+        };
+        let marked = d.mark().map(|verdicts| {
+            let at_ns = now_ns();
+            for v in verdicts {
+                self.done.extend(v.token);
+                if v.new {
+                    self.record(v.envelope, at_ns);
+                }
+            }
+        });
+        self.dedup = Some(d);
+        marked
     }
 }
 
@@ -121,27 +161,64 @@ impl Deliveries<'_> {
     }
 }
 
-impl DeliverySink for Deliveries<'_> {
-    fn deliver(&mut self, payload: &[u8], _partition: Partition) {
-        if self.pool.is_some() {
-            return self.hand_over(payload, None);
-        }
+impl Deliveries<'_> {
+    /// Processes a delivery in this thread.
+    fn process_here(&mut self, payload: &[u8], token: Option<Token>) {
         let at_ns = now_ns();
         if self.processing.is_some() {
             let work = self.work();
             std::thread::sleep(work);
         }
-        self.rec
-            .record(Envelope::decode(payload, self.run_id).ok(), at_ns);
+        let envelope = Envelope::decode(payload, self.run_id).ok();
+        self.rec.finished(envelope, token, at_ns);
+    }
+}
+
+impl DeliverySink for Deliveries<'_> {
+    fn deliver(&mut self, payload: &[u8], _partition: Partition) {
+        if self.pool.is_some() {
+            return self.hand_over(payload, None);
+        }
+        self.process_here(payload, None);
     }
 
     fn deliver_token(&mut self, payload: &[u8], token: Token) -> Processed {
-        if self.pool.is_none() {
+        if self.pool.is_some() {
+            self.hand_over(payload, Some(token));
+        } else if self.rec.dedup.is_some() {
+            // acknowledged once the store has it
+            self.process_here(payload, Some(token));
+        } else {
             self.deliver(payload, token.partition);
             return Processed::Now;
         }
-        self.hand_over(payload, Some(token));
         Processed::Later
+    }
+
+    /// With processing threads, a poll's worth is what keeps them busy; with dedup alone, the
+    /// store's batch (fewer transactions, and fewer acks or commits).
+    fn later_batch(&self) -> usize {
+        match (&self.pool, &self.rec.dedup) {
+            (None, Some(_)) => mq_dedup::MAX_BATCH,
+            _ => mq_core::parallel::LATER_BATCH,
+        }
+    }
+}
+
+impl Deliveries<'_> {
+    /// At the end: lets the threads finish what they hold, and marks what waits for the store.
+    fn finish(&mut self) -> anyhow::Result<()> {
+        let mut result = Ok(());
+        if let Some(pool) = self.pool.take() {
+            let rec = &mut self.rec;
+            result = (pool.finish(&mut |d| rec.processed(d)))
+                .context("finishing the processing threads");
+        }
+        if let Some(e) = self.rec.store_error.take() {
+            return Err(e.into());
+        }
+        let marked = self.rec.mark();
+        result.and(marked.map_err(anyhow::Error::from))
     }
 }
 
@@ -172,6 +249,10 @@ pub(super) fn run_consumer(
         0 | 1 => None,
         n => Some(Pool::start(n as usize, w.dispatch).context("starting the processing threads")?),
     };
+    let dedup = match &spec.dedup_store {
+        Some(path) => Some(Dedup::open(path, spec.ctx.plan.dedup_sync, spec.ctx.index)?),
+        None => None,
+    };
     let mut sink = Deliveries {
         rec: Recorder {
             history,
@@ -180,6 +261,8 @@ pub(super) fn run_consumer(
             seen: Vec::new(),
             error: None,
             done: Vec::new(),
+            dedup,
+            store_error: None,
         },
         run_id: spec.ctx.run_id,
         processing: w.processing,
@@ -189,15 +272,10 @@ pub(super) fn run_consumer(
     };
     let mut assign = AssignLog::new(&spec.history, spec.ctx.index);
     let mut result = consume(consumer.as_mut(), &mut sink, &mut assign, counters);
-    if let Some(pool) = sink.pool.take() {
-        let rec = &mut sink.rec;
-        let finished = pool.finish(&mut |d| rec.processed(d));
-        let acked = acknowledge(consumer.as_mut(), &mut sink.rec.done);
-        if result.is_ok() {
-            result = finished
-                .context("finishing the processing threads")
-                .and_then(|()| acked.context("acknowledging the last processed messages"));
-        }
+    let finished = sink.finish();
+    let acked = acknowledge(consumer.as_mut(), &mut sink.rec.done);
+    if result.is_ok() {
+        result = finished.and_then(|()| acked.context("acknowledging the last processed messages"));
     }
     counters.stopped.store(true, Relaxed);
     if let Err(e) = consumer.close() {
@@ -229,6 +307,7 @@ fn consume(
 ) -> anyhow::Result<()> {
     while !counters.stop.load(Relaxed) {
         sink.ready();
+        sink.rec.mark()?;
         acknowledge(consumer, &mut sink.rec.done).context("acknowledging processed messages")?;
         if counters.paused.load(Relaxed) {
             std::thread::sleep(Duration::from_millis(10));
@@ -246,6 +325,9 @@ fn consume(
         }
         if let Some(e) = sink.pool_error.take() {
             return Err(anyhow::Error::from(e).context("processing"));
+        }
+        if let Some(e) = sink.rec.store_error.take() {
+            return Err(e.into());
         }
     }
     Ok(())

@@ -8,6 +8,7 @@
 //! process around it, so tests can run a backend's workers in threads.
 
 mod consumer;
+mod dedup;
 pub mod latency;
 mod pending;
 mod pool;

@@ -12,6 +12,7 @@ fn check(o: &Options) -> Vec<FieldError> {
         producer_ack: ProducerAck::All,
         consumer_ack: ConsumerAck::AfterProcess,
         durability: Durability::Persistent,
+        consumer_dedup: Default::default(),
     })
 }
 
@@ -55,6 +56,7 @@ fn transactions_need_acks_all_and_their_settings_need_transactions() {
         producer_ack: ProducerAck::Leader,
         consumer_ack: ConsumerAck::AfterProcess,
         durability: Durability::Persistent,
+        consumer_dedup: Default::default(),
     };
     let e = options(r#"{"transactional": true}"#).check(&leader);
     assert_eq!(e.len(), 1, "{e:?}");
