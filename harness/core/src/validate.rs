@@ -78,6 +78,9 @@ pub(crate) struct RawScenario {
     /// How `rate = "max"` searches, for every variant that does not say.
     #[serde(default)]
     pub(crate) search: Option<SearchSpec>,
+    /// What every variant must meet (the report's review).
+    #[serde(default)]
+    pub(crate) requirements: Option<crate::requirements::Requirements>,
 }
 
 /// What a valid scenario asks for: its workload and one plan per variant.
@@ -101,6 +104,9 @@ pub(crate) fn plan(raw: &RawScenario, registry: &Registry) -> Result<Planned, Ve
     }
     if let Some(s) = &raw.search {
         errors.extend(s.validate("search"));
+    }
+    if let Some(r) = &raw.requirements {
+        errors.extend(r.validate("requirements"));
     }
     let mut variants = Vec::new();
     for (i, v) in raw.variants.iter().enumerate() {
