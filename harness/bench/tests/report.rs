@@ -14,7 +14,15 @@ use std::sync::OnceLock;
 
 use common::*;
 
-const CHARTS: [&str; 4] = ["throughput", "latency", "backlog", "anomalies"];
+/// Every chart of a run with cost figures (the default: `resources = true`).
+const CHARTS: [&str; 6] = [
+    "throughput",
+    "latency",
+    "backlog",
+    "anomalies",
+    "cost",
+    "cpu",
+];
 
 /// One repeated run shared by every test here (it takes ~10 s).
 fn fixture() -> &'static Path {
@@ -89,7 +97,7 @@ fn run_writes_every_report_file_and_bench_report_rebuilds_them_byte_for_byte() {
         assert_eq!(
             html.matches("<img src=\"data:image/svg+xml;base64,")
                 .count(),
-            4
+            CHARTS.len()
         );
 
         let o = run_cmd(&["report", run.to_str().unwrap()]);

@@ -264,6 +264,37 @@ pub trait Broker: Send {
     fn versions(&mut self) -> Vec<(String, String)> {
         Vec::new()
     }
+
+    /// The OS processes that are the broker now (every node of a cluster), for the cost
+    /// accounting; asked again after each fault, as a restart changes them.
+    fn processes(&mut self) -> Processes {
+        Processes::Unknown("this backend does not name its broker's processes".into())
+    }
+}
+
+/// What [`Broker::processes`] knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Processes {
+    /// The broker's processes running now, each named (`broker`; `node 2` of a cluster) with
+    /// its pid (empty while it is down).
+    Pids(Vec<(String, u32)>),
+    /// Not known to bench (an external broker, the kernel): why, for the report.
+    Unknown(String),
+}
+
+/// The pids written in `files` (a managed broker's pid files, node 1 first), skipping files
+/// that are missing or hold no pid (a node that is down); named `broker` when there is one
+/// file, `node N` (N from 1, the file's place) when there are several.
+pub fn pids_in(files: &[std::path::PathBuf]) -> Vec<(String, u32)> {
+    let name = |i: usize| match files.len() {
+        1 => "broker".to_owned(),
+        _ => format!("node {}", i + 1),
+    };
+    (files.iter().enumerate())
+        .filter_map(|(i, f)| Some((i, std::fs::read_to_string(f).ok()?)))
+        .filter_map(|(i, s)| Some((name(i), s.trim().parse::<u32>().ok()?)))
+        .filter(|(_, p)| *p > 1)
+        .collect()
 }
 
 /// One node of a cluster that a broker fault hit, as it was at that moment.
@@ -392,5 +423,21 @@ mod tests {
         assert_eq!(run_tag(Path::new("/r/a.b_c-d")), "a.b_c-d");
         assert_eq!(run_tag(Path::new("/")), "run");
         assert_eq!(run_tag(Path::new(&"x".repeat(100))).len(), 64);
+    }
+
+    #[test]
+    fn pid_files_name_their_nodes_and_a_node_down_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = |n: &str| dir.path().join(n);
+        std::fs::write(f("1.pid"), "4242\n").unwrap();
+        std::fs::write(f("3.pid"), "not a pid").unwrap();
+        std::fs::write(f("4.pid"), "777").unwrap();
+        let files = [f("1.pid"), f("2.pid"), f("3.pid"), f("4.pid")];
+        assert_eq!(
+            pids_in(&files),
+            [("node 1".to_owned(), 4242), ("node 4".to_owned(), 777)]
+        );
+        assert_eq!(pids_in(&files[..1]), [("broker".to_owned(), 4242)]);
+        assert_eq!(pids_in(&files[1..2]), []);
     }
 }

@@ -141,6 +141,10 @@ pub struct Workload {
     /// (results.json keeps every figure; scripts/recount.py then has nothing to read).
     #[serde(default = "defaults::yes")]
     pub keep_history: bool,
+    /// `false`: no cost accounting (CPU, memory, storage writes read from /proc every 250 ms);
+    /// for measuring what the sampling itself costs.
+    #[serde(default = "defaults::yes", skip_serializing_if = "defaults::is_yes")]
+    pub resources: bool,
     /// Consumer processing time per message ("2ms", or uniform "1ms..3ms"): a delivery counts
     /// as processed after it; acks or commits come before or after it per `consumer_ack`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -155,31 +159,7 @@ pub struct Workload {
     pub dispatch: Dispatch,
 }
 
-mod defaults {
-    use super::Dur;
-    use std::time::Duration;
-    pub fn message_size() -> usize {
-        100
-    }
-    pub fn yes() -> bool {
-        true
-    }
-    pub fn one() -> u32 {
-        1
-    }
-    pub fn is_one(n: &u32) -> bool {
-        *n == 1
-    }
-    pub fn is_by_key(d: &crate::parallel::Dispatch) -> bool {
-        *d == crate::parallel::Dispatch::ByKey
-    }
-    pub fn drain_timeout() -> Dur {
-        Dur(Duration::from_secs(10))
-    }
-    pub fn ack_timeout() -> Dur {
-        Dur(Duration::from_secs(30))
-    }
-}
+mod defaults;
 
 impl Workload {
     pub fn keys(&self) -> u32 {

@@ -7,6 +7,7 @@
 
 pub mod charts;
 pub mod compare;
+pub mod cost;
 pub mod doc;
 pub mod guarantees;
 pub mod html;
@@ -141,6 +142,8 @@ pub fn generate(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let summary = summary::markdown(&tables);
     let mut charts = charts::all(&series(&loaded))?;
     charts.extend(charts::sweep(&sweep::points(r))?);
+    charts.extend(charts::cost(&cost::bars(r))?);
+    charts.extend(charts::cpu(&cost::lines(r), r.machine.cores as u32)?);
     let page = html::page(r, &tables, loaded.scenario_text.as_deref(), &charts);
 
     let mut files = Vec::new();

@@ -64,6 +64,7 @@ pub fn summary(r: &RunResults) -> Summary {
         tables.push(crate::guarantees::table(r));
     }
     tables.extend(crate::rebalance::table(r));
+    tables.extend(crate::cost::table(r));
     tables.extend(crate::sweep::search_table(r));
     tables.extend(crate::sweep::table(r));
     tables.extend(crate::offenders::table(r));

@@ -2,6 +2,7 @@
 //! docs/results-schema.md) and the run folder's layout ([`RunDir`]). The runner writes them; the
 //! report and `bench compare` read them, and are rebuilt from them alone.
 
+pub mod cost;
 pub mod machine;
 pub mod rundir;
 
@@ -182,6 +183,10 @@ pub struct VariantResult {
     /// Seconds the broker's set-up took (a managed broker's start, topics or queues made).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub setup_s: Option<f64>,
+    /// CPU, memory and storage writes of the broker and the workers (absent with
+    /// `resources = false`, or in results written before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<cost::Cost>,
 }
 
 /// One fault as it was carried out.

@@ -7,6 +7,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use mq_core::backend::Processes;
 use mq_core::clock::now_ns;
 use mq_core::plan::FaultAction;
 use mq_core::spec::{Control, Totals};
@@ -15,6 +16,7 @@ use mq_results::{EndedBy, VariantDir, VariantResult};
 use crate::drain::{self, Decision, EndFacts, Tick};
 use crate::nemesis::{Nemesis, Targets};
 use crate::progress::Progress;
+use crate::resources;
 use crate::variant::{BrokerGuard, VariantRun};
 use crate::workers::{Pool, Role, Worker};
 
@@ -59,6 +61,7 @@ impl VariantRun<'_> {
         let setup = Instant::now();
         let endpoint = broker.0.setup().context("setting up the broker")?;
         result.setup_s = Some(setup.elapsed().as_secs_f64());
+        track_broker(pool.resources.as_ref(), broker);
         let Some(start_ns) = self.start_workers(pool, &endpoint, vdir)? else {
             return Ok(EndedBy::Interrupted);
         };
@@ -99,7 +102,9 @@ impl VariantRun<'_> {
                 start_ns,
             };
             self.apply_faults(&mut l, &mut on, t.acked, result);
-            sample_depth(&mut l, broker, now);
+            if sample_depth(&mut l, broker, now) {
+                track_broker(pool.resources.as_ref(), broker);
+            }
             let tick = self.tick(&mut l, pool, now, t);
             match drain::decide(&tick) {
                 Decision::Continue => {}
@@ -127,8 +132,18 @@ impl VariantRun<'_> {
         acked: u64,
         result: &mut VariantResult,
     ) {
+        let resources = on.pool.resources.clone();
         for f in l.nemesis.due(l.elapsed(), acked) {
+            // What a process killed or stopped by the fault did up to it.
+            if let Some(r) = &resources {
+                r.sample_now();
+            }
             let ev = l.nemesis.apply(f, on);
+            if let Some(r) = &resources {
+                if let Processes::Pids(p) = on.broker.processes() {
+                    r.brokers(&p);
+                }
+            }
             eprintln!(
                 "{}: fault {} at {:.3}s: {}",
                 self.plan.name,
@@ -213,10 +228,18 @@ impl VariantRun<'_> {
     }
 }
 
-/// A line of broker-depth.jsonl every [`DEPTH_EVERY`], while the broker is up and reports one.
-fn sample_depth(l: &mut Loop<'_>, broker: &mut BrokerGuard, now: Instant) {
+/// The broker's processes now, for the cost sampler to read (a restart changes them).
+fn track_broker(resources: Option<&resources::Handle>, broker: &mut BrokerGuard) {
+    if let (Some(r), Processes::Pids(p)) = (resources, broker.0.processes()) {
+        r.brokers(&p);
+    }
+}
+
+/// A line of broker-depth.jsonl every [`DEPTH_EVERY`], while the broker is up and reports one;
+/// whether it was time for one.
+fn sample_depth(l: &mut Loop<'_>, broker: &mut BrokerGuard, now: Instant) -> bool {
     if now.duration_since(l.last_depth) < DEPTH_EVERY || l.nemesis.broker_down_at.is_some() {
-        return;
+        return false;
     }
     l.last_depth = now;
     if let Some(d) = broker.0.depth() {
@@ -228,4 +251,5 @@ fn sample_depth(l: &mut Loop<'_>, broker: &mut BrokerGuard, now: Instant) {
             d.bytes.map_or("null".to_owned(), |b| b.to_string())
         );
     }
+    true
 }

@@ -6,7 +6,9 @@
 //! the fault schedule (`nemesis.rs`) and the end-of-drain rules (`drain.rs`). The worker
 //! (`worker/`) is the same binary started as `bench worker`. Results are written raw (mq-results:
 //! results.json's types and the run folder's layout); summarising them is the report's.
-//! `--repeat` runs a scenario N times into one folder (`repeat.rs`).
+//! `--repeat` runs a scenario N times into one folder (`repeat.rs`). What each variant costs
+//! (CPU, memory, storage writes of the broker and the workers) is read from /proc by one
+//! sampling thread (`resources/`).
 
 pub mod coordinator;
 pub mod drain;
@@ -15,6 +17,7 @@ pub mod interrupt;
 pub mod nemesis;
 pub mod progress;
 pub mod repeat;
+pub mod resources;
 pub mod run;
 pub mod search;
 mod variant;

@@ -195,5 +195,6 @@ pub(crate) fn empty_result(
         run_of: plan.run_of.clone(),
         point_of: plan.point_of.clone(),
         setup_s: None,
+        cost: None,
     }
 }

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use mq_core::backend::Processes;
 use mq_core::clock::now_ns;
 use mq_core::history::HistoryMode;
 use mq_core::plan::{FaultAction, VariantPlan};
@@ -12,6 +13,7 @@ use mq_core::{run_tag, Backend, Broker, WorkerCtx};
 use mq_results::{EndedBy, RunDir, VariantDir, VariantResult, VariantStatus};
 
 use crate::interrupt::Interrupt;
+use crate::resources::{self, Sampler};
 use crate::run::{empty_result, RunOptions};
 use crate::workers::{consumer_partitions, Launch, Pool, Role, Worker};
 
@@ -62,11 +64,15 @@ impl VariantRun<'_> {
                 return result;
             }
         };
+        let sampler = plan.workload.resources.then(Sampler::start);
         let mut pool = Pool::default();
+        pool.resources = sampler.as_ref().map(Sampler::handle);
         let ended = self.drive(&mut broker, &mut pool, &vdir, &mut result);
         // Workers first (they hold connections), then the broker.
         drop(pool);
         result.versions = broker.0.versions();
+        // The broker's last reading before it is stopped.
+        let sampled = sampler.map(|s| (s.finish(), broker.0.processes()));
         let clean = matches!(ended, Ok(EndedBy::Drained | EndedBy::DrainTimeout));
         match kept {
             Some(slot) if clean && result.faults.is_empty() && plan.faults.is_empty() => {
@@ -91,7 +97,30 @@ impl VariantRun<'_> {
             }
         }
         self.check(&vdir, &mut result);
+        if let Some((handle, processes)) = sampled {
+            result.cost = self.cost(&handle, processes, &result);
+        }
         result
+    }
+
+    /// The variant's cost from the sampler's readings, per acked message when it was checked.
+    fn cost(
+        &self,
+        handle: &resources::Handle,
+        processes: Processes,
+        result: &VariantResult,
+    ) -> Option<mq_results::cost::Cost> {
+        let broker_unknown = match &processes {
+            Processes::Unknown(why) => Some(why.as_str()),
+            Processes::Pids(_) => None,
+        };
+        let load = resources::Load {
+            acked: result.report.as_ref().map(|r| r.counts.acked),
+            message_size: self.plan.workload.message_size,
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+            broker_unknown,
+        };
+        resources::account(handle, &load)
     }
 
     /// The round's broker: `previous` for its next round when it can be, else a new one.
@@ -250,6 +279,9 @@ impl VariantRun<'_> {
         }
         let start_ns = now_ns() + 10_000_000;
         std::fs::write(vdir.start_ns(), start_ns.to_string())?;
+        if let Some(r) = &pool.resources {
+            r.go(start_ns);
+        }
         for p in pool.of(Role::Producer) {
             p.send(Control::Go(start_ns));
         }

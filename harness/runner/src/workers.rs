@@ -120,6 +120,8 @@ pub struct Pool {
     pub workers: Vec<Worker>,
     tx: Sender<Event>,
     rx: Receiver<Event>,
+    /// The cost sampler, told of each worker as it starts and read once more as it exits.
+    pub resources: Option<crate::resources::Handle>,
 }
 
 impl Default for Pool {
@@ -129,6 +131,7 @@ impl Default for Pool {
             workers: Vec::new(),
             tx,
             rx,
+            resources: None,
         }
     }
 }
@@ -204,6 +207,9 @@ impl Pool {
             }
             let _ = tx.send(Event::Eof(slot));
         });
+        if let Some(r) = &self.resources {
+            r.worker(role == Role::Producer, index, generation, child.id());
+        }
         self.workers.push(Worker {
             role,
             index,
@@ -251,6 +257,12 @@ impl Pool {
             }
             Event::Eof(i) => {
                 let w = &mut self.workers[i];
+                if let Some(r) = &self.resources {
+                    // Its final figures, read before the reaping frees its pid.
+                    if crate::resources::await_exit_unreaped(w.child.id()) {
+                        r.final_sample(w.child.id());
+                    }
+                }
                 let status = w.child.wait();
                 w.stdin = None;
                 w.finished = true;

@@ -431,7 +431,18 @@ impl Broker for KafkaBroker {
         }
         out
     }
+
+    fn processes(&mut self) -> mq_core::backend::Processes {
+        use mq_core::backend::{pids_in, Processes};
+        match self.node() {
+            Some(node) => Processes::Pids(pids_in(&node.pid_files())),
+            None => Processes::Unknown(EXTERNAL_PROCESSES.into()),
+        }
+    }
 }
+
+/// Why an external broker's cost is unknown.
+const EXTERNAL_PROCESSES: &str = "an external broker: its processes are not bench's to measure";
 
 impl Drop for KafkaBroker {
     fn drop(&mut self) {

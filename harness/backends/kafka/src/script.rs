@@ -149,6 +149,13 @@ impl Node {
         self.dir.join(format!("node-{id}")).join("kafka.pid")
     }
 
+    /// The pid files of every node (each node's JVM).
+    pub fn pid_files(&self) -> Vec<PathBuf> {
+        (1..=self.nodes.max(1))
+            .map(|id| self.pid_file(id))
+            .collect()
+    }
+
     /// Runs `kafka.sh CMD --port P --dir D` (cluster: `--nodes 3` instead of `--port`),
     /// appending its output to `log`; kills it after `timeout`. The error carries the end of
     /// the output.

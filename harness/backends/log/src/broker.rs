@@ -290,4 +290,18 @@ impl Broker for LogBroker {
     fn versions(&mut self) -> Vec<(String, String)> {
         vec![("mqlog".into(), env!("CARGO_PKG_VERSION").into())]
     }
+
+    fn processes(&mut self) -> mq_core::backend::Processes {
+        use mq_core::backend::Processes;
+        match &self.managed {
+            Some(m) => Processes::Pids(
+                (m.node().child.iter())
+                    .map(|c| ("broker".to_owned(), c.id()))
+                    .collect(),
+            ),
+            None => Processes::Unknown(
+                "an external server: its processes are not bench's to measure".into(),
+            ),
+        }
+    }
 }

@@ -335,6 +335,16 @@ impl Broker for RabbitBroker {
         }
         v
     }
+
+    fn processes(&mut self) -> mq_core::backend::Processes {
+        use mq_core::backend::{pids_in, Processes};
+        match &self.managed {
+            Some(m) => Processes::Pids(pids_in(&m.node().script.pid_files())),
+            None => Processes::Unknown(
+                "an external broker: its processes are not bench's to measure".into(),
+            ),
+        }
+    }
 }
 
 impl Drop for RabbitBroker {

@@ -74,6 +74,17 @@ impl Node {
     }
 
     /// For messages: `127.0.0.1:5672` or `the 3-node cluster 127.0.0.1:5771,…`.
+    /// The pid files of every node (each node's Erlang VM, beam.smp, as `rabbitmq.sh`
+    /// writes them: `DIR/rabbitmq.pid`, in a cluster `DIR/node-N/rabbitmq.pid`).
+    pub fn pid_files(&self) -> Vec<PathBuf> {
+        if self.nodes <= 1 {
+            return vec![self.dir.join("rabbitmq.pid")];
+        }
+        (1..=self.nodes)
+            .map(|id| self.dir.join(format!("node-{id}")).join("rabbitmq.pid"))
+            .collect()
+    }
+
     pub fn describe(&self) -> String {
         if self.is_cluster() {
             let all: Vec<String> = (1..=self.nodes).map(|id| self.address(id)).collect();

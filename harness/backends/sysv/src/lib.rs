@@ -197,6 +197,12 @@ impl Broker for SysVBroker {
         })
     }
 
+    fn processes(&mut self) -> mq_core::backend::Processes {
+        mq_core::backend::Processes::Unknown(
+            "the kernel: its work shows as the workers' system CPU time".into(),
+        )
+    }
+
     fn teardown(&mut self) -> Result<(), BackendError> {
         match self.queue.take() {
             Some(q) => q.remove().map_err(|e| {

@@ -1,10 +1,14 @@
 //! The four charts of a run, drawn with plotters into SVG text and PNG bytes from the same code:
 //! throughput over time and backlog over time ([`time`]: one chart, or a panel per variant past
 //! four variants), latency percentile distribution ([`latency`]), anomalies per variant
-//! ([`anomalies`]). Keys ([`key`]) sit outside the plotting areas. Text is rendered from the font
+//! ([`anomalies`]); after them the cost per variant ([`cost`]), CPU use over time ([`cpu`])
+//! and a sweep's curve
+//! ([`curve`]). Keys ([`key`]) sit outside the plotting areas. Text is rendered from the font
 //! embedded in `fonts/`, so no system font is needed.
 
 mod anomalies;
+mod cost;
+mod cpu;
 mod curve;
 mod key;
 mod latency;
@@ -19,6 +23,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+pub use cost::CostBar;
+pub use cpu::CpuLine;
 use key::{draw_key, draw_key_column, key_height, Sample};
 pub use latency::percentile_curve;
 pub use time::depth_segments;
@@ -173,6 +179,37 @@ pub fn sweep(points: &[crate::sweep::Point]) -> anyhow::Result<Option<Chart>> {
         curve::size(points),
         |a| curve::curve(a, points),
         |a| curve::curve(a, points),
+    )?;
+    Ok(Some(chart))
+}
+
+/// The cost chart (`charts/cost.*`), when some variant has cost figures.
+pub fn cost(bars: &[CostBar]) -> anyhow::Result<Option<Chart>> {
+    if bars.is_empty() {
+        return Ok(None);
+    }
+    let chart = render(
+        "cost",
+        "CPU per million messages and write amplification",
+        cost::size(bars),
+        |a| cost::cost(a, bars),
+        |a| cost::cost(a, bars),
+    )?;
+    Ok(Some(chart))
+}
+
+/// The CPU-over-time chart (`charts/cpu.*`) on a machine of `cores`, when some variant has a
+/// CPU series.
+pub fn cpu(lines: &[CpuLine], cores: u32) -> anyhow::Result<Option<Chart>> {
+    if lines.is_empty() {
+        return Ok(None);
+    }
+    let chart = render(
+        "cpu",
+        "CPU use over time",
+        cpu::size(lines),
+        |a| cpu::cpu(a, lines, cores),
+        |a| cpu::cpu(a, lines, cores),
     )?;
     Ok(Some(chart))
 }
