@@ -32,10 +32,16 @@ fn load_runs(paths: &[PathBuf]) -> anyhow::Result<Vec<(String, String, RunResult
         let dir = RunDir::new(p);
         let one = |p: &Path| -> anyhow::Result<(String, String, RunResults)> {
             let loaded = mq_report::load(p)?;
-            let folder = if p.is_dir() { p } else { p.parent().unwrap_or(p) };
+            let folder = if p.is_dir() {
+                p
+            } else {
+                p.parent().unwrap_or(p)
+            };
             let folder = folder.canonicalize().unwrap_or_else(|_| folder.to_owned());
-            let label = (folder.file_name())
-                .map_or_else(|| folder.display().to_string(), |n| n.to_string_lossy().into_owned());
+            let label = (folder.file_name()).map_or_else(
+                || folder.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            );
             Ok((label, format!("{}/", folder.display()), loaded.results))
         };
         if p.is_dir() && !dir.has_results() && !dir.repetitions().is_empty() {
@@ -49,7 +55,10 @@ fn load_runs(paths: &[PathBuf]) -> anyhow::Result<Vec<(String, String, RunResult
     Ok(runs)
 }
 
-fn requirements(a: &ReviewArgs, runs: &[(String, String, RunResults)]) -> anyhow::Result<Requirements> {
+fn requirements(
+    a: &ReviewArgs,
+    runs: &[(String, String, RunResults)],
+) -> anyhow::Result<Requirements> {
     if let Some(f) = &a.requirements {
         return Ok(Requirements::load(f)?);
     }
@@ -58,7 +67,12 @@ fn requirements(a: &ReviewArgs, runs: &[(String, String, RunResults)]) -> anyhow
         .context("no requirements: pass --requirements FILE (a TOML file with a [requirements] table) or write [requirements] in the scenario")
 }
 
-fn write_page(out: &Path, req: &Requirements, sources: &[Source<'_>], r: &review::Review) -> anyhow::Result<()> {
+fn write_page(
+    out: &Path,
+    req: &Requirements,
+    sources: &[Source<'_>],
+    r: &review::Review,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     for (name, text) in [
         ("review.md", review_page::markdown(req, sources, r)),

@@ -65,13 +65,25 @@ impl Requirements {
                 if !(v.is_finite() && v > 0.0 && v <= max) {
                     errors.push(FieldError::new(
                         format!("{prefix}.{field}"),
-                        format!("{v} is not valid: expected a number above 0 and at most {max} {unit}"),
+                        format!(
+                            "{v} is not valid: expected a number above 0 and at most {max} {unit}"
+                        ),
                     ));
                 }
             }
         };
-        positive("min_msgs_per_s", self.min_msgs_per_s, MAX_RATE_REQ, "msgs/s");
-        positive("max_cpu_us_per_msg", self.max_cpu_us_per_msg, MAX_CPU_US, "µs");
+        positive(
+            "min_msgs_per_s",
+            self.min_msgs_per_s,
+            MAX_RATE_REQ,
+            "msgs/s",
+        );
+        positive(
+            "max_cpu_us_per_msg",
+            self.max_cpu_us_per_msg,
+            MAX_CPU_US,
+            "µs",
+        );
         positive(
             "max_write_amplification",
             self.max_write_amplification,
@@ -107,8 +119,15 @@ impl Requirements {
         };
         let req: Requirements = serde_path_to_error::deserialize(table).map_err(|e| {
             let field = e.path().to_string();
-            let field = if field == "." { String::new() } else { format!(".{field}") };
-            at(format!("requirements{field}: {}", e.into_inner().to_string().trim_end()))
+            let field = if field == "." {
+                String::new()
+            } else {
+                format!(".{field}")
+            };
+            at(format!(
+                "requirements{field}: {}",
+                e.into_inner().to_string().trim_end()
+            ))
         })?;
         let errors = req.validate("requirements");
         if !errors.is_empty() {
@@ -146,21 +165,30 @@ mod tests {
         let r = Requirements::load(&p).unwrap();
         assert_eq!(r.min_msgs_per_s, Some(20000.0));
         assert_eq!(r.max_p99.unwrap().0.as_millis(), 50);
-        assert_eq!((r.max_lost, r.ordering), (Some(0), Some(OrderingRequirement::PerKey)));
+        assert_eq!(
+            (r.max_lost, r.ordering),
+            (Some(0), Some(OrderingRequirement::PerKey))
+        );
     }
 
     #[test]
     fn bad_requirements_name_the_file_the_field_and_what_is_valid() {
         let (_d, p) = file("[requirements]\nordering = \"total\"\n");
         let e = Requirements::load(&p).unwrap_err().to_string();
-        assert!(e.contains("req.toml") && e.contains("requirements.ordering"), "{e}");
+        assert!(
+            e.contains("req.toml") && e.contains("requirements.ordering"),
+            "{e}"
+        );
         assert!(e.contains("per-key"), "{e}");
         let (_d, p) = file("[requirements]\nmax_p99s = \"5ms\"\n");
         let e = Requirements::load(&p).unwrap_err().to_string();
         assert!(e.contains("max_p99s") && e.contains("max_p99"), "{e}");
         let (_d, p) = file("[requirements]\nmin_msgs_per_s = -3\n");
         let e = Requirements::load(&p).unwrap_err().to_string();
-        assert!(e.contains("requirements.min_msgs_per_s") && e.contains("above 0"), "{e}");
+        assert!(
+            e.contains("requirements.min_msgs_per_s") && e.contains("above 0"),
+            "{e}"
+        );
         let (_d, p) = file("[requirements]\n");
         let e = Requirements::load(&p).unwrap_err().to_string();
         assert!(e.contains("at least one"), "{e}");

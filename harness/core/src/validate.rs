@@ -338,11 +338,15 @@ fn validate_names(raw: &RawScenario) -> Vec<FieldError> {
             || !v
                 .name
                 .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
+            || v.name.starts_with('@')
         {
             err(
                 &format!("variants[{i}].name"),
-                format!("{:?}: use letters, digits, '-', '_' or '.'", v.name),
+                format!(
+                    "{:?}: use letters, digits, '-', '_', '.' or '@' (a review joins `NAME@part`s into one row; not first)",
+                    v.name
+                ),
             );
         }
         if v.name.contains(".run-") {
@@ -354,11 +358,13 @@ fn validate_names(raw: &RawScenario) -> Vec<FieldError> {
                 ),
             );
         }
-        if raw.variants[..i].iter().any(|o| o.name == v.name) {
+        let same =
+            |o: &RawVariant| crate::plan::broker_name(&o.name) == crate::plan::broker_name(&v.name);
+        if raw.variants[..i].iter().any(same) {
             err(
                 &format!("variants[{i}].name"),
                 format!(
-                    "{:?} is used by an earlier variant: names must be unique",
+                    "{:?} is used by an earlier variant (`@` counts as `.`): names must be unique",
                     v.name
                 ),
             );

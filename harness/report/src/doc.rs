@@ -11,7 +11,10 @@ pub enum Span {
     /// A command or a name to type.
     Code(String),
     /// A link to what explains a figure (a chart).
-    Link { text: String, href: String },
+    Link {
+        text: String,
+        href: String,
+    },
 }
 
 /// Inline text: a sequence of spans.

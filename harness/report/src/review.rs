@@ -2,8 +2,9 @@
 //! requirement, ✓ / ✗ with the measured figure and the run it came from, or `?` with why it
 //! could not be judged (never a silent ✓). Variants that meet every requirement come first.
 //!
-//! A variant is known by its name across runs, so a study of several run folders (a throughput
-//! run, a crash matrix, a latency curve) judges one row per name from all of them:
+//! A variant is known by its name up to an `@` (`kafka@steady` and `kafka@kill-broker` are one
+//! row, `kafka`), across runs, so one scenario, or a study of several run folders (a throughput
+//! run, a crash matrix, a latency curve), judges one row per name from all of them:
 //! - `min_msgs_per_s`: the best delivered rate of a run without faults that drained, or the
 //!   maximum a `rate = "max"` search found; a measured rate within 1 % of the target counts
 //!   (a fixed-rate run delivers its target give or take timing).
@@ -107,7 +108,10 @@ fn reqs(r: &Requirements) -> Vec<(Req, String)> {
         out.push((Req::MaxCpu(v), format!("CPU ≤ {v} µs/msg")));
     }
     if let Some(v) = r.max_write_amplification {
-        out.push((Req::MaxAmplification(v), format!("write amplification ≤ {v}")));
+        out.push((
+            Req::MaxAmplification(v),
+            format!("write amplification ≤ {v}"),
+        ));
     }
     out
 }
@@ -126,8 +130,13 @@ fn entries<'a>(sources: &'a [Source<'a>], name: &str) -> Vec<(&'a Source<'a>, &'
     sources
         .iter()
         .flat_map(|s| s.results.variants.iter().map(move |v| (s, v)))
-        .filter(|(_, v)| v.name == name)
+        .filter(|(_, v)| row_name(&v.name) == name)
         .collect()
+}
+
+/// The row a variant entry belongs to: its name up to the first `@`.
+pub fn row_name(name: &str) -> &str {
+    name.split('@').next().unwrap_or(name)
 }
 
 /// The names to judge, in first-seen order.
@@ -141,11 +150,11 @@ fn names(sources: &[Source<'_>]) -> Vec<String> {
     for s in sources {
         for v in &s.results.variants {
             if !v.name.contains(".probe-") && !v.name.contains(".at-") {
-                push(&v.name);
+                push(row_name(&v.name));
             }
         }
         for search in &s.results.searches {
-            push(&search.variant);
+            push(row_name(&search.variant));
         }
     }
     names
@@ -156,15 +165,17 @@ fn figure_of(req: Req, v: &VariantResult) -> Option<f64> {
     let rep = v.report.as_ref()?;
     let c = &rep.counts;
     match req {
-        Req::MinRate(_) => (v.ended_by == Some(EndedBy::Drained))
-            .then_some(rep.throughput.delivered_msgs_per_s),
+        Req::MinRate(_) => {
+            (v.ended_by == Some(EndedBy::Drained)).then_some(rep.throughput.delivered_msgs_per_s)
+        }
         Req::MaxP99(_) => {
             (rep.latency.end_to_end.count > 0).then_some(rep.latency.end_to_end.p99_us)
         }
         Req::MaxLost(_) => Some(c.lost as f64),
         Req::MaxDuplicates(_) => Some(c.duplicated as f64),
         Req::PerKey => Some(c.reordered as f64),
-        Req::MaxCpu(_) | Req::MaxAmplification(_) => None,
+        Req::MaxCpu(_) => v.cost.as_ref()?.per_message.as_ref()?.total_cpu_us,
+        Req::MaxAmplification(_) => v.cost.as_ref()?.per_message.as_ref()?.write_amplification,
     }
 }
 
@@ -188,7 +199,14 @@ fn why_unknown(req: Req, found: &[(&Source<'_>, &VariantResult)]) -> String {
         Req::MinRate(_) => "no run drained without faults".to_owned(),
         Req::MaxP99(_) => "no end-to-end latency measured".to_owned(),
         Req::MaxCpu(_) | Req::MaxAmplification(_) => {
-            "no resource figures in these runs".to_owned()
+            let note = found
+                .iter()
+                .find_map(|(_, v)| v.cost.as_ref()?.broker_note.clone());
+            match note {
+                Some(n) => format!("broker not measured: {n}"),
+                None => "no resource figures in these runs (resources = false, or older runs)"
+                    .to_owned(),
+            }
         }
         _ => "not measured".to_owned(),
     }
@@ -212,7 +230,7 @@ fn judge(req: Req, name: &str, sources: &[Source<'_>]) -> Cell {
         figures.retain(|f| !f.faulted);
         for s in sources {
             let rate = (s.results.searches.iter())
-                .find(|x| x.variant == name)
+                .find(|x| row_name(&x.variant) == name)
                 .and_then(|x| x.max_rate);
             if let Some(rate) = rate {
                 figures.push(Figure {
@@ -229,8 +247,10 @@ fn judge(req: Req, name: &str, sources: &[Source<'_>]) -> Cell {
             figures.retain(|f| !f.faulted);
         }
     }
-    // The best rate, the worst of every upper bound: the highest figure either way.
-    let pick = figures.iter().max_by(|a, b| a.value.total_cmp(&b.value));
+    // The best rate, the worst of every upper bound: the highest figure either way; on a tie
+    // the run with faults, which says more.
+    let pick =
+        (figures.iter()).max_by(|a, b| a.value.total_cmp(&b.value).then(a.faulted.cmp(&b.faulted)));
     let Some(f) = pick else {
         return Cell {
             verdict: Verdict::Unknown,
@@ -253,14 +273,24 @@ fn judge(req: Req, name: &str, sources: &[Source<'_>]) -> Cell {
 fn verdict(req: Req, f: &Figure) -> (bool, String, &'static str) {
     let v = f.value;
     let under = if f.faulted { " under faults" } else { "" };
+    // A count from runs without any fault says nothing of what a crash does.
+    let calm = if f.faulted {
+        ""
+    } else {
+        " (no fault in these runs)"
+    };
     match req {
         Req::MinRate(min) => (v >= min * 0.99, format!("{} msg/s", n(v)), "throughput"),
-        Req::MaxP99(max) => (v <= max, format!("p99 {} ms{under}", n(v / 1000.0)), "latency"),
-        Req::MaxLost(max) => (v <= max as f64, format!("{v} lost"), "anomalies"),
+        Req::MaxP99(max) => (
+            v <= max,
+            format!("p99 {} ms{under}", n(v / 1000.0)),
+            "latency",
+        ),
+        Req::MaxLost(max) => (v <= max as f64, format!("{v} lost{calm}"), "anomalies"),
         Req::MaxDuplicates(max) => (v <= max as f64, format!("{v} duplicated"), "anomalies"),
         Req::PerKey => (v == 0.0, format!("{v} reordered"), "anomalies"),
-        Req::MaxCpu(max) => (v <= max, format!("{v:.2} µs/msg"), "throughput"),
-        Req::MaxAmplification(max) => (v <= max, format!("{v:.2}×"), "throughput"),
+        Req::MaxCpu(max) => (v <= max, format!("{v:.2} µs/msg"), "cost"),
+        Req::MaxAmplification(max) => (v <= max, format!("{v:.2}×"), "cost"),
     }
 }
 
@@ -270,7 +300,10 @@ pub fn review(req: &Requirements, sources: &[Source<'_>]) -> Review {
     let mut rows: Vec<Row> = names(sources)
         .into_iter()
         .map(|name| Row {
-            cells: list.iter().map(|(r, _)| judge(*r, &name, sources)).collect(),
+            cells: list
+                .iter()
+                .map(|(r, _)| judge(*r, &name, sources))
+                .collect(),
             variant: name,
         })
         .collect();
