@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use mq_core::scenario::{self, ScenarioError};
 
 mod report_cmd;
+mod review_cmd;
 mod run_cmd;
 
 const EXAMPLES: &str = "\
@@ -18,6 +19,7 @@ Examples:
   bench run scenarios/quickstart.toml --repeat 5 five repetitions into one folder (rep-1 … rep-5)
   bench report reports/20261125T063509Z-quickstart   rebuild charts, report.html, summary.md
   bench compare base/ new/ --fail-on-loss        exit 1 when NEW regressed (CI)
+  bench review RUN1/ RUN2/ --requirements req.toml   each variant against the requirements
 
 Exit status: 0 done, 1 a variant failed, 2 bad input (nothing was created), 130 interrupted.";
 
@@ -43,6 +45,9 @@ enum Command {
     },
     /// Compare two runs; exit 1 when NEW regressed past the thresholds (for CI).
     Compare(report_cmd::CompareArgs),
+    /// Judge the variants of run folders against requirements (a review page); exit 0 when
+    /// some variant meets every requirement, 1 when none does.
+    Review(review_cmd::ReviewArgs),
     /// Check a scenario and print what it would run; creates nothing.
     Validate { scenario: PathBuf },
     /// List the backends, their delivery settings, defaults and options.
@@ -98,6 +103,7 @@ fn main() -> ExitCode {
         },
         Command::Report { run_dir } => report_cmd::report(&run_dir),
         Command::Compare(args) => report_cmd::compare(&args),
+        Command::Review(args) => review_cmd::review(&args),
         Command::List => {
             print!("{}", list(&registry));
             ExitCode::SUCCESS

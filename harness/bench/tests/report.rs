@@ -39,6 +39,10 @@ fn fixture() -> &'static Path {
             r#"
 name = "report-test"
 description = "Charts & <html> escaping: a fixed-rate SysV run"
+[requirements]
+min_msgs_per_s = 15000
+max_lost = 0
+ordering = "per-key"
 [workload]
 duration = "4s"
 rate = 20000
@@ -163,11 +167,13 @@ fn report_html_renders_in_headless_chromium_with_every_chart_loaded() {
     // A copy of the page with a probe that lists every chart image's loaded size.
     let probe = r#"<script>
 window.addEventListener('load', () => {
+  const review = [...document.querySelectorAll('h3')].find(h => h.textContent === 'Review');
+  const reviewRows = review ? review.nextElementSibling.querySelectorAll('tbody tr').length : 0;
   const imgs = [...document.images].map(i => [i.complete, i.naturalWidth, i.naturalHeight, i.getBoundingClientRect().width]);
   const svgs = [...document.querySelectorAll('svg')].map(s => s.getBoundingClientRect().width);
   const pre = document.createElement('pre');
   pre.id = 'probe';
-  pre.textContent = JSON.stringify({imgs, svgs});
+  pre.textContent = JSON.stringify({imgs, svgs, reviewRows});
   document.body.appendChild(pre);
 });
 </script>
@@ -191,6 +197,10 @@ window.addEventListener('load', () => {
     let start = start + "<pre id=\"probe\">".len();
     let end = dom[start..].find("</pre>").unwrap() + start;
     let probe: serde_json::Value = serde_json::from_str(&dom[start..end]).unwrap();
+    assert_eq!(
+        probe["reviewRows"], 1,
+        "the Review table renders first: {probe}"
+    );
     let imgs = probe["imgs"].as_array().unwrap();
     assert_eq!(imgs.len(), CHARTS.len(), "{probe}");
     for img in imgs {
@@ -363,5 +373,64 @@ fn compare_refuses_runs_of_different_scenarios_unless_allowed() {
     assert!(
         out.lines().next().unwrap().contains("the scenarios differ"),
         "{out}"
+    );
+}
+
+#[test]
+fn bench_review_judges_the_runs_and_exits_by_the_verdict_never_a_silent_pass() {
+    let dir = fixture();
+    let (rep1, rep2) = (dir.join("rep-1"), dir.join("rep-2"));
+    let (r1, r2) = (rep1.to_str().unwrap(), rep2.to_str().unwrap());
+    let summary = std::fs::read_to_string(rep1.join("summary.md")).unwrap();
+    assert!(
+        summary.find("## Review") < summary.find("## Speed"),
+        "the review comes first: {summary}"
+    );
+    // The scenario's own requirements: SysV at 20 000 msg/s meets them.
+    let out = dir.join("review-out");
+    let o = run(&["review", r1, r2, "--out", out.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(text.contains("Meets every requirement: sysv."), "{text}");
+    assert!(
+        text.contains("(rep-1)") || text.contains("(rep-2)"),
+        "names its run: {text}"
+    );
+    let html = std::fs::read_to_string(out.join("review.html")).unwrap();
+    assert!(
+        html.contains("<h1>Review</h1>") && html.contains("✓ yes"),
+        "{html}"
+    );
+    assert!(out.join("review.md").exists());
+
+    let req = |name: &str, body: &str| write(dir, name, &format!("[requirements]\n{body}\n"));
+    // Out of reach: ✗ with the chart that shows it, exit 1.
+    let fast = req("fast.toml", "min_msgs_per_s = 100000000");
+    let o = run(&["review", r1, "--requirements", fast.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("✗ ") && text.contains("charts/throughput.png"),
+        "{text}"
+    );
+    // Not measured (SysV's broker is the kernel): ?, with why, and exit 1.
+    let cpu = req("cpu.toml", "max_cpu_us_per_msg = 1000");
+    let o = run(&["review", r1, "--requirements", cpu.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(text.contains("| ? broker not measured"), "{text}");
+    // Bad input names the file and the field: exit 2.
+    let bad = req("bad.toml", "max_p99 = 5");
+    let o = run(&["review", r1, "--requirements", bad.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("bad.toml") && err.contains("requirements.max_p99"),
+        "{err}"
     );
 }

@@ -19,6 +19,7 @@ pub mod options;
 pub mod parallel;
 pub mod paths;
 pub mod plan;
+pub mod requirements;
 pub mod scenario;
 pub mod script;
 pub mod search;

@@ -262,6 +262,12 @@ impl VariantPlan {
     }
 }
 
+/// A variant's name as brokers take it in topic and group names (Kafka allows only letters,
+/// digits, `.`, `_` and `-`): the `@` of `NAME@part` becomes `.`.
+pub fn broker_name(variant: &str) -> String {
+    variant.replace('@', ".")
+}
+
 /// A problem with one field; the path is dotted (`variants[1].options.msg_qbytes`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {

@@ -24,6 +24,8 @@ pub struct Scenario {
     pub text: String,
     pub workload: Workload,
     pub variants: Vec<VariantPlan>,
+    /// `[requirements]`: what the report's review judges every variant against.
+    pub requirements: Option<crate::requirements::Requirements>,
 }
 
 /// A scenario error located in its file.
@@ -101,6 +103,7 @@ pub fn parse(path: &Path, text: String, registry: &Registry) -> Result<Scenario,
         path: path.to_owned(),
         workload: planned.workload,
         variants: planned.variants,
+        requirements: raw.requirements,
         text,
     })
 }

@@ -87,6 +87,9 @@ pub(crate) struct RawScenario {
     /// How `rate = "max"` searches, for every variant that does not say.
     #[serde(default)]
     pub(crate) search: Option<SearchSpec>,
+    /// What every variant must meet (the report's review).
+    #[serde(default)]
+    pub(crate) requirements: Option<crate::requirements::Requirements>,
 }
 
 /// What a valid scenario asks for: its workload and one plan per variant.
@@ -110,6 +113,9 @@ pub(crate) fn plan(raw: &RawScenario, registry: &Registry) -> Result<Planned, Ve
     }
     if let Some(s) = &raw.search {
         errors.extend(s.validate("search"));
+    }
+    if let Some(r) = &raw.requirements {
+        errors.extend(r.validate("requirements"));
     }
     let mut variants = Vec::new();
     for (i, v) in raw.variants.iter().enumerate() {
@@ -341,11 +347,15 @@ fn validate_names(raw: &RawScenario) -> Vec<FieldError> {
             || !v
                 .name
                 .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
+            || v.name.starts_with('@')
         {
             err(
                 &format!("variants[{i}].name"),
-                format!("{:?}: use letters, digits, '-', '_' or '.'", v.name),
+                format!(
+                    "{:?}: use letters, digits, '-', '_', '.' or '@' (a review joins `NAME@part`s into one row; not first)",
+                    v.name
+                ),
             );
         }
         if v.name.contains(".run-") {
@@ -357,11 +367,13 @@ fn validate_names(raw: &RawScenario) -> Vec<FieldError> {
                 ),
             );
         }
-        if raw.variants[..i].iter().any(|o| o.name == v.name) {
+        let same =
+            |o: &RawVariant| crate::plan::broker_name(&o.name) == crate::plan::broker_name(&v.name);
+        if raw.variants[..i].iter().any(same) {
             err(
                 &format!("variants[{i}].name"),
                 format!(
-                    "{:?} is used by an earlier variant: names must be unique",
+                    "{:?} is used by an earlier variant (`@` counts as `.`): names must be unique",
                     v.name
                 ),
             );

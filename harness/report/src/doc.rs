@@ -10,6 +10,11 @@ pub enum Span {
     Strong(String),
     /// A command or a name to type.
     Code(String),
+    /// A link to what explains a figure (a chart).
+    Link {
+        text: String,
+        href: String,
+    },
 }
 
 /// Inline text: a sequence of spans.
@@ -33,6 +38,7 @@ impl Text {
             .iter()
             .map(|s| match s {
                 Span::Plain(t) | Span::Strong(t) | Span::Code(t) => t.as_str(),
+                Span::Link { text, .. } => text.as_str(),
             })
             .collect()
     }

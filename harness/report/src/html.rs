@@ -34,12 +34,13 @@ fn inline(t: &Text) -> String {
             Span::Plain(p) => esc(p),
             Span::Strong(b) => format!("<strong>{}</strong>", esc(b)),
             Span::Code(c) => format!("<code>{}</code>", esc(c)),
+            Span::Link { text, href } => format!("<a href=\"{}\">{}</a>", esc(href), esc(text)),
         })
         .collect()
 }
 
 /// A summary table; figures' columns (right-aligned) get `class="num"`.
-fn table(t: &Table) -> String {
+pub(crate) fn table(t: &Table) -> String {
     let class = |k: usize| match t.columns[k].align {
         Align::Right => " class=\"num\"",
         Align::Left => "",
@@ -102,7 +103,7 @@ fn json_text(v: &serde_json::Value) -> String {
     }
 }
 
-const STYLE: &str = "
+pub(crate) const STYLE: &str = "
 body { font-family: 'DejaVu Sans', 'Segoe UI', Helvetica, Arial, sans-serif; margin: 24px auto; max-width: 1260px; color: #222; padding: 0 16px; }
 h1 { margin-bottom: 4px; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 4px; margin-top: 32px; }
 table { border-collapse: collapse; margin: 8px 0 16px; font-size: 14px; }

@@ -15,6 +15,8 @@ pub mod html;
 pub mod offenders;
 pub mod rebalance;
 pub mod repeat;
+pub mod review;
+pub mod review_page;
 pub mod scenario_diff;
 pub mod stats;
 pub mod summary;

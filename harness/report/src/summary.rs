@@ -11,6 +11,7 @@ pub fn inline(t: &Text) -> String {
             Span::Plain(p) => p.clone(),
             Span::Strong(b) => format!("**{b}**"),
             Span::Code(c) => format!("`{c}`"),
+            Span::Link { text, href } => format!("[{text}]({href})"),
         })
         .collect()
 }

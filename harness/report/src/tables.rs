@@ -58,7 +58,8 @@ pub fn json_name(v: impl Serialize) -> String {
 
 /// The summary of run `r`.
 pub fn summary(r: &RunResults) -> Summary {
-    let mut tables = vec![speed(r), correctness(r)];
+    let mut tables: Vec<Table> = crate::review::of_run(r).into_iter().collect();
+    tables.extend([speed(r), correctness(r)]);
     if r.variants.iter().any(|v| v.report.is_some()) {
         tables.push(crate::guarantees::table(r));
     }
@@ -288,6 +289,7 @@ pub(crate) mod tests {
                 description: "  Kills.\n".into(),
                 file: "crash.toml".into(),
                 workload: serde_json::from_str(r#"{"messages": 1000}"#).unwrap(),
+                requirements: None,
             },
             run_id: 1,
             started_at: "2026-11-25T06:35:09Z".into(),

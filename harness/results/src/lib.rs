@@ -96,6 +96,9 @@ pub struct ScenarioInfo {
     pub description: String,
     pub file: String,
     pub workload: Workload,
+    /// `[requirements]`: what the review judges every variant against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requirements: Option<mq_core::requirements::Requirements>,
 }
 
 /// How a variant's run went.
@@ -311,6 +314,7 @@ mod tests {
                 description: String::new(),
                 file: "s.toml".to_owned(),
                 workload: serde_json::from_str(r#"{"messages": 10}"#).unwrap(),
+                requirements: None,
             },
             run_id: 7,
             started_at: "2026-11-25T06:35:09Z".to_owned(),

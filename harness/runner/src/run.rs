@@ -120,6 +120,7 @@ fn started(scenario: &Scenario, started_at: String) -> RunResults {
             description: scenario.description.clone(),
             file: scenario.path.display().to_string(),
             workload: scenario.workload.clone(),
+            requirements: scenario.requirements.clone(),
         },
         run_id: (now_ns() as u32) ^ std::process::id().rotate_left(16),
         started_at,

@@ -64,8 +64,11 @@ impl KafkaBroker {
         let log = variant_dir.join(format!("{}.kafka.log", plan.name));
         let net = match options.netns && options.cluster() {
             true => Some(
-                mq_netns::Network::create(&format!("{run_tag}-{}", plan.name), 3)
-                    .map_err(|e| BackendError::other(NAME, format!("network namespaces: {e}")))?,
+                mq_netns::Network::create(
+                    &format!("{run_tag}-{}", mq_core::plan::broker_name(&plan.name)),
+                    3,
+                )
+                .map_err(|e| BackendError::other(NAME, format!("network namespaces: {e}")))?,
             ),
             false => None,
         };
@@ -95,7 +98,7 @@ impl KafkaBroker {
             };
             Managed::new(NAME, node, options.keep)
         });
-        let topic = format!("mqb-{run_tag}-{}", plan.name);
+        let topic = format!("mqb-{run_tag}-{}", mq_core::plan::broker_name(&plan.name));
         Ok(KafkaBroker {
             group: topic.clone(),
             topic,
@@ -338,7 +341,7 @@ impl Broker for KafkaBroker {
             self.delete()?;
         }
         self.created = false;
-        self.topic = format!("mqb-{run_tag}-{}", plan.name);
+        self.topic = format!("mqb-{run_tag}-{}", mq_core::plan::broker_name(&plan.name));
         self.group = self.topic.clone();
         self.partitions = plan.workload.partitions;
         Ok(true)

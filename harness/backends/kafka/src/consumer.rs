@@ -278,7 +278,11 @@ fn create(
 ) -> Result<BaseConsumer<MemberContext>, BackendError> {
     let mut c = base_config(
         &ep.bootstrap,
-        &format!("mq-bench-{}-c{}", ctx.plan.name, ctx.index),
+        &format!(
+            "mq-bench-{}-c{}",
+            mq_core::plan::broker_name(&ctx.plan.name),
+            ctx.index
+        ),
     );
     c.set("group.id", &ep.group)
         .set("auto.offset.reset", "earliest")

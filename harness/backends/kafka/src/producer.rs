@@ -79,7 +79,11 @@ impl KafkaProducer {
         let ep = Endpoint::from_value(&ctx.endpoint)?;
         let mut c = base_config(
             &ep.bootstrap,
-            &format!("mq-bench-{}-p{}", ctx.plan.name, ctx.index),
+            &format!(
+                "mq-bench-{}-p{}",
+                mq_core::plan::broker_name(&ctx.plan.name),
+                ctx.index
+            ),
         );
         c.set(
             "acks",

@@ -213,15 +213,15 @@ impl Broker for LogBroker {
                 .expect("validated: external has an address"),
         };
         let mut client = connect(&address)?;
-        let topic = format!("mqb-{}", self.plan.name);
+        let topic = format!("mqb-{}", mq_core::plan::broker_name(&self.plan.name));
         let partitions = self.plan.workload.partitions;
         client
             .create_topic(&topic, partitions)
             .map_err(|e| client_err(&format!("creating topic {topic} at {address}"), e))?;
         let ep = Endpoint {
             address,
+            group: format!("{topic}-{}", std::process::id()),
             topic,
-            group: format!("mqb-{}-{}", self.plan.name, std::process::id()),
         };
         let value = serde_json::to_value(&ep).expect("endpoint serializes");
         self.client = Some(client);
