@@ -49,7 +49,9 @@ def render(block, run_dir, tables):
         f"{m['cores']} cores, {m['cpu']}, kernel {m['kernel']}. "
         f"{STAMP} {block} {rel} {' '.join(shlex.quote(t) for t in tables)}` from that run."
     )
-    return head + "\n\n" + "\n\n".join(found[t] for t in tables) + "\n"
+    # Links into the run folder (a review's "why" → charts/…) would not resolve from the README.
+    body = "\n\n".join(re.sub(r" \[why\]\([^)]*\)", "", found[t]) for t in tables)
+    return head + "\n\n" + body + "\n"
 
 
 def main():

@@ -134,9 +134,14 @@ fn entries<'a>(sources: &'a [Source<'a>], name: &str) -> Vec<(&'a Source<'a>, &'
         .collect()
 }
 
-/// The row a variant entry belongs to: its name up to the first `@`.
+/// The row a variant entry belongs to: its name up to the first `@`, without the `.run-N` of
+/// a variant run N times (each run is judged, the worst counts).
 pub fn row_name(name: &str) -> &str {
-    name.split('@').next().unwrap_or(name)
+    let name = name.split('@').next().unwrap_or(name);
+    match name.rsplit_once(".run-") {
+        Some((base, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => base,
+        _ => name,
+    }
 }
 
 /// The names to judge, in first-seen order.

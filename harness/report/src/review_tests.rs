@@ -269,4 +269,7 @@ fn names_up_to_an_at_sign_are_one_row_and_a_loss_count_says_when_no_fault_ran() 
     assert_eq!(kafka[1].text, "p99 9.00 ms");
     assert_eq!(kafka[2].text, "0 lost", "the faulted run's count");
     assert_eq!(rev.rows[1].cells[2].text, "0 lost (no fault in these runs)");
+    assert_eq!(row_name("kafka@x.run-12"), "kafka");
+    assert_eq!(row_name("log.run-2"), "log");
+    assert_eq!(row_name("log.run-x"), "log.run-x");
 }
