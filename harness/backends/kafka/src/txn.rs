@@ -257,7 +257,7 @@ fn fatal(what: &str, e: &KafkaError) -> BackendError {
     use rdkafka::types::RDKafkaErrorCode::{Fenced, ProducerFenced};
     let why = match e.rdkafka_error_code() {
         Some(Fenced | ProducerFenced) => {
-            ": fenced by another producer with the same transactional.id (a newer instance of this worker)"
+            ": fenced: a newer producer with the same transactional.id, or the coordinator aborted the open transaction after transaction_timeout_ms (e.g. a broker outage longer than that)"
         }
         _ => "",
     };

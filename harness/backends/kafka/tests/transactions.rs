@@ -120,7 +120,7 @@ fn commits_ack_whole_transactions_and_a_fenced_producer_errs() {
     let text = err.to_string();
     assert!(text.contains("transactional producer"), "{text}");
     assert!(
-        text.contains("fenced by another producer with the same transactional.id"),
+        text.contains("fenced: a newer producer with the same transactional.id"),
         "{text}"
     );
     assert_eq!(
