@@ -127,6 +127,9 @@ pub struct Options {
     /// transactions' included).
     #[serde(default)]
     pub isolation_level: Option<IsolationLevel>,
+    /// Transactional only: `recreate` (default) or `fail` when fenced (txn.rs `OnFenced`).
+    #[serde(default)]
+    pub on_fenced: Option<crate::txn::OnFenced>,
     /// `linger.ms`; librdkafka's default (5) when absent.
     #[serde(default)]
     #[schemars(range(min = 0, max = 900_000))]

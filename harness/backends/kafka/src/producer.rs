@@ -10,11 +10,14 @@ use mq_core::delivery::ProducerAck;
 use mq_core::{AckSink, BackendError, Outcome, Outgoing, Producer, Seq, WorkerCtx};
 use rdkafka::client::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext};
+use rdkafka::producer::{
+    BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext, PurgeConfig,
+};
+use rdkafka::ClientConfig;
 
 use crate::client::{self, base_config, Endpoint};
 use crate::options::Options;
-use crate::txn::{self, Transaction};
+use crate::txn::{self, OnFenced, Transaction};
 use crate::NAME;
 
 /// Sends between two polls for delivery reports while sending as fast as possible. Polling
@@ -72,6 +75,17 @@ pub struct KafkaProducer {
     reports: Batch,
     /// A transactional producer's open transaction.
     txn: Option<Transaction>,
+    /// The settings it was made with (a fenced transactional producer is made again).
+    config: ClientConfig,
+    on_fenced: OnFenced,
+    recreated: u32,
+}
+
+/// A producer of `config` (with its delivery-report context).
+fn create(config: &ClientConfig, bootstrap: &str) -> Result<BaseProducer<Reports>, BackendError> {
+    config
+        .create_with_context(Reports::default())
+        .map_err(|e| BackendError::other(NAME, format!("producer for {bootstrap}: {e}")))
 }
 
 impl KafkaProducer {
@@ -105,10 +119,7 @@ impl KafkaProducer {
             txn::configure(&mut c, options, &ep.topic, ctx.index);
         }
         client::apply(&mut c, &options.producer_config);
-        let producer: BaseProducer<Reports> =
-            c.create_with_context(Reports::default()).map_err(|e| {
-                BackendError::other(NAME, format!("producer for {}: {e}", ep.bootstrap))
-            })?;
+        let producer = create(&c, &ep.bootstrap)?;
         client::reach(producer.client(), &ep.bootstrap, Some(&ep.topic))?;
         let txn = match options.transactional {
             true => Some(Transaction::init(
@@ -129,7 +140,38 @@ impl KafkaProducer {
                 ..Batch::default()
             },
             txn,
+            config: c,
+            on_fenced: options.on_fenced.unwrap_or_default(),
+            recreated: 0,
         })
+    }
+
+    /// After a transaction step: when a fatal error ended the instance (fenced) and
+    /// `on_fenced = "recreate"`, a new instance with the same `transactional.id` takes its place
+    /// (its init aborts the transaction left open) and the step's error is dropped: `Ok(true)`.
+    fn recover(&mut self, step: Result<(), BackendError>) -> Result<bool, BackendError> {
+        let Err(e) = step else { return Ok(false) };
+        let broken = self.txn.as_ref().is_some_and(Transaction::broken);
+        if !broken || self.on_fenced == OnFenced::Fail || self.recreated >= txn::MAX_RECREATE {
+            return Err(e);
+        }
+        self.recreated += 1;
+        tracing::warn!(
+            "kafka: {e}; making the transactional producer again ({} of at most {})",
+            self.recreated,
+            txn::MAX_RECREATE
+        );
+        let _ = self
+            .producer
+            .purge(PurgeConfig::default().queue().inflight());
+        let producer = create(&self.config, &self.bootstrap)?;
+        let renewed = match &self.txn {
+            Some(t) => t.renew(&producer)?,
+            None => return Err(e),
+        };
+        self.producer = producer;
+        self.txn = Some(renewed);
+        Ok(true)
     }
 }
 
@@ -193,7 +235,13 @@ impl Producer for KafkaProducer {
             ));
         }
         if let Some(t) = &mut self.txn {
-            t.before_send(&self.producer, msg.seq)?;
+            let r = t.before_send(&self.producer, msg.seq);
+            if self.recover(r)? {
+                // The new instance opens the transaction this message goes in.
+                if let Some(t) = &mut self.txn {
+                    t.before_send(&self.producer, msg.seq)?;
+                }
+            }
         }
         let mut record =
             BaseRecord::<(), [u8], usize>::with_opaque_to(&self.topic, msg.seq.0 as usize)
@@ -239,7 +287,8 @@ impl Producer for KafkaProducer {
             self.reports.poll(&self.producer, Duration::ZERO, acks);
         }
         if let Some(t) = &mut self.txn {
-            t.after_send(&self.producer, msg.seq, acks)?;
+            let r = t.after_send(&self.producer, msg.seq, acks);
+            self.recover(r)?;
         }
         Ok(())
     }
@@ -252,7 +301,8 @@ impl Producer for KafkaProducer {
     fn flush(&mut self, timeout: Duration, acks: &mut dyn AckSink) -> Result<(), BackendError> {
         if let Some(t) = &mut self.txn {
             // The last transaction, however short: commit it (the commit flushes).
-            t.end(&self.producer, acks)?;
+            let r = t.end(&self.producer, acks);
+            self.recover(r)?;
         }
         let r = self.producer.flush(timeout);
         self.reports.report(&self.producer, acks);

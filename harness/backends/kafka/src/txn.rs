@@ -30,6 +30,24 @@ const FLUSH_POLL: Duration = Duration::from_millis(1);
 /// How often a managed broker's coordinator looks for transactions past their timeout.
 pub const CLEANUP_INTERVAL_MS: u32 = 1_000;
 
+/// What a fenced transactional producer does (`options.on_fenced`). A producer is fenced when
+/// a newer one with its `transactional.id` registers, or when the coordinator aborted its open
+/// transaction after `transaction_timeout_ms` (e.g. through a broker outage longer than that);
+/// librdkafka cannot go on with the instance either way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFenced {
+    /// A new instance with the same id (its init aborts what was open), at most
+    /// [`MAX_RECREATE`] times per worker; the lost transaction's messages stay unacked.
+    #[default]
+    Recreate,
+    /// The worker ends with the error.
+    Fail,
+}
+
+/// How many times one worker re-creates its fenced producer before giving up.
+pub const MAX_RECREATE: u32 = 10;
+
 /// The consumers' `isolation.level`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -57,6 +75,7 @@ pub fn check(o: &Options, delivery: &Delivery, e: &mut Vec<FieldError>) {
         for (set, field) in [
             (o.transaction_size.is_some(), "transaction_size"),
             (o.transaction_timeout_ms.is_some(), "transaction_timeout_ms"),
+            (o.on_fenced.is_some(), "on_fenced"),
         ] {
             if set {
                 e.push(FieldError::new(
@@ -130,6 +149,8 @@ pub struct Transaction {
     /// The outcomes handed to the worker at a commit or abort (reused: no allocation per
     /// transaction).
     outcomes: Vec<(Seq, Outcome)>,
+    /// A fatal error ended this instance (fenced, or a broken state): see [`OnFenced`].
+    broken: bool,
 }
 
 impl Transaction {
@@ -139,16 +160,41 @@ impl Transaction {
         o: &Options,
         timeout: Duration,
     ) -> Result<Transaction, BackendError> {
+        Transaction::start(
+            producer,
+            o.transaction_size.unwrap_or(DEFAULT_SIZE),
+            timeout,
+        )
+    }
+
+    fn start<C: ProducerContext>(
+        producer: &BaseProducer<C>,
+        size: u32,
+        timeout: Duration,
+    ) -> Result<Transaction, BackendError> {
         producer
             .init_transactions(timeout)
             .map_err(|e| fatal("initialising transactions", &e))?;
-        let size = o.transaction_size.unwrap_or(DEFAULT_SIZE);
         Ok(Transaction {
             size,
             timeout,
             open: None,
             outcomes: Vec::with_capacity(size as usize),
+            broken: false,
         })
+    }
+
+    /// The same settings on a new instance of the producer (after this one was fenced).
+    pub fn renew<C: ProducerContext>(
+        &self,
+        producer: &BaseProducer<C>,
+    ) -> Result<Transaction, BackendError> {
+        Transaction::start(producer, self.size, self.timeout)
+    }
+
+    /// Whether a fatal error ended this instance.
+    pub fn broken(&self) -> bool {
+        self.broken
     }
 
     /// Before sending `seq`: opens a transaction if none is.
@@ -159,9 +205,10 @@ impl Transaction {
         seq: Seq,
     ) -> Result<(), BackendError> {
         if self.open.is_none() {
-            producer
-                .begin_transaction()
-                .map_err(|e| fatal("beginning a transaction", &e))?;
+            if let Err(e) = producer.begin_transaction() {
+                self.broken = true;
+                return Err(fatal("beginning a transaction", &e));
+            }
             self.open = Some((seq.0, 0));
         }
         Ok(())
@@ -198,9 +245,10 @@ impl Transaction {
         };
         if count == 0 {
             // Begun, but its first send failed or was interrupted: nothing to commit or record.
-            return producer
-                .abort_transaction(self.timeout)
-                .map_err(|e| fatal("aborting an empty transaction", &e));
+            return producer.abort_transaction(self.timeout).map_err(|e| {
+                self.broken = true;
+                fatal("aborting an empty transaction", &e)
+            });
         }
         acks.transaction(TxnEvent::CommitStarted, Seq(first), count);
         let deadline = Instant::now() + self.timeout;
@@ -217,6 +265,7 @@ impl Transaction {
                     return Ok(());
                 }
                 Err(KafkaError::Transaction(e)) if e.is_fatal() => {
+                    self.broken = true;
                     return Err(fatal(
                         "committing a transaction",
                         &KafkaError::Transaction(e),
@@ -234,9 +283,10 @@ impl Transaction {
             "kafka: commit of seqs {first}..{} failed ({err}); aborting it",
             first + count
         );
-        producer
-            .abort_transaction(self.timeout)
-            .map_err(|e| fatal("aborting a transaction whose commit failed", &e))?;
+        if let Err(e) = producer.abort_transaction(self.timeout) {
+            self.broken = true;
+            return Err(fatal("aborting a transaction whose commit failed", &e));
+        }
         acks.transaction(TxnEvent::Aborted, Seq(first), count);
         self.report(first, count, Outcome::Failed, acks);
         Ok(())

@@ -65,7 +65,7 @@ fn commits_ack_whole_transactions_and_a_fenced_producer_errs() {
     );
     let run = tempfile::tempdir().unwrap();
     let options = json!({"mode": "external", "bootstrap": format!("127.0.0.1:{PORT}"),
-        "transactional": true, "transaction_size": 100});
+        "transactional": true, "transaction_size": 100, "on_fenced": "fail"});
     let plan = mq_testkit::plan(
         "kafka",
         "txn",
@@ -128,5 +128,37 @@ fn commits_ack_whole_transactions_and_a_fenced_producer_errs() {
         [Event::Txn(TxnEvent::CommitStarted, 250, 10)],
         "started, never acked: {text}"
     );
+
+    // With on_fenced = "recreate" (the default) a fenced producer makes itself again: the
+    // transaction it had open is lost (started, never acked), the next ones commit.
+    let plan = mq_testkit::plan(
+        "kafka",
+        "txn-recreate",
+        mq_testkit::delivery(
+            ProducerAck::All,
+            ConsumerAck::AfterProcess,
+            Durability::Persistent,
+        ),
+        json!({"mode": "external", "bootstrap": format!("127.0.0.1:{PORT}"),
+            "transactional": true, "transaction_size": 10}),
+        (20, 2, "30s"),
+    );
+    let mut broker2 = mq_testkit::broker(&Kafka, &plan, run.path());
+    let endpoint = broker2.0.setup().unwrap();
+    let ctx = worker_ctx(&plan, &endpoint, vec![], RUN_ID);
+    let mut q = Kafka.producer(&ctx).unwrap();
+    let mut events = Events::default();
+    for seq in 0..5 {
+        send(&mut q, &mut events, seq).unwrap();
+    }
+    drop(Kafka.producer(&ctx).unwrap());
+    for seq in 5..20 {
+        send(&mut q, &mut events, seq).expect("the fenced producer is made again");
+    }
+    q.flush(Duration::from_secs(30), &mut events).unwrap();
+    let mut want = vec![Event::Txn(TxnEvent::CommitStarted, 0, 10)];
+    want.extend(committed(10, 10));
+    assert_eq!(events.0, want, "the fenced transaction lost, the next committed");
+    broker2.0.teardown().unwrap();
     broker.0.teardown().unwrap();
 }
