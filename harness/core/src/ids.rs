@@ -28,3 +28,9 @@ impl Key {
         Partition(self.0 % partitions.max(1))
     }
 }
+
+/// A variant's name as brokers take it in topic and group names (Kafka allows only letters,
+/// digits, `.`, `_` and `-`): the `@` of `NAME@part` becomes `.`.
+pub fn broker_name(variant: &str) -> String {
+    variant.replace('@', ".")
+}

@@ -6,6 +6,7 @@
 //! `kill_cmd` / `restart_cmd` for external brokers); worker faults are carried out by the
 //! coordinator on the worker processes themselves.
 
+pub use crate::ids::broker_name;
 use std::fmt;
 use std::time::Duration;
 
@@ -260,12 +261,6 @@ impl VariantPlan {
             FieldError::new(path, e.into_inner().to_string())
         })
     }
-}
-
-/// A variant's name as brokers take it in topic and group names (Kafka allows only letters,
-/// digits, `.`, `_` and `-`): the `@` of `NAME@part` becomes `.`.
-pub fn broker_name(variant: &str) -> String {
-    variant.replace('@', ".")
 }
 
 /// A problem with one field; the path is dotted (`variants[1].options.msg_qbytes`).

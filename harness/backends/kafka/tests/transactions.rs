@@ -158,7 +158,10 @@ fn commits_ack_whole_transactions_and_a_fenced_producer_errs() {
     q.flush(Duration::from_secs(30), &mut events).unwrap();
     let mut want = vec![Event::Txn(TxnEvent::CommitStarted, 0, 10)];
     want.extend(committed(10, 10));
-    assert_eq!(events.0, want, "the fenced transaction lost, the next committed");
+    assert_eq!(
+        events.0, want,
+        "the fenced transaction lost, the next committed"
+    );
     broker2.0.teardown().unwrap();
     broker.0.teardown().unwrap();
 }
