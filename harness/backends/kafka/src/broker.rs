@@ -1,7 +1,7 @@
 //! Coordinator side: starts a managed broker (a single node or the 3-node cluster), creates the
-//! run's topic (and a pipeline's input topic), reports the backlog (end offsets minus the group's committed offsets), carries out
-//! broker faults (in the cluster: kill the leader of partition 0, restart it), and deletes topics
-//! and groups at teardown. Pause, resume, partition, heal and slow-link are in [`nodes`].
+//! run's topic (and a pipeline's input topic), reports the backlog (end offsets minus the
+//! group's committed offsets), carries out broker faults (in the cluster: kill the leader of
+//! partition 0, restart it), and deletes topics and groups at teardown. Pause, resume, partition, heal and slow-link are in [`nodes`].
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

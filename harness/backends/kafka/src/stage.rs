@@ -4,7 +4,10 @@
 //! index fences a killed one and aborts its open transaction). Per transaction: up to
 //! `transaction_size` records, each produced unchanged to the same partition of the output
 //! topic, then the input positions go in with `send_offsets_to_transaction`, then the commit.
-//! An abortable error aborts and rewinds the consumer to the committed offsets.
+//! An abortable error aborts and rewinds the consumer to the committed offsets; a transaction
+//! that cannot even be aborted (e.g. after a broker restart: invalid state) makes the stage
+//! open itself again, as a replacement would. Fenced (by a newer stage of its index, or by the
+//! coordinator after `transaction_timeout_ms`) is the stage's end.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -28,6 +31,9 @@ const FILL: Duration = Duration::from_millis(50);
 const FLUSH_POLL: Duration = Duration::from_millis(1);
 
 pub struct KafkaStage {
+    /// What it was opened with, to open itself again.
+    ctx: WorkerCtx,
+    options: Options,
     consumer: BaseConsumer,
     producer: BaseProducer,
     input: String,
@@ -77,6 +83,8 @@ impl KafkaStage {
             .init_transactions(timeout)
             .map_err(|e| fatal("stage: initialising transactions", &e))?;
         let stage = KafkaStage {
+            ctx: ctx.clone(),
+            options: o.clone(),
             consumer,
             producer,
             input,
@@ -189,20 +197,32 @@ impl KafkaStage {
         }
     }
 
-    /// After an error in an open transaction: fatal ends the stage; otherwise abort it and
-    /// rewind to the committed offsets, so its records are read and forwarded again.
+    /// After an error in an open transaction: abort it and rewind to the committed offsets, so
+    /// its records are read and forwarded again. A transaction that cannot be aborted (or a
+    /// fatal error) makes the stage open itself again, unless it was fenced.
     fn recover(&mut self, e: KafkaError) -> Result<(), BackendError> {
-        if let KafkaError::Transaction(t) = &e {
-            if t.is_fatal() {
-                return Err(fatal("stage: a transaction", &e));
+        let fatal_now = matches!(&e, KafkaError::Transaction(t) if t.is_fatal());
+        self.open = false;
+        if !fatal_now {
+            tracing::warn!("kafka stage: transaction failed ({e}); aborting it and rewinding");
+            match self.producer.abort_transaction(self.timeout) {
+                Ok(()) => return self.rewind(),
+                Err(abort) => return self.reopen("aborting a transaction", abort),
             }
         }
-        tracing::warn!("kafka stage: transaction failed ({e}); aborting it and rewinding");
-        self.open = false;
-        self.producer
-            .abort_transaction(self.timeout)
-            .map_err(|e| fatal("stage: aborting a transaction", &e))?;
-        self.rewind()
+        self.reopen("a transaction", e)
+    }
+
+    /// New clients, as a replacement would have (`init_transactions` aborts what the old
+    /// producer left open), unless fenced: a newer stage of its index runs, or the coordinator
+    /// gave up on this one after `transaction_timeout_ms`.
+    fn reopen(&mut self, what: &str, e: KafkaError) -> Result<(), BackendError> {
+        if txn::fenced(&e) {
+            return Err(fatal(&format!("stage: {what}"), &e));
+        }
+        tracing::warn!("kafka stage: {what}: {e}; opening the stage again");
+        *self = KafkaStage::open(&self.ctx, &self.options)?;
+        Ok(())
     }
 }
 

@@ -253,15 +253,21 @@ impl Transaction {
     }
 }
 
+/// Whether `e` says the producer was fenced (a newer one of its `transactional.id`, or the
+/// coordinator's abort after the timeout bumped its epoch).
+pub(crate) fn fenced(e: &KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode::{Fenced, ProducerFenced};
+    matches!(e.rdkafka_error_code(), Some(Fenced | ProducerFenced))
+}
+
 /// An error a transactional producer cannot go on after: its open transaction's messages stay
 /// undecided (the coordinator aborts them after `transaction.timeout.ms`).
 pub(crate) fn fatal(what: &str, e: &KafkaError) -> BackendError {
-    use rdkafka::types::RDKafkaErrorCode::{Fenced, ProducerFenced};
-    let why = match e.rdkafka_error_code() {
-        Some(Fenced | ProducerFenced) => {
+    let why = match fenced(e) {
+        true => {
             ": fenced: a newer producer with the same transactional.id, or the coordinator aborted the open transaction after transaction_timeout_ms (e.g. a broker outage longer than that)"
         }
-        _ => "",
+        false => "",
     };
     BackendError::other(NAME, format!("transactional producer: {what}: {e}{why}"))
 }
