@@ -161,42 +161,11 @@ impl<'a> Nemesis<'a> {
                 }
                 Ok(hit)
             }
-            FaultAction::KillProducer | FaultAction::KillConsumer | FaultAction::KillStage => {
-                let role = match f.action {
-                    FaultAction::KillProducer => Role::Producer,
-                    FaultAction::KillStage => Role::Stage,
-                    _ => Role::Consumer,
-                };
-                // The newest worker of that index: a replacement if there is one.
-                match on
-                    .pool
-                    .workers
-                    .iter()
-                    .rev()
-                    .find(|w| w.role == role && w.index == target && w.running())
-                {
-                    Some(w) => {
-                        self.stage_down |= role == Role::Stage;
-                        w.kill9().map(|()| Vec::new())
-                    }
-                    None => Err(format!("no running {} {target}", role.as_str())),
-                }
-            }
-            FaultAction::RestartConsumer | FaultAction::RestartStage => {
-                let role = match f.action {
-                    FaultAction::RestartStage => Role::Stage,
-                    _ => Role::Consumer,
-                };
-                let generation = on.pool.of(role).filter(|w| w.index == target).count() as u32;
-                (on.respawn)(on.pool, role, target, generation).map_err(|e| format!("{e:#}"))?;
-                self.stage_down &= role != Role::Stage;
-                if self.paused && role == Role::Consumer {
-                    if let Some(w) = on.pool.workers.last_mut() {
-                        w.send(Control::Pause);
-                    }
-                }
-                Ok(Vec::new())
-            }
+            FaultAction::KillProducer
+            | FaultAction::KillConsumer
+            | FaultAction::KillStage
+            | FaultAction::RestartConsumer
+            | FaultAction::RestartStage => self.worker_fault(f.action, target, on),
             FaultAction::PauseConsumers | FaultAction::ResumeConsumers => {
                 self.paused = f.action == FaultAction::PauseConsumers;
                 let c = if self.paused {
@@ -207,6 +176,44 @@ impl<'a> Nemesis<'a> {
                 on.pool.send_all(Some(Role::Consumer), c);
                 Ok(Vec::new())
             }
+        }
+    }
+
+    /// Kills the newest running worker of a role and index (a replacement if there is one), or
+    /// starts a replacement for it.
+    fn worker_fault(
+        &mut self,
+        action: FaultAction,
+        target: u16,
+        on: &mut Targets<'_>,
+    ) -> Result<Vec<NodeHit>, String> {
+        let role = match action {
+            FaultAction::KillProducer => Role::Producer,
+            FaultAction::KillStage | FaultAction::RestartStage => Role::Stage,
+            _ => Role::Consumer,
+        };
+        if matches!(
+            action,
+            FaultAction::RestartConsumer | FaultAction::RestartStage
+        ) {
+            let generation = on.pool.of(role).filter(|w| w.index == target).count() as u32;
+            (on.respawn)(on.pool, role, target, generation).map_err(|e| format!("{e:#}"))?;
+            self.stage_down &= role != Role::Stage;
+            if self.paused && role == Role::Consumer {
+                if let Some(w) = on.pool.workers.last_mut() {
+                    w.send(Control::Pause);
+                }
+            }
+            return Ok(Vec::new());
+        }
+        let newest = (on.pool.workers.iter().rev())
+            .find(|w| w.role == role && w.index == target && w.running());
+        match newest {
+            Some(w) => {
+                self.stage_down |= role == Role::Stage;
+                w.kill9().map(|()| Vec::new())
+            }
+            None => Err(format!("no running {} {target}", role.as_str())),
         }
     }
 }

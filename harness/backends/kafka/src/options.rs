@@ -131,6 +131,13 @@ pub struct Options {
     #[serde(default)]
     #[schemars(range(min = 1, max = 1_000))]
     pub stages: Option<u16>,
+    /// Pipeline only: how long a stage's transaction takes records after its first before it
+    /// commits (unless `transaction_size` is reached first), as Kafka Streams'
+    /// `commit.interval.ms` under exactly-once; default 100. Below half of
+    /// `transaction_timeout_ms`.
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 60_000))]
+    pub stage_commit_interval_ms: Option<u32>,
     /// Consumers' `isolation.level`: `read_committed` (only committed transactions' messages;
     /// the default, librdkafka's too) or `read_uncommitted` (every message appended, aborted
     /// transactions' included).

@@ -19,6 +19,17 @@ pub enum Pipeline {
 
 /// Stages when `stages` is absent.
 pub const DEFAULT_STAGES: u16 = 1;
+/// `stage_commit_interval_ms` when absent (Kafka Streams' `commit.interval.ms` under
+/// exactly-once).
+pub const DEFAULT_COMMIT_INTERVAL_MS: u32 = 100;
+
+/// How long a stage's transaction takes records after its first.
+pub fn commit_interval(o: &Options) -> std::time::Duration {
+    let ms = o
+        .stage_commit_interval_ms
+        .unwrap_or(DEFAULT_COMMIT_INTERVAL_MS);
+    std::time::Duration::from_millis(u64::from(ms))
+}
 
 /// The stage processes a variant runs: 0 without a pipeline.
 pub fn stages(o: &Options) -> u16 {
@@ -38,13 +49,36 @@ pub fn stage_group(group: &str) -> String {
     format!("{group}-stage")
 }
 
-/// `stages` only with a pipeline; no more stages than partitions (one would read nothing).
+/// `stages` and `stage_commit_interval_ms` only with a pipeline; no more stages than
+/// partitions (one would read nothing); a transaction commits well within its timeout.
 pub fn check(o: &Options, partitions: u32, e: &mut Vec<FieldError>) {
+    if o.pipeline.is_none() {
+        for (set, field) in [
+            (o.stages.is_some(), "stages"),
+            (
+                o.stage_commit_interval_ms.is_some(),
+                "stage_commit_interval_ms",
+            ),
+        ] {
+            if set {
+                e.push(FieldError::new(
+                    format!("options.{field}"),
+                    format!("{field} is a pipeline's setting: set pipeline = \"read-process-write\" (or remove {field})"),
+                ));
+            }
+        }
+        return;
+    }
+    let timeout = o
+        .transaction_timeout_ms
+        .unwrap_or(crate::txn::DEFAULT_TIMEOUT_MS);
+    if let Some(ms) = o.stage_commit_interval_ms.filter(|&ms| ms > timeout / 2) {
+        e.push(FieldError::new(
+            "options.stage_commit_interval_ms",
+            format!("stage_commit_interval_ms = {ms} is over half of transaction_timeout_ms ({timeout}): the coordinator could abort transactions still being filled; valid is 1 to {}", timeout / 2),
+        ));
+    }
     match (o.pipeline, o.stages) {
-        (None, Some(_)) => e.push(FieldError::new(
-            "options.stages",
-            "stages is a pipeline's setting: set pipeline = \"read-process-write\" (or remove stages)",
-        )),
         (Some(_), Some(n)) if u32::from(n) > partitions => e.push(FieldError::new(
             "options.stages",
             format!("stages = {n} but workload.partitions = {partitions}: each stage reads its own partitions, so valid is 1 to {partitions}"),
@@ -77,6 +111,16 @@ mod tests {
         );
         let e = errors(r#"{"pipeline": "read-process-write", "stages": 3}"#, 2);
         assert!(e[0].contains("valid is 1 to 2"), "{e:?}");
+        let e = errors(r#"{"stage_commit_interval_ms": 500}"#, 1);
+        assert!(
+            e[0].starts_with("options.stage_commit_interval_ms: stage_commit"),
+            "{e:?}"
+        );
+        let e = errors(
+            r#"{"pipeline": "read-process-write", "stage_commit_interval_ms": 3000, "transaction_timeout_ms": 5000}"#,
+            1,
+        );
+        assert!(e[0].contains("valid is 1 to 2500"), "{e:?}");
         let o: Options = serde_json::from_str(r#"{"pipeline": "read-process-write"}"#).unwrap();
         assert_eq!(stages(&o), 1);
         assert_eq!(

@@ -25,8 +25,6 @@ use crate::pipeline::{input_topic, stage_group};
 use crate::txn::{self, fatal};
 use crate::NAME;
 
-/// How long a transaction keeps taking records after its first, unless it is full first.
-const FILL: Duration = Duration::from_millis(50);
 /// Each poll of the producer while a transaction's records are delivered before its commit.
 const FLUSH_POLL: Duration = Duration::from_millis(1);
 
@@ -41,6 +39,8 @@ pub struct KafkaStage {
     partitions: Vec<i32>,
     /// Records per transaction.
     size: usize,
+    /// How long a transaction takes records after its first (`stage_commit_interval_ms`).
+    fill: Duration,
     /// The longest wait for a commit, an abort, or room in librdkafka's queue.
     timeout: Duration,
     bootstrap: String,
@@ -91,6 +91,7 @@ impl KafkaStage {
             output: ep.topic,
             partitions: ctx.partitions.iter().map(|p| p.0 as i32).collect(),
             size: o.transaction_size.unwrap_or(txn::DEFAULT_SIZE) as usize,
+            fill: crate::pipeline::commit_interval(o),
             timeout,
             bootstrap: ep.bootstrap,
             next: BTreeMap::new(),
@@ -144,7 +145,7 @@ impl KafkaStage {
         }
     }
 
-    /// Takes up to `size` records (the first within `max_wait`, the rest within [`FILL`]),
+    /// Takes up to `size` records (the first within `max_wait`, the rest within `fill`),
     /// forwarding each in the transaction it begins; how many it forwarded.
     fn fill(&mut self, max_wait: Duration) -> Result<usize, KafkaError> {
         let mut n = 0;
@@ -158,7 +159,7 @@ impl KafkaStage {
             if n == 0 {
                 self.producer.begin_transaction()?;
                 self.open = true;
-                until = Instant::now() + FILL;
+                until = Instant::now() + self.fill;
             }
             self.forward(m.payload().unwrap_or(&[]), m.key(), m.partition())?;
             self.next.insert(m.partition(), m.offset() + 1);

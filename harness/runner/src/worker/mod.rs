@@ -186,15 +186,7 @@ pub fn play(
     let role = match spec.role {
         RoleSpec::Producer { .. } => Role::Producer,
         RoleSpec::Consumer => Role::Consumer,
-        RoleSpec::Stage => {
-            let result = backend.stage(&spec.ctx).map_err(anyhow::Error::from);
-            let result = result.and_then(|stage| {
-                ready();
-                stage::run_stage(stage, counters)
-            });
-            counters.stopped.store(true, Relaxed);
-            return result;
-        }
+        RoleSpec::Stage => return stage::play_stage(spec, backend, counters, ready),
     };
     let header = FileHeader {
         role,
@@ -232,7 +224,7 @@ pub fn play(
                 ready();
                 consumer::run_consumer(consumer, spec, history, counters)
             }
-            RoleSpec::Stage => unreachable!("a stage returned above"),
+            RoleSpec::Stage => Ok(()), // played above: a stage has no history
         }
     })();
     counters.stopped.store(true, Relaxed);
