@@ -342,3 +342,42 @@ fn a_dedup_store_behind_auto_acks_is_refused_where_the_backend_can_ack_after_pro
     assert!(e.contains("variants[0].consumer_dedup"), "{e}");
     assert!(e.contains("store"), "names what is valid: {e}");
 }
+
+#[test]
+fn stage_faults_need_a_pipeline_variant_and_one_of_its_stages() {
+    let with = |backend: &str, options: &str, fault: &str| {
+        GOOD.replace(
+            "backend = \"sysv\"",
+            &format!("backend = \"{backend}\"\noptions = {{ {options} }}\nfaults = [ {fault} ]"),
+        )
+        .replace("producers = 1", "producers = 1\npartitions = 2")
+    };
+    let kill = r#"{ action = "kill-stage", at = "1s" }"#;
+    let e = rejected(&with("sysv", "", kill));
+    assert!(
+        e.contains("variants[0].faults: kill-stage needs a pipeline variant"),
+        "{e}"
+    );
+    let e = rejected(&with("kafka", "port = 19290", kill));
+    assert!(e.contains("kill-stage needs a pipeline variant"), "{e}");
+    let e = rejected(&with(
+        "kafka",
+        "port = 19290, pipeline = \"read-process-write\", stages = 2",
+        r#"{ action = "restart-stage", at = "1s", target = 2 }"#,
+    ));
+    assert!(
+        e.contains("restart-stage target = 2, but there are 2 stages; valid: 0 to 1"),
+        "{e}"
+    );
+    let e = rejected(&with("kafka", "port = 19290, stages = 2", ""));
+    assert!(
+        e.contains("variants[0].options.stages: stages is a pipeline's setting"),
+        "{e}"
+    );
+    let e = rejected(&with(
+        "kafka",
+        "port = 19290, pipeline = \"read-process-write\", stages = 3",
+        "",
+    ));
+    assert!(e.contains("valid is 1 to 2"), "{e}");
+}

@@ -209,6 +209,21 @@ pub trait Backend: Send + Sync {
     /// Worker side: a consumer of `ctx.partitions`.
     fn consumer(&self, ctx: &WorkerCtx) -> Result<Box<dyn Consumer>, BackendError>;
 
+    /// How many pipeline stages the variant runs (worker role `stage`, started before the
+    /// producers, stopped after the drain); 0, the default, for no pipeline.
+    fn stages(&self, _plan: &VariantPlan) -> u16 {
+        0
+    }
+
+    /// Worker side: pipeline stage `ctx.index` of [`Backend::stages`].
+    fn stage(&self, ctx: &WorkerCtx) -> Result<Box<dyn Stage>, BackendError> {
+        let _ = ctx;
+        Err(BackendError::other(
+            "stage",
+            "this backend runs no pipeline stages",
+        ))
+    }
+
     /// The broker faults [`Broker::fault`] can carry out (for validation and `bench list`).
     fn broker_faults(&self) -> Vec<BrokerFault> {
         Vec::new()
@@ -378,6 +393,19 @@ pub trait Producer {
     /// transactional, and the producer reports each transaction ([`AckSink::transaction`]).
     fn transactional(&self) -> bool {
         false
+    }
+}
+
+/// Worker side: a pipeline stage, moving messages from the producers' topic to the consumers'
+/// one unchanged (the envelope passes through, so the checker judges end to end).
+pub trait Stage {
+    /// Moves what is available, waiting up to about `max_wait` when nothing is; returns how
+    /// many messages it moved. `Err` means the stage cannot go on.
+    fn step(&mut self, max_wait: Duration) -> Result<u64, BackendError>;
+
+    /// Leaves cleanly (nothing half done is left open).
+    fn close(&mut self) -> Result<(), BackendError> {
+        Ok(())
     }
 }
 

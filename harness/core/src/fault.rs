@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
 use crate::plan::{
-    check_duration, check_range, FaultAction, FaultSpec, FieldError, Workload, MAX_DURATION,
-    MAX_MESSAGES,
+    check_duration, check_range, FaultAction, FaultSpec, FieldError, VariantPlan, Workload,
+    MAX_DURATION, MAX_MESSAGES,
 };
 use crate::validate::RawVariant;
 
@@ -160,6 +160,8 @@ pub(crate) fn validate_faults(
             FaultAction::KillConsumer | FaultAction::RestartConsumer => {
                 Some(("consumers", w.consumers))
             }
+            // The stages are the backend's to count: [`check_stage_faults`] checks the target.
+            FaultAction::KillStage | FaultAction::RestartStage => Some(("stages", u32::MAX)),
             _ => None,
         };
         match (workers, f.target) {
@@ -200,6 +202,33 @@ pub(crate) fn validate_faults(
                     ),
                 ));
             }
+        }
+    }
+    e
+}
+
+/// Stage faults need a pipeline variant, and a target among its stages.
+pub(crate) fn check_stage_faults(backend: &dyn Backend, plan: &VariantPlan) -> Vec<FieldError> {
+    let stages = backend.stages(plan);
+    let stage_faults = (plan.faults.iter())
+        .filter(|f| matches!(f.action, FaultAction::KillStage | FaultAction::RestartStage));
+    let mut e = Vec::new();
+    for f in stage_faults {
+        let target = f.target.unwrap_or(0);
+        if stages == 0 {
+            e.push(FieldError::new(
+                "faults",
+                format!("{} needs a pipeline variant, and this one runs no stages (kafka: set options.pipeline = \"read-process-write\")", f.action),
+            ));
+        } else if target >= stages {
+            e.push(FieldError::new(
+                "faults",
+                format!(
+                    "{} target = {target}, but there are {stages} stages; valid: 0 to {}",
+                    f.action,
+                    stages - 1
+                ),
+            ));
         }
     }
     e

@@ -30,8 +30,8 @@ mod validate;
 pub use backend::run_tag;
 pub use backend::{
     AckSink, Backend, BackendError, BackendInfo, Broker, Consumer, DeliverySink, Depth, NodeHit,
-    OptionInfo, Outcome, Outgoing, Processed, Producer, Registry, Token, TxnEvent, Unavailable,
-    WorkerCtx,
+    OptionInfo, Outcome, Outgoing, Processed, Producer, Registry, Stage, Token, TxnEvent,
+    Unavailable, WorkerCtx,
 };
 pub use delivery::Delivery;
 pub use ids::{ConsumerId, Key, Partition, ProducerId, Seq};

@@ -22,6 +22,8 @@ pub enum RoleSpec {
         ack_timeout_ns: u64,
     },
     Consumer,
+    /// A pipeline stage (read from one topic, write to another); it records no history.
+    Stage,
 }
 
 /// Everything a worker needs.

@@ -196,6 +196,7 @@ pub(crate) fn plan_one(
         Ok(plan) => {
             let mut own = backend.validate(&plan);
             own.extend(competing(backend, &plan));
+            own.extend(crate::fault::check_stage_faults(backend, &plan));
             // Declared bounds, unless the backend already said something of that option.
             let bounds = crate::options::check_bounds(&backend.info().options, &plan.options)
                 .into_iter()

@@ -66,9 +66,9 @@ impl VariantRun<'_> {
             return Ok(EndedBy::Interrupted);
         };
         let mut on_exit = self.on_exit();
-        let mut respawn = |pool: &mut Pool, index: u16, generation: u32| {
-            let launch = self.launch(Role::Consumer, index, &endpoint, vdir);
-            pool.spawn(Role::Consumer, index, generation, &launch)
+        let mut respawn = |pool: &mut Pool, role: Role, index: u16, generation: u32| {
+            let launch = self.launch(role, index, &endpoint, vdir);
+            pool.spawn(role, index, generation, &launch)
         };
         let mut l = Loop {
             nemesis: Nemesis::new(self.plan),

@@ -30,6 +30,8 @@ pub struct Nemesis<'a> {
     pub broker_down_at: Option<f64>,
     /// A node is paused, or links are cut or slow, with the resume / heal still to come.
     pub nodes_faulted: bool,
+    /// A stage was killed and not restarted since.
+    stage_down: bool,
     /// Actions carried out so far (names the external commands' logs).
     count: usize,
 }
@@ -38,8 +40,9 @@ pub struct Nemesis<'a> {
 pub struct Targets<'b> {
     pub broker: &'b mut dyn Broker,
     pub pool: &'b mut Pool,
-    /// Starts a replacement for consumer `index` (restart-consumer), its `generation`-th.
-    pub respawn: &'b mut dyn FnMut(&mut Pool, u16, u32) -> anyhow::Result<()>,
+    /// Starts a replacement for worker `index` of a role (restart-consumer, restart-stage),
+    /// its `generation`-th.
+    pub respawn: &'b mut dyn FnMut(&mut Pool, Role, u16, u32) -> anyhow::Result<()>,
     pub vdir: &'b VariantDir,
     /// The variant's start (monotonic ns): fault times count from it.
     pub start_ns: u64,
@@ -53,6 +56,7 @@ impl<'a> Nemesis<'a> {
             paused: false,
             broker_down_at: None,
             nodes_faulted: false,
+            stage_down: false,
             count: 0,
         }
     }
@@ -92,6 +96,7 @@ impl<'a> Nemesis<'a> {
     pub fn excuses_a_standstill(&self) -> bool {
         self.paused
             || (self.broker_down_at.is_some() && self.pending(FaultAction::RestartBroker))
+            || (self.stage_down && self.pending(FaultAction::RestartStage))
             || (self.nodes_faulted
                 && (self.pending(FaultAction::ResumeBroker) || self.pending(FaultAction::Heal)))
     }
@@ -156,38 +161,11 @@ impl<'a> Nemesis<'a> {
                 }
                 Ok(hit)
             }
-            FaultAction::KillProducer | FaultAction::KillConsumer => {
-                let role = if f.action == FaultAction::KillProducer {
-                    Role::Producer
-                } else {
-                    Role::Consumer
-                };
-                // The newest worker of that index: a replacement if there is one.
-                match on
-                    .pool
-                    .workers
-                    .iter()
-                    .rev()
-                    .find(|w| w.role == role && w.index == target && w.running())
-                {
-                    Some(w) => w.kill9().map(|()| Vec::new()),
-                    None => Err(format!("no running {} {target}", role.as_str())),
-                }
-            }
-            FaultAction::RestartConsumer => {
-                let generation = on
-                    .pool
-                    .of(Role::Consumer)
-                    .filter(|w| w.index == target)
-                    .count() as u32;
-                (on.respawn)(on.pool, target, generation).map_err(|e| format!("{e:#}"))?;
-                if self.paused {
-                    if let Some(w) = on.pool.workers.last_mut() {
-                        w.send(Control::Pause);
-                    }
-                }
-                Ok(Vec::new())
-            }
+            FaultAction::KillProducer
+            | FaultAction::KillConsumer
+            | FaultAction::KillStage
+            | FaultAction::RestartConsumer
+            | FaultAction::RestartStage => self.worker_fault(f.action, target, on),
             FaultAction::PauseConsumers | FaultAction::ResumeConsumers => {
                 self.paused = f.action == FaultAction::PauseConsumers;
                 let c = if self.paused {
@@ -198,6 +176,44 @@ impl<'a> Nemesis<'a> {
                 on.pool.send_all(Some(Role::Consumer), c);
                 Ok(Vec::new())
             }
+        }
+    }
+
+    /// Kills the newest running worker of a role and index (a replacement if there is one), or
+    /// starts a replacement for it.
+    fn worker_fault(
+        &mut self,
+        action: FaultAction,
+        target: u16,
+        on: &mut Targets<'_>,
+    ) -> Result<Vec<NodeHit>, String> {
+        let role = match action {
+            FaultAction::KillProducer => Role::Producer,
+            FaultAction::KillStage | FaultAction::RestartStage => Role::Stage,
+            _ => Role::Consumer,
+        };
+        if matches!(
+            action,
+            FaultAction::RestartConsumer | FaultAction::RestartStage
+        ) {
+            let generation = on.pool.of(role).filter(|w| w.index == target).count() as u32;
+            (on.respawn)(on.pool, role, target, generation).map_err(|e| format!("{e:#}"))?;
+            self.stage_down &= role != Role::Stage;
+            if self.paused && role == Role::Consumer {
+                if let Some(w) = on.pool.workers.last_mut() {
+                    w.send(Control::Pause);
+                }
+            }
+            return Ok(Vec::new());
+        }
+        let newest = (on.pool.workers.iter().rev())
+            .find(|w| w.role == role && w.index == target && w.running());
+        match newest {
+            Some(w) => {
+                self.stage_down |= role == Role::Stage;
+                w.kill9().map(|()| Vec::new())
+            }
+            None => Err(format!("no running {} {target}", role.as_str())),
         }
     }
 }

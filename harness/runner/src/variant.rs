@@ -215,6 +215,11 @@ impl VariantRun<'_> {
             .is_some_and(|lost| lost == 0)
     }
 
+    /// The backend's pipeline stages for this variant (0: no pipeline).
+    fn stages(&self) -> u16 {
+        self.backend.stages(self.plan)
+    }
+
     /// How worker `index` of `role` is started.
     pub(crate) fn launch<'b>(
         &'b self,
@@ -237,6 +242,10 @@ impl VariantRun<'_> {
             Role::Consumer => (
                 RoleSpec::Consumer,
                 consumer_partitions(w.partitions, w.consumers, index),
+            ),
+            Role::Stage => (
+                RoleSpec::Stage,
+                consumer_partitions(w.partitions, self.stages().into(), index),
             ),
         };
         Launch {
@@ -277,10 +286,15 @@ impl VariantRun<'_> {
         let w = &self.plan.workload;
         let interrupted = || self.interrupt.is_set();
         let mut on_exit = self.on_exit();
-        // All start connecting at once (consumers first); none sends before the go signal, which
-        // waits until every one is ready.
+        // All start connecting at once (stages, then consumers first); none sends before the go
+        // signal, which waits until every one is ready.
         let first = pool.workers.len();
-        for (role, n) in [(Role::Consumer, w.consumers), (Role::Producer, w.producers)] {
+        let roles = [
+            (Role::Stage, u32::from(self.stages())),
+            (Role::Consumer, w.consumers),
+            (Role::Producer, w.producers),
+        ];
+        for (role, n) in roles {
             for i in 0..n as u16 {
                 pool.spawn(role, i, 0, &self.launch(role, i, endpoint, vdir))?;
             }

@@ -24,14 +24,17 @@ use mq_results::{VariantDir, WorkerOutcome};
 pub enum Role {
     Producer,
     Consumer,
+    /// A pipeline stage: its counts stay zero (the consumers count the deliveries).
+    Stage,
 }
 
 impl Role {
-    /// As in file names, command lines and results: `producer`, `consumer`.
+    /// As in file names, command lines and results: `producer`, `consumer`, `stage`.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Producer => "producer",
             Role::Consumer => "consumer",
+            Role::Stage => "stage",
         }
     }
 }

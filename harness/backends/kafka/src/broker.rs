@@ -1,7 +1,7 @@
 //! Coordinator side: starts a managed broker (a single node or the 3-node cluster), creates the
-//! run's topic, reports the backlog (end offsets minus the group's committed offsets), carries out
-//! broker faults (in the cluster: kill the leader of partition 0, restart it), and deletes topic
-//! and group at teardown. Pause, resume, partition, heal and slow-link are in [`nodes`].
+//! run's topic (and a pipeline's input topic), reports the backlog (end offsets minus the
+//! group's committed offsets), carries out broker faults (in the cluster: kill the leader of
+//! partition 0, restart it), and deletes topics and groups at teardown. Pause, resume, partition, heal and slow-link are in [`nodes`].
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -144,18 +144,22 @@ impl KafkaBroker {
         Ok(self.admin.as_ref().expect("just set"))
     }
 
-    fn create_topic(&mut self) -> Result<(), BackendError> {
+    /// A pipeline's input topic (the producers write it, the stages read it).
+    fn input(&self) -> Option<String> {
+        (self.options.pipeline.is_some()).then(|| crate::pipeline::input_topic(&self.topic))
+    }
+
+    fn create_topic(&mut self, topic: &str) -> Result<(), BackendError> {
         // -1: the cluster's default.replication.factor
         let rf = self.options.topic_replication_factor().unwrap_or(-1);
         let min_isr = self
             .options
             .topic_min_insync_replicas()
             .map(|m| m.to_string());
-        let (topic, bootstrap, partitions) =
-            (self.topic.clone(), self.bootstrap.clone(), self.partitions);
+        let (bootstrap, partitions) = (self.bootstrap.clone(), self.partitions);
         let unclean = self.options.unclean_leader_election;
         let admin = self.admin()?;
-        let mut new = NewTopic::new(&topic, partitions as i32, TopicReplication::Fixed(rf));
+        let mut new = NewTopic::new(topic, partitions as i32, TopicReplication::Fixed(rf));
         if let Some(m) = &min_isr {
             new = new.set("min.insync.replicas", m);
         }
@@ -179,7 +183,7 @@ impl KafkaBroker {
         loop {
             let ready = admin
                 .inner()
-                .fetch_metadata(Some(&topic), Duration::from_secs(5))
+                .fetch_metadata(Some(topic), Duration::from_secs(5))
                 .ok()
                 .and_then(|md| {
                     md.topics().iter().find(|t| t.name() == topic).map(|t| {
@@ -213,9 +217,18 @@ impl KafkaBroker {
             self.group.clone(),
             self.bootstrap.clone(),
         );
+        let input = self.input();
+        let topics: Vec<&str> = std::iter::once(topic.as_str())
+            .chain(input.as_deref())
+            .collect();
+        let stage_group = crate::pipeline::stage_group(&group);
+        let groups: Vec<&str> = match input {
+            Some(_) => vec![&group, &stage_group],
+            None => vec![&group],
+        };
         let admin = self.admin()?;
         let opts = Self::admin_options();
-        let results = block_on(admin.delete_topics(&[&topic], &opts)).map_err(|e| {
+        let results = block_on(admin.delete_topics(&topics, &opts)).map_err(|e| {
             BackendError::other(NAME, format!("deleting topic {topic} on {bootstrap}: {e}"))
         })?;
         for r in results {
@@ -227,7 +240,7 @@ impl KafkaBroker {
             }
         }
         // The group exists only once a consumer committed; a missing group is fine.
-        if let Ok(results) = block_on(admin.delete_groups(&[&group], &opts)) {
+        if let Ok(results) = block_on(admin.delete_groups(&groups, &opts)) {
             for r in results {
                 if let Err((g, code)) = r {
                     tracing::debug!("kafka: deleting group {g}: {code}");
@@ -317,12 +330,16 @@ impl Broker for KafkaBroker {
         }
         self.admin()?;
         self.created = true;
-        self.create_topic()?;
+        let input = self.input();
+        for topic in std::iter::once(self.topic.clone()).chain(input.clone()) {
+            self.create_topic(&topic)?;
+        }
         if self.node().is_some_and(Node::is_cluster) {
             self.await_group_coordinator();
         }
         let endpoint = Endpoint {
             topic: self.topic.clone(),
+            input,
             group: self.group.clone(),
             bootstrap: self.bootstrap.clone(),
             partitions: self.partitions,

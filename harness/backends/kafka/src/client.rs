@@ -19,6 +19,9 @@ pub const REACH_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Endpoint {
     pub topic: String,
+    /// A pipeline's input topic: the producers write it, the stages read it and write `topic`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<String>,
     /// Consumer group: committed offsets live here.
     pub group: String,
     pub bootstrap: String,

@@ -8,15 +8,19 @@
 //! cluster, `kill-broker` kills the current leader of partition 0 and `restart-broker` starts it
 //! again; `pause-broker` / `resume-broker` SIGSTOP / SIGCONT a node. With `netns = true` each node
 //! of the cluster runs in its own network namespace (mq-netns), and `partition`, `heal` and
-//! `slow-link` act on the links between the nodes and the clients.
+//! `slow-link` act on the links between the nodes and the clients. With `pipeline =
+//! "read-process-write"` the producers write `mqb-<run>-<variant>-in` and `stages` stage
+//! workers move it, in transactions, to the topic the consumers read (see `stage`).
 
 mod broker;
 mod client;
 mod consumer;
 mod group;
 mod options;
+mod pipeline;
 mod producer;
 mod script;
+mod stage;
 mod txn;
 
 use std::path::Path;
@@ -31,6 +35,7 @@ use mq_core::{
 
 pub use client::Endpoint;
 pub use options::{Assignment, Compression, IsolationLevel, Mode, Options, Strategy};
+pub use pipeline::Pipeline;
 pub use script::Node;
 
 const NAME: &str = "kafka";
@@ -116,6 +121,7 @@ impl Backend for Kafka {
         let mut errors = options.check(&plan.delivery);
         errors.extend(check_faults(plan, &options));
         txn::check_pace(&options, plan.workload.rate_per_producer(), &mut errors);
+        pipeline::check(&options, plan.workload.partitions, &mut errors);
         if plan.workload.partitions > 100_000 {
             errors.push(FieldError::new(
                 "workload.partitions",
@@ -137,6 +143,17 @@ impl Backend for Kafka {
                 false => Ok(()),
             }
         })
+    }
+
+    fn stages(&self, plan: &VariantPlan) -> u16 {
+        options(plan).map_or(0, |o| pipeline::stages(&o))
+    }
+
+    fn stage(&self, ctx: &WorkerCtx) -> Result<Box<dyn mq_core::Stage>, BackendError> {
+        Ok(Box::new(stage::KafkaStage::open(
+            ctx,
+            &options(&ctx.plan)?,
+        )?))
     }
 
     fn broker_faults(&self) -> Vec<mq_core::plan::BrokerFault> {

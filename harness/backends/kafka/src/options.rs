@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use mq_core::delivery::ProducerAck;
 use mq_core::plan::FieldError;
 use mq_core::Delivery;
-use rdkafka::ClientConfig;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -122,6 +121,23 @@ pub struct Options {
     #[serde(default)]
     #[schemars(range(min = 1_000, max = 900_000))]
     pub transaction_timeout_ms: Option<u32>,
+    /// `read-process-write`: producers write an input topic, and `stages` stage processes move
+    /// its messages to the output topic the consumers read, in transactions that commit the
+    /// input offsets too (exactly-once inside Kafka). Absent: no pipeline.
+    #[serde(default)]
+    pub pipeline: Option<crate::pipeline::Pipeline>,
+    /// Pipeline only: how many stage processes (stage i reads every stages-th partition from
+    /// i); default 1, at most the partitions.
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 1_000))]
+    pub stages: Option<u16>,
+    /// Pipeline only: how long a stage's transaction takes records after its first before it
+    /// commits (unless `transaction_size` is reached first), as Kafka Streams'
+    /// `commit.interval.ms` under exactly-once; default 100. Below half of
+    /// `transaction_timeout_ms`.
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 60_000))]
+    pub stage_commit_interval_ms: Option<u32>,
     /// Consumers' `isolation.level`: `read_committed` (only committed transactions' messages;
     /// the default, librdkafka's too) or `read_uncommitted` (every message appended, aborted
     /// transactions' included).
@@ -194,20 +210,6 @@ pub mod defaults {
         1000
     }
 }
-
-/// Properties the backend owns; setting them in a free-form table would break the run.
-const OWNED: &[&str] = &[
-    "bootstrap.servers",
-    "metadata.broker.list",
-    "group.id",
-    "enable.auto.commit",
-    "partition.assignment.strategy",
-    "session.timeout.ms",
-    "heartbeat.interval.ms",
-    "transactional.id",
-    "transaction.timeout.ms",
-    "isolation.level",
-];
 
 /// librdkafka's `session.timeout.ms` when the option is absent.
 const DEFAULT_SESSION_MS: u32 = 45_000;
@@ -389,42 +391,6 @@ impl Options {
         }
     }
 
-    /// The free librdkafka tables: names and values as librdkafka itself checks them.
-    fn check_config_tables(&self, e: &mut Vec<FieldError>) {
-        for (table, map) in [
-            ("producer_config", &self.producer_config),
-            ("consumer_config", &self.consumer_config),
-        ] {
-            let mut cfg = ClientConfig::new();
-            for (k, v) in map {
-                let path = format!("options.{table}.{k}");
-                if OWNED.contains(&k.as_str()) {
-                    e.push(FieldError::new(
-                        path,
-                        format!("{k} is set by the backend; use the kafka options instead"),
-                    ));
-                    continue;
-                }
-                match value_string(v) {
-                    Some(s) => {
-                        cfg.set(k, s);
-                    }
-                    None => e.push(FieldError::new(
-                        path,
-                        "expected a string, number or boolean",
-                    )),
-                }
-            }
-            // librdkafka checks names and values without creating a client.
-            if let Err(err) = cfg.create_native_config() {
-                e.push(FieldError::new(
-                    format!("options.{table}"),
-                    format!("librdkafka rejects it: {err}"),
-                ));
-            }
-        }
-    }
-
     /// Whether the managed broker is the 3-node cluster.
     pub fn cluster(&self) -> bool {
         self.mode == Mode::Managed && self.nodes == CLUSTER_NODES
@@ -449,7 +415,7 @@ impl Options {
         let mut o: Vec<String> = (self.replica_lag_time_max_ms.iter())
             .map(|ms| format!("replica.lag.time.max.ms={ms}"))
             .collect();
-        if self.transactional {
+        if self.transactional || self.pipeline.is_some() {
             // The coordinator looks for timed-out transactions every 10 s by default: a killed
             // producer's would hold read_committed consumers up to that much longer.
             o.push(format!(
@@ -492,6 +458,8 @@ pub fn value_string(v: &serde_json::Value) -> Option<String> {
         _ => None,
     }
 }
+
+mod tables;
 
 #[cfg(test)]
 mod tests;

@@ -116,11 +116,13 @@ impl KafkaProducer {
             c.set("batch.size", b.to_string());
         }
         if options.transactional {
-            txn::configure(&mut c, options, &ep.topic, ctx.index);
+            txn::configure(&mut c, options, &format!("{}-p{}", ep.topic, ctx.index));
         }
         client::apply(&mut c, &options.producer_config);
         let producer = create(&c, &ep.bootstrap)?;
-        client::reach(producer.client(), &ep.bootstrap, Some(&ep.topic))?;
+        // A pipeline's producers write its input topic.
+        let topic = ep.input.clone().unwrap_or(ep.topic);
+        client::reach(producer.client(), &ep.bootstrap, Some(&topic))?;
         let txn = match options.transactional {
             true => Some(Transaction::init(
                 &producer,
@@ -131,7 +133,7 @@ impl KafkaProducer {
         };
         Ok(KafkaProducer {
             producer,
-            topic: ep.topic,
+            topic,
             partitions: ep.partitions,
             queue_timeout: ctx.plan.workload.ack_timeout.0,
             bootstrap: ep.bootstrap,

@@ -71,7 +71,7 @@ impl IsolationLevel {
 /// The transaction settings together: transactional sends need acks=all; the sizes and the
 /// timeout only mean something to a transactional producer.
 pub fn check(o: &Options, delivery: &Delivery, e: &mut Vec<FieldError>) {
-    if !o.transactional {
+    if !o.transactional && o.pipeline.is_none() {
         for (set, field) in [
             (o.transaction_size.is_some(), "transaction_size"),
             (o.transaction_timeout_ms.is_some(), "transaction_timeout_ms"),
@@ -80,13 +80,13 @@ pub fn check(o: &Options, delivery: &Delivery, e: &mut Vec<FieldError>) {
             if set {
                 e.push(FieldError::new(
                     format!("options.{field}"),
-                    format!("{field} is a transactional producer's setting: set transactional = true (or remove {field})"),
+                    format!("{field} is a transactional producer's (or a pipeline stage's) setting: set transactional = true or pipeline = \"read-process-write\" (or remove {field})"),
                 ));
             }
         }
         return;
     }
-    if delivery.producer_ack != ProducerAck::All {
+    if o.transactional && delivery.producer_ack != ProducerAck::All {
         e.push(FieldError::new(
             "options.transactional",
             format!(
@@ -118,16 +118,18 @@ pub fn check_pace(o: &Options, rate_per_producer: f64, e: &mut Vec<FieldError>) 
 }
 
 /// The isolation level consumers are given: the option, else `read_committed` for a
-/// transactional variant, else none (librdkafka's default).
+/// transactional or pipeline variant, else none (librdkafka's default).
 pub fn isolation(o: &Options) -> Option<IsolationLevel> {
+    let txns = o.transactional || o.pipeline.is_some();
     o.isolation_level
-        .or(o.transactional.then_some(IsolationLevel::ReadCommitted))
+        .or(txns.then_some(IsolationLevel::ReadCommitted))
 }
 
-/// A transactional producer's settings: its `transactional.id` (stable per run, variant and
-/// producer index: the topic names the run and the variant) and its timeout.
-pub fn configure(c: &mut ClientConfig, o: &Options, topic: &str, producer: u16) {
-    c.set("transactional.id", format!("{topic}-p{producer}"))
+/// A transactional producer's settings: its `transactional.id` `id` (stable per run, variant and
+/// producer or stage index: `<topic>-p<i>`, `<topic>-s<i>`; the topic names the run and the
+/// variant) and its timeout.
+pub fn configure(c: &mut ClientConfig, o: &Options, id: &str) {
+    c.set("transactional.id", id)
         .set("enable.idempotence", "true")
         .set(
             "transaction.timeout.ms",
@@ -301,15 +303,21 @@ impl Transaction {
     }
 }
 
+/// Whether `e` says the producer was fenced (a newer one of its `transactional.id`, or the
+/// coordinator's abort after the timeout bumped its epoch).
+pub(crate) fn fenced(e: &KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode::{Fenced, ProducerFenced};
+    matches!(e.rdkafka_error_code(), Some(Fenced | ProducerFenced))
+}
+
 /// An error a transactional producer cannot go on after: its open transaction's messages stay
 /// undecided (the coordinator aborts them after `transaction.timeout.ms`).
-fn fatal(what: &str, e: &KafkaError) -> BackendError {
-    use rdkafka::types::RDKafkaErrorCode::{Fenced, ProducerFenced};
-    let why = match e.rdkafka_error_code() {
-        Some(Fenced | ProducerFenced) => {
+pub(crate) fn fatal(what: &str, e: &KafkaError) -> BackendError {
+    let why = match fenced(e) {
+        true => {
             ": fenced: a newer producer with the same transactional.id, or the coordinator aborted the open transaction after transaction_timeout_ms (e.g. a broker outage longer than that)"
         }
-        _ => "",
+        false => "",
     };
     BackendError::other(NAME, format!("transactional producer: {what}: {e}{why}"))
 }

@@ -1,4 +1,4 @@
-//! The worker: one producer or consumer, its history file, and the control lines from the
+//! The worker: one producer, consumer or pipeline stage, its history file, and the control lines from the
 //! coordinator.
 //!
 //! [`main`] is the `bench worker` process: stdin carries a JSON `WorkerSpec` line, then control
@@ -13,6 +13,7 @@ pub mod latency;
 mod pending;
 mod pool;
 mod producer;
+mod stage;
 
 use std::io::{BufRead, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed};
@@ -185,6 +186,7 @@ pub fn play(
     let role = match spec.role {
         RoleSpec::Producer { .. } => Role::Producer,
         RoleSpec::Consumer => Role::Consumer,
+        RoleSpec::Stage => return stage::play_stage(spec, backend, counters, ready),
     };
     let header = FileHeader {
         role,
@@ -222,6 +224,7 @@ pub fn play(
                 ready();
                 consumer::run_consumer(consumer, spec, history, counters)
             }
+            RoleSpec::Stage => Ok(()), // played above: a stage has no history
         }
     })();
     counters.stopped.store(true, Relaxed);
