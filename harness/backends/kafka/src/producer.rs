@@ -163,8 +163,7 @@ impl KafkaProducer {
             self.recreated,
             txn::MAX_RECREATE
         );
-        let _ = self
-            .producer
+        self.producer
             .purge(PurgeConfig::default().queue().inflight());
         let producer = create(&self.config, &self.bootstrap)?;
         let renewed = match &self.txn {
