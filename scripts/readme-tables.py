@@ -36,7 +36,16 @@ def sections(summary):
 
 
 def render(block, run_dir, tables):
-    results = json.load(open(os.path.join(run_dir, "results.json")))
+    repeat = ""
+    results_file = os.path.join(run_dir, "results.json")
+    if not os.path.exists(results_file):
+        # A folder of repetitions (bench run --repeat N): its summary.md is the spread.
+        reps = [d for d in os.listdir(run_dir) if re.fullmatch(r"rep-\d+", d)]
+        if not reps:
+            raise SystemExit(f"{run_dir}: no results.json and no rep-N/: not a run folder")
+        results_file = os.path.join(run_dir, "rep-1", "results.json")
+        repeat = f" --repeat {len(reps)}"
+    results = json.load(open(results_file))
     summary = open(os.path.join(run_dir, "summary.md")).read()
     found = sections(summary)
     missing = [t for t in tables if t not in found]
@@ -45,7 +54,7 @@ def render(block, run_dir, tables):
     m, sc = results["machine"], results["scenario"]
     rel = os.path.relpath(os.path.abspath(run_dir), ROOT)
     head = (
-        f"Measured by `bench run {sc['file']}` on {results['started_at'][:10]}: "
+        f"Measured by `bench run {sc['file']}{repeat}` on {results['started_at'][:10]}: "
         f"{m['cores']} cores, {m['cpu']}, kernel {m['kernel']}. "
         f"{STAMP} {block} {rel} {' '.join(shlex.quote(t) for t in tables)}` from that run."
     )

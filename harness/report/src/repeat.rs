@@ -87,17 +87,56 @@ pub fn table(reps: &[Loaded]) -> Table {
     t
 }
 
+/// The maximum each `rate = "max"` search found in each repetition, and their spread; `None`
+/// when no repetition searched.
+pub fn searches(reps: &[Loaded]) -> Option<Table> {
+    let first = reps.first()?;
+    if first.results.searches.is_empty() {
+        return None;
+    }
+    let mut t = Table::new(
+        "Maximum sustainable rate",
+        &[
+            ("variant", Left),
+            ("max msg/s in each repetition", Right),
+            ("median [min … max] (± %)", Right),
+        ],
+    );
+    for s in &first.results.searches {
+        let found: Vec<Option<u64>> = (reps.iter())
+            .map(|l| {
+                let same = l.results.searches.iter().find(|x| x.variant == s.variant);
+                same.and_then(|x| x.max_rate)
+            })
+            .collect();
+        let each: Vec<String> = (found.iter())
+            .map(|m| m.map_or("none".to_owned(), |v| v.to_string()))
+            .collect();
+        let rates: Vec<f64> = found.iter().flatten().map(|&v| v as f64).collect();
+        let all = if rates.is_empty() { "–".to_owned() } else { spread(&rates) };
+        t.rows
+            .push(vec![s.variant.as_str().into(), each.join(", ").into(), all.into()]);
+    }
+    Some(t)
+}
+
 /// The Markdown spread of the key figures over repetitions (the folder's summary.md).
 pub fn summary(reps: &[Loaded]) -> String {
     let name = reps
         .first()
         .map_or("", |l| l.results.scenario.name.as_str());
     let n = reps.len();
-    markdown::blocks(&[
+    let mut out = vec![
         format!("# {name} × {n} repetitions\n"),
         format!("Median [min … max] (± half the range, % of the median) over the repetitions in `rep-1/` … `rep-{n}/`; each has its own summary.md and report.html.\n"),
+        "## Repetitions\n".to_owned(),
         markdown::table(&table(reps)),
-    ])
+    ];
+    if let Some(t) = searches(reps) {
+        out.push(format!("## {}\n", t.title));
+        out.push(markdown::table(&t));
+    }
+    markdown::blocks(&out)
 }
 
 /// Writes `dir/summary.md` for the repetitions `reps` (run folders).
@@ -110,4 +149,45 @@ pub fn write_summary(dir: &RunDir, reps: &[RunDir]) -> anyhow::Result<PathBuf> {
     std::fs::write(&path, summary(&loaded))
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rep(max: Option<u64>) -> Loaded {
+        let mut results = crate::tables::tests::run(Vec::new());
+        results.searches.push(
+            serde_json::from_value(serde_json::json!({
+                "variant": "kafka", "max_rate": max, "max_mb_per_s": null, "probes": [],
+                "decision": "d", "measuring_s": 1.0, "total_s": 1.0
+            }))
+            .unwrap(),
+        );
+        Loaded {
+            results,
+            scenario_text: None,
+        }
+    }
+
+    #[test]
+    fn the_maximum_of_each_repetition_and_their_spread_have_a_section_of_their_own() {
+        let reps = [rep(Some(50_000)), rep(Some(60_000)), rep(None), rep(Some(58_000))];
+        let t = searches(&reps).unwrap();
+        assert_eq!(
+            t.column("max msg/s in each repetition"),
+            ["50000, 60000, none, 58000"]
+        );
+        assert_eq!(
+            t.column("median [min … max] (± %)"),
+            ["58000 [50000 … 60000] (±8.6 %)"]
+        );
+        let md = summary(&reps);
+        assert!(md.contains("## Repetitions\n") && md.contains("## Maximum sustainable rate\n"));
+        let none = Loaded {
+            results: crate::tables::tests::run(Vec::new()),
+            scenario_text: None,
+        };
+        assert!(searches(&[none]).is_none());
+    }
 }
