@@ -113,9 +113,16 @@ pub fn searches(reps: &[Loaded]) -> Option<Table> {
             .map(|m| m.map_or("none".to_owned(), |v| v.to_string()))
             .collect();
         let rates: Vec<f64> = found.iter().flatten().map(|&v| v as f64).collect();
-        let all = if rates.is_empty() { "–".to_owned() } else { spread(&rates) };
-        t.rows
-            .push(vec![s.variant.as_str().into(), each.join(", ").into(), all.into()]);
+        let all = if rates.is_empty() {
+            "–".to_owned()
+        } else {
+            spread(&rates)
+        };
+        t.rows.push(vec![
+            s.variant.as_str().into(),
+            each.join(", ").into(),
+            all.into(),
+        ]);
     }
     Some(t)
 }
@@ -172,7 +179,12 @@ mod tests {
 
     #[test]
     fn the_maximum_of_each_repetition_and_their_spread_have_a_section_of_their_own() {
-        let reps = [rep(Some(50_000)), rep(Some(60_000)), rep(None), rep(Some(58_000))];
+        let reps = [
+            rep(Some(50_000)),
+            rep(Some(60_000)),
+            rep(None),
+            rep(Some(58_000)),
+        ];
         let t = searches(&reps).unwrap();
         assert_eq!(
             t.column("max msg/s in each repetition"),
