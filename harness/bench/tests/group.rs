@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
 
@@ -16,25 +15,6 @@ const SLACK_MS: u64 = 30_000;
 
 /// The members' session timeout: the broker's smallest by default.
 const SESSION_MS: u64 = 6000;
-
-fn kafka_installed() -> bool {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../scripts/brokers/kafka.sh"
-    );
-    let ok = Command::new("bash")
-        .args([script, "libs"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var_os("MQ_BENCH_REQUIRE_BROKERS").is_none(),
-            "kafka required but not installed"
-        );
-        eprintln!("SKIPPED: kafka is not installed (scripts/brokers/kafka.sh install)");
-    }
-    ok
-}
 
 /// (at_ns, event, partitions) of one member's assignment file.
 fn changes(dir: &Path, consumer: u16) -> Vec<(u64, String, Vec<u64>)> {

@@ -10,28 +10,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
-
-fn kafka_installed() -> bool {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../scripts/brokers/kafka.sh"
-    );
-    let ok = Command::new("bash")
-        .args([script, "libs"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var_os("MQ_BENCH_REQUIRE_BROKERS").is_none(),
-            "kafka required but not installed"
-        );
-        eprintln!("SKIPPED: kafka is not installed (scripts/brokers/kafka.sh install)");
-    }
-    ok
-}
 
 /// 2000 msg/s for 4 s over 2 partitions, one stage each; a stage's transaction takes records
 /// for 1 s (`stage_commit_interval_ms`) and commits in a few ms, so each kill lands in an open

@@ -9,28 +9,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
-
-fn kafka_installed() -> bool {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../scripts/brokers/kafka.sh"
-    );
-    let ok = Command::new("bash")
-        .args([script, "libs"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var_os("MQ_BENCH_REQUIRE_BROKERS").is_none(),
-            "kafka required but not installed"
-        );
-        eprintln!("SKIPPED: kafka is not installed (scripts/brokers/kafka.sh install)");
-    }
-    ok
-}
 
 /// 2000 msg/s per producer in transactions of 1500: commits at about 0.75 s and 1.5 s, the kill
 /// of producer 0 at 2 s lands 500 messages into its third transaction, far from either commit.

@@ -169,3 +169,24 @@ pub fn worker_pid(variant: &str, role: &str, secs: u64) -> u32 {
     })
     .unwrap_or_else(|| panic!("no {role} of {variant} started within {secs} s"))
 }
+
+/// Whether Kafka's jars are installed (`scripts/brokers/kafka.sh libs`); without them a Kafka
+/// test skips, saying so, unless `MQ_BENCH_REQUIRE_BROKERS` is set.
+pub fn kafka_installed() -> bool {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/brokers/kafka.sh"
+    );
+    let ok = Command::new("bash")
+        .args([script, "libs"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var_os("MQ_BENCH_REQUIRE_BROKERS").is_none(),
+            "kafka required but not installed"
+        );
+        eprintln!("SKIPPED: kafka is not installed (scripts/brokers/kafka.sh install)");
+    }
+    ok
+}
