@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::plan::{check_duration, check_range, Dur, FieldError, MAX_RATE};
 
 /// How the search probes: ramp from `start_rate` ×4 while probes keep up, then bisect until the
-/// bounds are within `precision`; at most `max_probes` probes of `probe` each.
+/// bounds are within `precision` (and, with `confirm`, the upper bound failed twice); at most
+/// `max_probes` probes of `probe` each.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SearchSpec {
@@ -23,6 +24,10 @@ pub struct SearchSpec {
     pub precision: f64,
     #[serde(default = "defaults::max_probes")]
     pub max_probes: u32,
+    /// Probe the upper bound once more before settling: one failure there may be the machine's
+    /// noise or the previous overload's after-effects, two make it a bound.
+    #[serde(default = "defaults::confirm")]
+    pub confirm: bool,
     /// A probe keeps up only if its end-to-end p99 is at most this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slo_p99: Option<Dur>,
@@ -43,6 +48,9 @@ mod defaults {
     pub fn max_probes() -> u32 {
         12
     }
+    pub fn confirm() -> bool {
+        true
+    }
 }
 
 impl Default for SearchSpec {
@@ -52,6 +60,7 @@ impl Default for SearchSpec {
             probe: defaults::probe(),
             precision: defaults::precision(),
             max_probes: defaults::max_probes(),
+            confirm: defaults::confirm(),
             slo_p99: None,
         }
     }

@@ -62,9 +62,16 @@ impl VariantRun<'_> {
         let endpoint = broker.0.setup().context("setting up the broker")?;
         result.setup_s = Some(setup.elapsed().as_secs_f64());
         track_broker(pool.resources.as_ref(), broker);
+        let ready = Instant::now();
         let Some(start_ns) = self.start_workers(pool, &endpoint, vdir)? else {
             return Ok(EndedBy::Interrupted);
         };
+        let name = &self.plan.name;
+        tracing::debug!(
+            "{name}: broker set-up {:?}, workers ready {:?}",
+            setup.elapsed() - ready.elapsed(),
+            ready.elapsed()
+        );
         let mut on_exit = self.on_exit();
         let mut respawn = |pool: &mut Pool, role: Role, index: u16, generation: u32| {
             let launch = self.launch(role, index, &endpoint, vdir);
@@ -112,7 +119,12 @@ impl VariantRun<'_> {
                 Decision::StopProducers => self.stop_producers(&mut l, pool, &mut on_exit),
                 Decision::Verify => {
                     let began = Instant::now();
-                    if self.all_delivered(vdir) {
+                    let all = self.all_delivered(vdir);
+                    tracing::debug!(
+                        "{name}: histories checked for the drain in {:?}",
+                        began.elapsed()
+                    );
+                    if all {
                         break drain::drained(tick.stalled);
                     }
                     l.next_verify =
@@ -120,7 +132,9 @@ impl VariantRun<'_> {
                 }
             }
         };
+        let stop = Instant::now();
         self.finish(l, pool, ended, result, &mut on_exit);
+        tracing::debug!("{name}: workers stopped in {:?}", stop.elapsed());
         Ok(ended)
     }
 

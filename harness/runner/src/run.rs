@@ -64,9 +64,12 @@ pub fn run(
         .with_context(|| format!("writing {}", dir.scenario().display()))?;
     let mut results = started(scenario, timestamp(now));
     let write = |results: &RunResults| {
-        results
+        let began = std::time::Instant::now();
+        let written = results
             .write(&dir)
-            .with_context(|| format!("writing results to {}", dir.path().display()))
+            .with_context(|| format!("writing results to {}", dir.path().display()));
+        tracing::debug!("results.json written in {:?}", began.elapsed());
+        written
     };
     write(&results)?;
     // --only names a variant as written (all its runs and sweep points) or one of them.

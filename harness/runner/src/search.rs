@@ -83,7 +83,9 @@ fn backlog_growth(rate: u64, sent_s: f64, backlog: &[i64], bin_s: f64) -> Option
 
 /// The next rate to probe, or the end: ramp ×4 from `start_rate` while probes keep up (÷4 while
 /// they do not), then bisect between the highest that kept up and the lowest above it that did
-/// not, until they are within `precision` or `max_probes` ran.
+/// not, until they are within `precision` or `max_probes` ran. With `confirm`, the upper bound
+/// is probed again before the end: failing twice makes it the bound, keeping up the second time
+/// makes it the new highest sustained rate and the search goes on above it.
 pub fn next(spec: &SearchSpec, probes: &[Probe]) -> Next {
     let Some(last) = probes.last() else {
         return Next::Probe(spec.start_rate.clamp(1, MAX_RATE));
@@ -106,15 +108,19 @@ pub fn next(spec: &SearchSpec, probes: &[Probe]) -> Next {
         (None, Some(hi)) if hi <= 1 => done(None, "not even 1 msg/s kept up".into()),
         (None, Some(hi)) => Next::Probe((hi / 4).max(1)),
         (Some(lo), Some(hi)) => {
-            if (hi - lo) as f64 <= spec.precision * lo as f64 || hi - lo <= 1 {
-                let why = format!(
-                    "{lo} msg/s kept up and {hi} did not: within precision {}",
-                    spec.precision
-                );
-                done(Some(lo), why)
-            } else {
-                Next::Probe(lo + (hi - lo) / 2)
+            if (hi - lo) as f64 > spec.precision * lo as f64 && hi - lo > 1 {
+                return Next::Probe(lo + (hi - lo) / 2);
             }
+            let failed = probes.iter().filter(|p| p.rate == hi && !p.kept_up).count();
+            if spec.confirm && failed < 2 {
+                return Next::Probe(hi);
+            }
+            let twice = if spec.confirm { " (twice)" } else { "" };
+            let why = format!(
+                "{lo} msg/s kept up and {hi} did not{twice}: within precision {}",
+                spec.precision
+            );
+            done(Some(lo), why)
         }
         (None, None) => done(None, format!("probe at {} gave no verdict", last.rate)),
     }
@@ -324,6 +330,54 @@ mod tests {
             "{max} {rates:?}"
         );
         assert!(rates.len() <= spec.max_probes as usize);
+    }
+
+    #[test]
+    fn the_upper_bound_is_probed_twice_and_a_lucky_second_try_moves_the_search_up() {
+        let spec = SearchSpec::default();
+        let (rates, done) = replay(&spec, 50_000);
+        // The bound failed twice: its second try is the last probe.
+        let bound = rates[rates.len() - 1];
+        assert!(bound > 50_000, "{rates:?}");
+        assert_eq!(
+            rates.iter().filter(|&&r| r == bound).count(),
+            2,
+            "{rates:?}"
+        );
+        assert!(matches!(done, Next::Done { ref why, .. } if why.contains("(twice)")));
+        // The first failure at 70 000 was noise: the second try keeps up, so 70 000 is the new
+        // highest sustained rate and the next bound, 76 000, gets its second try.
+        let p = |rate, kept_up| Probe { rate, kept_up };
+        let probes = [
+            p(16_000, true),
+            p(64_000, true),
+            p(256_000, false),
+            p(160_000, false),
+            p(112_000, false),
+            p(88_000, false),
+            p(76_000, false),
+            p(70_000, false),
+            p(67_000, true),
+        ];
+        let spec = SearchSpec {
+            max_probes: 50,
+            ..spec
+        };
+        assert_eq!(next(&spec, &probes), Next::Probe(70_000));
+        let mut again = probes.to_vec();
+        again.push(p(70_000, true));
+        assert_eq!(next(&spec, &again), Next::Probe(76_000));
+        let without = SearchSpec {
+            confirm: false,
+            ..spec
+        };
+        assert!(matches!(
+            next(&without, &probes),
+            Next::Done {
+                max: Some(67_000),
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -104,7 +104,9 @@ impl VariantRun<'_> {
                 result.reason = Some(format!("{e:#}"));
             }
         }
+        let check = std::time::Instant::now();
         self.check(&vdir, &mut result);
+        tracing::debug!("{}: checked in {:?}", plan.name, check.elapsed());
         if let Some((handle, processes)) = sampled {
             result.cost = self.cost(&handle, processes, &result);
         }

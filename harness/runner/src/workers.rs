@@ -281,6 +281,7 @@ impl Pool {
                     },
                     Err(e) => format!("wait failed: {e}"),
                 });
+                tracing::debug!("{} exited: {}", w.name(), w.exited.as_deref().unwrap_or(""));
                 on_exit(w);
             }
         }
