@@ -39,13 +39,7 @@ workload = { messages = 2000, resources = false }
 "#,
     );
     let out = dir.path().join("run");
-    let o = run_quiet(&scenario, &out);
-    assert!(
-        o.status.success(),
-        "bench failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let r = results(&out);
+    let r = run_ok(&scenario, &out);
     let v = &r["variants"][0];
     assert_eq!(v["status"], "ok");
     let acked = u(&counts(&r, 0), "acked");
@@ -119,13 +113,7 @@ faults = [
 "#,
     );
     let out = dir.path().join("run");
-    let o = run_quiet(&scenario, &out);
-    assert!(
-        o.status.success(),
-        "bench failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let r = results(&out);
+    let r = run_ok(&scenario, &out);
     let v = &r["variants"][0];
     let faults: Vec<bool> = (v["faults"].as_array().unwrap().iter())
         .map(|f| f["ok"].as_bool().unwrap())
@@ -194,13 +182,7 @@ fn kafka_and_rabbitmq_brokers_are_their_jvm_and_erlang_vm() {
     );
     let scenario = write(dir.path(), "brokers.toml", &text);
     let out = dir.path().join("run");
-    let o = run_quiet(&scenario, &out);
-    assert!(
-        o.status.success(),
-        "bench failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let r = results(&out);
+    let r = run_ok(&scenario, &out);
     let ran = r["variants"].as_array().unwrap();
     assert_eq!(ran.len(), variants.matches("[[variants]]").count());
     for (i, v) in ran.iter().enumerate() {

@@ -30,13 +30,7 @@ backend = "sysv"
 "#,
     );
     let out = dir.path().join("run");
-    let o = run_quiet(&scenario, &out);
-    assert!(
-        o.status.success(),
-        "bench failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let r = results(&out);
+    let r = run_ok(&scenario, &out);
     assert_eq!(r["schema"], "mq-bench.results/2");
     assert_eq!(r["partial"], false);
     assert_eq!(r["variants"][0]["status"], "ok");
@@ -93,13 +87,7 @@ backend = "sysv"
 "#,
     );
     let out = dir.path().join("run");
-    let o = run_quiet(&scenario, &out);
-    assert!(
-        o.status.success(),
-        "bench failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let r = results(&out);
+    let r = run_ok(&scenario, &out);
     let c = counts(&r, 0);
     for (field, want) in [("acked", 40000), ("delivered", 40000), ("lost", 0)] {
         assert_eq!(u(&c, field), want, "{field}: {c}");

@@ -39,6 +39,17 @@ pub fn run_quiet(scenario: &Path, out: &Path) -> Output {
     ])
 }
 
+/// [`run_quiet`] that must succeed (the failure shows bench's stderr); its results.json.
+pub fn run_ok(scenario: &Path, out: &Path) -> serde_json::Value {
+    let o = run_quiet(scenario, out);
+    assert!(
+        o.status.success(),
+        "bench failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    results(out)
+}
+
 pub fn results(dir: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(dir.join("results.json")).expect("results.json written");
     serde_json::from_str(&text).unwrap()
