@@ -142,14 +142,14 @@ peer_round() {
   cons_pid=
   if ((PEER_CONSUMER)); then
     # simple consumer of partition 0 from the beginning, until it has RECORDS messages
-    timeout --foreground 600 "$rdkperf" -C -q -t "$topic" -p 0 -o beginning -c "$RECORDS" \
+    cpu_run "$work/cpu.$topic" timeout --foreground 600 "$rdkperf" -C -q -t "$topic" -p 0 -o beginning -c "$RECORDS" \
       -b "$BOOT" >"$work/cons.out" 2>&1 &
     cons_pid=$!
     echo "$cons_pid" >"$work/cons.pid"
   fi
   # -q: only the final summary (no per-second line); -p 0: the one partition; no -k: no key;
   # no -D: one payload buffer for all records (librdkafka copies it into the batch)
-  timeout --foreground 600 "$rdkperf" -P -q -t "$topic" -p 0 -s "$size" -c "$RECORDS" \
+  cpu_run "$work/cpu.$topic" timeout --foreground 600 "$rdkperf" -P -q -t "$topic" -p 0 -s "$size" -c "$RECORDS" \
     -b "$BOOT" "${xprops[@]}" >"$out" 2>&1 || { cat "$out" >&2; die "rdkafka_performance -P failed"; }
   if [[ -n "$cons_pid" ]]; then
     wait "$cons_pid" || { cat "$work/cons.out" >&2; die "rdkafka_performance -C failed"; }
@@ -173,4 +173,7 @@ peer_round() {
 bench_round() { kafka_bench_round "rdkafka_performance -P" "$@"; }
 
 if [[ "$PEER_CONSUMER" == 1 ]]; then cons="with rdkafka_performance -C"; else cons="producer alone"; fi
-compare_rounds rdkafka-performance kafka rdkafka_performance "delivered msgs/s" "bench runs a consumer; peer: $cons"
+rc=0
+compare_rounds rdkafka-performance kafka rdkafka_performance "delivered msgs/s" "bench runs a consumer; peer: $cons" || rc=1
+if [[ "$PEER_CONSUMER" == 1 ]]; then compare_cpu; else compare_cpu producer; fi
+exit "$rc"

@@ -54,6 +54,53 @@ PY
   return "$fail"
 }
 
+# cpu_run FILE CMD...: runs CMD and appends the CPU seconds (user + system) it and its children
+# used to FILE; exits with CMD's status. SIGTERM / SIGINT go on to CMD (a trap may kill the
+# wrapper's pid).
+cpu_run() {
+  python3 - "$@" <<'PY'
+import resource, signal, subprocess, sys
+child = subprocess.Popen(sys.argv[2:])
+for s in (signal.SIGTERM, signal.SIGINT):
+    signal.signal(s, lambda n, _f: child.send_signal(n))
+rc = child.wait()
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+with open(sys.argv[1], "a") as f:
+    f.write(f"{r.ru_utime + r.ru_stime:.3f}\n")
+sys.exit(rc)
+PY
+}
+
+# compare_cpu [producer]: one line per size on stdout: the median CPU seconds per million
+# messages of the peer's processes ($work/cpu.peer-SIZE-I, written by cpu_run) and of bench's
+# workers ($work/cpu.bench-SIZE-I: producers + consumers from results.json's cost, from the load's
+# start; with `producer`, its producers alone, for a peer that ran no consumer), and their ratio
+# (bench / peer: below 1, bench spends less). CPU time is much less disturbed by other load than
+# throughput is.
+compare_cpu() {
+  python3 - "$work" "$RECORDS" "${1:-}" "${SIZES[@]}" <<'PY'
+import glob, statistics, sys
+work, n, only, sizes = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
+def per_m(side, size):
+    xs = []
+    tail = "." + only if side == "bench" and only else ""
+    for f in sorted(glob.glob(f"{work}/cpu.{side}-{size}-[0-9]*{tail}")):
+        if not tail and f.endswith(".producer"):
+            continue
+        xs.append(sum(float(l) for l in open(f) if l.strip()) / n * 1e6)
+    return xs
+for size in sizes:
+    p, b = per_m("peer", size), per_m("bench", size)
+    if not p or not b:
+        continue
+    pm, bm = statistics.median(p), statistics.median(b)
+    what = "bench's producer" if only else "bench's producer + consumer"
+    print(f"cpu ({what}) size={size} peer_cpu_s_per_million={pm:.2f} bench_cpu_s_per_million={bm:.2f} "
+          f"ratio={bm / pm:.2f} peer_rounds={','.join(f'{x:.2f}' for x in p)} "
+          f"bench_rounds={','.join(f'{x:.2f}' for x in b)}")
+PY
+}
+
 # kafka_bench_round PEER SIZE NAME: runs bench's Kafka producer with the settings of the calling
 # script (RECORDS, BOOT, LINGER, BATCH, COMMON; work dir $work, binary $bench) as PEER is run,
 # and prints its acked msgs/s.
@@ -86,12 +133,18 @@ $(for kv in "${COMMON[@]}"; do printf '"%s" = "%s"\n' "${kv%%=*}" "${kv#*=}"; do
 TOML
   timeout --foreground 600 "$bench" run "$toml" --out "$work/$name" --quiet >"$work/bench.out" 2>&1 ||
     { cat "$work/bench.out" >&2; die "bench run failed"; }
-  python3 - "$work/$name/results.json" "$RECORDS" <<'PY'
+  python3 - "$work/$name/results.json" "$RECORDS" "$work/cpu.$name" <<'PY'
 import json, sys
 v = json.load(open(sys.argv[1]))["variants"][0]
 c = v["report"]["counts"]
 assert v["status"] == "ok" and c["acked"] == int(sys.argv[2]), (v["status"], c)
 print(round(v["report"]["throughput"]["acked_msgs_per_s"]))
+cost = v.get("cost") or {}
+cpu = {part: (cost.get(part) or {}).get("cpu_s", 0.0) for part in ("producers", "consumers")}
+with open(sys.argv[3], "a") as f:
+    f.write(f"{cpu['producers'] + cpu['consumers']:.3f}\n")
+with open(sys.argv[3] + ".producer", "a") as f:
+    f.write(f"{cpu['producers']:.3f}\n")
 PY
 }
 

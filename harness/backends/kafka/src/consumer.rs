@@ -20,6 +20,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::batch::{BatchQueue, Fetched};
 use crate::client::{self, base_config, Endpoint};
 use crate::group::MemberContext;
 use crate::options::Options;
@@ -29,6 +30,8 @@ const COMMIT_INTERVAL: Duration = Duration::from_millis(200);
 const MAX_BATCH: usize = 4096;
 
 pub struct KafkaConsumer {
+    /// Batch fetching of the partitions assigned by hand; dropped before `consumer`.
+    batch: Option<BatchQueue>,
     consumer: BaseConsumer<MemberContext>,
     topic: String,
     manual: bool,
@@ -67,16 +70,13 @@ impl KafkaConsumer {
                     format!("subscribing to {} on {}: {e}", ep.topic, ep.bootstrap),
                 )
             })?;
-        } else {
-            let tpl = starting_offsets(&consumer, &ep, &ctx.partitions)?;
-            consumer.assign(&tpl).map_err(|e| {
-                BackendError::other(
-                    NAME,
-                    format!("assigning {} on {}: {e}", ep.topic, ep.bootstrap),
-                )
-            })?;
         }
+        let batch = match options.group() {
+            true => None,
+            false => assign(&consumer, &ep, &ctx.partitions, options.batch_fetch)?,
+        };
         let mut c = KafkaConsumer {
+            batch,
             consumer,
             topic: ep.topic,
             manual,
@@ -124,18 +124,18 @@ impl KafkaConsumer {
         ctx: &MemberContext,
         manual: bool,
         (uncommitted, in_flight): (&mut u32, &mut InFlight),
-        m: &impl Message,
+        m: Fetched<'_>,
         sink: &mut dyn DeliverySink,
     ) -> Processed {
         let token = Token {
-            partition: Partition(m.partition() as u32),
-            offset: m.offset().max(0) as u64,
+            partition: Partition(m.partition as u32),
+            offset: m.offset.max(0) as u64,
         };
-        let done = sink.deliver_token(m.payload().unwrap_or(&[]), token);
+        let done = sink.deliver_token(m.payload, token);
         if manual {
             match done {
                 Processed::Now => {
-                    ctx.pending().insert(m.partition(), m.offset() + 1);
+                    ctx.pending().insert(m.partition, m.offset + 1);
                     *uncommitted += 1;
                 }
                 Processed::Later => in_flight.delivered(token.partition.0, token.offset),
@@ -167,6 +167,71 @@ impl KafkaConsumer {
         }
     }
 
+    /// The consumer queue, one `poll` per message, up to [`MAX_BATCH`] in all.
+    fn poll_queue(
+        &mut self,
+        mut wait: Duration,
+        mut taken: usize,
+        sink: &mut dyn DeliverySink,
+    ) -> (usize, Option<KafkaError>) {
+        while taken < MAX_BATCH {
+            match self.consumer.poll(wait) {
+                None => break,
+                Some(Ok(m)) => {
+                    let ctx = self.consumer.context();
+                    let counts = (&mut self.uncommitted, &mut self.in_flight);
+                    let done = Self::hand_over(ctx, self.manual, counts, fetched(&m), sink);
+                    taken += 1;
+                    if done == Processed::Later && taken >= sink.later_batch() {
+                        break;
+                    }
+                }
+                Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::PartitionEOF))) => {}
+                Some(Err(e)) => return (taken, Some(e)),
+            }
+            wait = Duration::ZERO;
+        }
+        (taken, None)
+    }
+
+    /// The batch queue, a batch of up to `later_batch` per call, up to [`MAX_BATCH`] in all.
+    fn poll_batch(
+        &mut self,
+        mut wait: Duration,
+        mut taken: usize,
+        sink: &mut dyn DeliverySink,
+    ) -> (usize, Option<KafkaError>) {
+        let KafkaConsumer {
+            batch: Some(batch),
+            consumer,
+            manual,
+            uncommitted,
+            in_flight,
+            ..
+        } = self
+        else {
+            return (taken, None);
+        };
+        let ctx = consumer.context();
+        let mut later = false;
+        while taken < MAX_BATCH && !(later && taken >= sink.later_batch()) {
+            let most = sink.later_batch().clamp(1, MAX_BATCH - taken);
+            let (n, error) = batch.take(wait, most, &mut |f| {
+                let counts = (&mut *uncommitted, &mut *in_flight);
+                later |= Self::hand_over(ctx, *manual, counts, f, sink) == Processed::Later;
+            });
+            taken += n;
+            if let Some(code) = error {
+                return (taken, Some(KafkaError::MessageConsumption(code)));
+            }
+            if n < most {
+                break;
+            }
+            wait = Duration::ZERO;
+        }
+        (taken, None)
+    }
+
     /// Consumer errors are mostly transient (a broker went away); say so at most once a second.
     fn transient(&mut self, e: &KafkaError) {
         if !matches!(self.last_error, Some(t) if t.elapsed() < Duration::from_secs(1)) {
@@ -193,30 +258,19 @@ impl Consumer for KafkaConsumer {
         if let Some(m) = self.stash.take() {
             let ctx = self.consumer.context();
             let counts = (&mut self.uncommitted, &mut self.in_flight);
-            Self::hand_over(ctx, self.manual, counts, &m, sink);
+            Self::hand_over(ctx, self.manual, counts, fetched(&m), sink);
             taken += 1;
         }
-        let mut wait = max_wait;
-        let mut error = None;
-        while taken < MAX_BATCH {
-            match self.consumer.poll(wait) {
-                None => break,
-                Some(Ok(m)) => {
-                    let ctx = self.consumer.context();
-                    let counts = (&mut self.uncommitted, &mut self.in_flight);
-                    let done = Self::hand_over(ctx, self.manual, counts, &m, sink);
-                    taken += 1;
-                    if done == Processed::Later && taken >= sink.later_batch() {
-                        break;
-                    }
-                }
-                Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::PartitionEOF))) => {}
-                Some(Err(e)) => {
-                    error = Some(e);
-                    break;
-                }
-            }
-            wait = Duration::ZERO;
+        // With a batch queue, the consumer queue holds events (commit results, errors) and what
+        // was fetched before the forward: served first, without waiting.
+        let queue_wait = match self.batch {
+            Some(_) => Duration::ZERO,
+            None => max_wait,
+        };
+        let (mut taken, mut error) = self.poll_queue(queue_wait, taken, sink);
+        if error.is_none() && self.batch.is_some() {
+            let wait = if taken > 0 { Duration::ZERO } else { max_wait };
+            (taken, error) = self.poll_batch(wait, taken, sink);
         }
         if let Some(e) = error {
             self.transient(&e);
@@ -265,6 +319,43 @@ impl Consumer for KafkaConsumer {
 
     fn assignment_changes(&mut self) -> Vec<AssignmentChange> {
         self.consumer.context().take_changes()
+    }
+}
+
+/// Assigns `partitions` from their starting offsets; their batch queue when `batch_fetch`.
+fn assign(
+    consumer: &BaseConsumer<MemberContext>,
+    ep: &Endpoint,
+    partitions: &[Partition],
+    batch_fetch: bool,
+) -> Result<Option<BatchQueue>, BackendError> {
+    let tpl = starting_offsets(consumer, ep, partitions)?;
+    consumer.assign(&tpl).map_err(|e| {
+        BackendError::other(
+            NAME,
+            format!("assigning {} on {}: {e}", ep.topic, ep.bootstrap),
+        )
+    })?;
+    if !batch_fetch {
+        return Ok(None);
+    }
+    let ids: Vec<i32> = partitions.iter().map(|p| p.0 as i32).collect();
+    let batch = BatchQueue::forward(consumer, &ep.topic, &ids, MAX_BATCH);
+    if batch.is_none() {
+        tracing::warn!(
+            "kafka: no batch queue for {}: one poll per message",
+            ep.topic
+        );
+    }
+    Ok(batch)
+}
+
+/// A message as [`KafkaConsumer::hand_over`] takes it.
+fn fetched<M: Message>(m: &M) -> Fetched<'_> {
+    Fetched {
+        partition: m.partition(),
+        offset: m.offset(),
+        payload: m.payload().unwrap_or(&[]),
     }
 }
 

@@ -12,6 +12,7 @@
 //! "read-process-write"` the producers write `mqb-<run>-<variant>-in` and `stages` stage
 //! workers move it, in transactions, to the topic the consumers read (see `stage`).
 
+mod batch;
 mod broker;
 mod client;
 mod consumer;
@@ -21,6 +22,7 @@ mod pipeline;
 mod producer;
 mod script;
 mod stage;
+mod topic_handle;
 mod txn;
 
 use std::path::Path;

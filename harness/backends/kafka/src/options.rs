@@ -188,6 +188,10 @@ pub struct Options {
     #[serde(default)]
     #[schemars(range(min = 100, max = 600_000))]
     pub heartbeat_interval_ms: Option<u32>,
+    /// `assignment = "manual"` consumers take fetched messages in batches (librdkafka's
+    /// `rd_kafka_consume_batch_queue`) rather than one `poll` per message; `false` for the old way.
+    #[serde(default = "defaults::batch_fetch")]
+    pub batch_fetch: bool,
     /// Keep the topic, the consumer group and a managed broker's data after the run.
     #[serde(default)]
     pub keep: bool,
@@ -208,6 +212,9 @@ pub mod defaults {
     }
     pub fn commit_every() -> u32 {
         1000
+    }
+    pub fn batch_fetch() -> bool {
+        true
     }
 }
 

@@ -11,12 +11,13 @@ use mq_core::{AckSink, BackendError, Outcome, Outgoing, Producer, Seq, WorkerCtx
 use rdkafka::client::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{
-    BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext, PurgeConfig,
+    BaseProducer, DeliveryResult, Producer as _, ProducerContext, PurgeConfig,
 };
 use rdkafka::ClientConfig;
 
 use crate::client::{self, base_config, Endpoint};
 use crate::options::Options;
+use crate::topic_handle::TopicHandle;
 use crate::txn::{self, OnFenced, Transaction};
 use crate::NAME;
 
@@ -66,6 +67,8 @@ fn classify(e: &KafkaError) -> Option<Outcome> {
 }
 
 pub struct KafkaProducer {
+    /// The topic's handle in `producer`, produced through; dropped before it.
+    handle: TopicHandle,
     producer: BaseProducer<Reports>,
     topic: String,
     partitions: u32,
@@ -132,6 +135,7 @@ impl KafkaProducer {
             false => None,
         };
         Ok(KafkaProducer {
+            handle: TopicHandle::new(&producer, &topic)?,
             producer,
             topic,
             partitions: ep.partitions,
@@ -170,6 +174,8 @@ impl KafkaProducer {
             Some(t) => t.renew(&producer)?,
             None => return Err(e),
         };
+        // The old handle goes before the old instance.
+        self.handle = TopicHandle::new(&producer, &self.topic)?;
         self.producer = producer;
         self.txn = Some(renewed);
         Ok(true)
@@ -244,15 +250,12 @@ impl Producer for KafkaProducer {
                 }
             }
         }
-        let mut record =
-            BaseRecord::<(), [u8], usize>::with_opaque_to(&self.topic, msg.seq.0 as usize)
-                .payload(msg.payload)
-                .partition(msg.partition.0 as i32);
+        let partition = msg.partition.0 as i32;
         let mut deadline = None;
         loop {
-            match self.producer.send(record) {
+            match self.handle.produce(partition, msg.payload, msg.seq.0) {
                 Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                Err(RDKafkaErrorCode::QueueFull) => {
                     // librdkafka's queue is the in-flight window: wait for room.
                     let d = *deadline.get_or_insert_with(|| Instant::now() + self.queue_timeout);
                     if Instant::now() >= d {
@@ -267,12 +270,12 @@ impl Producer for KafkaProducer {
                     }
                     let wait = Duration::from_millis(10);
                     self.reports.poll(&self.producer, wait, acks);
-                    record = r;
                 }
-                Err((e, _)) => {
+                Err(code) => {
                     // Refused before it left the process (e.g. too large): it will never arrive.
                     acks.ack(msg.seq, Outcome::Failed);
-                    if matches!(e.rdkafka_error_code(), Some(RDKafkaErrorCode::Fatal)) {
+                    let e = KafkaError::MessageProduction(code);
+                    if code == RDKafkaErrorCode::Fatal {
                         return Err(BackendError::other(
                             NAME,
                             format!("producer to {}: {e}", self.bootstrap),
