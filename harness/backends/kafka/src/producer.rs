@@ -28,6 +28,9 @@ use crate::NAME;
 /// while it waits for its next send ([`Producer::poll`]), so its reports are timely at any rate.
 const SENDS_PER_POLL: u32 = 32;
 
+/// How long a producer whose librdkafka queue is full waits before it looks for reports again.
+const QUEUE_FULL_WAIT: Duration = Duration::from_micros(200);
+
 /// Collects delivery reports; librdkafka calls it from `poll`/`flush` on the worker's thread.
 #[derive(Default)]
 struct Reports(Mutex<Vec<(Seq, Option<Outcome>)>>);
@@ -195,19 +198,20 @@ struct Batch {
 }
 
 impl Batch {
-    /// Polls librdkafka and hands the delivery reports it gave to `acks`, as one batch.
+    /// Polls librdkafka and hands the delivery reports it gave to `acks`, as one batch; how
+    /// many reports there were.
     fn poll(
         &mut self,
         producer: &BaseProducer<Reports>,
         timeout: Duration,
         acks: &mut dyn AckSink,
-    ) {
+    ) -> usize {
         self.unpolled = 0;
         producer.poll(timeout);
-        self.report(producer, acks);
+        self.report(producer, acks)
     }
 
-    fn report(&mut self, producer: &BaseProducer<Reports>, acks: &mut dyn AckSink) {
+    fn report(&mut self, producer: &BaseProducer<Reports>, acks: &mut dyn AckSink) -> usize {
         std::mem::swap(
             &mut self.taken,
             &mut *producer
@@ -217,9 +221,10 @@ impl Batch {
                 .unwrap_or_else(|e| e.into_inner()),
         );
         self.known.clear();
+        let reports = self.taken.len();
         if self.transactional {
             self.taken.clear();
-            return;
+            return reports;
         }
         self.known.extend(
             self.taken
@@ -227,6 +232,7 @@ impl Batch {
                 .filter_map(|(seq, outcome)| Some((seq, outcome?))),
         );
         acks.ack_all(&self.known);
+        reports
     }
 }
 
@@ -268,8 +274,12 @@ impl Producer for KafkaProducer {
                             ),
                         ));
                     }
-                    let wait = Duration::from_millis(10);
-                    self.reports.poll(&self.producer, wait, acks);
+                    // Room comes with delivery reports: take those there are, else wait a
+                    // little. (The crate's timed poll spins through its deadline's last
+                    // millisecond, and a 10 ms one kept the producer idle long after room came.)
+                    if self.reports.poll(&self.producer, Duration::ZERO, acks) == 0 {
+                        std::thread::sleep(QUEUE_FULL_WAIT);
+                    }
                 }
                 Err(code) => {
                     // Refused before it left the process (e.g. too large): it will never arrive.
