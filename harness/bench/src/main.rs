@@ -6,9 +6,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use mq_core::scenario::{self, ScenarioError};
 
+mod merge_cmd;
 mod report_cmd;
 mod review_cmd;
 mod run_cmd;
+mod shard_cmd;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -20,6 +22,8 @@ Examples:
   bench report reports/20261125T063509Z-quickstart   rebuild charts, report.html, summary.md
   bench compare base/ new/ --fail-on-loss        exit 1 when NEW regressed (CI)
   bench review RUN1/ RUN2/ --requirements req.toml   each variant against the requirements
+  bench run s.toml --shard 2/3 --run-id 7 --out part-2   one shard of a run (external broker)
+  bench merge part-1 part-2 part-3 --out merged       join the shards into one run folder
 
 Exit status: 0 done, 1 a variant failed, 2 bad input (nothing was created), 130 interrupted.";
 
@@ -38,6 +42,9 @@ enum Command {
     /// Run a scenario: every variant in turn, then write results.json and the report
     /// (summary.md, report.html, charts/).
     Run(run_cmd::RunArgs),
+    /// Join the partial run folders of a sharded run (`bench run --shard I/N`) into one run
+    /// folder: every shard present once, histories checked as one, histograms added.
+    Merge(merge_cmd::MergeArgs),
     /// Rebuild charts/, report.html and summary.md of a run folder from its results.json.
     Report {
         /// The run folder (or a folder of rep-N/ repetitions).
@@ -101,6 +108,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Merge(args) => merge_cmd::merge(&args),
         Command::Report { run_dir } => report_cmd::report(&run_dir),
         Command::Compare(args) => report_cmd::compare(&args),
         Command::Review(args) => review_cmd::review(&args),

@@ -14,13 +14,13 @@ use mq_runner::RunOptions;
 #[derive(clap::Args)]
 pub struct RunArgs {
     /// The scenario file (TOML).
-    scenario: PathBuf,
+    pub(crate) scenario: PathBuf,
     /// Write the run into this folder instead of reports/<time>-<scenario>/.
     #[arg(long)]
     out: Option<PathBuf>,
     /// Run only this variant (repeatable).
     #[arg(long, value_name = "VARIANT")]
-    only: Vec<String>,
+    pub(crate) only: Vec<String>,
     /// No progress bar: plain log lines every few seconds.
     #[arg(short, long)]
     quiet: bool,
@@ -29,7 +29,15 @@ pub struct RunArgs {
     reports: PathBuf,
     /// Run the scenario N times into DIR/rep-1 … rep-N (for `bench compare`'s noise test).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
-    repeat: u32,
+    pub(crate) repeat: u32,
+    /// Run shard I of N: only producers p and consumers c with p mod N = I-1 (c likewise),
+    /// against an external broker, into a partial run folder for `bench merge`.
+    #[arg(long, value_name = "I/N")]
+    pub(crate) shard: Option<String>,
+    /// The run id every shard shares (with --shard). Without it, derived from the scenario's
+    /// hash and $MQ_BENCH_RUN_NAME (e.g. a Kubernetes Job's name).
+    #[arg(long, value_name = "ID", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) run_id: Option<u32>,
 }
 
 /// `bench run`: exit 2 on bad input (nothing created), else as [`run_exit_code`].
@@ -62,12 +70,33 @@ pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let shard = match crate::shard_cmd::shard_run(&args, &scenario) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {}: {e}", args.scenario.display());
+            return ExitCode::from(2);
+        }
+    };
+    let out = match &shard {
+        Some(s) => Some(args.out.clone().unwrap_or_else(|| {
+            let name = format!(
+                "{}-{}-shard-{}-of-{}",
+                scenario.name,
+                s.tag(),
+                s.shard.index,
+                s.shard.of
+            );
+            args.reports.join(name)
+        })),
+        None => args.out,
+    };
     let opts = RunOptions {
         reports_dir: args.reports,
-        out: args.out,
+        out,
         only: args.only,
         quiet: args.quiet,
         worker_exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("bench")),
+        shard,
     };
     match args.repeat {
         1 => run_once(&scenario, registry, &opts, &interrupt),

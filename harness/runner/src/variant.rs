@@ -137,7 +137,10 @@ impl VariantRun<'_> {
         previous: Option<BrokerGuard>,
         vdir: &VariantDir,
     ) -> Result<BrokerGuard, mq_core::BackendError> {
-        let tag = run_tag(self.dir.path());
+        let tag = match &self.opts.shard {
+            Some(shard) => shard.tag(),
+            None => run_tag(self.dir.path()),
+        };
         if let Some(mut b) = previous {
             if b.0.next_round(self.plan, &tag)? {
                 return Ok(b);
@@ -294,8 +297,9 @@ impl VariantRun<'_> {
             (Role::Consumer, w.consumers),
             (Role::Producer, w.producers),
         ];
+        let here = |i: u16| self.opts.shard.as_ref().map_or(true, |s| s.runs(i));
         for (role, n) in roles {
-            for i in 0..n as u16 {
+            for i in (0..n as u16).filter(|&i| here(i)) {
                 pool.spawn(role, i, 0, &self.launch(role, i, endpoint, vdir))?;
             }
         }
