@@ -18,6 +18,9 @@ pub struct MergeArgs {
     /// unreliable and each shard's same-shard latency is the figure to read.
     #[arg(long, default_value = "1ms", value_parser = humantime::parse_duration)]
     clock_limit: std::time::Duration,
+    /// Wait up to this long for every shard to finish (e.g. "6h"), polling every 2 s.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    wait: Option<std::time::Duration>,
 }
 
 /// Exit 0 merged, 2 bad input (foreign, repeated or missing shard; named), 1 a failure.
@@ -26,6 +29,7 @@ pub fn merge(args: &MergeArgs) -> ExitCode {
     let opts = MergeOptions {
         out: args.out.clone(),
         clock_limit_us: args.clock_limit.as_micros().min(i64::MAX as u128) as i64,
+        wait: args.wait,
     };
     let results = match merge::merge(&args.partials, &opts) {
         Ok(r) => r,

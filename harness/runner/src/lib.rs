@@ -14,6 +14,7 @@ pub mod coordinator;
 pub mod drain;
 pub mod estimate;
 pub mod interrupt;
+pub mod k8s;
 pub mod merge;
 pub mod nemesis;
 pub mod progress;

@@ -51,10 +51,16 @@ pub struct MergeOptions {
     pub out: PathBuf,
     /// Clock offset bound above which cross-host end-to-end latency is unreliable, µs.
     pub clock_limit_us: i64,
+    /// Wait up to this long for every shard to finish first (a merge Job started beside the
+    /// shards' Job).
+    pub wait: Option<std::time::Duration>,
 }
 
 /// Merges the shards in `dirs` into `opts.out`; writes its results.json and returns it.
 pub fn merge(dirs: &[PathBuf], opts: &MergeOptions) -> Result<RunResults, MergeError> {
+    if let Some(timeout) = opts.wait {
+        partials::wait(dirs, timeout);
+    }
     let partials = partials::read(dirs)?;
     let out = RunDir::new(&opts.out);
     if out.has_results() {

@@ -80,6 +80,19 @@ pub fn read(dirs: &[PathBuf]) -> Result<Vec<Partial>, MergeError> {
     Ok(partials)
 }
 
+/// Waits up to `timeout` until every folder holds a finished shard (its `shard.json`, and a
+/// `results.json` with `finished_at`); then [`read`] judges them (a late one is named there).
+pub fn wait(dirs: &[PathBuf], timeout: std::time::Duration) {
+    let deadline = std::time::Instant::now() + timeout;
+    let finished = |d: &PathBuf| {
+        d.join(SHARD_FILE).is_file()
+            && RunResults::read(&RunDir::new(d).results()).is_ok_and(|r| r.finished_at.is_some())
+    };
+    while !dirs.iter().all(finished) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    }
+}
+
 /// One partial folder: its `shard.json` and `results.json`, each checked.
 fn one(dir: &Path) -> Result<Partial, MergeError> {
     let path = dir.join(SHARD_FILE);

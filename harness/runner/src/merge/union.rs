@@ -118,3 +118,77 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod latency_tests {
+    use std::time::Duration;
+
+    use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
+    use hdrhistogram::serialization::V2DeflateSerializer;
+
+    /// Writes `values` (ns) as an interval log of one-second intervals, 1000 values each.
+    fn write_log(path: &std::path::Path, values: &[u64]) {
+        let mut out = Vec::new();
+        let mut ser = V2DeflateSerializer::new();
+        let mut log = IntervalLogWriterBuilder::new()
+            .begin_log_with(&mut out, &mut ser)
+            .unwrap();
+        for (i, chunk) in values.chunks(1000).enumerate() {
+            let mut h = mq_checker::new_histogram();
+            chunk.iter().for_each(|&v| h.record(v).unwrap());
+            let at = Duration::from_secs(i as u64);
+            log.write_histogram(&h, at, Duration::from_secs(1), Tag::new("end-to-end"))
+                .unwrap();
+        }
+        drop(log);
+        std::fs::write(path, out).unwrap();
+    }
+
+    /// A small deterministic generator (xorshift) of latencies in `lo..hi` ns.
+    fn latencies(n: usize, lo: u64, hi: u64, mut seed: u64) -> Vec<u64> {
+        (0..n)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                lo + seed % (hi - lo)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_merged_p99_is_the_p99_of_the_concatenated_raw_latencies_not_an_average() {
+        let dir = tempfile::tempdir().unwrap();
+        // Three shards with unlike latencies: fast, middling, slow with a tail.
+        let shards = [
+            latencies(5000, 50_000, 400_000, 1),
+            latencies(3000, 200_000, 2_000_000, 2),
+            latencies(2000, 1_000_000, 90_000_000, 3),
+        ];
+        let mut merged = mq_checker::new_histogram();
+        let mut p99s = Vec::new();
+        for (i, raw) in shards.iter().enumerate() {
+            let path = dir.path().join(format!("consumer-{i}.hlog"));
+            write_log(&path, raw);
+            let h = mq_checker::read_log(&path).unwrap();
+            assert_eq!(h.len(), raw.len() as u64);
+            p99s.push(h.value_at_quantile(0.99) as f64);
+            merged.add(&h).unwrap();
+        }
+        let mut all: Vec<u64> = shards.concat();
+        all.sort_unstable();
+        let raw_p99 = all[(all.len() * 99).div_ceil(100) - 1] as f64;
+        let p99 = mq_checker::percentiles(&merged).p99_us * 1e3;
+        // Three significant digits: within 0.1 % (plus one unit of rounding).
+        assert!(
+            (p99 - raw_p99).abs() <= raw_p99 * 1e-3 + 1.0,
+            "{p99} vs {raw_p99}"
+        );
+        let averaged = p99s.iter().sum::<f64>() / 3.0;
+        assert!(
+            (averaged - raw_p99).abs() > raw_p99 * 0.1,
+            "averaging would be {averaged}"
+        );
+        assert_eq!(merged.len(), all.len() as u64);
+    }
+}
