@@ -20,7 +20,7 @@ partitions = 2
 [[variants]]
 name = "log"
 backend = "log"
-options = { mode = "external", address = "mq-log.bench.svc:7070" }
+options = { mode = "external", address = "mq-log.bench.svc:7070", keep = true }
 "#;
 
 /// kubernetes-validate (installed by scripts/test.sh); None, saying so, when it is missing
@@ -108,7 +108,7 @@ fn k8s_refuses_a_managed_broker_and_a_bad_name_with_exit_2() {
         tmp.path(),
         "m.toml",
         &SCENARIO.replace(
-            r#"options = { mode = "external", address = "mq-log.bench.svc:7070" }"#,
+            r#"options = { mode = "external", address = "mq-log.bench.svc:7070", keep = true }"#,
             "",
         ),
     );

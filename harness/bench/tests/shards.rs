@@ -61,14 +61,14 @@ name = "clean"
 backend = "log"
 consumer_ack = "after-process"
 workload = {{ history = "full" }}
-options = {{ mode = "external", address = "{address}" }}
+options = {{ mode = "external", address = "{address}", keep = true }}
 
 [[variants]]
 name = "kill"
 backend = "log"
 consumer_ack = "auto"
 faults = [ {{ action = "kill-consumer", target = 1, at = "1s" }} ]
-options = {{ mode = "external", address = "{address}" }}
+options = {{ mode = "external", address = "{address}", keep = true }}
 "#
     )
 }
@@ -303,4 +303,64 @@ fn refusals(t: &Path, parts: &[PathBuf]) {
         "{err}"
     );
     assert!(!t.join("refused").join("results.json").exists());
+}
+
+#[test]
+fn bad_shard_arguments_exit_2_naming_what_is_valid_and_create_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let s = write(t, "s.toml", &scenario("127.0.0.1:21013"));
+    let out = t.join("out");
+    let run = |args: &[&str]| {
+        let mut all = vec!["run", s.to_str().unwrap(), "--out", out.to_str().unwrap()];
+        all.extend(args);
+        let o = common::bench()
+            .args(&all)
+            .env_remove(mq_core::shard::RUN_NAME_ENV)
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    for (args, says) in [
+        (
+            &["--shard", "4/3", "--run-id", "1"][..],
+            "valid: I/N with 1 ≤ I ≤ N ≤ 1024",
+        ),
+        (&["--shard", "1/3"][..], "--run-id ID"),
+        (&["--run-id", "5"][..], "give --shard I/N with it"),
+    ] {
+        let (code, err) = run(args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    let kept = s.to_str().unwrap().to_owned();
+    std::fs::write(
+        &kept,
+        scenario("127.0.0.1:21013").replace(", keep = true", ""),
+    )
+    .unwrap();
+    let (code, err) = run(&["--shard", "1/3", "--run-id", "1"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("options.keep: a sharded variant needs keep = true"),
+        "{err}"
+    );
+    let managed = write(t, "m.toml", "name = \"m\"\n[workload]\nmessages = 10\n[[variants]]\nname = \"sysv\"\nbackend = \"sysv\"\n");
+    let o = common::run(&[
+        "run",
+        managed.to_str().unwrap(),
+        "--shard",
+        "1/2",
+        "--run-id",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr)
+        .contains("options.mode: --shard needs an external broker"));
+    assert!(!out.exists(), "nothing is created on bad input");
 }

@@ -21,16 +21,25 @@ impl ShardRun {
     /// external one (`options.mode = "external"`); the kernel's queues (sysv) are per host.
     pub fn refusal(plan: &VariantPlan) -> Option<String> {
         let mode = plan.options.get("mode").and_then(|m| m.as_str());
-        match mode {
-            Some("external") => None,
-            _ => Some(format!(
+        if mode != Some("external") {
+            return Some(format!(
                 "variants[{:?}].options.mode: --shard needs an external broker every shard \
                  reaches (mode = \"external\" with its address); a managed broker or the \
                  kernel's queues (backend {}) live on one host. For one host, start the broker \
                  yourself (e.g. `bench log serve`) and give its address",
                 plan.name, plan.backend
-            )),
+            ));
         }
+        let keep = plan.options.get("keep").and_then(|k| k.as_bool());
+        if keep != Some(true) {
+            return Some(format!(
+                "variants[{:?}].options.keep: a sharded variant needs keep = true: the first \
+                 shard to end would otherwise delete the topic or queues the other shards still \
+                 read; delete them once `bench merge` is done",
+                plan.name
+            ));
+        }
+        None
     }
 
     /// Whether worker `index` of a role runs in this shard.
