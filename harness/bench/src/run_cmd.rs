@@ -38,6 +38,10 @@ pub struct RunArgs {
     /// hash and $MQ_BENCH_RUN_NAME (e.g. a Kubernetes Job's name).
     #[arg(long, value_name = "ID", value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) run_id: Option<u32>,
+    /// A folder every shard sees (a shared volume): each variant starts only once every
+    /// shard's workers are ready (with --shard).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) barrier: Option<PathBuf>,
 }
 
 /// `bench run`: exit 2 on bad input (nothing created), else as [`run_exit_code`].

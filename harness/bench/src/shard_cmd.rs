@@ -10,8 +10,10 @@ use crate::run_cmd::RunArgs;
 /// The shard to run, None without `--shard`; an error names the argument and what is valid.
 pub fn shard_run(args: &RunArgs, scenario: &Scenario) -> Result<Option<ShardRun>, String> {
     let Some(text) = &args.shard else {
-        if args.run_id.is_some() {
-            return Err("--run-id is for sharded runs; give --shard I/N with it".into());
+        if args.run_id.is_some() || args.barrier.is_some() {
+            return Err(
+                "--run-id and --barrier are for sharded runs; give --shard I/N with them".into(),
+            );
         }
         return Ok(None);
     };
@@ -58,5 +60,6 @@ pub fn shard_run(args: &RunArgs, scenario: &Scenario) -> Result<Option<ShardRun>
         shard,
         run_id,
         scenario_sha256,
+        barrier: args.barrier.clone(),
     }))
 }

@@ -176,7 +176,17 @@ fn three_shards_merge_to_the_unsharded_counts_and_a_missing_or_foreign_shard_is_
     let mut children: Vec<Child> = (1..=3u8)
         .map(|i| {
             let (sh, out) = (format!("{i}/3"), parts[i as usize - 1].to_str().unwrap());
-            let args = ["run", s.to_str().unwrap(), "--shard", &sh, "--run-id", "77"];
+            let barrier = t.join("barrier");
+            let args = [
+                "run",
+                s.to_str().unwrap(),
+                "--shard",
+                &sh,
+                "--run-id",
+                "77",
+                "--barrier",
+                barrier.to_str().unwrap(),
+            ];
             place
                 .shard(i, &args)
                 .args(["--out", out, "--quiet"])
@@ -330,7 +340,7 @@ fn bad_shard_arguments_exit_2_naming_what_is_valid_and_create_nothing() {
             "valid: I/N with 1 ≤ I ≤ N ≤ 1024",
         ),
         (&["--shard", "1/3"][..], "--run-id ID"),
-        (&["--run-id", "5"][..], "give --shard I/N with it"),
+        (&["--run-id", "5"][..], "give --shard I/N with them"),
     ] {
         let (code, err) = run(args);
         assert_eq!(code, Some(2), "{args:?}: {err}");

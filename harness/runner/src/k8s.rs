@@ -150,7 +150,8 @@ fn shards_job(spec: &K8sSpec) -> Value {
     // JOB_COMPLETION_INDEX is 0-based; shards are 1-based.
     let script = format!(
         "i=$((JOB_COMPLETION_INDEX + 1)); exec bench run {SCENARIO_DIR}/scenario.toml \
-         --shard \"$i/{n}\" --out \"{RUNS_DIR}/{name}/shard-$i\" --quiet",
+         --shard \"$i/{n}\" --out \"{RUNS_DIR}/{name}/shard-$i\" \
+         --barrier {RUNS_DIR}/{name}/barrier --quiet",
         name = spec.name
     );
     json!({

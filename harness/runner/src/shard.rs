@@ -2,6 +2,9 @@
 //! faults it carries out, the broker names every shard shares, and the `shard.json` that marks
 //! its partial run folder for `bench merge`.
 
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
 use anyhow::Context;
 use mq_core::plan::{FaultAction, FaultSpec, VariantPlan};
 use mq_core::shard::{ClockInfo, Shard, ShardInfo, SHARD_FILE};
@@ -14,7 +17,13 @@ pub struct ShardRun {
     /// Shared by every shard: the envelopes' run id, and what names the run on the broker.
     pub run_id: u32,
     pub scenario_sha256: String,
+    /// A folder every shard sees (the shared volume): each variant starts once every shard's
+    /// workers are ready ([`ShardRun::barrier`]). None: each shard starts on its own.
+    pub barrier: Option<PathBuf>,
 }
+
+/// How long a shard waits at the barrier for the others.
+pub const BARRIER_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 impl ShardRun {
     /// Why `plan` cannot run sharded: every shard must reach one broker, so it must be an
@@ -73,6 +82,44 @@ impl ShardRun {
         }
     }
 
+    /// Marks this shard ready for `variant` in the barrier folder and waits until every shard
+    /// is; false when interrupted. Without a barrier folder, at once. A shard missing after
+    /// [`BARRIER_TIMEOUT`] is an error naming it.
+    pub fn barrier(&self, variant: &str, interrupted: &dyn Fn() -> bool) -> anyhow::Result<bool> {
+        let Some(root) = &self.barrier else {
+            return Ok(true);
+        };
+        let dir = root
+            .join(self.tag())
+            .join(mq_core::plan::broker_name(variant));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let mark = |i: u16| dir.join(format!("ready-{i}"));
+        std::fs::write(mark(self.shard.index), b"")
+            .with_context(|| format!("writing {}", mark(self.shard.index).display()))?;
+        let deadline = Instant::now() + BARRIER_TIMEOUT;
+        loop {
+            let missing: Vec<String> = (1..=self.shard.of)
+                .filter(|&i| !mark(i).exists())
+                .map(|i| format!("{i}/{}", self.shard.of))
+                .collect();
+            if missing.is_empty() {
+                return Ok(true);
+            }
+            if interrupted() {
+                return Ok(false);
+            }
+            if Instant::now() > deadline {
+                anyhow::bail!(
+                    "shard(s) {} not ready at {} after {:?}",
+                    missing.join(", "),
+                    dir.display(),
+                    BARRIER_TIMEOUT
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Writes `shard.json` into the partial run folder: the run, the scenario's hash, this
     /// shard, the host and its clocks.
     pub fn write_info(&self, dir: &RunDir) -> anyhow::Result<ShardInfo> {
@@ -105,7 +152,7 @@ mod tests {
 
     #[test]
     fn a_worker_fault_runs_in_its_target_s_shard_and_a_broker_fault_in_shard_1() {
-        let faults = vec![
+        let faults = [
             fault(FaultAction::KillConsumer, 1),
             fault(FaultAction::KillProducer, 2),
             fault(FaultAction::KillBroker, 0),
@@ -116,6 +163,7 @@ mod tests {
                 shard: Shard { index, of: 3 },
                 run_id: 7,
                 scenario_sha256: String::new(),
+                barrier: None,
             };
             let fs: Vec<FaultAction> = faults
                 .iter()
@@ -128,5 +176,31 @@ mod tests {
         assert_eq!(kept(1), [KillBroker, PauseConsumers]);
         assert_eq!(kept(2), [KillConsumer, PauseConsumers]);
         assert_eq!(kept(3), [KillProducer, PauseConsumers]);
+    }
+}
+
+#[cfg(test)]
+mod barrier_tests {
+    use super::*;
+
+    #[test]
+    fn a_shard_waits_at_the_barrier_until_every_shard_is_ready() {
+        let dir = tempfile::tempdir().unwrap();
+        let shard = |index| ShardRun {
+            shard: Shard { index, of: 2 },
+            run_id: 9,
+            scenario_sha256: String::new(),
+            barrier: Some(dir.path().to_owned()),
+        };
+        let first = shard(1);
+        std::thread::scope(|s| {
+            let waiting = s.spawn(|| first.barrier("v", &|| false).unwrap());
+            std::thread::sleep(Duration::from_millis(200));
+            assert!(!waiting.is_finished(), "shard 1 went on alone");
+            assert!(shard(2).barrier("v", &|| false).unwrap());
+            assert!(waiting.join().unwrap());
+        });
+        // Interrupted while waiting: false, not an error.
+        assert!(!shard(1).barrier("other", &|| true).unwrap());
     }
 }

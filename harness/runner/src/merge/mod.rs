@@ -175,23 +175,8 @@ fn variant(
     v.cost = None; // per host; see each shard's results.json
     v.rebalance = None;
     v.workers = per_shard.iter().flat_map(|s| s.workers.clone()).collect();
-    let starts: Vec<Option<u64>> = partials
-        .iter()
-        .map(|p| p.dir.variant(&v.name).read_start_ns())
-        .collect();
     let start = union::join(partials, &v.name, out)?;
-    v.faults = Vec::new();
-    for (s, shard_start) in per_shard.iter().zip(&starts) {
-        let shift = match (start, shard_start) {
-            (Some(m), Some(t)) => (*t as f64 - m as f64) / 1e9,
-            _ => 0.0,
-        };
-        v.faults.extend(s.faults.iter().cloned().map(|mut f| {
-            f.t += shift;
-            f
-        }));
-    }
-    v.faults.sort_by(|a, b| a.t.total_cmp(&b.t));
+    v.faults = faults(partials, per_shard, &v.name, start);
     let worst = |st: VariantStatus| per_shard.iter().find(|s| s.status == st);
     if let Some(s) = worst(VariantStatus::Failed).or(worst(VariantStatus::Interrupted)) {
         v.status = s.status;
@@ -227,17 +212,7 @@ fn variant(
         v.contract_kept = Some(kept.is_ok());
         v.contract_note = kept.err();
     }
-    let interrupted = per_shard
-        .iter()
-        .any(|s| s.ended_by == Some(EndedBy::Interrupted));
-    v.ended_by = Some(match (interrupted, c.lost) {
-        (true, _) => EndedBy::Interrupted,
-        (false, 0) => EndedBy::Drained,
-        _ => (per_shard.iter())
-            .filter_map(|s| s.ended_by)
-            .find(|e| *e != EndedBy::Drained && *e != EndedBy::DrainTimeout)
-            .unwrap_or(EndedBy::DrainTimeout),
-    });
+    v.ended_by = Some(ended_by(per_shard, c.lost));
     if v.status == VariantStatus::Ok {
         v.reason = (c.lost > 0).then(|| {
             format!(
@@ -249,4 +224,43 @@ fn variant(
     }
     v.report = Some(report);
     Ok(v)
+}
+
+/// Every shard's faults, their times moved from the shard's start to the merged start.
+fn faults(
+    partials: &[Partial],
+    per_shard: &[&VariantResult],
+    variant: &str,
+    start: Option<u64>,
+) -> Vec<mq_results::FaultEvent> {
+    let mut all = Vec::new();
+    for (p, s) in partials.iter().zip(per_shard) {
+        let shift = match (start, p.dir.variant(variant).read_start_ns()) {
+            (Some(m), Some(t)) => (t as f64 - m as f64) / 1e9,
+            _ => 0.0,
+        };
+        all.extend(s.faults.iter().cloned().map(|mut f| {
+            f.t += shift;
+            f
+        }));
+    }
+    all.sort_by(|a, b| a.t.total_cmp(&b.t));
+    all
+}
+
+/// How the merged variant ended: interrupted if a shard was; drained when nothing acked was
+/// lost (a shard alone cannot tell, so each ends by its drain timeout); else the first
+/// shard's other ending, or the drain timeout.
+fn ended_by(per_shard: &[&VariantResult], lost: u64) -> EndedBy {
+    let interrupted = per_shard
+        .iter()
+        .any(|s| s.ended_by == Some(EndedBy::Interrupted));
+    match (interrupted, lost) {
+        (true, _) => EndedBy::Interrupted,
+        (false, 0) => EndedBy::Drained,
+        _ => (per_shard.iter())
+            .filter_map(|s| s.ended_by)
+            .find(|e| *e != EndedBy::Drained && *e != EndedBy::DrainTimeout)
+            .unwrap_or(EndedBy::DrainTimeout),
+    }
 }
