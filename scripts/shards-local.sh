@@ -9,6 +9,7 @@
 # usage: scripts/shards-local.sh
 # env:   BENCH (target/release/bench, else target/debug/bench)   SHARDS (3)
 #        MESSAGES (600000)  PRODUCERS (3)  CONSUMERS (3)  PARTITIONS (3)  SIZE (100)  RATE (0)
+#        HISTORY (intervals | full)
 #        PORT (21001: the log servers use PORT and PORT+1)   KAFKA_PORT (22092; +1 controller)
 #        KAFKA (auto | 0)   OUT (reports/shards-local-<time>)
 # Everything it makes (namespaces mqb-shard-<pid>-<i>, veth links, servers, Kafka's data) is
@@ -23,7 +24,7 @@ fi
 BENCH=$(realpath "$BENCH")
 SHARDS=${SHARDS:-3} MESSAGES=${MESSAGES:-600000} PRODUCERS=${PRODUCERS:-3}
 CONSUMERS=${CONSUMERS:-3} PARTITIONS=${PARTITIONS:-3} SIZE=${SIZE:-100} RATE=${RATE:-0}
-PORT=${PORT:-21001} KAFKA_PORT=${KAFKA_PORT:-22092} KAFKA=${KAFKA:-auto}
+HISTORY=${HISTORY:-intervals} PORT=${PORT:-21001} KAFKA_PORT=${KAFKA_PORT:-22092} KAFKA=${KAFKA:-auto}
 OUT=$(realpath -m "${OUT:-reports/shards-local-$(date -u +%Y%m%dT%H%M%SZ)}")
 [[ $SHARDS =~ ^[0-9]+$ ]] && ((SHARDS >= 1 && SHARDS <= 50)) || { echo "SHARDS: 1 to 50" >&2; exit 2; }
 mkdir -p "$OUT"
@@ -70,6 +71,7 @@ producers = $PRODUCERS
 consumers = $CONSUMERS
 partitions = $PARTITIONS
 rate = $RATE
+history = "$HISTORY"
 drain_timeout = "3s"
 
 [[variants]]

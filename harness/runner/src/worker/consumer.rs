@@ -255,7 +255,10 @@ pub(super) fn run_consumer(
 ) -> anyhow::Result<()> {
     let w = &spec.ctx.plan.workload;
     let warmup_ns = w.warmup.0.as_nanos() as u64;
-    let latency = LatencyLog::create(&spec.history, END_TO_END, warmup_ns, None)
+    // Without a warm-up nothing is left out, so the start need not be known: a shard's consumer
+    // takes other shards' messages before its own start is written.
+    let from_ns = (warmup_ns == 0).then_some(0);
+    let latency = LatencyLog::create(&spec.history, END_TO_END, warmup_ns, from_ns)
         .with_context(|| format!("creating the latency log beside {}", spec.history.display()))?;
     let same_shard = match std::env::var(SHARD_ENV) {
         Ok(text) => {
@@ -263,7 +266,7 @@ pub(super) fn run_consumer(
             let beside = spec
                 .history
                 .with_extension(SAME_SHARD_LOG.replace(".hlog", ".hist"));
-            let log = LatencyLog::create(&beside, END_TO_END_SAME_SHARD, warmup_ns, None)
+            let log = LatencyLog::create(&beside, END_TO_END_SAME_SHARD, warmup_ns, from_ns)
                 .with_context(|| {
                     format!(
                         "creating the same-shard latency log beside {}",
