@@ -71,3 +71,77 @@ pub fn notes(r: &RunResults) -> Vec<Text> {
     }
     notes
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tables::tests::{run, variant};
+    use mq_results::shards::{Merged, MergedClock, MergedShard, SameShard};
+
+    fn merged(bound: Option<i64>, reliable: bool) -> Merged {
+        let e2e = mq_checker::Percentiles {
+            count: 10,
+            p50_us: 120.0,
+            p99_us: 980.0,
+            p999_us: 1500.0,
+            ..Default::default()
+        };
+        Merged {
+            shards: 2,
+            partials: (1..=2)
+                .map(|i| MergedShard {
+                    shard: i,
+                    host: format!("host-{i}"),
+                    dir: format!("part-{i}"),
+                    started_at: String::new(),
+                })
+                .collect(),
+            clock: MergedClock {
+                offset_bound_us: bound,
+                limit_us: 1000,
+                end_to_end_reliable: reliable,
+                note: "Hosts host-1, host-2.".into(),
+            },
+            same_shard: vec![SameShard {
+                variant: "log".into(),
+                shard: 2,
+                end_to_end: e2e,
+                end_to_end_hdr: String::new(),
+            }],
+        }
+    }
+
+    #[test]
+    fn a_bound_past_the_limit_flags_cross_host_latency_and_shows_each_shard_s_own() {
+        let mut r = run(vec![variant("log", 0, 0)]);
+        assert!(table(&r).is_none() && notes(&r).is_empty());
+        r.merged = Some(merged(Some(5000), false));
+        let note = notes(&r)[0].to_plain();
+        assert!(
+            note.contains("clock offset bound 5000 µs (limit 1000 µs)"),
+            "{note}"
+        );
+        assert!(note.contains("UNRELIABLE"), "{note}");
+        let t = table(&r).unwrap();
+        assert_eq!(t.column("host"), ["host-2"]);
+        assert_eq!(
+            t.column("same-shard e2e p50 / p99 / p99.9 (µs)"),
+            ["120 / 980 / 1500"]
+        );
+        r.merged = Some(merged(None, false));
+        assert!(notes(&r)[0]
+            .to_plain()
+            .contains("unknown (a shard's clock was not synchronised)"));
+        r.merged = Some(merged(Some(0), true));
+        assert!(notes(&r)[0].to_plain().contains("is within it"));
+    }
+
+    #[test]
+    fn a_shard_s_own_summary_says_its_counts_are_its_part() {
+        let mut r = run(vec![variant("log", 0, 0)]);
+        r.shard = Some(mq_core::shard::Shard { index: 2, of: 3 });
+        assert!(notes(&r)[0]
+            .to_plain()
+            .contains("Shard 2/3 of a sharded run"));
+    }
+}
