@@ -17,7 +17,7 @@ pub struct RunArgs {
     pub(crate) scenario: PathBuf,
     /// Write the run into this folder instead of reports/<time>-<scenario>/.
     #[arg(long)]
-    out: Option<PathBuf>,
+    pub(crate) out: Option<PathBuf>,
     /// Run only this variant (repeatable).
     #[arg(long, value_name = "VARIANT")]
     pub(crate) only: Vec<String>,
@@ -26,7 +26,7 @@ pub struct RunArgs {
     quiet: bool,
     /// Folder for run folders.
     #[arg(long, default_value = "reports")]
-    reports: PathBuf,
+    pub(crate) reports: PathBuf,
     /// Run the scenario N times into DIR/rep-1 … rep-N (for `bench compare`'s noise test).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) repeat: u32,
@@ -63,6 +63,18 @@ pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    // Before the Ctrl-C handler's thread: a shard sets the workers' environment.
+    let shard = match crate::shard_cmd::shard_run(&args, &scenario) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {}: {e}", args.scenario.display());
+            return ExitCode::from(2);
+        }
+    };
+    let out = match &shard {
+        Some(s) => Some(crate::shard_cmd::out_dir(&args, &scenario, s)),
+        None => args.out.clone(),
+    };
     if let Err(e) = room_for_histories(&scenario, &args) {
         eprintln!("error: {}: {e}", args.scenario.display());
         return ExitCode::from(2);
@@ -73,26 +85,6 @@ pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
             eprintln!("error: installing the Ctrl-C handler: {e}");
             return ExitCode::FAILURE;
         }
-    };
-    let shard = match crate::shard_cmd::shard_run(&args, &scenario) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {}: {e}", args.scenario.display());
-            return ExitCode::from(2);
-        }
-    };
-    let out = match &shard {
-        Some(s) => Some(args.out.clone().unwrap_or_else(|| {
-            let name = format!(
-                "{}-{}-shard-{}-of-{}",
-                scenario.name,
-                s.tag(),
-                s.shard.index,
-                s.shard.of
-            );
-            args.reports.join(name)
-        })),
-        None => args.out,
     };
     let opts = RunOptions {
         reports_dir: args.reports,

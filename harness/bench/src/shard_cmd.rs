@@ -63,3 +63,17 @@ pub fn shard_run(args: &RunArgs, scenario: &Scenario) -> Result<Option<ShardRun>
         barrier: args.barrier.clone(),
     }))
 }
+
+/// A shard's partial run folder: `--out`, or `<reports>/<scenario>-run-<id>-shard-I-of-N`.
+pub fn out_dir(args: &RunArgs, scenario: &Scenario, s: &ShardRun) -> std::path::PathBuf {
+    args.out.clone().unwrap_or_else(|| {
+        let name = format!(
+            "{}-{}-shard-{}-of-{}",
+            scenario.name,
+            s.tag(),
+            s.shard.index,
+            s.shard.of
+        );
+        args.reports.join(name)
+    })
+}
