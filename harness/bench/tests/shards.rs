@@ -374,3 +374,114 @@ fn bad_shard_arguments_exit_2_naming_what_is_valid_and_create_nothing() {
         .contains("options.mode: --shard needs an external broker"));
     assert!(!out.exists(), "nothing is created on bad input");
 }
+
+/// A single Kafka broker this test started (scripts/brokers/kafka.sh), wiped on drop.
+struct Kafka {
+    dir: PathBuf,
+}
+const KAFKA_PORT: &str = "22094"; // and its controller 22095
+
+impl Kafka {
+    fn script() -> Command {
+        let mut c = Command::new("bash");
+        c.arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../scripts/brokers/kafka.sh"
+        ));
+        c
+    }
+    fn start(dir: PathBuf) -> Kafka {
+        let k = Kafka { dir };
+        let o = Kafka::script()
+            .args(["start", "--port", KAFKA_PORT, "--dir"])
+            .arg(&k.dir)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "kafka start: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        k
+    }
+}
+impl Drop for Kafka {
+    fn drop(&mut self) {
+        let _ = Kafka::script()
+            .args(["wipe", "--port", KAFKA_PORT, "--dir"])
+            .arg(&self.dir)
+            .output();
+    }
+}
+
+#[test]
+fn three_kafka_shards_merge_to_the_unsharded_counts() {
+    if !common::kafka_installed() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let _kafka = Kafka::start(t.join("kafka"));
+    let text = format!(
+        r#"
+name = "kafka-shards"
+[workload]
+messages = 20000
+producers = 3
+consumers = 3
+partitions = 3
+drain_timeout = "4s"
+
+[[variants]]
+name = "kafka"
+backend = "kafka"
+producer_ack = "all"
+consumer_ack = "after-process"
+options = {{ mode = "external", bootstrap = "127.0.0.1:{KAFKA_PORT}", keep = true }}
+"#
+    );
+    let s = write(t, "k.toml", &text);
+    let unsharded = t.join("unsharded");
+    let o = common::run_quiet(&s, &unsharded);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // On loopback: the broker listens on 127.0.0.1 only.
+    let parts: Vec<PathBuf> = (1..=3).map(|i| t.join(format!("part-{i}"))).collect();
+    let mut children: Vec<Child> = (1..=3)
+        .map(|i| {
+            common::bench()
+                .args([
+                    "run",
+                    s.to_str().unwrap(),
+                    "--shard",
+                    &format!("{i}/3"),
+                    "--run-id",
+                    "78",
+                ])
+                .args(["--barrier", t.join("barrier").to_str().unwrap()])
+                .args(["--out", parts[i - 1].to_str().unwrap(), "--quiet"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (i, c) in children.iter_mut().enumerate() {
+        let (status, err) = common::finish(c, 120);
+        assert!(status.success(), "shard {}: {err}", i + 1);
+    }
+    let merged = t.join("merged");
+    let mut args = vec!["merge".to_owned()];
+    args.extend(parts.iter().map(|p| p.display().to_string()));
+    args.extend(["--out".into(), merged.display().to_string()]);
+    let o = common::bench().args(&args).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (mc, uc) = (
+        counts(&results(&merged), 0),
+        counts(&results(&unsharded), 0),
+    );
+    eprintln!("kafka merged {mc}\nkafka unsharded {uc}");
+    for field in ["sent", "acked", "delivered", "lost", "unexpected"] {
+        assert_eq!(u(&mc, field), u(&uc, field), "{field}");
+    }
+    assert_eq!(u(&mc, "delivered"), 20000);
+}
