@@ -32,6 +32,18 @@ if [[ ${MQ_BENCH_SKIP_CHROMIUM:-0} != 1 ]]; then
   export MQ_BENCH_REQUIRE_CHROMIUM=1
 fi
 
+if [[ ${MQ_BENCH_SKIP_K8S_VALIDATE:-0} != 1 ]]; then
+  # harness/bench/tests/k8s.rs validates `bench k8s` manifests offline with kubernetes-validate
+  # (PyPI), which ships the Kubernetes API schemas (kubeconform would fetch them at run time).
+  step "kubernetes-validate: install (idempotent)"
+  if ! command -v kubernetes-validate >/dev/null 2>&1; then
+    timeout 300 python3 -m pip install --quiet --disable-pip-version-check 'kubernetes-validate==1.37.0' >&2
+  fi
+  kubernetes-validate --version >&2
+  # Installed: the manifest test fails instead of skipping.
+  export MQ_BENCH_REQUIRE_K8S_VALIDATE=1
+fi
+
 step "cargo test --workspace"
 cargo test --workspace --locked
 

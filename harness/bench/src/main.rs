@@ -6,9 +6,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use mq_core::scenario::{self, ScenarioError};
 
+mod k8s_cmd;
+mod merge_cmd;
 mod report_cmd;
 mod review_cmd;
 mod run_cmd;
+mod shard_cmd;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -20,6 +23,9 @@ Examples:
   bench report reports/20261125T063509Z-quickstart   rebuild charts, report.html, summary.md
   bench compare base/ new/ --fail-on-loss        exit 1 when NEW regressed (CI)
   bench review RUN1/ RUN2/ --requirements req.toml   each variant against the requirements
+  bench run s.toml --shard 2/3 --run-id 7 --out part-2   one shard of a run (external broker)
+  bench merge part-1 part-2 part-3 --out merged       join the shards into one run folder
+  bench k8s s.toml --shards 8 --image REG/mq-bench:1  Kubernetes manifests for 8 shards + merge
 
 Exit status: 0 done, 1 a variant failed, 2 bad input (nothing was created), 130 interrupted.";
 
@@ -38,6 +44,12 @@ enum Command {
     /// Run a scenario: every variant in turn, then write results.json and the report
     /// (summary.md, report.html, charts/).
     Run(run_cmd::RunArgs),
+    /// Join the partial run folders of a sharded run (`bench run --shard I/N`) into one run
+    /// folder: every shard present once, histories checked as one, histograms added.
+    Merge(merge_cmd::MergeArgs),
+    /// Write Kubernetes manifests that run a scenario as N shards (an Indexed Job) on a shared
+    /// ReadWriteMany volume and merge them (a second Job).
+    K8s(k8s_cmd::K8sArgs),
     /// Rebuild charts/, report.html and summary.md of a run folder from its results.json.
     Report {
         /// The run folder (or a folder of rep-N/ repetitions).
@@ -101,6 +113,8 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Merge(args) => merge_cmd::merge(&args),
+        Command::K8s(args) => k8s_cmd::k8s(&args, &registry),
         Command::Report { run_dir } => report_cmd::report(&run_dir),
         Command::Compare(args) => report_cmd::compare(&args),
         Command::Review(args) => review_cmd::review(&args),

@@ -14,22 +14,34 @@ use mq_runner::RunOptions;
 #[derive(clap::Args)]
 pub struct RunArgs {
     /// The scenario file (TOML).
-    scenario: PathBuf,
+    pub(crate) scenario: PathBuf,
     /// Write the run into this folder instead of reports/<time>-<scenario>/.
     #[arg(long)]
-    out: Option<PathBuf>,
+    pub(crate) out: Option<PathBuf>,
     /// Run only this variant (repeatable).
     #[arg(long, value_name = "VARIANT")]
-    only: Vec<String>,
+    pub(crate) only: Vec<String>,
     /// No progress bar: plain log lines every few seconds.
     #[arg(short, long)]
     quiet: bool,
     /// Folder for run folders.
     #[arg(long, default_value = "reports")]
-    reports: PathBuf,
+    pub(crate) reports: PathBuf,
     /// Run the scenario N times into DIR/rep-1 … rep-N (for `bench compare`'s noise test).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
-    repeat: u32,
+    pub(crate) repeat: u32,
+    /// Run shard I of N: only producers p and consumers c with p mod N = I-1 (c likewise),
+    /// against an external broker, into a partial run folder for `bench merge`.
+    #[arg(long, value_name = "I/N")]
+    pub(crate) shard: Option<String>,
+    /// The run id every shard shares (with --shard). Without it, derived from the scenario's
+    /// hash and $MQ_BENCH_RUN_NAME (e.g. a Kubernetes Job's name).
+    #[arg(long, value_name = "ID", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) run_id: Option<u32>,
+    /// A folder every shard sees (a shared volume): each variant starts only once every
+    /// shard's workers are ready (with --shard).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) barrier: Option<PathBuf>,
 }
 
 /// `bench run`: exit 2 on bad input (nothing created), else as [`run_exit_code`].
@@ -51,6 +63,18 @@ pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    // Before the Ctrl-C handler's thread: a shard sets the workers' environment.
+    let shard = match crate::shard_cmd::shard_run(&args, &scenario) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {}: {e}", args.scenario.display());
+            return ExitCode::from(2);
+        }
+    };
+    let out = match &shard {
+        Some(s) => Some(crate::shard_cmd::out_dir(&args, &scenario, s)),
+        None => args.out.clone(),
+    };
     if let Err(e) = room_for_histories(&scenario, &args) {
         eprintln!("error: {}: {e}", args.scenario.display());
         return ExitCode::from(2);
@@ -64,10 +88,11 @@ pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
     };
     let opts = RunOptions {
         reports_dir: args.reports,
-        out: args.out,
+        out,
         only: args.only,
         quiet: args.quiet,
         worker_exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("bench")),
+        shard,
     };
     match args.repeat {
         1 => run_once(&scenario, registry, &opts, &interrupt),

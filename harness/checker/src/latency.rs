@@ -11,6 +11,14 @@ use hdrhistogram::Histogram;
 use crate::input::CheckError;
 use crate::report::{Latency, Percentiles};
 
+/// The sum of every interval of one latency log (a missing log is empty), e.g. a shard's
+/// same-shard end-to-end log.
+pub fn read_log(path: &Path) -> Result<Histogram<u64>, CheckError> {
+    let mut l = Latencies::new(0);
+    l.add_log(path, false)?;
+    Ok(l.end_to_end)
+}
+
 /// Both histograms while the histories are read; messages scheduled before `from_ns` (the
 /// warm-up) are left out.
 pub(crate) struct Latencies {

@@ -36,7 +36,7 @@ use mq_core::history::{Record, Role};
 use mq_core::ids::{ProducerId, Seq};
 
 pub use input::{CheckError, Input};
-pub use latency::{decode_histogram, encode_histogram, new_histogram, percentiles};
+pub use latency::{decode_histogram, encode_histogram, new_histogram, percentiles, read_log};
 pub use report::{
     Counts, Dedup, DepthSample, Latency, Percentiles, Report, Sample, Samples, Series, Throughput,
     SAMPLE_SIZE,

@@ -23,6 +23,7 @@ pub mod requirements;
 pub mod scenario;
 pub mod script;
 pub mod search;
+pub mod shard;
 pub mod spec;
 pub mod stop;
 mod validate;

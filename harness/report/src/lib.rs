@@ -18,6 +18,7 @@ pub mod repeat;
 pub mod review;
 pub mod review_page;
 pub mod scenario_diff;
+pub mod shards;
 pub mod stats;
 pub mod summary;
 pub mod sweep;

@@ -69,6 +69,7 @@ pub fn summary(r: &RunResults) -> Summary {
     tables.extend(crate::sweep::search_table(r));
     tables.extend(crate::sweep::table(r));
     tables.extend(crate::offenders::table(r));
+    tables.extend(crate::shards::table(r));
     let partial = if r.partial {
         " (PARTIAL: run interrupted)"
     } else {
@@ -79,7 +80,7 @@ pub fn summary(r: &RunResults) -> Summary {
         description: r.scenario.description.trim().to_owned(),
         workload: workload(r),
         tables,
-        notes: notes(r),
+        notes: notes(r).into_iter().chain(crate::shards::notes(r)).collect(),
         footer: Text(vec![
             Span::Plain("Latencies are measured from each message's intended send time (no coordinated omission). ".into()),
             Span::Code("lost".into()),
@@ -298,6 +299,8 @@ pub(crate) mod tests {
             machine: Machine::default(),
             variants,
             searches: Vec::new(),
+            shard: None,
+            merged: None,
         }
     }
 

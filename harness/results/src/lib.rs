@@ -5,6 +5,7 @@
 pub mod cost;
 pub mod machine;
 pub mod rundir;
+pub mod shards;
 
 use std::path::{Path, PathBuf};
 
@@ -42,6 +43,12 @@ pub struct RunResults {
     /// named `NAME.probe-i`) and the rate each found.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub searches: Vec<SearchResult>,
+    /// A shard's partial run (`bench run --shard`): its counts are of its own histories only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<mq_core::shard::Shard>,
+    /// A run joined from shards by `bench merge`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<shards::Merged>,
 }
 
 /// What `rate = "max"` found for one variant.
@@ -323,6 +330,8 @@ mod tests {
             machine: Machine::default(),
             variants: Vec::new(),
             searches: Vec::new(),
+            shard: None,
+            merged: None,
         }
     }
 

@@ -27,6 +27,8 @@ pub struct RunOptions {
     pub quiet: bool,
     /// The executable to start workers with (`bench`).
     pub worker_exe: PathBuf,
+    /// `--shard I/N`: run only this shard's workers, into a partial run folder (shard.rs).
+    pub shard: Option<crate::shard::ShardRun>,
 }
 
 impl RunOptions {
@@ -63,6 +65,11 @@ pub fn run(
     std::fs::write(dir.scenario(), &scenario.text)
         .with_context(|| format!("writing {}", dir.scenario().display()))?;
     let mut results = started(scenario, timestamp(now));
+    if let Some(shard) = &opts.shard {
+        results.run_id = shard.run_id;
+        results.shard = Some(shard.shard);
+        shard.write_info(&dir)?;
+    }
     let write = |results: &RunResults| {
         let began = std::time::Instant::now();
         let written = results
@@ -81,6 +88,14 @@ pub fn run(
         ];
         opts.only.is_empty() || written.into_iter().flatten().any(|n| opts.only.contains(n))
     });
+    let sharded: Vec<VariantPlan>;
+    let selected: Vec<&VariantPlan> = match &opts.shard {
+        Some(shard) => {
+            sharded = selected.map(|p| shard.plan(p)).collect();
+            sharded.iter().collect()
+        }
+        None => selected.collect(),
+    };
     for plan in selected {
         let backend = registry
             .iter()
@@ -132,6 +147,8 @@ fn started(scenario: &Scenario, started_at: String) -> RunResults {
         machine: Machine::this(),
         variants: Vec::new(),
         searches: Vec::new(),
+        shard: None,
+        merged: None,
     }
 }
 

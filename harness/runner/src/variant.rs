@@ -139,7 +139,10 @@ impl VariantRun<'_> {
         previous: Option<BrokerGuard>,
         vdir: &VariantDir,
     ) -> Result<BrokerGuard, mq_core::BackendError> {
-        let tag = run_tag(self.dir.path());
+        let tag = match &self.opts.shard {
+            Some(shard) => shard.tag(),
+            None => run_tag(self.dir.path()),
+        };
         if let Some(mut b) = previous {
             if b.0.next_round(self.plan, &tag)? {
                 return Ok(b);
@@ -296,14 +299,22 @@ impl VariantRun<'_> {
             (Role::Consumer, w.consumers),
             (Role::Producer, w.producers),
         ];
+        let here = |i: u16| self.opts.shard.as_ref().is_none_or(|s| s.runs(i));
         for (role, n) in roles {
-            for i in 0..n as u16 {
+            for i in (0..n as u16).filter(|&i| here(i)) {
                 pool.spawn(role, i, 0, &self.launch(role, i, endpoint, vdir))?;
             }
         }
         let range = first..pool.workers.len();
         if !pool.await_ready(range, READY_TIMEOUT, &interrupted, &mut on_exit)? {
             return Ok(None);
+        }
+        if let Some(shard) = &self.opts.shard {
+            // Every shard's workers ready before any sends: a late shard's messages would find
+            // the others' consumers gone.
+            if !shard.barrier(&self.plan.name, &interrupted)? {
+                return Ok(None);
+            }
         }
         let start_ns = now_ns() + 10_000_000;
         std::fs::write(vdir.start_ns(), start_ns.to_string())?;

@@ -171,11 +171,16 @@ impl KafkaBroker {
                 BackendError::other(NAME, format!("creating topic {topic} on {bootstrap}: {e}"))
             })?;
         for r in results {
-            if let Err((t, code)) = r {
-                return Err(BackendError::other(
-                    NAME,
-                    format!("creating topic {t} on {bootstrap}: {code}"),
-                ));
+            match r {
+                // The shards of a sharded run (`bench run --shard`) share one topic: the first
+                // creates it; the wait below checks its partitions.
+                Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) | Ok(_) => {}
+                Err((t, code)) => {
+                    return Err(BackendError::other(
+                        NAME,
+                        format!("creating topic {t} on {bootstrap}: {code}"),
+                    ))
+                }
             }
         }
         // Creation returns before every partition has a leader: wait for them.

@@ -24,7 +24,9 @@ use mq_core::spec::WorkerSpec;
 use mq_core::{BackendError, DeliverySink, Partition, Processed, Token};
 
 use super::dedup::Dedup;
-use super::latency::{LatencyLog, END_TO_END};
+use mq_core::shard::{Shard, SAME_SHARD_LOG, SHARD_ENV};
+
+use super::latency::{LatencyLog, END_TO_END, END_TO_END_SAME_SHARD};
 use super::pool::{Done, Job, Pool, PoolError};
 use super::Counters;
 
@@ -32,6 +34,9 @@ use super::Counters;
 struct Recorder<'a> {
     history: History,
     latency: LatencyLog,
+    /// In a sharded run: end-to-end latency of messages whose producer ran in this shard,
+    /// the figure that needs no clock shared across hosts.
+    same_shard: Option<(LatencyLog, Shard)>,
     counters: &'a Counters,
     /// (producer, seq) seen by this consumer: `delivered` counts each once.
     seen: Vec<Bits>,
@@ -55,6 +60,13 @@ impl Recorder<'_> {
                     self.counters.delivered.fetch_add(1, Release);
                     if let Err(err) = self.latency.record(e.send_ns, at_ns) {
                         self.error.get_or_insert(err);
+                    }
+                    if let Some((log, shard)) = &mut self.same_shard {
+                        if shard.runs(u32::from(e.producer.0)) {
+                            if let Err(err) = log.record(e.send_ns, at_ns) {
+                                self.error.get_or_insert(err);
+                            }
+                        }
                     }
                 }
                 Record::Delivered {
@@ -243,8 +255,28 @@ pub(super) fn run_consumer(
 ) -> anyhow::Result<()> {
     let w = &spec.ctx.plan.workload;
     let warmup_ns = w.warmup.0.as_nanos() as u64;
-    let latency = LatencyLog::create(&spec.history, END_TO_END, warmup_ns, None)
+    // Without a warm-up nothing is left out, so the start need not be known: a shard's consumer
+    // takes other shards' messages before its own start is written.
+    let from_ns = (warmup_ns == 0).then_some(0);
+    let latency = LatencyLog::create(&spec.history, END_TO_END, warmup_ns, from_ns)
         .with_context(|| format!("creating the latency log beside {}", spec.history.display()))?;
+    let same_shard = match std::env::var(SHARD_ENV) {
+        Ok(text) => {
+            let shard: Shard = text.parse().map_err(anyhow::Error::msg)?;
+            let beside = spec
+                .history
+                .with_extension(SAME_SHARD_LOG.replace(".hlog", ".hist"));
+            let log = LatencyLog::create(&beside, END_TO_END_SAME_SHARD, warmup_ns, from_ns)
+                .with_context(|| {
+                    format!(
+                        "creating the same-shard latency log beside {}",
+                        spec.history.display()
+                    )
+                })?;
+            Some((log, shard))
+        }
+        Err(_) => None,
+    };
     let pool = match w.processing_threads {
         0 | 1 => None,
         n => Some(Pool::start(n as usize, w.dispatch).context("starting the processing threads")?),
@@ -257,6 +289,7 @@ pub(super) fn run_consumer(
         rec: Recorder {
             history,
             latency,
+            same_shard,
             counters,
             seen: Vec::new(),
             error: None,
@@ -295,6 +328,10 @@ pub(super) fn run_consumer(
         .latency
         .finish()
         .context("finishing the latency log")?;
+    if let Some((log, _)) = sink.rec.same_shard {
+        log.finish()
+            .context("finishing the same-shard latency log")?;
+    }
     result
 }
 

@@ -5,7 +5,8 @@
 //! before the variant's start + warm-up are left out, as the checker does.
 //!
 //! Each interval is one `write` of a whole line, so a killed worker loses at most the second
-//! in progress. Interval timestamps are `CLOCK_MONOTONIC` seconds, the histories' clock.
+//! in progress. Interval timestamps are seconds on the histories' clock (`CLOCK_MONOTONIC`, or
+//! `CLOCK_REALTIME` in a sharded run).
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -24,6 +25,9 @@ pub const INTERVAL_NS: u64 = 1_000_000_000;
 pub const PUBLISH: &str = "publish";
 /// The tag of a consumer's intervals.
 pub const END_TO_END: &str = "end-to-end";
+
+/// The tag of a sharded consumer's same-shard intervals.
+pub const END_TO_END_SAME_SHARD: &str = "end-to-end-same-shard";
 
 /// One worker's latency log.
 pub(super) struct LatencyLog {
@@ -58,7 +62,8 @@ impl LatencyLog {
         let mut serializer = V2DeflateSerializer::new();
         IntervalLogWriterBuilder::new()
             .add_comment(&format!(
-                "mq-bench {tag} latency (ns); interval timestamps are CLOCK_MONOTONIC seconds"
+                "mq-bench {tag} latency (ns); interval timestamps are CLOCK_{} seconds",
+                mq_core::clock::name().to_uppercase()
             ))
             .begin_log_with(&mut head, &mut serializer)?;
         head.extend_from_slice(b"\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n");

@@ -104,6 +104,8 @@ fn install_interrupt_handler() {
 
 /// Runs `bench worker`: reads the spec from stdin and plays the role until done or stopped.
 pub fn main(registry: &Registry) -> anyhow::Result<()> {
+    // A sharded run's workers stamp with the real-time clock (mq_core::clock).
+    mq_core::clock::init_from_env().map_err(anyhow::Error::msg)?;
     install_interrupt_handler();
     let mut line = String::new();
     std::io::stdin()
