@@ -1,0 +1,289 @@
+//! Worker side: one durable pull consumer per partition read (`p<partition>`, filtering
+//! `<stream>.<p>`), each consumed as a continuous pull stream of at most `batch` buffered
+//! messages. `after-process`: each message is acked (`+ACK`) once the sink has it; `auto`: the
+//! consumer's AckPolicy is None, so the server forgets a message as it sends it.
+//!
+//! A pull stream that ends or fails (its server restarted, a memory stream gone with it) is
+//! opened again, creating the stream and consumer if they are missing; messages delivered and
+//! not acked come again after `ack_wait` (the checker counts the duplicates).
+
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::consumer::{pull, PullConsumer};
+use async_nats::jetstream::{self, Context};
+use async_nats::Client;
+use futures_lite::future::poll_once;
+use futures_lite::Stream;
+use mq_core::{BackendError, Consumer, DeliverySink, Partition, WorkerCtx};
+use tokio::runtime::Runtime;
+
+use crate::conn::{self, unless_stopped, Endpoint};
+use crate::options::Options;
+use crate::NAME;
+
+/// Pause after a failed attempt to open a pull stream.
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
+
+struct Part {
+    partition: Partition,
+    /// None until opened, and again after it failed.
+    messages: Option<pull::Stream>,
+}
+
+pub struct NatsConsumer {
+    rt: Runtime,
+    client: Client,
+    js: Context,
+    ep: Endpoint,
+    parts: Vec<Part>,
+    batch: usize,
+    index: u16,
+    /// Where the next round-robin scan starts.
+    next: usize,
+    /// Since when some pull stream could not be opened.
+    failing_since: Option<Instant>,
+    reconnect_timeout: Duration,
+}
+
+impl NatsConsumer {
+    pub fn open(ctx: &WorkerCtx, options: &Options) -> Result<NatsConsumer, BackendError> {
+        let ep = Endpoint::from_value(&ctx.endpoint)?;
+        if ctx.partitions.is_empty() {
+            return Err(BackendError::other(
+                NAME,
+                "consumer has no partitions to read",
+            ));
+        }
+        let mut parts = Vec::new();
+        for &p in &ctx.partitions {
+            if p.0 >= ep.partitions {
+                return Err(BackendError::other(
+                    NAME,
+                    format!(
+                        "partition {} does not exist (the run has {})",
+                        p.0, ep.partitions
+                    ),
+                ));
+            }
+            parts.push(Part {
+                partition: p,
+                messages: None,
+            });
+        }
+        let (url, shown) = options
+            .connect_url()
+            .map_err(|m| BackendError::other(NAME, m))?;
+        let rt = conn::runtime()?;
+        let name = format!("mq-bench {} consumer {}", ctx.plan.name, ctx.index);
+        let client = rt.block_on(conn::connect(&url, &shown, &name))?;
+        let js = conn::jetstream(&rt, client.clone(), conn::OP_TIMEOUT, 64);
+        let mut c = NatsConsumer {
+            rt,
+            client,
+            js,
+            ep,
+            parts,
+            batch: options.batch as usize,
+            index: ctx.index,
+            next: 0,
+            failing_since: None,
+            reconnect_timeout: Duration::from_millis(u64::from(options.reconnect_timeout_ms)),
+        };
+        // The first attempt is not retried: a server without the stream is a setup error.
+        c.attach()?;
+        Ok(c)
+    }
+
+    /// Opens the pull streams that are not open, creating stream and consumers if missing.
+    fn attach(&mut self) -> Result<(), BackendError> {
+        let NatsConsumer {
+            rt,
+            js,
+            ep,
+            parts,
+            batch,
+            ..
+        } = self;
+        let closed: Vec<u32> = (parts.iter())
+            .filter(|p| p.messages.is_none())
+            .map(|p| p.partition.0)
+            .collect();
+        if closed.is_empty() {
+            return Ok(());
+        }
+        let opened = rt.block_on(unless_stopped(async {
+            let stream = ep.ensure(js, closed.iter().copied()).await?;
+            let mut opened = Vec::new();
+            for &p in &closed {
+                let consumer: PullConsumer = conn::bounded(
+                    || format!("binding consumer {} of {}", ep.consumer(p), ep.stream),
+                    stream.get_consumer(&ep.consumer(p)),
+                )
+                .await?;
+                let messages = conn::bounded(
+                    || format!("pulling from consumer {} of {}", ep.consumer(p), ep.stream),
+                    consumer
+                        .stream()
+                        .max_messages_per_batch(*batch)
+                        .heartbeat(Duration::from_secs(1))
+                        .expires(Duration::from_secs(5))
+                        .messages(),
+                )
+                .await?;
+                opened.push((p, messages));
+            }
+            Ok(opened)
+        }))?;
+        for (p, messages) in opened {
+            if let Some(part) = parts.iter_mut().find(|x| x.partition.0 == p) {
+                part.messages = Some(messages);
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens what is closed; an error only once that has failed for `reconnect_timeout_ms`.
+    fn reattach(&mut self, max_wait: Duration) -> Result<(), BackendError> {
+        match self.attach() {
+            Ok(()) => {
+                if let Some(t) = self.failing_since.take() {
+                    tracing::warn!(
+                        "nats: consumer {} pulling again {:.1}s after the loss",
+                        self.index,
+                        t.elapsed().as_secs_f64()
+                    );
+                }
+                Ok(())
+            }
+            Err(e @ BackendError::Interrupted { .. }) => Err(e),
+            Err(e) => {
+                let since = *self.failing_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= self.reconnect_timeout {
+                    return Err(BackendError::other(
+                        NAME,
+                        format!(
+                            "consumer {} gave up after {:.0}s without its pull subscription: {e}",
+                            self.index,
+                            since.elapsed().as_secs_f64()
+                        ),
+                    ));
+                }
+                tracing::debug!("nats: consumer {}: {e}", self.index);
+                std::thread::sleep(max_wait.min(RETRY_PAUSE));
+                Ok(())
+            }
+        }
+    }
+
+    /// Hands over what has arrived (waiting up to `max_wait` for the first), acking each
+    /// message after the sink has it when acks are explicit.
+    fn receive(&mut self, max_wait: Duration, sink: &mut dyn DeliverySink) -> usize {
+        let NatsConsumer {
+            rt,
+            parts,
+            next,
+            batch,
+            ep,
+            index,
+            ..
+        } = self;
+        let (explicit, max_batch, index) = (ep.explicit, (*batch).max(64), *index);
+        rt.block_on(async {
+            let first = tokio::time::timeout(
+                max_wait,
+                std::future::poll_fn(|cx| poll_any(parts, next, cx)),
+            )
+            .await;
+            let Ok(mut item) = first else {
+                return 0;
+            };
+            let mut taken = 0;
+            loop {
+                if let Some((partition, m)) = item {
+                    sink.deliver(&m.payload, partition);
+                    taken += 1;
+                    if explicit {
+                        if let Err(e) = m.ack().await {
+                            // Not acked: it comes again after ack_wait.
+                            tracing::debug!("nats: consumer {index}: ack: {e}");
+                        }
+                    }
+                }
+                if taken >= max_batch {
+                    break;
+                }
+                item = match poll_once(std::future::poll_fn(|cx| poll_any(parts, next, cx))).await {
+                    None => break,
+                    Some(i) => i,
+                };
+            }
+            taken
+        })
+    }
+}
+
+/// The next message of any open pull stream, scanning from `next` so that none starves;
+/// `Ready(None)` when a stream failed or ended (it is closed, to be opened again).
+fn poll_any(
+    parts: &mut [Part],
+    next: &mut usize,
+    cx: &mut TaskContext<'_>,
+) -> Poll<Option<(Partition, jetstream::Message)>> {
+    let n = parts.len();
+    for k in 0..n {
+        let i = (*next + k) % n;
+        let Some(messages) = parts[i].messages.as_mut() else {
+            continue;
+        };
+        match Pin::new(messages).poll_next(cx) {
+            Poll::Ready(Some(Ok(m))) => {
+                *next = (i + 1) % n;
+                return Poll::Ready(Some((parts[i].partition, m)));
+            }
+            Poll::Ready(Some(Err(e))) => {
+                tracing::debug!(
+                    "nats: pull stream of partition {}: {e}",
+                    parts[i].partition.0
+                );
+                parts[i].messages = None;
+                return Poll::Ready(None);
+            }
+            Poll::Ready(None) => {
+                parts[i].messages = None;
+                return Poll::Ready(None);
+            }
+            Poll::Pending => {}
+        }
+    }
+    Poll::Pending
+}
+
+impl Consumer for NatsConsumer {
+    fn poll(
+        &mut self,
+        max_wait: Duration,
+        sink: &mut dyn DeliverySink,
+    ) -> Result<usize, BackendError> {
+        if self.parts.iter().any(|p| p.messages.is_none()) {
+            self.reattach(max_wait)?;
+            if self.parts.iter().all(|p| p.messages.is_none()) {
+                return Ok(0);
+            }
+        }
+        Ok(self.receive(max_wait, sink))
+    }
+
+    fn close(&mut self) -> Result<(), BackendError> {
+        for p in &mut self.parts {
+            p.messages = None;
+        }
+        // The acks are queued in the client: written before we leave.
+        let client = &self.client;
+        let _ = self
+            .rt
+            .block_on(async { tokio::time::timeout(conn::OP_TIMEOUT, client.flush()).await });
+        Ok(())
+    }
+}

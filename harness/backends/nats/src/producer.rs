@@ -1,0 +1,230 @@
+//! Worker side: publishes partition p's messages to subject `<stream>.<p>`.
+//!
+//! `producer_ack = none` is a core NATS publish: acked once handed to the client's connection
+//! (no reply from the server). Otherwise it is a JetStream publish: acked when the PubAck
+//! arrives, up to `max_in_flight` outstanding. Each PubAck is awaited by a task of its own on
+//! the runtime, which reports the outcome through a channel, so an outcome is timed when it
+//! arrives, not when the oldest publish is answered.
+//!
+//! The client reconnects by itself after losing the server; a publish left without a PubAck
+//! (timed out, or the connection dropped) stays unknown; "no responders" (nothing stored the
+//! message: its stream is gone, e.g. a memory stream after a restart) counts as failed, and
+//! the stream is created again so the next publishes land.
+
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::context::{PublishAckFuture, PublishErrorKind};
+use async_nats::jetstream::Context;
+use async_nats::Client;
+use bytes::Bytes;
+use mq_core::delivery::ProducerAck;
+use mq_core::{AckSink, BackendError, Outcome, Outgoing, Producer, Seq, WorkerCtx};
+use tokio::runtime::Runtime;
+use tokio::sync::mpsc;
+
+use crate::conn::{self, unless_stopped, Endpoint};
+use crate::options::Options;
+use crate::NAME;
+
+/// An outcome from a PubAck task: None when unknown (no answer).
+type Report = (Seq, Option<Outcome>);
+
+/// Least time between two attempts to create a stream that a publish found missing.
+const ENSURE_EVERY: Duration = Duration::from_secs(1);
+
+pub struct NatsProducer {
+    rt: Runtime,
+    client: Client,
+    js: Context,
+    ep: Endpoint,
+    /// Subject of partition p.
+    subjects: Vec<String>,
+    /// JetStream publish (PubAck) rather than core publish.
+    confirms: bool,
+    reports: mpsc::UnboundedReceiver<Report>,
+    report_to: mpsc::UnboundedSender<Report>,
+    in_flight: usize,
+    max_in_flight: usize,
+    ack_timeout: Duration,
+    /// When the stream was last found missing and created again.
+    ensured: Option<Instant>,
+}
+
+impl NatsProducer {
+    pub fn open(ctx: &WorkerCtx, options: &Options) -> Result<NatsProducer, BackendError> {
+        let ep = Endpoint::from_value(&ctx.endpoint)?;
+        let (url, shown) = options
+            .connect_url()
+            .map_err(|m| BackendError::other(NAME, m))?;
+        let rt = conn::runtime()?;
+        let name = format!("mq-bench {} producer {}", ctx.plan.name, ctx.index);
+        let client = rt.block_on(conn::connect(&url, &shown, &name))?;
+        let ack_timeout = ctx.plan.workload.ack_timeout.0;
+        let max_in_flight = options.max_in_flight as usize;
+        let js = conn::jetstream(&rt, client.clone(), ack_timeout, max_in_flight + 1);
+        let (report_to, reports) = mpsc::unbounded_channel();
+        Ok(NatsProducer {
+            rt,
+            client,
+            js,
+            subjects: (0..ep.partitions).map(|p| ep.subject(p)).collect(),
+            ep,
+            confirms: ctx.plan.delivery.producer_ack != ProducerAck::None,
+            reports,
+            report_to,
+            in_flight: 0,
+            max_in_flight,
+            ack_timeout,
+            ensured: None,
+        })
+    }
+
+    /// Reports the outcomes that have arrived; with `wait`, first waits up to it for one.
+    fn reap(&mut self, acks: &mut dyn AckSink, wait: Option<Duration>) -> Result<(), BackendError> {
+        let mut got = Vec::new();
+        if let Some(limit) = wait {
+            let reports = &mut self.reports;
+            let first = self.rt.block_on(unless_stopped(async {
+                Ok(tokio::time::timeout(limit, reports.recv())
+                    .await
+                    .ok()
+                    .flatten())
+            }))?;
+            got.extend(first);
+        }
+        while let Ok(r) = self.reports.try_recv() {
+            got.push(r);
+        }
+        self.in_flight -= got.len();
+        let mut missing_stream = false;
+        let outcomes: Vec<(Seq, Outcome)> = got
+            .into_iter()
+            .filter_map(|(seq, o)| {
+                missing_stream |= o == Some(Outcome::Failed);
+                Some((seq, o?))
+            })
+            .collect();
+        acks.ack_all(&outcomes);
+        if missing_stream {
+            self.recreate_stream();
+        }
+        Ok(())
+    }
+
+    /// Creates the stream again (at most once per [`ENSURE_EVERY`]) after a publish found no
+    /// stream to store it: a memory stream does not survive its server's restart.
+    fn recreate_stream(&mut self) {
+        if self.ensured.is_some_and(|t| t.elapsed() < ENSURE_EVERY) {
+            return;
+        }
+        self.ensured = Some(Instant::now());
+        let (ep, js) = (&self.ep, &self.js);
+        if let Err(e) = self.rt.block_on(ep.ensure(js, std::iter::empty())) {
+            tracing::debug!("nats: producer could not create stream {}: {e}", ep.stream);
+        }
+    }
+
+    /// A JetStream publish whose PubAck a task awaits.
+    fn publish_confirmed(&mut self, seq: Seq, subject: String, payload: Bytes) -> Outcome {
+        let js = &self.js;
+        let sent: Result<Result<PublishAckFuture, _>, _> = self.rt.block_on(async {
+            tokio::time::timeout(self.ack_timeout, js.publish(subject, payload)).await
+        });
+        match sent {
+            Ok(Ok(pending)) => {
+                let report_to = self.report_to.clone();
+                self.in_flight += 1;
+                self.rt.spawn(async move {
+                    let outcome = match pending.await {
+                        Ok(_) => Some(Outcome::Acked),
+                        Err(e) => match e.kind() {
+                            // "no responders": nothing stored it.
+                            PublishErrorKind::StreamNotFound => Some(Outcome::Failed),
+                            PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe => None,
+                            _ => Some(Outcome::Failed),
+                        },
+                    };
+                    let _ = report_to.send((seq, outcome));
+                });
+                Outcome::Acked // queued; the task reports the real outcome
+            }
+            Ok(Err(e)) => {
+                tracing::debug!("nats: publish of seq {} refused: {e}", seq.0);
+                Outcome::Failed
+            }
+            // Still in the client's queue, waiting for the connection: it never left.
+            Err(_) => Outcome::NotSent,
+        }
+    }
+}
+
+impl Producer for NatsProducer {
+    fn send(&mut self, msg: &Outgoing<'_>, acks: &mut dyn AckSink) -> Result<(), BackendError> {
+        let Some(subject) = self.subjects.get(msg.partition.0 as usize).cloned() else {
+            return Err(BackendError::other(
+                NAME,
+                format!(
+                    "partition {} does not exist (the run has {} subjects)",
+                    msg.partition.0,
+                    self.subjects.len()
+                ),
+            ));
+        };
+        let payload = Bytes::copy_from_slice(msg.payload);
+        if !self.confirms {
+            let client = &self.client;
+            let sent = self.rt.block_on(unless_stopped(async {
+                Ok(tokio::time::timeout(self.ack_timeout, client.publish(subject, payload)).await)
+            }))?;
+            let outcome = match sent {
+                Ok(Ok(())) => Outcome::Acked,
+                Ok(Err(_)) => Outcome::Failed,
+                Err(_) => Outcome::NotSent,
+            };
+            acks.ack(msg.seq, outcome);
+            return Ok(());
+        }
+        while self.in_flight >= self.max_in_flight {
+            self.reap(acks, Some(self.ack_timeout))?;
+        }
+        match self.publish_confirmed(msg.seq, subject, payload) {
+            Outcome::Acked => {}
+            other => acks.ack(msg.seq, other),
+        }
+        self.reap(acks, None)
+    }
+
+    fn poll(&mut self, acks: &mut dyn AckSink) -> Result<(), BackendError> {
+        self.reap(acks, None)
+    }
+
+    fn flush(&mut self, timeout: Duration, acks: &mut dyn AckSink) -> Result<(), BackendError> {
+        let deadline = Instant::now() + timeout;
+        if !self.confirms {
+            let client = &self.client;
+            let _ = self
+                .rt
+                .block_on(async { tokio::time::timeout(timeout, client.flush()).await });
+            return Ok(());
+        }
+        while self.in_flight > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match self.reap(acks, Some(left)) {
+                Ok(()) => {}
+                Err(BackendError::Interrupted { .. }) => break,
+                Err(e) => return Err(e),
+            }
+        }
+        if self.in_flight > 0 {
+            tracing::warn!(
+                "nats: {} publishes without a PubAck after {:.1}s: unknown",
+                self.in_flight,
+                timeout.as_secs_f64()
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,117 @@
+//! NATS JetStream through `bench run` against real managed servers (scripts/brokers/nats.sh),
+//! killed with SIGKILL mid-run and restarted on the same store: PubAck + file store + explicit
+//! acks loses no acknowledged message; the at-most-once setting (core publish, memory stream,
+//! no acks) keeps its contract, which allows loss.
+//!
+//! Without nats-server installed the test says SKIPPED and passes, unless
+//! `MQ_BENCH_REQUIRE_BROKERS` is set (scripts/test.sh sets it after installing the brokers).
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+fn nats_installed() -> bool {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/brokers/nats.sh");
+    let ok = Command::new("bash")
+        .args([script, "bin"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var_os("MQ_BENCH_REQUIRE_BROKERS").is_none(),
+            "nats is not installed but MQ_BENCH_REQUIRE_BROKERS is set: run scripts/brokers/nats.sh install"
+        );
+        eprintln!("SKIPPED: nats-server is not installed (scripts/brokers/nats.sh install)");
+    }
+    ok
+}
+
+const SCENARIO: &str = r#"
+name = "nats-kill"
+[workload]
+duration = "5s"
+rate = 2000
+partitions = 2
+processing = "100us"
+drain_timeout = "15s"
+ack_timeout = "10s"
+
+[[variants]]
+name = "nats-pubAck-file-explicit"
+backend = "nats"
+producer_ack = "leader"
+durability = "persistent"
+consumer_ack = "after-process"
+options = { port = 14252, ack_wait_ms = 2000 }
+faults = [
+  { action = "kill-broker", at = "2s" },
+  { action = "restart-broker", at = "3s" },
+]
+
+[[variants]]
+name = "nats-core-memory-noack"
+backend = "nats"
+producer_ack = "none"
+durability = "memory"
+consumer_ack = "auto"
+options = { port = 14262 }
+faults = [
+  { action = "kill-broker", at = "2s" },
+  { action = "restart-broker", at = "3s" },
+]
+"#;
+
+#[test]
+fn a_killed_server_loses_no_acked_message_with_pub_acks_a_file_store_and_explicit_acks() {
+    if !nats_installed() {
+        return;
+    }
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write(dir.path(), "nats-kill.toml", SCENARIO);
+    let out = dir.path().join("run");
+    let o = run_quiet(&scenario, &out);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.code().is_some_and(|c| c == 0 || c == 1),
+        "bench exit {:?}: {stderr}",
+        o.status
+    );
+    let r = results(&out);
+    for (i, v) in r["variants"].as_array().unwrap().iter().enumerate() {
+        let c = counts(&r, i);
+        eprintln!("{}: {c}", v["name"]);
+        let (sent, acked) = (u(&c, "sent"), u(&c, "acked"));
+        assert!(acked > 0, "{c}");
+        assert_eq!(sent, acked + u(&c, "failed") + u(&c, "unknown"), "{c}");
+        assert_eq!(u(&c, "unexpected"), 0, "{c}");
+        let faults: Vec<&str> = (v["faults"].as_array().into_iter().flatten())
+            .filter_map(|f| f["action"].as_str())
+            .collect();
+        assert!(
+            faults.contains(&"kill-broker") && faults.contains(&"restart-broker"),
+            "both faults applied: {}",
+            v["faults"]
+        );
+    }
+    let safe = &r["variants"][0];
+    let c = counts(&r, 0);
+    assert_eq!(safe["contract"], "at-least-once", "{safe}");
+    assert_eq!(
+        u(&c, "lost"),
+        0,
+        "PubAck + file store lost acked messages: {c}"
+    );
+    assert!(u(&c, "acked") >= 5000, "sends go on after the restart: {c}");
+    assert_eq!(safe["contract_kept"], true, "{c}");
+    let cheap = &r["variants"][1];
+    assert_eq!(cheap["contract"], "at-most-once", "{cheap}");
+    assert_eq!(u(&counts(&r, 1), "duplicated"), 0);
+    assert_eq!(cheap["contract_kept"], true, "{}", counts(&r, 1));
+    // Nothing of either server is left running.
+    assert!(processes_with(&["nats-server", "nats-pubAck-file-explicit"]).is_empty());
+    assert!(processes_with(&["worker", "nats-"]).is_empty());
+    assert_recount_matches(&out);
+}
