@@ -1,7 +1,8 @@
 //! NATS JetStream through `bench run` against real managed servers (scripts/brokers/nats.sh),
 //! killed with SIGKILL mid-run and restarted on the same store: PubAck + file store + explicit
 //! acks loses no acknowledged message; the at-most-once setting (core publish, memory stream,
-//! no acks) keeps its contract, which allows loss.
+//! no acks) keeps its contract, which allows loss. A consumer killed while its processing threads
+//! hold messages loses none that were acked (only finished messages are acked).
 //!
 //! Without nats-server installed the test says SKIPPED and passes, unless
 //! `MQ_BENCH_REQUIRE_BROKERS` is set (scripts/test.sh sets it after installing the brokers).
@@ -114,4 +115,57 @@ fn a_killed_server_loses_no_acked_message_with_pub_acks_a_file_store_and_explici
     assert!(processes_with(&["nats-server", "nats-pubAck-file-explicit"]).is_empty());
     assert!(processes_with(&["worker", "nats-"]).is_empty());
     assert_recount_matches(&out);
+}
+
+/// A consumer whose 4 processing threads are busy (4 × 5 ms against 1000 msg/s) killed and
+/// restarted: only what the threads finished was acked, so every acked message comes (again).
+#[test]
+fn a_killed_consumer_with_busy_processing_threads_loses_no_acked_message() {
+    if !nats_installed() {
+        return;
+    }
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let text = r#"
+name = "nats-threads-kill"
+[workload]
+duration = "3s"
+rate = 1000
+partitions = 2
+keys = 8
+processing = "5ms"
+processing_threads = 4
+dispatch = "any"
+drain_timeout = "10s"
+ack_timeout = "20s"
+[[variants]]
+name = "nats"
+backend = "nats"
+producer_ack = "leader"
+durability = "persistent"
+consumer_ack = "after-process"
+options = { port = 14272, ack_wait_ms = 1000 }
+faults = [ { action = "kill-consumer", at = "1.5s" }, { action = "restart-consumer", at = "2s" } ]
+"#;
+    let scenario = write(dir.path(), "s.toml", text);
+    let out = dir.path().join("run");
+    let o = run_quiet(&scenario, &out);
+    assert!(
+        matches!(o.status.code(), Some(0 | 1)),
+        "bench exit {:?}: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r = results(&out);
+    let v = &r["variants"][0];
+    let c = counts(&r, 0);
+    eprintln!("nats, 4 threads, consumer killed: {c}");
+    assert!(u(&c, "acked") >= 2500, "{c}");
+    assert_eq!(u(&c, "lost"), 0, "an acked message was lost: {c}");
+    assert_eq!(u(&c, "unexpected"), 0, "{c}");
+    assert!(
+        u(&c, "duplicated") > 0,
+        "the killed consumer's held messages came again: {c}"
+    );
+    assert_eq!(v["contract_kept"], true, "{v}");
 }

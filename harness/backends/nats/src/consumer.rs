@@ -1,12 +1,15 @@
 //! Worker side: one durable pull consumer per partition read (`p<partition>`, filtering
 //! `<stream>.<p>`), each consumed as a continuous pull stream of at most `batch` buffered
 //! messages. `after-process`: each message is acked (`+ACK`) once the sink has it; `auto`: the
-//! consumer's AckPolicy is None, so the server forgets a message as it sends it.
+//! consumer's AckPolicy is None, so the server forgets a message as it sends it. A message
+//! the sink processes later (processing threads, the dedup store) is acked when its token comes
+//! back through `processed`.
 //!
 //! A pull stream that ends or fails (its server restarted, a memory stream gone with it) is
 //! opened again, creating the stream and consumer if they are missing; messages delivered and
 //! not acked come again after `ack_wait` (the checker counts the duplicates).
 
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
@@ -16,7 +19,7 @@ use async_nats::jetstream::{self, Context};
 use async_nats::Client;
 use futures_lite::future::poll_once;
 use futures_lite::Stream;
-use mq_core::{BackendError, Consumer, DeliverySink, Partition, WorkerCtx};
+use mq_core::{BackendError, Consumer, DeliverySink, Partition, Processed, Token, WorkerCtx};
 use tokio::runtime::Runtime;
 
 use crate::conn::{self, unless_stopped, Endpoint};
@@ -45,6 +48,10 @@ pub struct NatsConsumer {
     /// Since when some pull stream could not be opened.
     failing_since: Option<Instant>,
     reconnect_timeout: Duration,
+    /// Messages handed over to be processed later, by their token's offset, to ack then.
+    later: HashMap<u64, jetstream::Message>,
+    /// The offset of the next token (a count of deliveries: tokens only need to be unique).
+    next_token: u64,
 }
 
 impl NatsConsumer {
@@ -90,6 +97,8 @@ impl NatsConsumer {
             next: 0,
             failing_since: None,
             reconnect_timeout: Duration::from_millis(u64::from(options.reconnect_timeout_ms)),
+            later: HashMap::new(),
+            next_token: 0,
         };
         // The first attempt is not retried: a server without the stream is a setup error.
         c.attach()?;
@@ -178,7 +187,7 @@ impl NatsConsumer {
     }
 
     /// Hands over what has arrived (waiting up to `max_wait` for the first), acking each
-    /// message after the sink has it when acks are explicit.
+    /// message after the sink has processed it when acks are explicit.
     fn receive(&mut self, max_wait: Duration, sink: &mut dyn DeliverySink) -> usize {
         let NatsConsumer {
             rt,
@@ -187,6 +196,8 @@ impl NatsConsumer {
             batch,
             ep,
             index,
+            later,
+            next_token,
             ..
         } = self;
         let (explicit, max_batch, index) = (ep.explicit, (*batch).max(64), *index);
@@ -199,19 +210,24 @@ impl NatsConsumer {
             let Ok(mut item) = first else {
                 return 0;
             };
-            let mut taken = 0;
+            let (mut taken, mut held) = (0, 0);
             loop {
                 if let Some((partition, m)) = item {
-                    sink.deliver(&m.payload, partition);
+                    let offset = *next_token;
+                    *next_token += 1;
+                    let token = Token { partition, offset };
                     taken += 1;
-                    if explicit {
-                        if let Err(e) = m.ack().await {
-                            // Not acked: it comes again after ack_wait.
-                            tracing::debug!("nats: consumer {index}: ack: {e}");
+                    match (sink.deliver_token(&m.payload, token), explicit) {
+                        (Processed::Now, true) => ack(&m, index).await,
+                        (Processed::Later, true) => {
+                            later.insert(offset, m);
+                            held += 1;
                         }
+                        (Processed::Later, false) => held += 1,
+                        (Processed::Now, false) => {}
                     }
                 }
-                if taken >= max_batch {
+                if taken >= max_batch || (held > 0 && held >= sink.later_batch()) {
                     break;
                 }
                 item = match poll_once(std::future::poll_fn(|cx| poll_any(parts, next, cx))).await {
@@ -221,6 +237,13 @@ impl NatsConsumer {
             }
             taken
         })
+    }
+}
+
+/// `+ACK` of one message; one that fails comes again after `ack_wait`.
+async fn ack(m: &jetstream::Message, index: u16) {
+    if let Err(e) = m.ack().await {
+        tracing::debug!("nats: consumer {index}: ack: {e}");
     }
 }
 
@@ -273,6 +296,21 @@ impl Consumer for NatsConsumer {
             }
         }
         Ok(self.receive(max_wait, sink))
+    }
+
+    fn processed(&mut self, tokens: &[Token]) -> Result<(), BackendError> {
+        let NatsConsumer {
+            rt, later, index, ..
+        } = self;
+        let done: Vec<jetstream::Message> = (tokens.iter())
+            .filter_map(|t| later.remove(&t.offset))
+            .collect();
+        rt.block_on(async {
+            for m in &done {
+                ack(m, *index).await;
+            }
+        });
+        Ok(())
     }
 
     fn close(&mut self) -> Result<(), BackendError> {
