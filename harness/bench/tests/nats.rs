@@ -169,3 +169,74 @@ faults = [ { action = "kill-consumer", at = "1.5s" }, { action = "restart-consum
     );
     assert_eq!(v["contract_kept"], true, "{v}");
 }
+
+/// Runs `nats.sh CMD --port PORT --dir DIR`, asserting it succeeds.
+fn nats_sh(cmd: &str, port: u16, dir: &std::path::Path) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/brokers/nats.sh");
+    let o = Command::new("bash")
+        .args([script, cmd, "--port", &port.to_string(), "--dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "nats.sh {cmd}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Wipes the server a test started itself, however the test ends.
+struct Wipe(u16, std::path::PathBuf);
+impl Drop for Wipe {
+    fn drop(&mut self) {
+        nats_sh("wipe", self.0, &self.1);
+    }
+}
+
+#[test]
+fn ctrl_c_deletes_the_stream_on_an_external_server() {
+    if !nats_installed() {
+        return;
+    }
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (port, node) = (14282, dir.path().join("node"));
+    nats_sh("start", port, &node);
+    let _wipe = Wipe(port, node);
+    let text = format!(
+        "name = \"ctrlc\"\n[workload]\nduration = \"60s\"\nrate = 1000\npartitions = 2\n\
+         [[variants]]\nname = \"nats-ctrlc\"\nbackend = \"nats\"\n\
+         options = {{ mode = \"external\", url = \"nats://127.0.0.1:{port}\" }}\n"
+    );
+    let scenario = write(dir.path(), "ctrlc.toml", &text);
+    let out = dir.path().join("run");
+    let mut child = start_run(&scenario, &out);
+    worker_pid("nats-ctrlc", "producer", 60);
+    let jsz = || {
+        let url = format!(
+            "http://127.0.0.1:{}/jsz?accounts=true&streams=true",
+            port + 4000
+        );
+        let o = Command::new("curl").args(["-sf", &url]).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(
+        jsz().contains("-nats-ctrlc"),
+        "the run's stream exists: {}",
+        jsz()
+    );
+    // SAFETY: plain kill(2) of our child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let (status, stderr) = finish(&mut child, 60);
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    let r = results(&out);
+    assert_eq!(r["partial"], true);
+    assert!(u(&counts(&r, 0), "acked") > 0);
+    assert!(
+        !jsz().contains("-nats-ctrlc"),
+        "stream left behind: {}",
+        jsz()
+    );
+    assert!(processes_with(&["worker", "nats-ctrlc"]).is_empty());
+}
