@@ -14,12 +14,15 @@ use mq_core::plan::{BrokerFault, VariantPlan};
 use mq_core::{BackendError, Broker, Depth, NodeHit};
 use tokio::runtime::Runtime;
 
+use crate::cluster::ClusterFaults;
 use crate::conn::{self, bounded, Endpoint};
 use crate::options::{Mode, Options};
 use crate::script::Node;
 use crate::NAME;
 
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a new cluster may take to elect its JetStream meta leader.
+const CLUSTER_READY: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(45);
 const DEPTH_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -28,6 +31,8 @@ pub struct NatsBroker {
     endpoint: Endpoint,
     /// The managed server (None: external).
     managed: Option<Managed<Scripted<Node>>>,
+    /// The managed cluster's faults (None: a single server or external).
+    cluster: Option<ClusterFaults>,
     /// The stream exists and is ours to delete.
     created: bool,
     rt: Option<Runtime>,
@@ -43,18 +48,28 @@ impl NatsBroker {
         run_tag: &str,
     ) -> Result<NatsBroker, BackendError> {
         let (_, shown) = options
-            .connect_url()
+            .connect_urls()
             .map_err(|m| BackendError::other(NAME, m))?;
         let mut endpoint = Endpoint::new(plan, &options, run_tag, shown);
+        let log = variant_dir.join(format!("{}.nats.log", plan.name));
+        let cluster = options.cluster().then(|| ClusterFaults {
+            log: log.clone(),
+            start_timeout: START_TIMEOUT,
+            stop_timeout: STOP_TIMEOUT,
+        });
         let managed = (options.mode == Mode::Managed).then(|| {
             // producer_ack = all: every write fsynced before its PubAck.
             let sync = (plan.delivery.producer_ack == ProducerAck::All).then(|| "always".into());
             let dir = variant_dir.join(format!("{}.nats", plan.name));
-            let node = Node::new(options.port(), dir, sync);
+            let node = if options.cluster() {
+                Node::cluster(options.port(), dir, sync)
+            } else {
+                Node::new(options.port(), dir, sync)
+            };
             endpoint.node = Some(node.clone());
             let scripted = Scripted {
                 script: node,
-                log: variant_dir.join(format!("{}.nats.log", plan.name)),
+                log,
                 start_timeout: START_TIMEOUT,
                 stop_timeout: STOP_TIMEOUT,
             };
@@ -64,6 +79,7 @@ impl NatsBroker {
             options,
             endpoint,
             managed,
+            cluster,
             created: false,
             rt: None,
             conn: None,
@@ -82,12 +98,12 @@ impl NatsBroker {
         if let Some((_, js)) = &self.conn {
             return Ok(js.clone());
         }
-        let (url, shown) = self
+        let (urls, shown) = self
             .options
-            .connect_url()
+            .connect_urls()
             .map_err(|m| BackendError::other(NAME, m))?;
         let rt = self.rt()?;
-        let client = rt.block_on(conn::connect(&url, &shown, "mq-bench coordinator"))?;
+        let client = rt.block_on(conn::connect(&urls, &shown, "mq-bench coordinator"))?;
         let js = conn::jetstream(rt, client.clone(), conn::OP_TIMEOUT, 64);
         self.conn = Some((client, js.clone()));
         Ok(js)
@@ -97,8 +113,18 @@ impl NatsBroker {
         let js = self.js()?;
         let ep = self.endpoint.clone();
         self.created = true; // from here on, teardown deletes whatever exists
-        self.rt()?.block_on(ep.ensure(&js, 0..ep.partitions))?;
-        Ok(())
+        let deadline = std::time::Instant::now() + CLUSTER_READY;
+        loop {
+            match self.rt()?.block_on(ep.ensure(&js, 0..ep.partitions)) {
+                // A new cluster answers "JetStream system temporarily unavailable" until its
+                // meta leader is elected.
+                Err(e) if self.cluster.is_some() && std::time::Instant::now() < deadline => {
+                    tracing::debug!("nats: cluster not ready yet: {e}");
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                other => return other.map(|_| ()),
+            }
+        }
     }
 
     fn delete(&mut self) -> Result<(), BackendError> {
@@ -136,6 +162,10 @@ impl Broker for NatsBroker {
     }
 
     fn next_round(&mut self, plan: &VariantPlan, run_tag: &str) -> Result<bool, BackendError> {
+        // A cluster's nodes may be killed by a round's faults: not shared.
+        if self.cluster.is_some() {
+            return Ok(false);
+        }
         if self.created && !self.options.keep {
             self.delete()?;
         }
@@ -195,6 +225,14 @@ impl Broker for NatsBroker {
     }
 
     fn fault(&mut self, fault: BrokerFault) -> Result<Vec<NodeHit>, BackendError> {
+        if self.cluster.is_some() {
+            let js = self.js()?;
+            self.rt()?;
+            let (Some(c), Some(m), Some(rt)) = (&self.cluster, &self.managed, &self.rt) else {
+                return Err(BackendError::other(NAME, "the cluster is not managed"));
+            };
+            return c.fault(rt, &js, &self.endpoint.stream, &m.node().script, fault);
+        }
         let Some(m) = &mut self.managed else {
             return Err(BackendError::other(
                 NAME,
@@ -217,7 +255,7 @@ impl Broker for NatsBroker {
     fn processes(&mut self) -> mq_core::backend::Processes {
         use mq_core::backend::{pids_in, Processes};
         match &self.managed {
-            Some(m) => Processes::Pids(pids_in(&[m.node().script.pid_file()])),
+            Some(m) => Processes::Pids(pids_in(&m.node().script.pid_files())),
             None => Processes::Unknown(
                 "an external server: its processes are not bench's to measure".into(),
             ),

@@ -35,11 +35,18 @@ pub struct Endpoint {
     pub ack_wait_ms: u32,
     pub max_ack_pending: u32,
     pub partitions: u32,
-    /// `nats://host:port`, for messages.
+    /// Stream replicas: 1, or 3 on the managed cluster.
+    #[serde(default = "one")]
+    pub replicas: usize,
+    /// `nats://host:port` (a cluster's nodes, comma-separated), for messages.
     pub address: String,
     /// The managed server, for whoever needs to kill or restart it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<Node>,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl Endpoint {
@@ -51,6 +58,7 @@ impl Endpoint {
             ack_wait_ms: options.ack_wait_ms,
             max_ack_pending: options.max_ack_pending,
             partitions: plan.workload.partitions,
+            replicas: if options.cluster() { 3 } else { 1 },
             address,
             node: None,
         }
@@ -79,7 +87,7 @@ impl Endpoint {
             } else {
                 StorageType::Memory
             },
-            num_replicas: 1,
+            num_replicas: self.replicas,
             ..Default::default()
         }
     }
@@ -149,14 +157,15 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, BackendError> {
         .map_err(|e| BackendError::io(NAME, "cannot start the tokio runtime", e))
 }
 
-/// Connects within [`CONNECT_TIMEOUT`] (later losses are reconnected by the client itself,
-/// without a limit); errors name the address, never the credentials.
-pub async fn connect(url: &str, shown: &str, name: &str) -> Result<Client, BackendError> {
+/// Connects to one of `urls` within [`CONNECT_TIMEOUT`] (later losses are reconnected by the
+/// client itself, to any of them, without a limit); errors name the addresses, never the
+/// credentials.
+pub async fn connect(urls: &[String], shown: &str, name: &str) -> Result<Client, BackendError> {
     let connect = async_nats::ConnectOptions::new()
         .name(name)
         .connection_timeout(Duration::from_secs(5))
         .max_reconnects(None)
-        .connect(url);
+        .connect(urls);
     match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
         Ok(Ok(c)) => Ok(c),
         Ok(Err(e)) => Err(BackendError::other(

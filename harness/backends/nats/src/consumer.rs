@@ -79,12 +79,12 @@ impl NatsConsumer {
                 messages: None,
             });
         }
-        let (url, shown) = options
-            .connect_url()
+        let (urls, shown) = options
+            .connect_urls()
             .map_err(|m| BackendError::other(NAME, m))?;
         let rt = conn::runtime()?;
         let name = format!("mq-bench {} consumer {}", ctx.plan.name, ctx.index);
-        let client = rt.block_on(conn::connect(&url, &shown, &name))?;
+        let client = rt.block_on(conn::connect(&urls, &shown, &name))?;
         let js = conn::jetstream(&rt, client.clone(), conn::OP_TIMEOUT, 64);
         let mut c = NatsConsumer {
             rt,

@@ -6,6 +6,7 @@
 //! `options.url` or `$MQ_BENCH_NATS_URL`.
 
 mod broker;
+mod cluster;
 mod conn;
 mod consumer;
 mod options;
@@ -23,7 +24,7 @@ use mq_core::{
 };
 
 pub use conn::{stream_name, Endpoint};
-pub use options::{shown_url, Mode, Options, URL_ENV};
+pub use options::{shown_url, shown_urls, Mode, Options, CLUSTER_NODES, URL_ENV};
 pub use script::Node;
 
 const NAME: &str = "nats";

@@ -11,6 +11,9 @@ pub use mq_core::backend::Mode;
 /// Environment variable holding the URL of an external server (it may carry credentials).
 pub const URL_ENV: &str = "MQ_BENCH_NATS_URL";
 
+/// Nodes of the managed cluster (`nats.sh --nodes 3`).
+pub const CLUSTER_NODES: u8 = 3;
+
 /// The options a nats variant may set.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -19,13 +22,19 @@ pub struct Options {
     /// already running at `url` / `$MQ_BENCH_NATS_URL`.
     #[serde(default)]
     pub mode: Mode,
-    /// External server URL, e.g. `nats://127.0.0.1:4222`; `$MQ_BENCH_NATS_URL` wins when set.
+    /// External server URL, e.g. `nats://127.0.0.1:4222` (a cluster: its nodes' URLs,
+    /// comma-separated); `$MQ_BENCH_NATS_URL` wins when set.
     #[serde(default)]
     pub url: Option<String>,
-    /// Managed server client port (its monitoring port is port + 4000); default 4222.
+    /// Managed server client port (its monitoring port is port + 4000); default 4222. In the
+    /// cluster node N listens on port + N - 1.
     #[serde(default)]
-    #[schemars(range(min = 1, max = 61_535))]
+    #[schemars(range(min = 1, max = 61_533))]
     pub port: Option<u16>,
+    /// Managed servers: 1 (a single server) or 3 (a JetStream cluster of three servers on
+    /// 127.0.0.1, the stream replicated on all three).
+    #[serde(default = "defaults::nodes")]
+    pub nodes: u8,
     /// JetStream publishes awaiting their PubAck before `send` waits for the oldest.
     #[serde(default = "defaults::max_in_flight")]
     #[schemars(range(min = 1, max = 1_000_000))]
@@ -57,6 +66,9 @@ pub mod defaults {
     pub fn port() -> u16 {
         4222
     }
+    pub fn nodes() -> u8 {
+        1
+    }
     pub fn max_in_flight() -> u32 {
         4096
     }
@@ -78,6 +90,15 @@ impl Options {
     /// Checks that need no server; paths are relative to the variant.
     pub fn check(&self, delivery: &Delivery) -> Vec<FieldError> {
         let mut e = Vec::new();
+        if self.nodes != 1 && self.nodes != CLUSTER_NODES {
+            e.push(FieldError::new(
+                "options.nodes",
+                format!(
+                    "nodes = {}: valid are 1 (a single server) and {CLUSTER_NODES} (a cluster)",
+                    self.nodes
+                ),
+            ));
+        }
         match self.mode {
             Mode::Managed => {
                 if self.url.is_some() {
@@ -88,6 +109,12 @@ impl Options {
                 }
             }
             Mode::External => {
+                if self.nodes != 1 {
+                    e.push(FieldError::new(
+                        "options.nodes",
+                        "nodes is for managed servers; an external cluster is reached at url (its nodes' URLs, comma-separated)",
+                    ));
+                }
                 if self.port.is_some() {
                     e.push(FieldError::new(
                         "options.port",
@@ -102,12 +129,12 @@ impl Options {
                         ),
                     )),
                     (Some(env), _) => {
-                        if let Err(m) = shown_url(&env) {
+                        if let Err(m) = shown_urls(&env) {
                             e.push(FieldError::new("options.url", format!("${URL_ENV}: {m}")));
                         }
                     }
                     (None, Some(url)) => {
-                        if let Err(m) = shown_url(url) {
+                        if let Err(m) = shown_urls(url) {
                             e.push(FieldError::new("options.url", m));
                         }
                     }
@@ -134,18 +161,42 @@ impl Options {
         self.port.unwrap_or_else(defaults::port)
     }
 
-    /// The URL to connect to (credentials included) and how to name it in messages (without).
-    pub fn connect_url(&self) -> Result<(String, String), String> {
-        let url = match self.mode {
-            Mode::Managed => format!("nats://127.0.0.1:{}", self.port()),
+    /// A managed cluster of [`CLUSTER_NODES`] (not a single server).
+    pub fn cluster(&self) -> bool {
+        self.mode == Mode::Managed && self.nodes == CLUSTER_NODES
+    }
+
+    /// The URLs to connect to (credentials included; a cluster's every node) and how to name
+    /// them in messages (without credentials).
+    pub fn connect_urls(&self) -> Result<(Vec<String>, String), String> {
+        let urls = match self.mode {
+            Mode::Managed => {
+                let nodes = if self.cluster() { CLUSTER_NODES } else { 1 };
+                (0..u16::from(nodes))
+                    .map(|i| format!("nats://127.0.0.1:{}", self.port() + i))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            }
             Mode::External => std::env::var(URL_ENV)
                 .ok()
                 .or_else(|| self.url.clone())
                 .ok_or_else(|| format!("mode = \"external\" needs options.url or ${URL_ENV}"))?,
         };
-        let shown = shown_url(&url)?;
-        Ok((url, shown))
+        let shown = shown_urls(&urls)?;
+        Ok((
+            urls.split(',').map(|u| u.trim().to_owned()).collect(),
+            shown,
+        ))
     }
+}
+
+/// Checks a comma-separated list of NATS URLs; returns it without credentials.
+pub fn shown_urls(urls: &str) -> Result<String, String> {
+    let shown: Vec<String> = urls
+        .split(',')
+        .map(|u| shown_url(u.trim()))
+        .collect::<Result<_, _>>()?;
+    Ok(shown.join(","))
 }
 
 /// Checks a NATS URL (`nats://[user:password@]host:port`); returns it without credentials.
@@ -182,6 +233,11 @@ mod tests {
             "nats://127.0.0.1:4223"
         );
         assert_eq!(shown_url("nats://h:1/").unwrap(), "nats://h:1");
+        assert_eq!(
+            shown_urls("nats://a:b@h:1, nats://h:2").unwrap(),
+            "nats://h:1,nats://h:2"
+        );
+        assert!(shown_urls("nats://h:1,").is_err());
         for bad in [
             "tls://h:1",
             "nats://h",

@@ -53,12 +53,12 @@ pub struct NatsProducer {
 impl NatsProducer {
     pub fn open(ctx: &WorkerCtx, options: &Options) -> Result<NatsProducer, BackendError> {
         let ep = Endpoint::from_value(&ctx.endpoint)?;
-        let (url, shown) = options
-            .connect_url()
+        let (urls, shown) = options
+            .connect_urls()
             .map_err(|m| BackendError::other(NAME, m))?;
         let rt = conn::runtime()?;
         let name = format!("mq-bench {} producer {}", ctx.plan.name, ctx.index);
-        let client = rt.block_on(conn::connect(&url, &shown, &name))?;
+        let client = rt.block_on(conn::connect(&urls, &shown, &name))?;
         let ack_timeout = ctx.plan.workload.ack_timeout.0;
         let max_in_flight = options.max_in_flight as usize;
         let js = conn::jetstream(&rt, client.clone(), ack_timeout, max_in_flight + 1);

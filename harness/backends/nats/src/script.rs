@@ -18,6 +18,14 @@ pub struct Node {
     /// default (2 minutes).
     #[serde(default)]
     pub sync: Option<String>,
+    /// 1 (a single server) or 3 (the cluster: node N on `port + N - 1`, its data in
+    /// `dir/node-N`).
+    #[serde(default = "one")]
+    pub nodes: u8,
+}
+
+fn one() -> u8 {
+    1
 }
 
 impl Node {
@@ -28,22 +36,56 @@ impl Node {
             port,
             dir,
             sync,
+            nodes: 1,
         }
     }
 
-    /// `127.0.0.1:port`, for messages.
-    pub fn describe(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+    /// The 3-node cluster from `port` on, in `dir`.
+    pub fn cluster(port: u16, dir: PathBuf, sync: Option<String>) -> Node {
+        Node {
+            nodes: crate::options::CLUSTER_NODES,
+            ..Node::new(port, dir, sync)
+        }
     }
 
-    /// The pid file the script writes.
-    pub fn pid_file(&self) -> PathBuf {
-        self.dir.join("nats.pid")
+    /// `127.0.0.1:port` of node `id` (1..=3) of the cluster, or of the single server.
+    pub fn address(&self, id: u8) -> String {
+        format!("127.0.0.1:{}", self.port + u16::from(id.max(1)) - 1)
+    }
+
+    /// For messages: `127.0.0.1:4222` or `the 3-node cluster 127.0.0.1:4222,…`.
+    pub fn describe(&self) -> String {
+        if self.nodes <= 1 {
+            return self.address(1);
+        }
+        let all: Vec<String> = (1..=self.nodes).map(|id| self.address(id)).collect();
+        format!("the {}-node cluster {}", self.nodes, all.join(","))
+    }
+
+    /// The pid files the script writes, node 1 first.
+    pub fn pid_files(&self) -> Vec<PathBuf> {
+        if self.nodes <= 1 {
+            return vec![self.dir.join("nats.pid")];
+        }
+        (1..=self.nodes)
+            .map(|id| self.dir.join(format!("node-{id}")).join("nats.pid"))
+            .collect()
     }
 
     /// Runs `nats.sh CMD --port P --dir D [--sync S]`, appending its output to `log`; kills it
     /// after `timeout`. The error carries the end of the output.
     pub fn run(&self, cmd: &str, timeout: Duration, log: &Path) -> Result<(), String> {
+        self.run_on(cmd, None, timeout, log)
+    }
+
+    /// [`Node::run`] on node `node` of the cluster only (`--node N`) when given.
+    pub fn run_on(
+        &self,
+        cmd: &str,
+        node: Option<u8>,
+        timeout: Duration,
+        log: &Path,
+    ) -> Result<(), String> {
         std::fs::create_dir_all(&self.dir)
             .map_err(|e| format!("cannot create {}: {e}", self.dir.display()))?;
         let mut args = vec![
@@ -57,6 +99,12 @@ impl Node {
         ];
         if let Some(s) = &self.sync {
             args.extend(["--sync".into(), s.clone()]);
+        }
+        if self.nodes > 1 {
+            args.extend(["--nodes".into(), self.nodes.to_string()]);
+            if let Some(n) = node {
+                args.extend(["--node".into(), n.to_string()]);
+            }
         }
         mq_core::script::run(&self.script, &args, &[], timeout, log)
     }

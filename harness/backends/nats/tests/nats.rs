@@ -252,6 +252,10 @@ fn validation_names_the_field_and_what_is_valid() {
         let errs = Nats.validate(&plan("v", defaults(), json!({"mode": "external"}), 10, 1));
         assert_eq!(errs[0].path, "options.url");
     }
+    let errs = Nats.validate(&plan("v", defaults(), json!({"nodes": 2}), 10, 1));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].path, "options.nodes");
+    assert!(errs[0].message.contains("valid are 1"), "{errs:?}");
     let errs = Nats.validate(&plan("v", defaults(), json!({"url": "nats://h:1"}), 10, 1));
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert_eq!(errs[0].path, "options.url");
