@@ -113,7 +113,9 @@ fn a_killed_server_loses_no_acked_message_with_pub_acks_a_file_store_and_explici
     assert_eq!(cheap["contract_kept"], true, "{}", counts(&r, 1));
     // Nothing of either server is left running.
     assert!(processes_with(&["nats-server", "nats-pubAck-file-explicit"]).is_empty());
-    assert!(processes_with(&["worker", "nats-"]).is_empty());
+    for name in ["nats-pubAck-file-explicit", "nats-core-memory-noack"] {
+        assert!(processes_with(&["worker", name]).is_empty(), "{name}");
+    }
     assert_recount_matches(&out);
 }
 

@@ -5,15 +5,19 @@
 //! the sink processes later (processing threads, the dedup store) is acked when its token comes
 //! back through `processed`.
 //!
-//! A pull stream that ends or fails (its server restarted, a memory stream gone with it) is
+//! A pull stream that ends, or whose consumer is gone (a memory stream lost with its server), is
 //! opened again, creating the stream and consumer if they are missing; messages delivered and
-//! not acked come again after `ack_wait` (the checker counts the duplicates).
+//! not acked come again after `ack_wait` (the checker counts the duplicates). Other errors (a
+//! missed heartbeat of a busy or restarting server) are passed over: the pull stream asks again
+//! by itself, and dropping it would drop the messages it holds until their `ack_wait` is over
+//! (then delivered late: out of order).
 
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
+use async_nats::jetstream::consumer::pull::MessagesErrorKind;
 use async_nats::jetstream::consumer::{pull, PullConsumer};
 use async_nats::jetstream::{self, Context};
 use async_nats::Client;
@@ -136,8 +140,8 @@ impl NatsConsumer {
                     consumer
                         .stream()
                         .max_messages_per_batch(*batch)
-                        .heartbeat(Duration::from_secs(1))
-                        .expires(Duration::from_secs(5))
+                        .heartbeat(Duration::from_secs(5))
+                        .expires(Duration::from_secs(30))
                         .messages(),
                 )
                 .await?;
@@ -248,7 +252,8 @@ async fn ack(m: &jetstream::Message, index: u16) {
 }
 
 /// The next message of any open pull stream, scanning from `next` so that none starves;
-/// `Ready(None)` when a stream failed or ended (it is closed, to be opened again).
+/// `Ready(None)` when a stream reported an error (closed, to be opened again, if it ended or its
+/// consumer is gone).
 fn poll_any(
     parts: &mut [Part],
     next: &mut usize,
@@ -270,7 +275,14 @@ fn poll_any(
                     "nats: pull stream of partition {}: {e}",
                     parts[i].partition.0
                 );
-                parts[i].messages = None;
+                if matches!(
+                    e.kind(),
+                    MessagesErrorKind::ConsumerDeleted
+                        | MessagesErrorKind::NoResponders
+                        | MessagesErrorKind::RequestLimitExceeded
+                ) {
+                    parts[i].messages = None;
+                }
                 return Poll::Ready(None);
             }
             Poll::Ready(None) => {
