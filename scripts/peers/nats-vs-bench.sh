@@ -10,15 +10,19 @@
 # usage: scripts/peers/nats-vs-bench.sh [MESSAGES] [SIZES] [ROUNDS]
 #          defaults: 200000 "100 1024" 3   (SIZES: space-separated message sizes in bytes)
 # env:   NATS_VS_PORT (14292; monitoring +4000), WINDOW (500), GOAL (0.9),
+#        CONSUMER_ACK (auto: bench's consumer with AckPolicy None, the lightest; after-process),
 #        BENCH (path of the bench binary; default: build it into $CARGO_TARGET_DIR or target/)
 # peer:  nats bench js pub async --create --purge --storage file --replicas 1 --batch WINDOW
-#          --msgs N --size S --stream <fresh> --no-progress
+#          --msgs N --size S --stream <fresh> --no-progress <fresh>.0
 # bench: producer_ack = "leader" (PubAck), durability = "persistent" (file storage),
-#        consumer_ack = "after-process", options.max_in_flight = WINDOW, 1 partition
-# What is compared: messages/s published and PubAcked: the peer's "Pub stats: X msgs/sec" vs
+#        consumer_ack = CONSUMER_ACK, options.max_in_flight = WINDOW, 1 partition
+# What is compared: messages/s published and PubAcked: the peer's "NATS JetStream asynchronous
+# publisher stats: X msgs/sec" vs
 # bench's results.json variants[0].report.throughput.acked_msgs_per_s. The peer publishes in
 # batches of WINDOW and waits for each batch's acks; bench keeps a sliding window of WINDOW.
-# bench also runs a consumer (every workload has one); the peer publishes alone.
+# bench also runs a consumer (every workload has one), which takes CPU from the publisher and
+# the server on a small machine; the peer publishes alone (`nats bench js consume` beside it
+# never finished here: a peer consumer is left out).
 # stdout, one line per size:
 #   peer=nats-bench size=S msgs_per_s=X bench=nats size=S msgs_per_s=Y ratio=Y/X goal=G
 #     peer_rounds=a,b,c bench_rounds=a,b,c spread_peer=..% spread_bench=..%
@@ -39,6 +43,9 @@ ROUNDS=${3:-3}
 PORT=${NATS_VS_PORT:-14292}
 WINDOW=${WINDOW:-500}
 GOAL=${GOAL:-0.9}
+CONSUMER_ACK=${CONSUMER_ACK:-auto}
+[[ "$CONSUMER_ACK" == auto || "$CONSUMER_ACK" == after-process ]] ||
+  die "CONSUMER_ACK must be auto or after-process (got $CONSUMER_ACK)"
 for v in "$MESSAGES" "$ROUNDS" "$WINDOW" "$PORT" "${SIZES[@]}"; do
   [[ "$v" =~ ^[1-9][0-9]*$ ]] || usage_exit
 done
@@ -69,10 +76,10 @@ peer_round() {
   local size=$1 stream=$2 out=$work/peer.out rate
   timeout --foreground 600 "$NATS" --server "nats://127.0.0.1:$PORT" bench js pub async \
     --create --purge --storage file --replicas 1 --batch "$WINDOW" --msgs "$MESSAGES" \
-    --size "$size" --stream "$stream" --no-progress >"$out" 2>&1 ||
+    --size "$size" --stream "$stream" --no-progress "$stream.0" >"$out" 2>&1 ||
     { cat "$out" >&2; die "nats bench failed"; }
-  rate="$(sed -n 's/.*Pub stats: \([0-9,.]*\) msgs\/sec.*/\1/p' "$out" | tail -n1 | tr -d ,)"
-  [[ -n "$rate" ]] || { cat "$out" >&2; die "no 'Pub stats: N msgs/sec' in the nats bench output"; }
+  rate="$(sed -n 's/.*publisher stats: \([0-9,.]*\) msgs\/sec.*/\1/p' "$out" | tail -n1 | tr -d ,)"
+  [[ -n "$rate" ]] || { cat "$out" >&2; die "no '... publisher stats: N msgs/sec' in the nats bench output"; }
   "$NATS" --server "nats://127.0.0.1:$PORT" stream rm -f "$stream" >/dev/null 2>&1 ||
     log "WARNING: could not remove stream $stream"
   printf '%s\n' "$rate"
@@ -95,7 +102,7 @@ drain_timeout = "20s"
 name = "nats"
 backend = "nats"
 producer_ack = "leader"
-consumer_ack = "after-process"
+consumer_ack = "$CONSUMER_ACK"
 durability = "persistent"
 [variants.options]
 mode = "external"
@@ -113,4 +120,4 @@ print(round(v["report"]["throughput"]["acked_msgs_per_s"]))
 PY
 }
 
-compare_rounds nats-bench nats "nats bench" msgs/s "both publish to JetStream awaiting PubAcks; bench also consumes"
+compare_rounds nats-bench nats "nats bench" msgs/s "both publish to JetStream awaiting PubAcks; bench also consumes, consumer_ack $CONSUMER_ACK"
