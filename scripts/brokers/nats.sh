@@ -53,7 +53,9 @@ if [[ -z "$NODES" ]]; then
 fi
 [[ "$NODES" == 1 || "$NODES" == 3 ]] || die "--nodes must be 1 or 3 (got $NODES)"
 [[ -z "$NODE" ]] || [[ "$NODE" =~ ^[1-3]$ && "$NODE" -le "$NODES" ]] || die "--node must be 1..$NODES (got $NODE)"
-[[ "$PORT" =~ ^[0-9]+$ ]] && ((PORT > 0 && PORT < 61536)) || die "bad port $PORT (1..61535)"
+if ! [[ "$PORT" =~ ^[0-9]+$ ]] || ((PORT < 1 || PORT > 61533)); then
+  die "bad port $PORT (1..61533: the cluster's monitoring ports go up to P+4002)"
+fi
 [[ "$TIMEOUT" =~ ^[0-9]+$ ]] || die "bad timeout $TIMEOUT"
 [[ -z "$SYNC" || "$SYNC" == always || "$SYNC" =~ ^[0-9]+(ms|s|m|h)$ ]] ||
   die "bad --sync $SYNC: valid are always or a duration like 100ms, 1s, 2m"
@@ -161,11 +163,12 @@ cmd_start() {
     until healthy "$n"; do
       if ! node_pid "$n" >/dev/null || ((SECONDS >= deadline)); then
         tail_log "$(out_file "$n")"
-        for n in "${launched[@]}"; do
-          pid="$(node_pid "$n")" && kill -9 "$pid" 2>/dev/null
-          rm -f "$(pid_file "$n")"
+        local bad="$n" m
+        for m in "${launched[@]}"; do
+          pid="$(node_pid "$m")" && kill -9 "$pid" 2>/dev/null
+          rm -f "$(pid_file "$m")"
         done
-        die "node $n did not become ready within ${TIMEOUT}s (http://127.0.0.1:$(http_port "$n")/healthz)"
+        die "node $bad did not become ready within ${TIMEOUT}s (http://127.0.0.1:$(http_port "$bad")/healthz)"
       fi
       sleep 0.1
     done
