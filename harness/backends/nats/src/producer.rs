@@ -2,32 +2,36 @@
 //!
 //! `producer_ack = none` is a core NATS publish: acked once handed to the client's connection
 //! (no reply from the server). Otherwise it is a JetStream publish: acked when the PubAck
-//! arrives, up to `max_in_flight` outstanding. Each PubAck is awaited by a task of its own on
-//! the runtime, which reports the outcome through a channel, so an outcome is timed when it
-//! arrives, not when the oldest publish is answered.
+//! arrives, up to `max_in_flight` outstanding, kept in publish order and polled from the
+//! oldest (one stream answers in the order it stores; polling in place costs no task and no
+//! channel per message).
 //!
 //! The client reconnects by itself after losing the server; a publish left without a PubAck
 //! (timed out, or the connection dropped) stays unknown; "no responders" (nothing stored the
 //! message: its stream is gone, e.g. a memory stream after a restart) counts as failed, and
 //! the stream is created again so the next publishes land.
 
+use std::collections::VecDeque;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::context::{PublishAckFuture, PublishErrorKind};
+use async_nats::jetstream::context::{PublishError, PublishErrorKind};
+use async_nats::jetstream::publish::PublishAck;
 use async_nats::jetstream::Context;
 use async_nats::Client;
 use bytes::Bytes;
+use futures_lite::future::poll_once;
 use mq_core::delivery::ProducerAck;
 use mq_core::{AckSink, BackendError, Outcome, Outgoing, Producer, Seq, WorkerCtx};
 use tokio::runtime::Runtime;
-use tokio::sync::mpsc;
 
 use crate::conn::{self, unless_stopped, Endpoint};
 use crate::options::Options;
 use crate::NAME;
 
-/// An outcome from a PubAck task: None when unknown (no answer).
-type Report = (Seq, Option<Outcome>);
+/// A publish awaiting its PubAck.
+type Pending = Pin<Box<dyn Future<Output = Result<PublishAck, PublishError>> + Send>>;
 
 /// Least time between two attempts to create a stream that a publish found missing.
 const ENSURE_EVERY: Duration = Duration::from_secs(1);
@@ -41,9 +45,8 @@ pub struct NatsProducer {
     subjects: Vec<String>,
     /// JetStream publish (PubAck) rather than core publish.
     confirms: bool,
-    reports: mpsc::UnboundedReceiver<Report>,
-    report_to: mpsc::UnboundedSender<Report>,
-    in_flight: usize,
+    /// Publishes awaiting their PubAck, oldest first.
+    in_flight: VecDeque<(Seq, Pending)>,
     max_in_flight: usize,
     ack_timeout: Duration,
     /// When the stream was last found missing and created again.
@@ -62,7 +65,6 @@ impl NatsProducer {
         let ack_timeout = ctx.plan.workload.ack_timeout.0;
         let max_in_flight = options.max_in_flight as usize;
         let js = conn::jetstream(&rt, client.clone(), ack_timeout, max_in_flight + 1);
-        let (report_to, reports) = mpsc::unbounded_channel();
         Ok(NatsProducer {
             rt,
             client,
@@ -70,32 +72,53 @@ impl NatsProducer {
             subjects: (0..ep.partitions).map(|p| ep.subject(p)).collect(),
             ep,
             confirms: ctx.plan.delivery.producer_ack != ProducerAck::None,
-            reports,
-            report_to,
-            in_flight: 0,
+            in_flight: VecDeque::new(),
             max_in_flight,
             ack_timeout,
             ensured: None,
         })
     }
 
-    /// Reports the outcomes that have arrived; with `wait`, first waits up to it for one.
+    /// Reports the outcomes that have arrived, oldest first; with `wait`, first waits up to it
+    /// for the oldest.
     fn reap(&mut self, acks: &mut dyn AckSink, wait: Option<Duration>) -> Result<(), BackendError> {
+        if self.in_flight.is_empty() {
+            return Ok(());
+        }
         let mut got = Vec::new();
         if let Some(limit) = wait {
-            let reports = &mut self.reports;
-            let first = self.rt.block_on(unless_stopped(async {
-                Ok(tokio::time::timeout(limit, reports.recv())
-                    .await
-                    .ok()
-                    .flatten())
-            }))?;
-            got.extend(first);
+            // In slices, so that a stop request is seen while the oldest is awaited.
+            let deadline = Instant::now() + limit;
+            while let Some((seq, first)) = self.in_flight.front_mut() {
+                if mq_core::stop::requested() {
+                    return Err(BackendError::Interrupted { backend: NAME });
+                }
+                let slice = deadline
+                    .saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(50));
+                let r = self
+                    .rt
+                    .block_on(async { tokio::time::timeout(slice, first).await });
+                if let Ok(r) = r {
+                    got.push((*seq, outcome(r)));
+                    self.in_flight.pop_front();
+                    break;
+                }
+                if slice.is_zero() {
+                    break;
+                }
+            }
         }
-        while let Ok(r) = self.reports.try_recv() {
-            got.push(r);
-        }
-        self.in_flight -= got.len();
+        let in_flight = &mut self.in_flight;
+        self.rt.block_on(async {
+            while let Some((seq, next)) = in_flight.front_mut() {
+                let Some(r) = poll_once(next).await else {
+                    break;
+                };
+                got.push((*seq, outcome(r)));
+                in_flight.pop_front();
+            }
+        });
         let mut missing_stream = false;
         let outcomes: Vec<(Seq, Outcome)> = got
             .into_iter()
@@ -124,37 +147,51 @@ impl NatsProducer {
         }
     }
 
-    /// A JetStream publish whose PubAck a task awaits.
-    fn publish_confirmed(&mut self, seq: Seq, subject: String, payload: Bytes) -> Outcome {
+    /// A JetStream publish, kept with its PubAck to come; the outcome if it is known now (it
+    /// did not leave, or it was answered at once).
+    fn publish_confirmed(&mut self, seq: Seq, subject: String, payload: Bytes) -> Option<Outcome> {
         let js = &self.js;
-        let sent: Result<Result<PublishAckFuture, _>, _> = self.rt.block_on(async {
-            tokio::time::timeout(self.ack_timeout, js.publish(subject, payload)).await
+        let sent: Result<Result<(Pending, _), _>, _> = self.rt.block_on(async {
+            let sent = tokio::time::timeout(self.ack_timeout, js.publish(subject, payload)).await;
+            match sent {
+                // Polled once now: its own timeout (ack_timeout) starts with the publish, not
+                // when the publishes before it are answered.
+                Ok(Ok(pending)) => {
+                    let mut pending: Pending = pending.into_future();
+                    let ready = poll_once(&mut pending).await;
+                    Ok(Ok((pending, ready)))
+                }
+                Ok(Err(e)) => Ok(Err(e)),
+                Err(e) => Err(e),
+            }
         });
         match sent {
-            Ok(Ok(pending)) => {
-                let report_to = self.report_to.clone();
-                self.in_flight += 1;
-                self.rt.spawn(async move {
-                    let outcome = match pending.await {
-                        Ok(_) => Some(Outcome::Acked),
-                        Err(e) => match e.kind() {
-                            // "no responders": nothing stored it.
-                            PublishErrorKind::StreamNotFound => Some(Outcome::Failed),
-                            PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe => None,
-                            _ => Some(Outcome::Failed),
-                        },
-                    };
-                    let _ = report_to.send((seq, outcome));
-                });
-                Outcome::Acked // queued; the task reports the real outcome
+            // Answered at once (or unknown at once: then never reported).
+            Ok(Ok((_, Some(r)))) => outcome(r),
+            Ok(Ok((pending, None))) => {
+                self.in_flight.push_back((seq, pending));
+                None
             }
             Ok(Err(e)) => {
                 tracing::debug!("nats: publish of seq {} refused: {e}", seq.0);
-                Outcome::Failed
+                Some(Outcome::Failed)
             }
             // Still in the client's queue, waiting for the connection: it never left.
-            Err(_) => Outcome::NotSent,
+            Err(_) => Some(Outcome::NotSent),
         }
+    }
+}
+
+/// What a PubAck (or its absence) says: None when unknown (no answer, the connection lost).
+fn outcome(r: Result<PublishAck, PublishError>) -> Option<Outcome> {
+    match r {
+        Ok(_) => Some(Outcome::Acked),
+        Err(e) => match e.kind() {
+            // "no responders": nothing stored it.
+            PublishErrorKind::StreamNotFound => Some(Outcome::Failed),
+            PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe => None,
+            _ => Some(Outcome::Failed),
+        },
     }
 }
 
@@ -184,12 +221,11 @@ impl Producer for NatsProducer {
             acks.ack(msg.seq, outcome);
             return Ok(());
         }
-        while self.in_flight >= self.max_in_flight {
+        while self.in_flight.len() >= self.max_in_flight {
             self.reap(acks, Some(self.ack_timeout))?;
         }
-        match self.publish_confirmed(msg.seq, subject, payload) {
-            Outcome::Acked => {}
-            other => acks.ack(msg.seq, other),
+        if let Some(o) = self.publish_confirmed(msg.seq, subject, payload) {
+            acks.ack(msg.seq, o);
         }
         self.reap(acks, None)
     }
@@ -207,7 +243,7 @@ impl Producer for NatsProducer {
                 .block_on(async { tokio::time::timeout(timeout, client.flush()).await });
             return Ok(());
         }
-        while self.in_flight > 0 {
+        while !self.in_flight.is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
@@ -218,10 +254,10 @@ impl Producer for NatsProducer {
                 Err(e) => return Err(e),
             }
         }
-        if self.in_flight > 0 {
+        if !self.in_flight.is_empty() {
             tracing::warn!(
                 "nats: {} publishes without a PubAck after {:.1}s: unknown",
-                self.in_flight,
+                self.in_flight.len(),
                 timeout.as_secs_f64()
             );
         }
