@@ -81,7 +81,10 @@ require_installed() {
 }
 
 cmd_install() {
-  command -v go >/dev/null || die "Go is needed to build nats-server (go install)"
+  local go
+  # Go's own tarball puts it in /usr/local/go/bin, which a non-login shell may not have in PATH.
+  go="$(command -v go || echo /usr/local/go/bin/go)"
+  [[ -x "$go" ]] || die "Go is needed to build nats-server (go install); not found in PATH or /usr/local/go/bin"
   mkdir -p "$BIN"
   local want="server=$SERVER_VERSION cli=$CLI_VERSION"
   if [[ -x "$SERVER" && -x "$BIN/nats" && "$(cat "$BIN/versions" 2>/dev/null)" == "$want" ]]; then
@@ -91,8 +94,8 @@ cmd_install() {
   local t0
   t0="$(now)"
   log "go install nats-server $SERVER_VERSION and natscli $CLI_VERSION into $BIN (a few minutes)"
-  GOBIN="$BIN" timeout 1800 go install "github.com/nats-io/nats-server/v2@$SERVER_VERSION"
-  GOBIN="$BIN" timeout 1800 go install "github.com/nats-io/natscli/nats@$CLI_VERSION"
+  GOBIN="$BIN" timeout 1800 "$go" install "github.com/nats-io/nats-server/v2@$SERVER_VERSION"
+  GOBIN="$BIN" timeout 1800 "$go" install "github.com/nats-io/natscli/nats@$CLI_VERSION"
   echo "$want" >"$BIN/versions"
   log "installed in $(elapsed "$t0")s: $("$SERVER" --version)"
 }
