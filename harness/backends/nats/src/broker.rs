@@ -103,7 +103,9 @@ impl NatsBroker {
             .connect_urls()
             .map_err(|m| BackendError::other(NAME, m))?;
         let rt = self.rt()?;
-        let client = rt.block_on(conn::connect(&urls, &shown, "mq-bench coordinator"))?;
+        let client = rt
+            .block_on(conn::connect(&urls, &shown, "mq-bench coordinator"))?
+            .client;
         let js = conn::jetstream(rt, client.clone(), conn::OP_TIMEOUT, 64);
         self.conn = Some((client, js.clone()));
         Ok(js)

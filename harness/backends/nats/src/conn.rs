@@ -3,6 +3,8 @@
 //! owns, bounded connects, and `ensure`, which (re)creates the stream and consumers.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
@@ -157,17 +159,51 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, BackendError> {
         .map_err(|e| BackendError::io(NAME, "cannot start the tokio runtime", e))
 }
 
+/// A client and how many times it has (re)connected: a worker that sees the count grow makes
+/// sure its stream (and consumers) still exist, as a memory stream does not survive its
+/// server's restart.
+pub struct Connection {
+    pub client: Client,
+    connects: Arc<AtomicU64>,
+    seen: u64,
+}
+
+impl Connection {
+    /// Whether the client connected again since the last call.
+    pub fn reconnected(&mut self) -> bool {
+        let now = self.connects.load(Ordering::Relaxed);
+        std::mem::replace(&mut self.seen, now) != now
+    }
+}
+
 /// Connects to one of `urls` within [`CONNECT_TIMEOUT`] (later losses are reconnected by the
 /// client itself, to any of them, without a limit); errors name the addresses, never the
 /// credentials.
-pub async fn connect(urls: &[String], shown: &str, name: &str) -> Result<Client, BackendError> {
+pub async fn connect(urls: &[String], shown: &str, name: &str) -> Result<Connection, BackendError> {
+    let connects = Arc::new(AtomicU64::new(0));
+    let count = connects.clone();
     let connect = async_nats::ConnectOptions::new()
         .name(name)
         .connection_timeout(Duration::from_secs(5))
         .max_reconnects(None)
+        .event_callback(move |event| {
+            let count = count.clone();
+            async move {
+                if matches!(event, async_nats::Event::Connected) {
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
         .connect(urls);
     match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
-        Ok(Ok(c)) => Ok(c),
+        Ok(Ok(client)) => {
+            let seen = connects.load(Ordering::Relaxed);
+            Ok(Connection {
+                client,
+                connects,
+                seen,
+            })
+        }
         Ok(Err(e)) => Err(BackendError::other(
             NAME,
             format!("cannot connect to {shown}: {e}"),

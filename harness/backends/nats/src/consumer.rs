@@ -5,7 +5,8 @@
 //! the sink processes later (processing threads, the dedup store) is acked when its token comes
 //! back through `processed`.
 //!
-//! A pull stream that ends, or whose consumer is gone (a memory stream lost with its server), is
+//! After each reconnect the stream and consumers are made again if the server lost them. A
+//! pull stream that ends, or whose consumer is gone (a memory stream lost with its server), is
 //! opened again, creating the stream and consumer if they are missing; messages delivered and
 //! not acked come again after `ack_wait` (the checker counts the duplicates). Other errors (a
 //! missed heartbeat of a busy or restarting server) are passed over: the pull stream asks again
@@ -20,7 +21,6 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::consumer::pull::MessagesErrorKind;
 use async_nats::jetstream::consumer::{pull, PullConsumer};
 use async_nats::jetstream::{self, Context};
-use async_nats::Client;
 use futures_lite::future::poll_once;
 use futures_lite::Stream;
 use mq_core::{BackendError, Consumer, DeliverySink, Partition, Processed, Token, WorkerCtx};
@@ -41,7 +41,7 @@ struct Part {
 
 pub struct NatsConsumer {
     rt: Runtime,
-    client: Client,
+    conn: conn::Connection,
     js: Context,
     ep: Endpoint,
     parts: Vec<Part>,
@@ -88,11 +88,12 @@ impl NatsConsumer {
             .map_err(|m| BackendError::other(NAME, m))?;
         let rt = conn::runtime()?;
         let name = format!("mq-bench {} consumer {}", ctx.plan.name, ctx.index);
-        let client = rt.block_on(conn::connect(&urls, &shown, &name))?;
+        let conn = rt.block_on(conn::connect(&urls, &shown, &name))?;
+        let client = conn.client.clone();
         let js = conn::jetstream(&rt, client.clone(), conn::OP_TIMEOUT, 64);
         let mut c = NatsConsumer {
             rt,
-            client,
+            conn,
             js,
             ep,
             parts,
@@ -155,6 +156,18 @@ impl NatsConsumer {
             }
         }
         Ok(())
+    }
+
+    /// After a reconnect: the stream and this consumer's consumers made again if the server lost
+    /// them (a memory stream); the open pull streams go on pulling from them by name.
+    fn ensure_after_reconnect(&mut self) {
+        let NatsConsumer {
+            rt, js, ep, parts, ..
+        } = self;
+        let all = parts.iter().map(|p| p.partition.0);
+        if let Err(e) = rt.block_on(unless_stopped(ep.ensure(js, all))) {
+            tracing::debug!("nats: consumer {} after a reconnect: {e}", self.index);
+        }
     }
 
     /// Opens what is closed; an error only once that has failed for `reconnect_timeout_ms`.
@@ -301,6 +314,9 @@ impl Consumer for NatsConsumer {
         max_wait: Duration,
         sink: &mut dyn DeliverySink,
     ) -> Result<usize, BackendError> {
+        if self.conn.reconnected() {
+            self.ensure_after_reconnect();
+        }
         if self.parts.iter().any(|p| p.messages.is_none()) {
             self.reattach(max_wait)?;
             if self.parts.iter().all(|p| p.messages.is_none()) {
@@ -330,7 +346,7 @@ impl Consumer for NatsConsumer {
             p.messages = None;
         }
         // The acks are queued in the client: written before we leave.
-        let client = &self.client;
+        let client = &self.conn.client;
         let _ = self
             .rt
             .block_on(async { tokio::time::timeout(conn::OP_TIMEOUT, client.flush()).await });

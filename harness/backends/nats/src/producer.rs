@@ -9,7 +9,7 @@
 //! The client reconnects by itself after losing the server; a publish left without a PubAck
 //! (timed out, or the connection dropped) stays unknown; "no responders" (nothing stored the
 //! message: its stream is gone, e.g. a memory stream after a restart) counts as failed, and
-//! the stream is created again so the next publishes land.
+//! the stream is created again so the next publishes land; so it is after each reconnect.
 
 use std::collections::VecDeque;
 use std::future::{Future, IntoFuture};
@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 use async_nats::jetstream::publish::PublishAck;
 use async_nats::jetstream::Context;
-use async_nats::Client;
 use bytes::Bytes;
 use futures_lite::future::poll_once;
 use mq_core::delivery::ProducerAck;
@@ -38,7 +37,7 @@ const ENSURE_EVERY: Duration = Duration::from_secs(1);
 
 pub struct NatsProducer {
     rt: Runtime,
-    client: Client,
+    conn: conn::Connection,
     js: Context,
     ep: Endpoint,
     /// Subject of partition p.
@@ -61,13 +60,14 @@ impl NatsProducer {
             .map_err(|m| BackendError::other(NAME, m))?;
         let rt = conn::runtime()?;
         let name = format!("mq-bench {} producer {}", ctx.plan.name, ctx.index);
-        let client = rt.block_on(conn::connect(&urls, &shown, &name))?;
+        let conn = rt.block_on(conn::connect(&urls, &shown, &name))?;
+        let client = conn.client.clone();
         let ack_timeout = ctx.plan.workload.ack_timeout.0;
         let max_in_flight = options.max_in_flight as usize;
         let js = conn::jetstream(&rt, client.clone(), ack_timeout, max_in_flight + 1);
         Ok(NatsProducer {
             rt,
-            client,
+            conn,
             js,
             subjects: (0..ep.partitions).map(|p| ep.subject(p)).collect(),
             ep,
@@ -208,8 +208,13 @@ impl Producer for NatsProducer {
             ));
         };
         let payload = Bytes::copy_from_slice(msg.payload);
+        if self.conn.reconnected() {
+            // The server may have restarted without the stream (a memory stream).
+            self.ensured = None;
+            self.recreate_stream();
+        }
         if !self.confirms {
-            let client = &self.client;
+            let client = &self.conn.client;
             let sent = self.rt.block_on(unless_stopped(async {
                 Ok(tokio::time::timeout(self.ack_timeout, client.publish(subject, payload)).await)
             }))?;
@@ -237,7 +242,7 @@ impl Producer for NatsProducer {
     fn flush(&mut self, timeout: Duration, acks: &mut dyn AckSink) -> Result<(), BackendError> {
         let deadline = Instant::now() + timeout;
         if !self.confirms {
-            let client = &self.client;
+            let client = &self.conn.client;
             let _ = self
                 .rt
                 .block_on(async { tokio::time::timeout(timeout, client.flush()).await });
