@@ -4,7 +4,9 @@
 //! (no reply from the server). Otherwise it is a JetStream publish: acked when the PubAck
 //! arrives, up to `max_in_flight` outstanding, kept in publish order and polled from the
 //! oldest (one stream answers in the order it stores; polling in place costs no task and no
-//! channel per message).
+//! channel per message). While the oldest waits (its PubAck lost with a killed server, say),
+//! every outstanding one is polled too, every [`SCAN_EVERY`], so that later PubAcks are timed
+//! within that of their arrival, not behind it.
 //!
 //! The client reconnects by itself after losing the server; a publish left without a PubAck
 //! (timed out, or the connection dropped) stays unknown; "no responders" (nothing stored the
@@ -14,6 +16,7 @@
 use std::collections::VecDeque;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::context::{PublishError, PublishErrorKind};
@@ -32,6 +35,10 @@ use crate::NAME;
 /// A publish awaiting its PubAck.
 type Pending = Pin<Box<dyn Future<Output = Result<PublishAck, PublishError>> + Send>>;
 
+/// While the oldest publish has waited this long, every outstanding one is polled this often
+/// (a few µs per thousand in flight), not only the oldest.
+const SCAN_EVERY: Duration = Duration::from_millis(5);
+
 /// Least time between two attempts to create a stream that a publish found missing.
 const ENSURE_EVERY: Duration = Duration::from_secs(1);
 
@@ -44,8 +51,10 @@ pub struct NatsProducer {
     subjects: Vec<String>,
     /// JetStream publish (PubAck) rather than core publish.
     confirms: bool,
-    /// Publishes awaiting their PubAck, oldest first.
-    in_flight: VecDeque<(Seq, Pending)>,
+    /// Publishes awaiting their PubAck, oldest first, with when each was published.
+    in_flight: VecDeque<(Seq, Instant, Pending)>,
+    /// When every outstanding publish was last polled.
+    scanned: Instant,
     max_in_flight: usize,
     ack_timeout: Duration,
     /// When the stream was last found missing and created again.
@@ -73,52 +82,43 @@ impl NatsProducer {
             ep,
             confirms: ctx.plan.delivery.producer_ack != ProducerAck::None,
             in_flight: VecDeque::new(),
+            scanned: Instant::now(),
             max_in_flight,
             ack_timeout,
             ensured: None,
         })
     }
 
-    /// Reports the outcomes that have arrived, oldest first; with `wait`, first waits up to it
-    /// for the oldest.
+    /// Reports the outcomes that have arrived; with `wait`, first waits up to it for one.
     fn reap(&mut self, acks: &mut dyn AckSink, wait: Option<Duration>) -> Result<(), BackendError> {
         if self.in_flight.is_empty() {
             return Ok(());
         }
         let mut got = Vec::new();
-        if let Some(limit) = wait {
-            // In slices, so that a stop request is seen while the oldest is awaited.
-            let deadline = Instant::now() + limit;
-            while let Some((seq, first)) = self.in_flight.front_mut() {
-                if mq_core::stop::requested() {
-                    return Err(BackendError::Interrupted { backend: NAME });
-                }
-                let slice = deadline
-                    .saturating_duration_since(Instant::now())
-                    .min(Duration::from_millis(50));
+        let deadline = wait.map(|limit| Instant::now() + limit);
+        loop {
+            self.collect(&mut got);
+            let Some(deadline) = deadline else { break };
+            if !got.is_empty() || self.in_flight.is_empty() || Instant::now() >= deadline {
+                break;
+            }
+            if mq_core::stop::requested() {
+                return Err(BackendError::Interrupted { backend: NAME });
+            }
+            // In slices, so that a stop request is seen and later PubAcks are taken too.
+            let slice = deadline
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(50));
+            if let Some((seq, _, first)) = self.in_flight.front_mut() {
                 let r = self
                     .rt
                     .block_on(async { tokio::time::timeout(slice, first).await });
                 if let Ok(r) = r {
                     got.push((*seq, outcome(r)));
                     self.in_flight.pop_front();
-                    break;
-                }
-                if slice.is_zero() {
-                    break;
                 }
             }
         }
-        let in_flight = &mut self.in_flight;
-        self.rt.block_on(async {
-            while let Some((seq, next)) = in_flight.front_mut() {
-                let Some(r) = poll_once(next).await else {
-                    break;
-                };
-                got.push((*seq, outcome(r)));
-                in_flight.pop_front();
-            }
-        });
         let mut missing_stream = false;
         let outcomes: Vec<(Seq, Outcome)> = got
             .into_iter()
@@ -132,6 +132,27 @@ impl NatsProducer {
             self.recreate_stream();
         }
         Ok(())
+    }
+
+    /// Takes the outcomes that have come without waiting: from the oldest on, in order, and, at
+    /// most every [`SCAN_EVERY`] while the oldest has waited that long, all of them.
+    fn collect(&mut self, got: &mut Vec<(Seq, Option<Outcome>)>) {
+        let scan = self.scanned.elapsed() >= SCAN_EVERY;
+        let (in_flight, scanned) = (&mut self.in_flight, &mut self.scanned);
+        self.rt.block_on(async {
+            while let Some((seq, _, next)) = in_flight.front_mut() {
+                let Some(r) = poll_once(next).await else {
+                    break;
+                };
+                got.push((*seq, outcome(r)));
+                in_flight.pop_front();
+            }
+            let waited = |(_, at, _): &(Seq, Instant, Pending)| at.elapsed() >= SCAN_EVERY;
+            if scan && in_flight.front().is_some_and(waited) {
+                *scanned = Instant::now();
+                got.extend(std::future::poll_fn(|cx| Poll::Ready(take_ready(in_flight, cx))).await);
+            }
+        });
     }
 
     /// Creates the stream again (at most once per [`ENSURE_EVERY`]) after a publish found no
@@ -169,7 +190,7 @@ impl NatsProducer {
             // Answered at once (or unknown at once: then never reported).
             Ok(Ok((_, Some(r)))) => outcome(r),
             Ok(Ok((pending, None))) => {
-                self.in_flight.push_back((seq, pending));
+                self.in_flight.push_back((seq, Instant::now(), pending));
                 None
             }
             Ok(Err(e)) => {
@@ -180,6 +201,22 @@ impl NatsProducer {
             Err(_) => Some(Outcome::NotSent),
         }
     }
+}
+
+/// Removes from `in_flight` every publish whose PubAck (or error) has come, with its outcome.
+fn take_ready(
+    in_flight: &mut VecDeque<(Seq, Instant, Pending)>,
+    cx: &mut TaskContext<'_>,
+) -> Vec<(Seq, Option<Outcome>)> {
+    let mut ready = Vec::new();
+    in_flight.retain_mut(|(seq, _, pending)| match pending.as_mut().poll(cx) {
+        Poll::Ready(r) => {
+            ready.push((*seq, outcome(r)));
+            false
+        }
+        Poll::Pending => true,
+    });
+    ready
 }
 
 /// What a PubAck (or its absence) says: None when unknown (no answer, the connection lost).
