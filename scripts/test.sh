@@ -46,7 +46,7 @@ if [[ ${MQ_BENCH_SKIP_K8S_VALIDATE:-0} != 1 ]]; then
 fi
 
 step "cargo test --workspace"
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast
 
 step "README: measured tables come from runs (scripts/readme-tables.py --check)"
 scripts/readme-tables.py --check
