@@ -10,5 +10,6 @@ pub fn registry() -> Registry {
         Box::new(mq_backend_log::LogBackend),
         Box::new(mq_backend_kafka::Kafka),
         Box::new(mq_backend_rabbitmq::RabbitMq),
+        Box::new(mq_backend_rocketmq::RocketMq),
     ]
 }
