@@ -28,9 +28,11 @@ pub struct Options {
     #[serde(default)]
     #[schemars(range(min = 1, max = 65_500))]
     pub port: Option<u16>,
-    /// FIFO sends (the default): one send in flight per queue (= partition), so each key's
-    /// messages are stored in the order sent, as RocketMQ's ordered messages by message group.
-    /// `false`: normal messages, up to `max_in_flight` sends at once on any queue.
+    /// FIFO sends (the default): one send at a time per queue (= partition), so with sync sends
+    /// each key's messages are stored in the order sent, as RocketMQ's ordered messages by
+    /// message group. Oneway sends do not wait for the broker, so the broker's send threads may
+    /// still store them out of order. `false`: normal messages, up to `max_in_flight` sends at
+    /// once on any queue.
     #[serde(default = "defaults::fifo")]
     pub fifo: bool,
     /// Sends awaiting their result at once (normal messages; FIFO: over all queues, each
