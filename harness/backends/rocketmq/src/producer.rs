@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use mq_core::delivery::ProducerAck;
 use mq_core::{AckSink, BackendError, Outcome, Outgoing, Producer, Seq, WorkerCtx};
-use rocketmq_client_rust::DefaultMQProducer;
+use rocketmq_client_rust::{ClientError, DefaultMQProducer};
 use rocketmq_model::common::message::message_single::Message;
 use rocketmq_model::result::SendStatus;
 
@@ -53,7 +53,7 @@ impl Sender_ {
                 Ok(()) => Some(Outcome::Acked),
                 Err(e) => {
                     tracing::debug!("rocketmq oneway send {}: {e}", job.seq.0);
-                    None
+                    outcome_of(&e)
                 }
             }
         } else {
@@ -69,12 +69,25 @@ impl Sender_ {
                 Ok(None) => None,
                 Err(e) => {
                     tracing::debug!("rocketmq send {}: {e}", job.seq.0);
-                    None
+                    outcome_of(&e)
                 }
             }
         };
         // The worker gone: nobody to tell.
         let _ = self.results.send((job.seq, outcome));
+    }
+}
+
+/// What a failed send's error says for sure: the broker answered with an error code (e.g.
+/// SYSTEM_BUSY under flow control) → failed; the client refused it before writing it (its
+/// transport queue full) → not sent; anything else (a timeout, a connection lost) → unknown.
+fn outcome_of(e: &ClientError) -> Option<Outcome> {
+    if e.broker_response_code().is_some() {
+        Some(Outcome::Failed)
+    } else if e.to_string().starts_with("transport.admission.") {
+        Some(Outcome::NotSent)
+    } else {
+        None
     }
 }
 
@@ -245,17 +258,25 @@ impl Producer for RocketProducer {
 
 impl Drop for RocketProducer {
     fn drop(&mut self) {
+        // Closing the lanes ends their sender tasks; closing the client runtime closes the
+        // connections (the broker forgets the producer with its channel).
         self.lanes.clear();
-        let Some(rt) = self.rt.take() else { return };
-        // The sender tasks hold clones until they end; shut the client down if it is ours alone.
-        let producer = std::mem::replace(
-            &mut self.sender.producer,
-            Arc::new(DefaultMQProducer::new(rt.client.clone())),
-        );
-        if let Ok(mut p) = Arc::try_unwrap(producer) {
-            rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), p.shutdown()).await })
-                .ok();
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown();
         }
-        rt.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_what_is_certain_gets_an_outcome() {
+        let busy =
+            ClientError::broker_operation_failed("send", 2, "[TIMEOUT_CLEAN_QUEUE]broker busy");
+        assert_eq!(outcome_of(&busy), Some(Outcome::Failed));
+        assert_eq!(outcome_of(&ClientError::timeout("send", 3000)), None);
+        assert_eq!(outcome_of(&ClientError::illegal_argument("x")), None);
     }
 }
