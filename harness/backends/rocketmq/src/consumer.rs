@@ -93,6 +93,9 @@ impl RocketConsumer {
         })
     }
 
+    /// Commits what was handed over: into the client's offset store, then to the broker with
+    /// one acknowledged request per queue (the client's own `persist` sends them oneway, which
+    /// a busy broker may drop). A failure is logged; the next commit carries the offset again.
     fn commit(&mut self) {
         if self.next.is_empty() {
             return;
@@ -102,14 +105,32 @@ impl RocketConsumer {
         };
         let offsets = std::mem::take(&mut self.next);
         let r = rt.block_on(async {
-            tokio::time::timeout(COMMIT_TIMEOUT, c.commit_sync_with_map(offsets, true)).await
+            tokio::time::timeout(COMMIT_TIMEOUT, async {
+                c.commit_sync_with_map(offsets.clone(), false).await;
+                let Some(store) = c.offset_store().await else {
+                    return Err("the consumer has no offset store".to_owned());
+                };
+                for (mq, offset) in &offsets {
+                    (store
+                        .update_consume_offset_to_broker(mq, *offset, false)
+                        .await)
+                        .map_err(|e| format!("queue {}: {e}", mq.queue_id()))?;
+                }
+                Ok(())
+            })
+            .await
         });
-        if r.is_err() {
-            tracing::warn!(
-                "rocketmq: committing offsets of {}: no answer within {}s",
-                self.ep.topic,
-                COMMIT_TIMEOUT.as_secs()
-            );
+        let failed = match r {
+            Ok(Ok(())) => None,
+            Ok(Err(m)) => Some(m),
+            Err(_) => Some(format!("no answer within {}s", COMMIT_TIMEOUT.as_secs())),
+        };
+        if let Some(m) = failed {
+            tracing::warn!("rocketmq: committing offsets of {}: {m}", self.ep.topic);
+            // Not committed: keep them for the next commit (newer offsets of a queue win).
+            for (mq, offset) in offsets {
+                self.next.entry(mq).or_insert(offset);
+            }
         }
         self.uncommitted = 0;
         self.last_commit = Instant::now();
