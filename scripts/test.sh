@@ -12,6 +12,7 @@ if [[ ${MQ_BENCH_SKIP_BROKERS:-0} != 1 ]]; then
   scripts/brokers/rabbitmq.sh install
   scripts/brokers/kafka.sh install
   scripts/brokers/nats.sh install # nats-server + natscli, built with go install
+  scripts/brokers/rocketmq.sh install
   # With the brokers installed, a broker test that cannot reach its broker fails instead of skipping.
   export MQ_BENCH_REQUIRE_BROKERS=1
 fi

@@ -11,5 +11,6 @@ pub fn registry() -> Registry {
         Box::new(mq_backend_kafka::Kafka),
         Box::new(mq_backend_rabbitmq::RabbitMq),
         Box::new(mq_backend_nats::Nats),
+        Box::new(mq_backend_rocketmq::RocketMq),
     ]
 }
