@@ -10,6 +10,7 @@ use mq_core::assignment::{AssignEvent, AssignmentChange};
 use mq_core::clock::now_ns;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaResult;
 use rdkafka::{Offset, TopicPartitionList};
 
 /// Shared by the poll loop and the rebalance callbacks (which run inside `poll`, on the same
@@ -21,6 +22,8 @@ pub struct MemberContext {
     changes: Mutex<Vec<AssignmentChange>>,
     /// The group has assigned this member its share at least once (possibly nothing).
     joined: AtomicBool,
+    /// An asynchronous commit was sent and its result has not come back yet.
+    committing: AtomicBool,
 }
 
 impl MemberContext {
@@ -30,7 +33,19 @@ impl MemberContext {
             pending: Mutex::new(BTreeMap::new()),
             changes: Mutex::new(Vec::new()),
             joined: AtomicBool::new(false),
+            committing: AtomicBool::new(false),
         }
+    }
+
+    /// Notes that an asynchronous commit was sent; [`ConsumerContext::commit_callback`] clears
+    /// it when its result is served by `poll`.
+    pub fn commit_sent(&self) {
+        self.committing.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether an asynchronous commit's result is still to come.
+    pub fn committing(&self) -> bool {
+        self.committing.load(Ordering::Relaxed)
     }
 
     /// The offsets handed over and not yet committed.
@@ -97,6 +112,10 @@ impl MemberContext {
 impl ClientContext for MemberContext {}
 
 impl ConsumerContext for MemberContext {
+    fn commit_callback(&self, _result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        self.committing.store(false, Ordering::Relaxed);
+    }
+
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             // The member stops reading them now; the commit is part of the pause.
