@@ -24,6 +24,7 @@ mod script;
 mod stage;
 mod topic_handle;
 mod txn;
+mod wake;
 
 use std::path::Path;
 

@@ -19,6 +19,7 @@ use crate::client::{self, base_config, Endpoint};
 use crate::options::Options;
 use crate::topic_handle::TopicHandle;
 use crate::txn::{self, OnFenced, Transaction};
+use crate::wake::Wake;
 use crate::NAME;
 
 /// Sends between two polls for delivery reports while sending as fast as possible. Polling
@@ -28,8 +29,10 @@ use crate::NAME;
 /// while it waits for its next send ([`Producer::poll`]), so its reports are timely at any rate.
 const SENDS_PER_POLL: u32 = 32;
 
-/// How long a producer whose librdkafka queue is full waits before it looks for reports again.
+/// How long a producer whose librdkafka queue is full waits before it looks for reports again,
+/// without a wake-up pipe ([`Wake`]); with one, it waits at most [`QUEUE_FULL_WAKE`] for a report.
 const QUEUE_FULL_WAIT: Duration = Duration::from_micros(200);
+const QUEUE_FULL_WAKE: Duration = Duration::from_millis(10);
 
 /// Collects delivery reports; librdkafka calls it from `poll`/`flush` on the worker's thread.
 #[derive(Default)]
@@ -72,6 +75,8 @@ fn classify(e: &KafkaError) -> Option<Outcome> {
 pub struct KafkaProducer {
     /// The topic's handle in `producer`, produced through; dropped before it.
     handle: TopicHandle,
+    /// Wakes a producer waiting for room when a delivery report arrives; dropped before it.
+    wake: Option<Wake>,
     producer: BaseProducer<Reports>,
     topic: String,
     partitions: u32,
@@ -139,6 +144,7 @@ impl KafkaProducer {
         };
         Ok(KafkaProducer {
             handle: TopicHandle::new(&producer, &topic)?,
+            wake: Wake::new(&producer),
             producer,
             topic,
             partitions: ep.partitions,
@@ -179,6 +185,7 @@ impl KafkaProducer {
         };
         // The old handle goes before the old instance.
         self.handle = TopicHandle::new(&producer, &self.topic)?;
+        self.wake = Wake::new(&producer);
         self.producer = producer;
         self.txn = Some(renewed);
         Ok(true)
@@ -274,11 +281,15 @@ impl Producer for KafkaProducer {
                             ),
                         ));
                     }
-                    // Room comes with delivery reports: take those there are, else wait a
-                    // little. (The crate's timed poll spins through its deadline's last
-                    // millisecond, and a 10 ms one kept the producer idle long after room came.)
+                    // Room comes with delivery reports: take those there are, else sleep until
+                    // the next one arrives. (The crate's timed poll spins through its deadline's
+                    // last millisecond, and a 10 ms one kept the producer idle long after room
+                    // came.)
                     if self.reports.poll(&self.producer, Duration::ZERO, acks) == 0 {
-                        std::thread::sleep(QUEUE_FULL_WAIT);
+                        match &self.wake {
+                            Some(w) => w.wait(QUEUE_FULL_WAKE),
+                            None => std::thread::sleep(QUEUE_FULL_WAIT),
+                        }
                     }
                 }
                 Err(code) => {
