@@ -273,6 +273,9 @@ write_server_properties() {
     # until the dead incarnation's session has expired.
     echo "broker.session.timeout.ms=3000"
     echo "broker.heartbeat.interval.ms=500"
+    # A deleted topic's files go at once (default 60 s later): a benchmark deletes each round's
+    # topic, and its gigabytes would otherwise be written back to disk under the next round.
+    echo "log.segment.delete.delay.ms=0"
     local kv
     for kv in ${KAFKA_OVERRIDES:-}; do echo "$kv"; done
   } >"$d/server.properties"
