@@ -188,6 +188,22 @@ pub(crate) fn variant_plans(
             });
             let (plan, es) = plan_one(raw, i, &v, registry)?;
             errors.extend(es);
+            if let Some(p) = plan
+                .as_ref()
+                .filter(|p| search.is_some() && p.workload.consumers == 0)
+            {
+                let own = v.workload.contains_key("consumers");
+                errors.push(FieldError::new(
+                    match own {
+                        true => format!("variants[{i}].workload.consumers"),
+                        false => "workload.consumers".to_owned(),
+                    },
+                    format!(
+                        "consumers = 0 (producer only) cannot go with rate = \"max\": the search judges what is delivered (variant {:?}); set consumers = 1 or more",
+                        p.name
+                    ),
+                ));
+            }
             let plan = plan.map(|p| VariantPlan {
                 search,
                 rate_fractions: fractions,

@@ -155,6 +155,15 @@ pub(crate) fn validate_faults(
             )),
             _ => {}
         }
+        if w.consumers == 0 && f.action.acts_on_consumers() {
+            e.push(FieldError::new(
+                at("action"),
+                format!(
+                    "{} needs consumers, and consumers = 0 (producer only); set consumers = 1 or more",
+                    f.action
+                ),
+            ));
+        }
         let workers = match f.action {
             FaultAction::KillProducer => Some(("producers", w.producers)),
             FaultAction::KillConsumer | FaultAction::RestartConsumer => {

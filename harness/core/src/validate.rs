@@ -196,6 +196,7 @@ pub(crate) fn plan_one(
         Ok(plan) => {
             let mut own = backend.validate(&plan);
             own.extend(competing(backend, &plan));
+            own.extend(producer_only(backend, &plan));
             own.extend(crate::fault::check_stage_faults(backend, &plan));
             // Declared bounds, unless the backend already said something of that option.
             let bounds = crate::options::check_bounds(&backend.info().options, &plan.options)
@@ -266,7 +267,8 @@ fn validate_workload(w: &Workload, prefix: &str) -> Vec<FieldError> {
         MAX_MESSAGE_SIZE,
     );
     check_range(&mut e, &path("producers"), w.producers, 1, 1024);
-    check_range(&mut e, &path("consumers"), w.consumers, 1, 1024);
+    // 0: producer only (the publish side alone, e.g. beside a producer-only peer tool).
+    check_range(&mut e, &path("consumers"), w.consumers, 0, 1024);
     check_range(&mut e, &path("partitions"), w.partitions, 1, 65_535);
     if let Some(k) = w.keys {
         check_range(&mut e, &path("keys"), k, 1, MAX_KEYS);
@@ -301,6 +303,29 @@ fn validate_workload(w: &Workload, prefix: &str) -> Vec<FieldError> {
         1,
         crate::parallel::MAX_PROCESSING_THREADS,
     );
+    e
+}
+
+/// What a producer-only variant (`consumers = 0`) cannot have: anything that reads back.
+fn producer_only(backend: &dyn Backend, plan: &VariantPlan) -> Vec<FieldError> {
+    if plan.workload.consumers > 0 {
+        return Vec::new();
+    }
+    let mut e = Vec::new();
+    let mut no = |path: &str, what: &str| {
+        e.push(FieldError::new(
+            path,
+            format!("consumers = 0 (producer only) cannot have {what}; set consumers = 1 or more"),
+        ))
+    };
+    // `rate = "max"` is refused where the search is planned (`expand`).
+    if backend.stages(plan) > 0 {
+        no("options.pipeline", "a pipeline (its stages consume)");
+    }
+    if plan.delivery.consumer_dedup.is_store() {
+        no("consumer_dedup", "consumer_dedup = \"store\"");
+    }
+    // Consumer faults are refused where they are written (`fault::validate_faults`).
     e
 }
 

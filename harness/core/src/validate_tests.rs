@@ -180,3 +180,31 @@ fn runs_expand_a_variant_into_named_runs_and_are_range_checked() {
         "{e:?}"
     );
 }
+
+#[test]
+fn a_producer_only_variant_is_valid_and_refuses_what_reads_back() {
+    let s = run(&format!(
+        "{BASE}consumers = 0\n[[variants]]\nname = \"a\"\nbackend = \"fake\"\n"
+    ))
+    .unwrap();
+    assert_eq!(s.variants[0].workload.consumers, 0);
+    let e = errors(&format!(
+        "{BASE}consumers = 0\n[[faults]]\naction = \"kill-consumer\"\nat = \"1s\"\n\
+         [[variants]]\nname = \"a\"\nbackend = \"fake\"\n"
+    ));
+    assert_eq!(
+        e,
+        ["s.toml:7:10: faults[0].action: kill-consumer needs consumers, and consumers = 0 (producer only); set consumers = 1 or more"]
+    );
+    let e = errors(
+        "name = \"s\"\n[workload]\nrate = \"max\"\nduration = \"1s\"\nmessage_size = 500\nconsumers = 0\n\
+         [[variants]]\nname = \"a\"\nbackend = \"fake\"\n",
+    );
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].contains(
+            "workload.consumers: consumers = 0 (producer only) cannot go with rate = \"max\""
+        ),
+        "{e:?}"
+    );
+}

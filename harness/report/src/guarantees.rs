@@ -30,7 +30,7 @@ pub fn table(r: &RunResults) -> Table {
         let checked: Vec<(&VariantResult, &Report)> = runs
             .iter()
             .filter_map(|v| Some((*v, v.report.as_ref()?)))
-            .filter(|(v, _)| v.contract.is_some())
+            .filter(|(v, _)| v.contract.is_some() && !v.producer_only())
             .collect();
         let Some(&(worst, rep)) = checked.iter().max_by_key(|(_, rep)| badness(rep)) else {
             continue;

@@ -169,6 +169,7 @@ fn names(sources: &[Source<'_>]) -> Vec<String> {
 fn figure_of(req: Req, v: &VariantResult) -> Option<f64> {
     let rep = v.report.as_ref()?;
     let c = &rep.counts;
+    let read_back = !v.producer_only();
     match req {
         Req::MinRate(_) => {
             (v.ended_by == Some(EndedBy::Drained)).then_some(rep.throughput.delivered_msgs_per_s)
@@ -176,9 +177,9 @@ fn figure_of(req: Req, v: &VariantResult) -> Option<f64> {
         Req::MaxP99(_) => {
             (rep.latency.end_to_end.count > 0).then_some(rep.latency.end_to_end.p99_us)
         }
-        Req::MaxLost(_) => Some(c.lost as f64),
-        Req::MaxDuplicates(_) => Some(c.duplicated as f64),
-        Req::PerKey => Some(c.reordered as f64),
+        Req::MaxLost(_) => read_back.then_some(c.lost as f64),
+        Req::MaxDuplicates(_) => read_back.then_some(c.duplicated as f64),
+        Req::PerKey => read_back.then_some(c.reordered as f64),
         Req::MaxCpu(_) => v.cost.as_ref()?.per_message.as_ref()?.total_cpu_us,
         Req::MaxAmplification(_) => v.cost.as_ref()?.per_message.as_ref()?.write_amplification,
     }

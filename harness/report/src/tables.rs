@@ -208,17 +208,23 @@ pub fn correctness(r: &RunResults) -> Table {
             ]
             .map(|x| Text::plain(x.to_string())),
         );
-        row.push(Text::strong(c.lost.to_string()));
-        row.extend(
-            [
-                c.unacked_lost,
-                c.recovered,
-                c.duplicated,
-                c.reordered,
-                c.unexpected,
-            ]
-            .map(|x| Text::plain(x.to_string())),
-        );
+        match v.producer_only() {
+            // Nothing was read back: none of these was measured.
+            true => row.extend((0..6).map(|_| Text::plain("–"))),
+            false => {
+                row.push(Text::strong(c.lost.to_string()));
+                row.extend(
+                    [
+                        c.unacked_lost,
+                        c.recovered,
+                        c.duplicated,
+                        c.reordered,
+                        c.unexpected,
+                    ]
+                    .map(|x| Text::plain(x.to_string())),
+                );
+            }
+        }
         if txn {
             // A variant without transactions has none to abort.
             row.extend(match rep.transactional {

@@ -136,6 +136,9 @@ pub enum EndedBy {
     Stalled,
     /// All consumers exited.
     ConsumersGone,
+    /// A producer-only variant (`consumers = 0`): its producers ended, and nothing was read
+    /// back, so delivery (loss, duplicates, order, end-to-end latency) was not measured.
+    Produced,
     Interrupted,
 }
 
@@ -194,6 +197,13 @@ pub struct VariantResult {
     /// `resources = false`, or in results written before).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<cost::Cost>,
+}
+
+impl VariantResult {
+    /// A variant without consumers (`consumers = 0`): its delivery figures were not measured.
+    pub fn producer_only(&self) -> bool {
+        self.workload.as_ref().is_some_and(|w| w.consumers == 0)
+    }
 }
 
 /// One fault as it was carried out.

@@ -197,6 +197,7 @@ impl VariantRun<'_> {
             verify_allowed: now >= l.next_verify,
             drain_timeout: l.facts.drain_timeout,
             stalled: l.facts.producers_stopped_after.is_some(),
+            producer_only: self.plan.workload.consumers == 0,
         }
     }
 

@@ -42,6 +42,8 @@ pub struct Tick {
     pub drain_timeout: Duration,
     /// Producers were stopped earlier for making no progress.
     pub stalled: bool,
+    /// The variant has no consumers (`consumers = 0`): nothing to drain.
+    pub producer_only: bool,
 }
 
 /// What the loop does next.
@@ -65,6 +67,13 @@ pub fn decide(t: &Tick) -> Decision {
             return Decision::StopProducers;
         }
         return Decision::Continue;
+    }
+    // A producer-only variant ends with its producers, once the schedule is done.
+    if t.producer_only {
+        return match t.timed_pending {
+            true => Decision::Continue,
+            false => Decision::End(EndedBy::Produced),
+        };
     }
     // With every consumer gone there is nothing left to drain, once the schedule is done.
     if !t.consuming && !t.timed_pending && !t.consumer_restart_pending {
@@ -123,7 +132,7 @@ pub fn reason(by: EndedBy, f: &EndFacts) -> Option<String> {
             "drain timeout: not every acked message arrived, and nothing moved for {:?}",
             f.drain_timeout
         )),
-        EndedBy::Drained | EndedBy::Interrupted => {}
+        EndedBy::Drained | EndedBy::Produced | EndedBy::Interrupted => {}
     }
     if let (Some(d), false) = (f.producers_stopped_after, by == EndedBy::Stalled) {
         parts.push(format!(
@@ -243,6 +252,31 @@ mod tests {
             }),
             Decision::End(EndedBy::Interrupted)
         );
+    }
+
+    #[test]
+    fn a_producer_only_variant_ends_with_its_producers_once_the_schedule_is_done() {
+        let t = Tick {
+            producer_only: true,
+            consuming: false,
+            ..tick()
+        };
+        assert_eq!(
+            decide(&Tick {
+                producing: true,
+                ..t
+            }),
+            Decision::Continue
+        );
+        assert_eq!(decide(&t), Decision::End(EndedBy::Produced));
+        assert_eq!(
+            decide(&Tick {
+                timed_pending: true,
+                ..t
+            }),
+            Decision::Continue
+        );
+        assert_eq!(reason(EndedBy::Produced, &EndFacts::default()), None);
     }
 
     #[test]

@@ -40,6 +40,10 @@ impl Drop for BrokerGuard {
     }
 }
 
+/// The contract note of a variant without consumers.
+pub(crate) const PRODUCER_ONLY: &str =
+    "consumers = 0 (producer only): delivery, loss, duplicates, order and end-to-end latency were not measured";
+
 impl VariantRun<'_> {
     /// Sets the broker up, drives the load to its end, tears down and checks the histories.
     /// With `kept`, on the broker a search keeps across its rounds: one left
@@ -81,7 +85,10 @@ impl VariantRun<'_> {
         result.versions = broker.0.versions();
         // The broker's last reading before it is stopped.
         let sampled = sampler.map(|s| (s.finish(), broker.0.processes()));
-        let clean = matches!(ended, Ok(EndedBy::Drained | EndedBy::DrainTimeout));
+        let clean = matches!(
+            ended,
+            Ok(EndedBy::Drained | EndedBy::DrainTimeout | EndedBy::Produced)
+        );
         match kept {
             Some(slot) if clean && result.faults.is_empty() && plan.faults.is_empty() => {
                 *slot = Some(broker);
@@ -179,6 +186,14 @@ impl VariantRun<'_> {
             return;
         }
         match mq_checker::check(&input) {
+            Ok(mut report) if self.plan.workload.consumers == 0 => {
+                report.producer_only();
+                result.contract_note = Some(PRODUCER_ONLY.into());
+                result.report = Some(report);
+                if !self.plan.workload.keep_history {
+                    remove_histories(&input);
+                }
+            }
             Ok(report) => {
                 let c = &report.counts;
                 let broker_faulted = result.faults.iter().any(|f| {

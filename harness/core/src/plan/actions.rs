@@ -74,6 +74,17 @@ impl FaultAction {
         FaultAction::SlowLink,
     ];
 
+    /// Whether the action needs consumers to act on (a producer-only variant has none).
+    pub fn acts_on_consumers(self) -> bool {
+        matches!(
+            self,
+            FaultAction::KillConsumer
+                | FaultAction::RestartConsumer
+                | FaultAction::PauseConsumers
+                | FaultAction::ResumeConsumers
+        )
+    }
+
     /// The broker fault this action asks of the backend, if it is one.
     pub fn broker_fault(self) -> Option<BrokerFault> {
         match self {

@@ -197,7 +197,15 @@ fn variant(
         producers: w.producers,
         keys: w.keys(),
     };
-    let report = mq_checker::check(&input).map_err(|e| MergeError::Check(e.to_string()))?;
+    let mut report = mq_checker::check(&input).map_err(|e| MergeError::Check(e.to_string()))?;
+    if w.consumers == 0 {
+        report.producer_only();
+        v.contract_kept = None;
+        v.contract_note = Some(crate::variant::PRODUCER_ONLY.into());
+        v.ended_by = Some(EndedBy::Produced);
+        v.report = Some(report);
+        return Ok(v);
+    }
     let c = &report.counts;
     let broker_faulted = (v.faults.iter())
         .any(|f| f.ok && matches!(f.action, FaultAction::KillBroker | FaultAction::RemoveQueue));
