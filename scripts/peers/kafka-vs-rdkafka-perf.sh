@@ -26,10 +26,10 @@
 # summary "N delivered ... in Tms: R msgs/s" (R = successful delivery reports / time from its
 # first produce call to its last delivery report) vs bench's results.json
 # variants[0].report.throughput.acked_msgs_per_s (acked / time from start to the last ack).
-# bench always runs a consumer beside its producer (a workload needs consumers >= 1; here
-# consumer_ack = "auto"). On 2 cores that consumer competes for CPU with the producer and the
-# broker, so by default the peer gets a concurrent `rdkafka_performance -C` reading the same topic
-# from the beginning: both sides then do the same work. PEER_CONSUMER=0 runs the producer alone.
+# By default both sides read what they write: bench with one consumer (consumer_ack = "auto"),
+# the peer with a concurrent `rdkafka_performance -C` reading the same topic from the beginning.
+# On 2 cores a consumer competes for CPU with the producer and the broker, so both sides do the
+# same work. PEER_CONSUMER=0 runs the producer alone on both sides (bench with consumers = 0).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -49,6 +49,7 @@ LINGER=${LINGER_MS:-5}
 BATCH=${BATCH_SIZE:-65536}
 GOAL=${GOAL:-0.9}
 PEER_CONSUMER=${PEER_CONSUMER:-1}
+[[ "$PEER_CONSUMER" == 0 || "$PEER_CONSUMER" == 1 ]] || die "PEER_CONSUMER must be 0 or 1 (got $PEER_CONSUMER)"
 read -r -a COMMON <<<"${COMMON_PROPS-max.in.flight.requests.per.connection=5}"
 for kv in "${COMMON[@]}"; do [[ "$kv" =~ ^[a-z.]+=[A-Za-z0-9._-]+$ ]] || die "COMMON_PROPS: bad property '$kv'"; done
 [[ "$RECORDS" =~ ^[1-9][0-9]*$ && "$ROUNDS" =~ ^[1-9][0-9]*$ && "$LINGER" =~ ^[0-9]+$ && "$BATCH" =~ ^[1-9][0-9]*$ ]] ||
@@ -170,10 +171,10 @@ peer_round() {
 }
 
 # bench_round SIZE NAME: prints bench's acked msgs/s
-bench_round() { kafka_bench_round "rdkafka_performance -P" "$@"; }
+bench_round() { BENCH_CONSUMERS=$PEER_CONSUMER kafka_bench_round "rdkafka_performance -P" "$@"; }
 
-if [[ "$PEER_CONSUMER" == 1 ]]; then cons="with rdkafka_performance -C"; else cons="producer alone"; fi
+if [[ "$PEER_CONSUMER" == 1 ]]; then cons="a consumer beside the producer on both sides"; else cons="the producer alone on both sides"; fi
 rc=0
-compare_rounds rdkafka-performance kafka rdkafka_performance "delivered msgs/s" "bench runs a consumer; peer: $cons" || rc=1
+compare_rounds rdkafka-performance kafka rdkafka_performance "delivered msgs/s" "$cons" || rc=1
 if [[ "$PEER_CONSUMER" == 1 ]]; then compare_cpu; else compare_cpu producer; fi
 exit "$rc"

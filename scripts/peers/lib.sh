@@ -21,19 +21,35 @@ find_bench() {
   [[ -x "$bench" ]] || die "no bench binary at $bench"
 }
 
-# compare_rounds PEER_NAME BENCH_NAME PEER_TOOL PEER_UNIT NOTE: for each size in SIZES, ROUNDS
-# rounds of `peer_round SIZE peer-SIZE-I` then `bench_round SIZE bench-SIZE-I` (the caller's; each
-# prints one rate), then one line on stdout comparing the medians. Returns 1 when bench's median is
-# below GOAL x the peer's for any size.
+# compare_rounds PEER_NAME BENCH_NAME PEER_TOOL PEER_UNIT NOTE: for each size in SIZES, WARMUP
+# (default 1) rounds left out, then ROUNDS rounds of `peer_round SIZE peer-SIZE-I` and
+# `bench_round SIZE bench-SIZE-I` (the caller's; each prints one rate), the peer first in odd
+# rounds and bench first in even ones (a broker still warming up favours whoever goes second),
+# then one line on stdout comparing the medians. Returns 1 when bench's median is below GOAL x
+# the peer's for any size.
 compare_rounds() {
-  local peer_name="$1" bench_name="$2" tool="$3" unit="$4" note="$5" size i fail=0
+  local peer_name="$1" bench_name="$2" tool="$3" unit="$4" note="$5" size i fail=0 p b
   local -a peer mine
+  local warmup=${WARMUP:-1}
+  [[ "$warmup" =~ ^[0-9]+$ ]] || die "WARMUP must be a count of rounds (got $warmup)"
   for size in "${SIZES[@]}"; do
     peer=() mine=()
+    for ((i = 1; i <= warmup; i++)); do
+      # the JVM brokers' JIT and the page cache: the first rounds are slower, on both sides
+      p="$(peer_round "$size" "warm-peer-$size-$i")"
+      b="$(bench_round "$size" "warm-bench-$size-$i")"
+      log "size $size warm-up round $i (left out): $tool $p $unit, bench $b acked msgs/s"
+    done
     for ((i = 1; i <= ROUNDS; i++)); do
-      peer+=("$(peer_round "$size" "peer-$size-$i")")
-      mine+=("$(bench_round "$size" "bench-$size-$i")")
-      log "size $size round $i: $tool ${peer[-1]} $unit, bench ${mine[-1]} acked msgs/s"
+      if ((i % 2)); then
+        p="$(peer_round "$size" "peer-$size-$i")"
+        b="$(bench_round "$size" "bench-$size-$i")"
+      else
+        b="$(bench_round "$size" "bench-$size-$i")"
+        p="$(peer_round "$size" "peer-$size-$i")"
+      fi
+      peer+=("$p") mine+=("$b")
+      log "size $size round $i: $tool $p $unit, bench $b acked msgs/s"
     done
     python3 - "$GOAL" "$size" "${peer[*]}" "${mine[*]}" "$peer_name" "$bench_name" "$note" <<'PY' || fail=1
 import statistics, sys
@@ -103,7 +119,8 @@ PY
 
 # kafka_bench_round PEER SIZE NAME: runs bench's Kafka producer with the settings of the calling
 # script (RECORDS, BOOT, LINGER, BATCH, COMMON; work dir $work, binary $bench) as PEER is run,
-# and prints its acked msgs/s.
+# and prints its acked msgs/s. BENCH_CONSUMERS (default 1) is the workload's consumers: 0 runs
+# the producer alone, as a producer-only peer does.
 kafka_bench_round() {
   local peer=$1 size=$2 name=$3 toml=$work/$3.toml
   cat >"$toml" <<TOML
@@ -113,7 +130,7 @@ description = "bench's Kafka producer, same settings as $peer $RECORDS x $size B
 messages = $RECORDS
 message_size = $size
 producers = 1
-consumers = 1
+consumers = ${BENCH_CONSUMERS:-1}
 partitions = 1
 drain_timeout = "20s"
 [[variants]]

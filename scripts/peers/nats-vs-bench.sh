@@ -10,6 +10,7 @@
 # usage: scripts/peers/nats-vs-bench.sh [MESSAGES] [SIZES] [ROUNDS]
 #          defaults: 200000 "100 1024" 3   (SIZES: space-separated message sizes in bytes)
 # env:   NATS_VS_PORT (14292; monitoring +4000), WINDOW (500), GOAL (0.9),
+#        BENCH_CONSUMERS (0: bench publishes alone, like the peer; 1: bench also consumes),
 #        CONSUMER_ACK (auto: bench's consumer with AckPolicy None, the lightest; after-process),
 #        BENCH (path of the bench binary; default: build it into $CARGO_TARGET_DIR or target/)
 # peer:  nats bench js pub async --create --purge --storage file --replicas 1 --batch WINDOW
@@ -20,9 +21,9 @@
 # publisher stats: X msgs/sec" vs
 # bench's results.json variants[0].report.throughput.acked_msgs_per_s. The peer publishes in
 # batches of WINDOW and waits for each batch's acks; bench keeps a sliding window of WINDOW.
-# bench also runs a consumer (every workload has one), which takes CPU from the publisher and
-# the server on a small machine; the peer publishes alone (`nats bench js consume` beside it
-# never finished here: a peer consumer is left out).
+# The peer publishes alone, and so does bench by default (consumers = 0). BENCH_CONSUMERS=1 adds
+# bench's consumer (CONSUMER_ACK), which takes CPU from the publisher and the server on a small
+# machine (`nats bench js consume` beside the peer never finished here: the peer has none).
 # stdout, one line per size:
 #   peer=nats-bench size=S msgs_per_s=X bench=nats size=S msgs_per_s=Y ratio=Y/X goal=G
 #     peer_rounds=a,b,c bench_rounds=a,b,c spread_peer=..% spread_bench=..%
@@ -46,6 +47,8 @@ GOAL=${GOAL:-0.9}
 CONSUMER_ACK=${CONSUMER_ACK:-auto}
 [[ "$CONSUMER_ACK" == auto || "$CONSUMER_ACK" == after-process ]] ||
   die "CONSUMER_ACK must be auto or after-process (got $CONSUMER_ACK)"
+BENCH_CONSUMERS=${BENCH_CONSUMERS:-0}
+[[ "$BENCH_CONSUMERS" == 0 || "$BENCH_CONSUMERS" == 1 ]] || die "BENCH_CONSUMERS must be 0 or 1 (got $BENCH_CONSUMERS)"
 for v in "$MESSAGES" "$ROUNDS" "$WINDOW" "$PORT" "${SIZES[@]}"; do
   [[ "$v" =~ ^[1-9][0-9]*$ ]] || usage_exit
 done
@@ -95,7 +98,7 @@ description = "bench's NATS backend, same settings as nats bench js pub async $M
 messages = $MESSAGES
 message_size = $size
 producers = 1
-consumers = 1
+consumers = $BENCH_CONSUMERS
 partitions = 1
 drain_timeout = "20s"
 [[variants]]
@@ -120,4 +123,5 @@ print(round(v["report"]["throughput"]["acked_msgs_per_s"]))
 PY
 }
 
-compare_rounds nats-bench nats "nats bench" msgs/s "both publish to JetStream awaiting PubAcks; bench also consumes, consumer_ack $CONSUMER_ACK"
+if [[ "$BENCH_CONSUMERS" == 0 ]]; then alone="both publish alone"; else alone="bench also consumes, consumer_ack $CONSUMER_ACK"; fi
+compare_rounds nats-bench nats "nats bench" msgs/s "both publish to JetStream awaiting PubAcks; $alone"
