@@ -8,6 +8,9 @@ BLOCK names a block in README.md between `<!-- table:BLOCK -->` and `<!-- /table
 TABLE is a section of the run's summary.md (which bench renders from results.json): speed,
 correctness, guarantees (default: speed correctness). The block gets a line saying which
 scenario ran, when, on what machine, and this command, then the tables as bench wrote them.
+One TABLE is computed here from results.json instead: `curve-checks` (a `rate = "max"` run, or
+each repetition of one): per search, its overhead, the 120 % point's verdict, and the 50 %
+point's p99 and backlog beside those of the variant `<search>-unbounded` when there is one.
 --check verifies every block carries that line (for CI: no hand-typed block).
 """
 import json
@@ -35,6 +38,49 @@ def sections(summary):
     return {k: "\n".join(v).strip() for k, v in out.items()}
 
 
+def curve_checks(runs):
+    """The acceptance checks of the latency curve, from each run's results.json."""
+    rows = [
+        "| variant | rep | max msg/s | overhead | 120 % point | p99 at 50 % (µs) | backlog peak at 50 % "
+        "| p99 unbounded (µs) | backlog peak unbounded |",
+        "|---|---:|---:|---:|---|---:|---:|---:|---:|",
+    ]
+    total = measuring = 0.0
+    for rep, results in runs:
+        by_name = {v["name"]: v for v in results["variants"]}
+        for s in results.get("searches", []):
+            name = s["variant"]
+            busy = s["total_s"] - (s.get("broker_start_s") or 0.0)
+            total, measuring = total + busy, measuring + s["measuring_s"]
+            over = f"{100 * (1 - s['measuring_s'] / busy):.1f} %" if busy > 0 else "–"
+            above = [p for p in s["points"] if p["name"].endswith(".at-120pct")]
+            verdict = "–"
+            if above:
+                verdict = "kept up (✗ wanted not)" if above[0]["kept_up"] else "not sustained ✓"
+
+            def fig(v):
+                rep_ = (v or {}).get("report") or {}
+                lat = (rep_.get("latency") or {}).get("end_to_end") or {}
+                if not lat.get("count"):
+                    return "–", "–"
+                return f"{lat['p99_us']:.0f}", str(rep_.get("backlog_peak", "–"))
+
+            half = fig(by_name.get(f"{name}.at-50pct"))
+            unb = [v for n, v in by_name.items() if n.endswith("-unbounded") and name.startswith(n[: -len("-unbounded")])]
+            free = fig(unb[0]) if unb else ("–", "–")
+            rows.append(
+                f"| {name} | {rep} | {s['max_rate'] if s['max_rate'] is not None else '–'} | {over} | {verdict} "
+                f"| {half[0]} | {half[1]} | {free[0]} | {free[1]} |"
+            )
+    if total > 0:
+        rows.append("")
+        rows.append(
+            f"All searches together: {100 * (1 - measuring / total):.1f} % of their time without load in "
+            f"flight ({total - measuring:.0f} s of {total:.0f} s, the brokers' starts left out)."
+        )
+    return "\n".join(rows)
+
+
 def render(block, run_dir, tables):
     repeat = ""
     results_file = os.path.join(run_dir, "results.json")
@@ -48,6 +94,11 @@ def render(block, run_dir, tables):
     results = json.load(open(results_file))
     summary = open(os.path.join(run_dir, "summary.md")).read()
     found = sections(summary)
+    if "curve-checks" in tables:
+        files = [results_file] if not repeat else [
+            os.path.join(run_dir, f"rep-{i}", "results.json") for i in range(1, int(repeat.split()[-1]) + 1)
+        ]
+        found["curve-checks"] = curve_checks([(i + 1, json.load(open(f))) for i, f in enumerate(files)])
     missing = [t for t in tables if t not in found]
     if missing:
         raise SystemExit(f"{run_dir}/summary.md has no section {', '.join(missing)}")
