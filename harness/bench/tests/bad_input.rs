@@ -172,7 +172,7 @@ fn every_numeric_field_refuses_extreme_values_without_panicking() {
         ("sysv", "workload", "messages", &["0", HUGE, "-1"]),
         ("sysv", "workload", "message_size", &["0", HUGE]),
         ("sysv", "workload", "producers", &["0", HUGE]),
-        ("sysv", "workload", "consumers", &["0", HUGE]),
+        ("sysv", "workload", "consumers", &["-1", "1025", HUGE]), // 0: producer only
         ("sysv", "workload", "partitions", &["0", HUGE]),
         ("sysv", "workload", "keys", &["0", HUGE]),
         ("sysv", "workload", "rate", &[HUGE, "-1"]),
