@@ -83,21 +83,19 @@ def curve_checks(runs):
 
 def render(block, run_dir, tables):
     repeat = ""
-    results_file = os.path.join(run_dir, "results.json")
-    if not os.path.exists(results_file):
+    # Every run's results.json: the run's own, or one per repetition in order.
+    files = [os.path.join(run_dir, "results.json")]
+    if not os.path.exists(files[0]):
         # A folder of repetitions (bench run --repeat N): its summary.md is the spread.
         reps = [d for d in os.listdir(run_dir) if re.fullmatch(r"rep-\d+", d)]
         if not reps:
             raise SystemExit(f"{run_dir}: no results.json and no rep-N/: not a run folder")
-        results_file = os.path.join(run_dir, "rep-1", "results.json")
+        files = [os.path.join(run_dir, f"rep-{i}", "results.json") for i in range(1, len(reps) + 1)]
         repeat = f" --repeat {len(reps)}"
-    results = json.load(open(results_file))
+    results = json.load(open(files[0]))
     summary = open(os.path.join(run_dir, "summary.md")).read()
     found = sections(summary)
     if "curve-checks" in tables:
-        files = [results_file] if not repeat else [
-            os.path.join(run_dir, f"rep-{i}", "results.json") for i in range(1, int(repeat.split()[-1]) + 1)
-        ]
         found["curve-checks"] = curve_checks([(i + 1, json.load(open(f))) for i, f in enumerate(files)])
     missing = [t for t in tables if t not in found]
     if missing:
