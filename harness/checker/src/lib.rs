@@ -33,7 +33,7 @@ pub mod series;
 mod unexpected;
 
 use mq_core::history::{Record, Role};
-use mq_core::ids::{ProducerId, Seq};
+use mq_core::ids::{ConsumerId, ProducerId, Seq};
 
 pub use input::{CheckError, Input};
 pub use latency::{decode_histogram, encode_histogram, new_histogram, percentiles, read_log};
@@ -63,10 +63,52 @@ pub fn check(input: &Input) -> Result<Report, CheckError> {
     read(input)?.finish(input)
 }
 
-/// How many acked messages are not delivered: the count alone, without the second read that
-/// samples them, for a caller that asks often (the coordinator's drain).
+/// How many acked messages are not delivered: the count alone, for a caller that asks while
+/// the load runs (the coordinator's drain). Only the message bits are kept, a run's at once
+/// (no series, latency, order, samples or merge by time): the same count as [`check`]'s at a
+/// fraction of its time. With a dedup store, which credits deliveries, it is [`check`]'s pass.
 pub fn lost(input: &Input) -> Result<u64, CheckError> {
-    Ok(lost::count(&read(input)?.msgs).lost.count)
+    if input.dedup_store.is_some() {
+        return Ok(lost::count(&read(input)?.msgs).lost.count);
+    }
+    let mut msgs = Messages::new(input.producers, input.keys);
+    for path in &input.producer_files {
+        let mut r = open(path, Role::Producer)?;
+        let stride = u64::from(r.keys.max(1));
+        while let Some(rec) = r.next_record()? {
+            match rec {
+                Record::Sent { producer, seq, .. } => _ = msgs.sent(producer, seq),
+                Record::Acked { producer, seq, .. } => _ = msgs.acked(producer, seq),
+                Record::SentRun(run) => msgs.run_bits(&run, 1, false),
+                Record::AckedRun(run) => msgs.run_bits(&run, stride, true),
+                _ => {}
+            }
+        }
+    }
+    for path in &input.consumer_files {
+        let mut r = open(path, Role::Consumer)?;
+        let stride = u64::from(r.keys.max(1));
+        while let Some(rec) = r.next_record()? {
+            match rec {
+                Record::Delivered {
+                    producer, seq, key, ..
+                } => {
+                    let d = Delivery {
+                        consumer: ConsumerId(r.header.worker),
+                        producer,
+                        seq,
+                        key,
+                        sent_ns: 0,
+                        at_ns: 0,
+                    };
+                    msgs.deliver(&d);
+                }
+                Record::DeliveredRun(run) => msgs.delivered_run(&run, stride),
+                _ => {}
+            }
+        }
+    }
+    Ok(lost::count(&msgs).lost.count)
 }
 
 /// The single pass over a variant's histories.

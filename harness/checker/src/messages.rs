@@ -3,7 +3,7 @@
 //! struct per message.
 
 use mq_core::bits::Bits;
-use mq_core::history::FailReason;
+use mq_core::history::{FailReason, Run};
 use mq_core::ids::{ConsumerId, Key, ProducerId, Seq};
 
 /// The bits of one producer's messages.
@@ -165,6 +165,44 @@ impl Messages {
         };
         for s in first.0..end {
             bits.set(s);
+        }
+    }
+
+    /// Records the sends (`acked` false) or acks of a run's messages, `stride` apart, at once:
+    /// the bits of [`Messages::sent`] or [`Messages::acked`] one by one, without the answers.
+    pub fn run_bits(&mut self, run: &Run, stride: u64, acked: bool) {
+        let Some(p) = self.producers.get_mut(run.producer.0 as usize) else {
+            return;
+        };
+        let bits = if acked { &mut p.acked } else { &mut p.sent };
+        match stride {
+            1 => bits.set_range(run.first.0, u64::from(run.count)),
+            _ => (0..u64::from(run.count)).for_each(|i| _ = bits.set(run.seq_at(i, stride).0)),
+        }
+    }
+
+    /// Records a delivered run's messages at once: the delivered bits [`Messages::deliver`]
+    /// would set one by one; call once every producer history has been read.
+    pub fn delivered_run(&mut self, run: &Run, stride: u64) {
+        let keys = self.keys;
+        let Some(p) = self.producers.get_mut(run.producer.0 as usize) else {
+            return;
+        };
+        if run.key.0 as usize >= keys {
+            return;
+        }
+        match stride {
+            1 => p
+                .delivered
+                .set_range_where(run.first.0, u64::from(run.count), &p.sent),
+            _ => {
+                for i in 0..u64::from(run.count) {
+                    let seq = run.seq_at(i, stride).0;
+                    if p.sent.get(seq) {
+                        p.delivered.set(seq);
+                    }
+                }
+            }
         }
     }
 

@@ -266,10 +266,19 @@ pub trait Broker: Send {
         self.fault(fault)
     }
 
+    /// The end of a search's round that another will follow on this broker: removes what
+    /// `setup` created (topics, queues, groups), leaving a managed broker running. It runs
+    /// while the round's histories are checked. `Ok(false)` (the default): not supported, the
+    /// broker is torn down instead.
+    fn end_round(&mut self) -> Result<bool, BackendError> {
+        Ok(false)
+    }
+
     /// The next round of a search on the same broker: removes what `setup` created for the
-    /// round before (topics, queues, groups) and takes `plan`'s names, leaving a managed broker
-    /// running, so that the next `setup` only creates. `Ok(false)` (the default): not supported,
-    /// each round sets up and tears down a broker of its own.
+    /// round before (topics, queues, groups) if [`Broker::end_round`] did not, and takes
+    /// `plan`'s names, leaving a managed broker running, so that the next `setup` only creates.
+    /// `Ok(false)` (the default): not supported, each round sets up and tears down a broker of
+    /// its own.
     fn next_round(&mut self, plan: &VariantPlan, run_tag: &str) -> Result<bool, BackendError> {
         let _ = (plan, run_tag);
         Ok(false)

@@ -20,6 +20,34 @@ impl Bits {
         was
     }
 
+    /// Sets bits `start .. start + len`, a word at a time.
+    pub fn set_range(&mut self, start: u64, len: u64) {
+        self.fill_range(start, len, |_| u64::MAX);
+    }
+
+    /// Sets those of bits `start .. start + len` that are set in `mask`.
+    pub fn set_range_where(&mut self, start: u64, len: u64, mask: &Bits) {
+        self.fill_range(start, len, |w| mask.word(w));
+    }
+
+    /// ORs `source(word) & range` into every word the range covers.
+    #[inline]
+    fn fill_range(&mut self, start: u64, len: u64, source: impl Fn(usize) -> u64) {
+        let Some(end) = start.checked_add(len).filter(|_| len > 0) else {
+            return;
+        };
+        let (first, last) = ((start / 64) as usize, ((end - 1) / 64) as usize);
+        if last >= self.words.len() {
+            self.words.resize((last + 1).max(self.words.len() * 2), 0);
+        }
+        for w in first..=last {
+            let lo = if w == first { start % 64 } else { 0 };
+            let hi = if w == last { (end - 1) % 64 } else { 63 };
+            let range = (u64::MAX >> (63 - hi)) & (u64::MAX << lo);
+            self.words[w] |= source(w) & range;
+        }
+    }
+
     #[inline]
     pub fn get(&self, i: u64) -> bool {
         self.words
@@ -48,5 +76,38 @@ mod tests {
         assert!(b.set(1000));
         assert!(b.get(1000) && !b.get(999) && !b.get(1_000_000));
         assert_eq!(b.word(1000 / 64), 1 << (1000 % 64));
+    }
+
+    #[test]
+    fn ranges_set_exactly_the_bits_one_by_one_would() {
+        for (start, len) in [
+            (0, 0),
+            (0, 1),
+            (3, 61),
+            (63, 2),
+            (64, 64),
+            (5, 300),
+            (130, 1),
+        ] {
+            let (mut by_range, mut one_by_one) = (Bits::default(), Bits::default());
+            by_range.set_range(start, len);
+            (start..start + len).for_each(|i| drop(one_by_one.set(i)));
+            for i in 0..start + len + 70 {
+                assert_eq!(by_range.get(i), one_by_one.get(i), "{start}+{len}: bit {i}");
+            }
+            let mut mask = Bits::default();
+            (0..500)
+                .filter(|i| i % 3 == 0)
+                .for_each(|i| drop(mask.set(i)));
+            let mut masked = Bits::default();
+            masked.set_range_where(start, len, &mask);
+            for i in 0..start + len + 70 {
+                let want = i >= start && i < start + len && i % 3 == 0;
+                assert_eq!(masked.get(i), want, "{start}+{len} masked: bit {i}");
+            }
+        }
+        let mut b = Bits::default();
+        b.set_range(u64::MAX - 1, 5); // overflows: nothing set, no panic
+        assert_eq!(b.words(), 0);
     }
 }

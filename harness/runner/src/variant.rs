@@ -40,6 +40,34 @@ impl Drop for BrokerGuard {
     }
 }
 
+/// Ends a round on `broker`: kept for the search's next round when `reuse` and the broker can
+/// end a round ([`Broker::end_round`]), else torn down (the error, if any, for the result).
+fn release(
+    mut broker: BrokerGuard,
+    reuse: bool,
+    name: &str,
+) -> (Option<BrokerGuard>, Option<String>) {
+    let began = std::time::Instant::now();
+    let ended = match reuse {
+        true => broker.0.end_round(),
+        false => Ok(false),
+    };
+    let (kept, error) = match ended {
+        Ok(true) => (Some(broker), None),
+        Ok(false) => (
+            None,
+            broker.0.teardown().err().map(|e| format!("teardown: {e}")),
+        ),
+        Err(e) => (None, Some(format!("ending the round on the broker: {e}"))),
+    };
+    tracing::debug!(
+        "{name}: round ended on the broker (kept: {}) in {:?}",
+        kept.is_some(),
+        began.elapsed()
+    );
+    (kept, error)
+}
+
 /// The contract note of a variant without consumers.
 pub(crate) const PRODUCER_ONLY: &str =
     "consumers = 0 (producer only): delivery, loss, duplicates, order and end-to-end latency were not measured";
@@ -89,16 +117,7 @@ impl VariantRun<'_> {
             ended,
             Ok(EndedBy::Drained | EndedBy::DrainTimeout | EndedBy::Produced)
         );
-        match kept {
-            Some(slot) if clean && result.faults.is_empty() && plan.faults.is_empty() => {
-                *slot = Some(broker);
-            }
-            _ => {
-                if let Err(e) = broker.0.teardown() {
-                    result.reason.get_or_insert(format!("teardown: {e}"));
-                }
-            }
-        }
+        let reuse = kept.is_some() && clean && result.faults.is_empty() && plan.faults.is_empty();
         match ended {
             Ok(by) => {
                 result.ended_by = Some(by);
@@ -111,9 +130,24 @@ impl VariantRun<'_> {
                 result.reason = Some(format!("{e:#}"));
             }
         }
-        let check = std::time::Instant::now();
-        self.check(&vdir, &mut result);
-        tracing::debug!("{}: checked in {:?}", plan.name, check.elapsed());
+        // The broker's end of the round runs beside the check: deleting a round's topic or a
+        // log's gigabytes takes about as long as checking its histories, and neither needs the
+        // other (the broker's data is not in the history folder).
+        let (released, teardown) = std::thread::scope(|s| {
+            let release = s.spawn(|| release(broker, reuse, &plan.name));
+            let check = std::time::Instant::now();
+            self.check(&vdir, &mut result);
+            tracing::debug!("{}: checked in {:?}", plan.name, check.elapsed());
+            release
+                .join()
+                .unwrap_or_else(|_| (None, Some("ending the round panicked".into())))
+        });
+        if let Some(e) = teardown {
+            result.reason.get_or_insert(e);
+        }
+        if let (Some(slot), Some(b)) = (kept, released) {
+            *slot = Some(b);
+        }
         if let Some((handle, processes)) = sampled {
             result.cost = self.cost(&handle, processes, &result);
         }
@@ -151,9 +185,22 @@ impl VariantRun<'_> {
             None => run_tag(self.dir.path()),
         };
         if let Some(mut b) = previous {
-            if b.0.next_round(self.plan, &tag)? {
+            let began = std::time::Instant::now();
+            let next = b.0.next_round(self.plan, &tag)?;
+            if next {
+                tracing::debug!(
+                    "{}: next round on the kept broker in {:?}",
+                    self.plan.name,
+                    began.elapsed()
+                );
                 return Ok(b);
             }
+            drop(b);
+            tracing::debug!(
+                "{}: the last round's broker torn down in {:?}",
+                self.plan.name,
+                began.elapsed()
+            );
         }
         let b = self.backend.broker(self.plan, vdir.path(), &tag)?;
         Ok(BrokerGuard(b))

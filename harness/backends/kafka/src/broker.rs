@@ -353,9 +353,9 @@ impl Broker for KafkaBroker {
         Ok(serde_json::to_value(endpoint).expect("endpoint serializes"))
     }
 
-    fn next_round(&mut self, plan: &VariantPlan, run_tag: &str) -> Result<bool, BackendError> {
+    fn end_round(&mut self) -> Result<bool, BackendError> {
         // A cluster's nodes may be killed, paused or cut off by a round's faults: not shared.
-        if self.node().is_some_and(Node::is_cluster) || plan.workload.partitions == 0 {
+        if self.node().is_some_and(Node::is_cluster) {
             return Ok(false);
         }
         self.probe = None;
@@ -363,6 +363,13 @@ impl Broker for KafkaBroker {
             self.delete()?;
         }
         self.created = false;
+        Ok(true)
+    }
+
+    fn next_round(&mut self, plan: &VariantPlan, run_tag: &str) -> Result<bool, BackendError> {
+        if !self.end_round()? || plan.workload.partitions == 0 {
+            return Ok(false);
+        }
         self.topic = format!("mqb-{run_tag}-{}", mq_core::plan::broker_name(&plan.name));
         self.group = self.topic.clone();
         self.partitions = plan.workload.partitions;

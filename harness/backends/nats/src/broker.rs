@@ -163,7 +163,7 @@ impl Broker for NatsBroker {
         Ok(serde_json::to_value(&self.endpoint).expect("endpoint serializes"))
     }
 
-    fn next_round(&mut self, plan: &VariantPlan, run_tag: &str) -> Result<bool, BackendError> {
+    fn end_round(&mut self) -> Result<bool, BackendError> {
         // A cluster's nodes may be killed by a round's faults: not shared.
         if self.cluster.is_some() {
             return Ok(false);
@@ -172,6 +172,13 @@ impl Broker for NatsBroker {
             self.delete()?;
         }
         self.created = false;
+        Ok(true)
+    }
+
+    fn next_round(&mut self, plan: &VariantPlan, run_tag: &str) -> Result<bool, BackendError> {
+        if !self.end_round()? {
+            return Ok(false);
+        }
         let node = self.endpoint.node.take();
         self.endpoint = Endpoint::new(plan, &self.options, run_tag, self.endpoint.address.clone());
         self.endpoint.node = node;

@@ -235,7 +235,7 @@ impl Broker for RabbitBroker {
         Ok(serde_json::to_value(endpoint).expect("endpoint serializes"))
     }
 
-    fn next_round(&mut self, plan: &VariantPlan, run_tag: &str) -> Result<bool, BackendError> {
+    fn end_round(&mut self) -> Result<bool, BackendError> {
         // A cluster's nodes may be killed or paused by a round's faults: not shared.
         if self.cluster.is_some() || self.options.cluster() {
             return Ok(false);
@@ -244,6 +244,13 @@ impl Broker for RabbitBroker {
             self.delete()?;
         }
         self.created = false;
+        Ok(true)
+    }
+
+    fn next_round(&mut self, plan: &VariantPlan, run_tag: &str) -> Result<bool, BackendError> {
+        if !self.end_round()? {
+            return Ok(false);
+        }
         let names = Names::new(run_tag, &plan.name, plan.workload.partitions);
         self.topology = Topology::new(&names.exchange, &names.queues, plan, &self.options);
         Ok(true)

@@ -113,11 +113,16 @@ impl Broker for RocketBroker {
         Ok(serde_json::to_value(endpoint).expect("endpoint serializes"))
     }
 
-    fn next_round(&mut self, plan: &VariantPlan, run_tag: &str) -> Result<bool, BackendError> {
+    fn end_round(&mut self) -> Result<bool, BackendError> {
         if !self.options.keep {
             self.remove()?;
         }
         self.created = None;
+        Ok(true)
+    }
+
+    fn next_round(&mut self, plan: &VariantPlan, run_tag: &str) -> Result<bool, BackendError> {
+        self.end_round()?;
         self.topic = name(run_tag, &plan.name);
         self.queues = plan.workload.partitions;
         Ok(true)
