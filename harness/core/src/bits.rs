@@ -91,14 +91,14 @@ mod tests {
         ] {
             let (mut by_range, mut one_by_one) = (Bits::default(), Bits::default());
             by_range.set_range(start, len);
-            (start..start + len).for_each(|i| drop(one_by_one.set(i)));
+            (start..start + len).for_each(|i| _ = one_by_one.set(i));
             for i in 0..start + len + 70 {
                 assert_eq!(by_range.get(i), one_by_one.get(i), "{start}+{len}: bit {i}");
             }
             let mut mask = Bits::default();
             (0..500)
                 .filter(|i| i % 3 == 0)
-                .for_each(|i| drop(mask.set(i)));
+                .for_each(|i| _ = mask.set(i));
             let mut masked = Bits::default();
             masked.set_range_where(start, len, &mask);
             for i in 0..start + len + 70 {
