@@ -69,8 +69,36 @@ fn release(
 }
 
 /// The contract note of a variant without consumers.
-pub(crate) const PRODUCER_ONLY: &str =
+const PRODUCER_ONLY: &str =
     "consumers = 0 (producer only): delivery, loss, duplicates, order and end-to-end latency were not measured";
+
+/// Judges `result` by its checked `report`: whether its contract was kept (a broker kill or a
+/// removed queue excuses the losses the contract allows then), or, for a variant without
+/// consumers, that delivery was not measured (the report's delivery figures cleared). The run's
+/// check and `bench merge` both judge with it.
+pub(crate) fn judge(result: &mut VariantResult, report: &mut mq_checker::Report) {
+    if result.producer_only() {
+        report.producer_only();
+        result.contract_kept = None;
+        result.contract_note = Some(PRODUCER_ONLY.into());
+        return;
+    }
+    let Some(contract) = result.contract else {
+        return;
+    };
+    let c = &report.counts;
+    let broker_faulted = (result.faults.iter())
+        .any(|f| f.ok && matches!(f.action, FaultAction::KillBroker | FaultAction::RemoveQueue));
+    let kept = contract.kept(
+        c.lost,
+        c.duplicated,
+        c.unexpected,
+        c.aborted_visible,
+        broker_faulted,
+    );
+    result.contract_kept = Some(kept.is_ok());
+    result.contract_note = kept.err();
+}
 
 impl VariantRun<'_> {
     /// Sets the broker up, drives the load to its end, tears down and checks the histories.
@@ -233,29 +261,11 @@ impl VariantRun<'_> {
             return;
         }
         match mq_checker::check(&input) {
-            Ok(mut report) if self.plan.workload.consumers == 0 => {
-                report.producer_only();
-                result.contract_note = Some(PRODUCER_ONLY.into());
-                result.report = Some(report);
-                if !self.plan.workload.keep_history {
-                    remove_histories(&input);
+            Ok(mut report) => {
+                judge(result, &mut report);
+                if !result.producer_only() {
+                    result.rebalance = rebalance(&input, &report, &result.faults);
                 }
-            }
-            Ok(report) => {
-                let c = &report.counts;
-                let broker_faulted = result.faults.iter().any(|f| {
-                    f.ok && matches!(f.action, FaultAction::KillBroker | FaultAction::RemoveQueue)
-                });
-                let kept = self.plan.contract.kept(
-                    c.lost,
-                    c.duplicated,
-                    c.unexpected,
-                    c.aborted_visible,
-                    broker_faulted,
-                );
-                result.contract_kept = Some(kept.is_ok());
-                result.contract_note = kept.err();
-                result.rebalance = rebalance(&input, &report, &result.faults);
                 result.report = Some(report);
                 if !self.plan.workload.keep_history {
                     remove_histories(&input);

@@ -10,7 +10,6 @@ mod union;
 
 use std::path::{Path, PathBuf};
 
-use mq_core::plan::FaultAction;
 use mq_results::shards::{Merged, MergedClock, MergedShard, SameShard};
 use mq_results::{EndedBy, RunDir, RunResults, VariantDir, VariantResult, VariantStatus};
 
@@ -198,28 +197,13 @@ fn variant(
         keys: w.keys(),
     };
     let mut report = mq_checker::check(&input).map_err(|e| MergeError::Check(e.to_string()))?;
-    if w.consumers == 0 {
-        report.producer_only();
-        v.contract_kept = None;
-        v.contract_note = Some(crate::variant::PRODUCER_ONLY.into());
+    crate::variant::judge(&mut v, &mut report);
+    if v.producer_only() {
         v.ended_by = Some(EndedBy::Produced);
         v.report = Some(report);
         return Ok(v);
     }
     let c = &report.counts;
-    let broker_faulted = (v.faults.iter())
-        .any(|f| f.ok && matches!(f.action, FaultAction::KillBroker | FaultAction::RemoveQueue));
-    if let Some(contract) = v.contract {
-        let kept = contract.kept(
-            c.lost,
-            c.duplicated,
-            c.unexpected,
-            c.aborted_visible,
-            broker_faulted,
-        );
-        v.contract_kept = Some(kept.is_ok());
-        v.contract_note = kept.err();
-    }
     v.ended_by = Some(ended_by(per_shard, c.lost));
     if v.status == VariantStatus::Ok {
         v.reason = (c.lost > 0).then(|| {
