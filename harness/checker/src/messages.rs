@@ -196,7 +196,10 @@ impl Messages {
                 .delivered
                 .set_range_where(run.first.0, u64::from(run.count), &p.sent),
             _ => {
-                for i in 0..u64::from(run.count) {
+                // Only seqs below the sent bits' end can be sent.
+                let end = p.sent.words() as u64 * 64;
+                let within = end.saturating_sub(run.first.0).div_ceil(stride);
+                for i in 0..u64::from(run.count).min(within) {
                     let seq = run.seq_at(i, stride).0;
                     if p.sent.get(seq) {
                         p.delivered.set(seq);

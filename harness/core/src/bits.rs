@@ -25,9 +25,11 @@ impl Bits {
         self.fill_range(start, len, |_| u64::MAX);
     }
 
-    /// Sets those of bits `start .. start + len` that are set in `mask`.
+    /// Sets those of bits `start .. start + len` that are set in `mask`; grows no further than
+    /// `mask` reaches, however long the range.
     pub fn set_range_where(&mut self, start: u64, len: u64, mask: &Bits) {
-        self.fill_range(start, len, |w| mask.word(w));
+        let end = start.saturating_add(len).min(mask.words.len() as u64 * 64);
+        self.fill_range(start, end.saturating_sub(start), |w| mask.word(w));
     }
 
     /// ORs `source(word) & range` into every word the range covers.
@@ -109,5 +111,16 @@ mod tests {
         let mut b = Bits::default();
         b.set_range(u64::MAX - 1, 5); // overflows: nothing set, no panic
         assert_eq!(b.words(), 0);
+    }
+
+    #[test]
+    fn a_masked_range_grows_no_further_than_its_mask() {
+        let mut mask = Bits::default();
+        mask.set(100);
+        let mut b = Bits::default();
+        b.set_range_where(1 << 50, u64::from(u32::MAX), &mask);
+        b.set_range_where(90, 1 << 40, &mask);
+        assert_eq!(b.words(), mask.words());
+        assert!(b.get(100) && !b.get(99));
     }
 }

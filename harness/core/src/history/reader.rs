@@ -1,6 +1,12 @@
 //! Reading a history file of either version, sequentially, in large chunks, up to the last whole
 //! record. A record no version has, a run in a version 1 file or a run that cannot be (no
 //! messages, seqs past u64) is an error naming the file and the record, never a panic.
+//!
+//! A producer history names seqs near the messages it records: a producer's seqs are dense
+//! from 0, so every seq it names lies below the sends it has recorded so far plus
+//! [`SEQ_SLACK`] (room for sends recorded out of order). A seq past that (a corrupt or hostile
+//! file) is an error, so what a caller sizes by seq grows with the messages the file records,
+//! never with a seq alone.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -10,6 +16,9 @@ use super::{
     FileHeader, Record, Role, Txn, FILE_MAGIC, FLAG_TRANSACTIONAL, HEADER_FLAGS, HEADER_LEN,
     RECORD_LEN, V1, V2,
 };
+
+/// How far past the sends recorded so far a producer history may name a seq.
+pub const SEQ_SLACK: u64 = 1 << 20;
 
 /// Why a history file cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +59,8 @@ pub struct HistoryReader {
     filled: usize,
     index: u64,
     done: bool,
+    /// Producer histories: per producer id, the messages sent so far.
+    sends: Vec<u64>,
 }
 
 impl HistoryReader {
@@ -97,6 +108,7 @@ impl HistoryReader {
             filled: 0,
             index: 0,
             done: false,
+            sends: Vec::new(),
         })
     }
 
@@ -109,24 +121,28 @@ impl HistoryReader {
         let b = &self.buf[self.pos..self.pos + RECORD_LEN];
         self.pos += RECORD_LEN;
         self.index += 1;
-        match Record::decode(b) {
+        let r = match Record::decode(b) {
             None => {
                 self.done = true;
                 self.pos = self.filled;
-                Ok(None)
+                return Ok(None);
             }
-            Some(Ok(r)) if r.is_run() => self.check_run(r).map(Some),
+            Some(Ok(r)) if r.is_run() => self.check_run(r)?,
             Some(Ok(r @ (Record::CommitStarted(t) | Record::Aborted(t)))) => {
-                self.check_txn(t).map(|()| Some(r))
+                self.check_txn(t).map(|()| r)?
             }
-            Some(Ok(r)) => Ok(Some(r)),
+            Some(Ok(r)) => r,
             Some(Err((kind, flags))) => Err(HistoryError::BadRecord {
                 path: self.path.clone(),
                 index: self.index - 1,
                 kind,
                 flags,
-            }),
+            })?,
+        };
+        if self.header.role == Role::Producer {
+            self.check_reach(&r)?;
         }
+        Ok(Some(r))
     }
 
     /// Reads in chunks of `bytes` (at least one record) instead of 1 MiB, for a caller that
@@ -181,6 +197,51 @@ impl HistoryReader {
             return Err(corrupt("a transaction past the largest seq"));
         }
         Ok(())
+    }
+
+    /// A producer history names no seq past its sends so far plus [`SEQ_SLACK`].
+    #[inline]
+    fn check_reach(&mut self, r: &Record) -> Result<(), HistoryError> {
+        // (producer, messages sent, the last seq named)
+        let (producer, sent, last) = match *r {
+            Record::Sent { producer, seq, .. } => (producer, 1, seq.0),
+            Record::SentRun(run) => {
+                let last = run.first.0 + u64::from(run.count - 1);
+                (run.producer, u64::from(run.count), last)
+            }
+            Record::Acked { producer, seq, .. } | Record::Failed { producer, seq, .. } => {
+                (producer, 0, seq.0)
+            }
+            Record::AckedRun(run) => {
+                let last = run.first.0 + u64::from(run.count - 1) * u64::from(self.keys);
+                (run.producer, 0, last)
+            }
+            Record::CommitStarted(t) | Record::Aborted(t) => {
+                (t.producer, 0, t.first.0 + (t.count - 1))
+            }
+            Record::Delivered { .. } | Record::DeliveredRun(_) | Record::Unexpected { .. } => {
+                return Ok(())
+            }
+        };
+        let i = usize::from(producer.0);
+        if i >= self.sends.len() {
+            self.sends.resize(i + 1, 0);
+        }
+        let sends = &mut self.sends[i];
+        *sends = sends.saturating_add(sent);
+        if last >= sends.saturating_add(SEQ_SLACK) {
+            return Err(self.seq_too_far());
+        }
+        Ok(())
+    }
+
+    #[cold]
+    fn seq_too_far(&self) -> HistoryError {
+        HistoryError::Corrupt {
+            path: self.path.clone(),
+            index: self.index - 1,
+            what: "a seq far past the sends its producer has recorded (a producer's seqs are dense from 0)",
+        }
     }
 
     fn refill(&mut self) -> Result<bool, HistoryError> {

@@ -370,3 +370,46 @@ fn impossible_transactions_are_errors_naming_the_record() {
         "{err}"
     );
 }
+
+#[test]
+fn a_producer_seq_far_past_its_sends_is_an_error_and_a_consumer_seq_is_not_bounded_here() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p0.hist");
+    let far = 10 + reader::SEQ_SLACK;
+    let cases: [(&str, Vec<Record>); 4] = [
+        ("send", vec![sent(0, 9, 1, 1), sent(0, far, 1, 2)]),
+        ("ack", vec![sent(0, 0, 1, 1), acked(0, far, 9)]),
+        ("run", vec![Record::SentRun(run(0, 0, far, 3, 1, 1))]),
+        (
+            "transaction",
+            vec![sent(0, 0, 1, 1), Record::Aborted(txn(0, far - 5, 9, 3))],
+        ),
+    ];
+    for (what, recs) in cases {
+        let version = if what == "run" { V2 } else { V1 };
+        let mut w =
+            HistoryWriter::create_version(&path, header(Role::Producer), version, 1).unwrap();
+        recs.iter().for_each(|r| w.push(*r).unwrap());
+        w.finish().unwrap();
+        let got: Vec<_> = HistoryReader::open(&path).unwrap().collect();
+        let err = got.last().unwrap().as_ref().unwrap_err().to_string();
+        let index = recs.len() - 1;
+        assert!(
+            err.contains(&format!("record {index} is corrupt: a seq far past the sends")),
+            "{what}: {err}"
+        );
+        assert!(got[..index].iter().all(Result::is_ok), "{what}");
+    }
+    // Within the slack (sends recorded out of order) and after many sends: read.
+    let mut w = HistoryWriter::create(&path, header(Role::Producer)).unwrap();
+    w.push(sent(0, reader::SEQ_SLACK - 1, 1, 1)).unwrap();
+    (0..10).for_each(|s| w.push(sent(0, s, 1, 2)).unwrap());
+    w.push(acked(0, reader::SEQ_SLACK + 9, 9)).unwrap();
+    w.finish().unwrap();
+    assert_eq!(read_all(&path).len(), 12);
+    // A consumer's deliveries name any seq: the checker judges them against the sends.
+    let mut w = HistoryWriter::create(&path, header(Role::Consumer)).unwrap();
+    w.push(delivered(0, u64::MAX, 1, 9)).unwrap();
+    w.finish().unwrap();
+    assert_eq!(read_all(&path).len(), 1);
+}
