@@ -3,10 +3,13 @@
 //! messages, seqs past u64) is an error naming the file and the record, never a panic.
 //!
 //! A producer history names seqs near the messages it records: a producer's seqs are dense
-//! from 0, so every seq it names lies below the sends it has recorded so far plus
-//! [`SEQ_SLACK`] (room for sends recorded out of order). A seq past that (a corrupt or hostile
-//! file) is an error, so what a caller sizes by seq grows with the messages the file records,
-//! never with a seq alone.
+//! from 0, so every seq it names lies below its sends plus [`SEQ_SLACK`] (room for sends
+//! recorded out of order). In version 1 an event is recorded as it happens, so that holds for
+//! the sends recorded before it; in version 2 a run is written when it opens and grows in
+//! place (an ack run can open before the send run of its last messages), so it holds for the
+//! file's sends, counted when the file is opened (version 2 files are small). A seq past that
+//! (a corrupt or hostile file) is an error, so what a caller sizes by seq grows with the
+//! messages the file records, never with a seq alone.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -59,7 +62,8 @@ pub struct HistoryReader {
     filled: usize,
     index: u64,
     done: bool,
-    /// Producer histories: per producer id, the messages sent so far.
+    /// Producer histories, per producer id: the messages sent so far (version 1) or in the
+    /// whole file (version 2).
     sends: Vec<u64>,
 }
 
@@ -108,7 +112,10 @@ impl HistoryReader {
             filled: 0,
             index: 0,
             done: false,
-            sends: Vec::new(),
+            sends: match (role, version) {
+                (Role::Producer, V2) => sends_of(path).map_err(io_err)?,
+                _ => Vec::new(),
+            },
         })
     }
 
@@ -228,7 +235,9 @@ impl HistoryReader {
             self.sends.resize(i + 1, 0);
         }
         let sends = &mut self.sends[i];
-        *sends = sends.saturating_add(sent);
+        if self.version == V1 {
+            *sends = sends.saturating_add(sent);
+        }
         if last >= sends.saturating_add(SEQ_SLACK) {
             return Err(self.seq_too_far());
         }
@@ -267,6 +276,33 @@ impl HistoryReader {
             self.filled += n;
         }
         Ok(true)
+    }
+}
+
+/// A version 2 producer history's sends per producer id: its sends and send runs, counted.
+/// What cannot be decoded is left to the read that follows, which names it.
+fn sends_of(path: &Path) -> io::Result<Vec<u64>> {
+    let mut file = io::BufReader::with_capacity(1 << 16, File::open(path)?);
+    let mut record = [0u8; RECORD_LEN];
+    file.read_exact(&mut [0u8; HEADER_LEN])?;
+    let mut sends = Vec::new();
+    loop {
+        match file.read_exact(&mut record) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(sends),
+            Err(e) => return Err(e),
+        }
+        let (producer, n) = match Record::decode(&record) {
+            None => return Ok(sends),
+            Some(Ok(Record::Sent { producer, .. })) => (producer, 1),
+            Some(Ok(Record::SentRun(run))) => (run.producer, u64::from(run.count)),
+            Some(_) => continue,
+        };
+        let i = usize::from(producer.0);
+        if i >= sends.len() {
+            sends.resize(i + 1, 0);
+        }
+        sends[i] = u64::saturating_add(sends[i], n);
     }
 }
 

@@ -395,7 +395,9 @@ fn a_producer_seq_far_past_its_sends_is_an_error_and_a_consumer_seq_is_not_bound
         let err = got.last().unwrap().as_ref().unwrap_err().to_string();
         let index = recs.len() - 1;
         assert!(
-            err.contains(&format!("record {index} is corrupt: a seq far past the sends")),
+            err.contains(&format!(
+                "record {index} is corrupt: a seq far past the sends"
+            )),
             "{what}: {err}"
         );
         assert!(got[..index].iter().all(Result::is_ok), "{what}");
@@ -407,9 +409,58 @@ fn a_producer_seq_far_past_its_sends_is_an_error_and_a_consumer_seq_is_not_bound
     w.push(acked(0, reader::SEQ_SLACK + 9, 9)).unwrap();
     w.finish().unwrap();
     assert_eq!(read_all(&path).len(), 12);
+    // Version 2: an ack run opens (and is written) before the send run of its last messages.
+    let mut w = HistoryWriter::create_version(&path, header(Role::Producer), V2, 1).unwrap();
+    w.push(Record::SentRun(run(0, 0, 0, 5, 1, 1))).unwrap();
+    w.push(Record::AckedRun(run(0, 0, 3, 10, 2, 1))).unwrap();
+    w.push(Record::SentRun(run(0, 0, 5, 10, 3, 1))).unwrap();
+    w.push(Record::AckedRun(run(0, 0, 13, 2, 4, 1))).unwrap();
+    w.finish().unwrap();
+    assert_eq!(read_all(&path).len(), 4);
+    let mut w = HistoryWriter::create_version(&path, header(Role::Producer), V2, 1).unwrap();
+    w.push(Record::SentRun(run(0, 0, 0, 5, 1, 1))).unwrap();
+    w.push(Record::AckedRun(run(0, 0, 3, 10, 2, 1))).unwrap();
+    w.push(Record::AckedRun(run(0, 0, far, 2, 4, 1))).unwrap();
+    w.finish().unwrap();
+    let err = HistoryReader::open(&path)
+        .unwrap()
+        .nth(2)
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("record 2 is corrupt: a seq far past"),
+        "{err}"
+    );
     // A consumer's deliveries name any seq: the checker judges them against the sends.
     let mut w = HistoryWriter::create(&path, header(Role::Consumer)).unwrap();
     w.push(delivered(0, u64::MAX, 1, 9)).unwrap();
     w.finish().unwrap();
     assert_eq!(read_all(&path).len(), 1);
+}
+
+#[test]
+fn an_ack_run_ahead_of_the_send_run_it_acks_reads_back() {
+    // Acks of cell 1 open their run before the sends of cell 1 open theirs; the ack run then
+    // grows past every send recorded before it by more than the slack (a fast producer).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.hist");
+    let mut h = History::create(&path, header(Role::Producer), HistoryMode::Intervals, 1).unwrap();
+    let n = reader::SEQ_SLACK + 10;
+    h.record(sent(0, 0, 1, 1)).unwrap();
+    h.record(acked(0, 0, CELL_NS + 10)).unwrap();
+    for s in 1..n {
+        h.record(sent(0, s, 1, CELL_NS + 10 + s)).unwrap();
+        h.record(acked(0, s, CELL_NS + 11 + s)).unwrap();
+    }
+    h.finish().unwrap();
+    let recs = read_all(&path);
+    assert_eq!(
+        recs,
+        [
+            Record::SentRun(run(0, 0, 0, 1, 1, 0)),
+            Record::AckedRun(run(0, 0, 0, n as u32, CELL_NS + 10, n as u32)),
+            Record::SentRun(run(0, 0, 1, n as u32 - 1, CELL_NS + 11, n as u32 - 2)),
+        ]
+    );
 }
