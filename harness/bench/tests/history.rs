@@ -74,6 +74,7 @@ fn input(dir: &Path, start_ns: u64, producers: u32, keys: u32) -> Input {
         warmup_ns: 0,
         message_size: 100,
         producers,
+        consumers: 1, // every scenario here reads back
         keys,
     }
 }

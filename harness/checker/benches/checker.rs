@@ -67,6 +67,7 @@ fn histories(dir: &std::path::Path, n: u64, lose_every: Option<u64>) -> Input {
         warmup_ns: 0,
         message_size: 100,
         producers: 1,
+        consumers: 1,
         keys: 4,
     }
 }

@@ -21,6 +21,9 @@ pub struct Input {
     pub warmup_ns: u64,
     pub message_size: usize,
     pub producers: u32,
+    /// The workload's consumers. With none (producer only) nothing was read back: no message
+    /// is lost or unacked-lost, and their sampling pass is not made.
+    pub consumers: u32,
     pub keys: u32,
 }
 

@@ -75,14 +75,18 @@ impl Lost {
 
     /// The counts from the final bits, and every sample; `producer_files` are read again only
     /// if some message is lost or unacked-lost (`sorted[i]`: whether the intended send times
-    /// of file i never go back).
+    /// of file i never go back). Without consumers (`read_back` false) none is.
     pub fn finish(
         self,
         msgs: &Messages,
         producer_files: &[PathBuf],
         sorted: &[bool],
+        read_back: bool,
     ) -> Result<Accounting, CheckError> {
         let mut a = count(msgs);
+        if !read_back {
+            (a.lost.count, a.unacked_lost.count) = (0, 0);
+        }
         a.recovered.sample = self.recovered.into_sample();
         a.failed_delivered.sample = self.failed_delivered.into_sample();
         a.aborted_visible.sample = self.aborted_visible.into_sample();

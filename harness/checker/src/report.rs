@@ -222,16 +222,6 @@ pub struct Report {
 }
 
 impl Report {
-    /// A producer-only variant's report (`consumers = 0`): nothing was meant to be delivered,
-    /// so its acked messages are not lost ones. The backlog (acked, not delivered) stays: it is
-    /// what the broker holds.
-    pub fn producer_only(&mut self) {
-        self.counts.lost = 0;
-        self.counts.unacked_lost = 0;
-        self.samples.lost.clear();
-        self.samples.unacked_lost.clear();
-    }
-
     /// The acked and delivered msg/s while a fixed-rate load sent (its first `sent_s` seconds),
     /// start-up (the first 20 %) left out. Unlike [`Throughput`], which runs to the last ack,
     /// the last messages' latency does not count as slowness: a 3 s load whose last ack comes

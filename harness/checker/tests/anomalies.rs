@@ -26,6 +26,30 @@ fn clean_run_has_no_anomalies() {
 }
 
 #[test]
+fn without_consumers_nothing_is_lost_and_the_sends_still_count() {
+    // 100 acked, 10 unanswered: read back, 100 lost and 10 unacked-lost; producer only, none.
+    let mut recs: Vec<Record> = (0..100).flat_map(|s| [sent(0, s, 0), acked(0, s)]).collect();
+    recs.extend((100..110).map(|s| sent(0, s, 0)));
+    let h = H::new().producer(recs);
+    let read_back = check(&h.input(1)).unwrap();
+    assert_eq!((read_back.counts.lost, read_back.counts.unacked_lost), (100, 10));
+    let mut input = h.input(1);
+    input.consumers = 0;
+    let r = check(&input).unwrap();
+    assert_eq!(
+        r.counts,
+        Counts {
+            sent: 110,
+            acked: 100,
+            unknown: 10,
+            ..Counts::default()
+        }
+    );
+    assert!(r.samples.lost.is_empty() && r.samples.unacked_lost.is_empty());
+    assert_eq!(mq_checker::lost(&input).unwrap(), 0);
+}
+
+#[test]
 fn acked_but_never_delivered_is_lost() {
     let mut d = all_delivered(0, 10, 1);
     d.retain(|r| {
@@ -233,6 +257,7 @@ fn series_backlog_and_latency_come_out_of_the_same_pass() {
         warmup_ns: 1_000 * MS,
         message_size: 100,
         producers: 1,
+        consumers: 1,
         keys: 1,
     };
     let r = check(&input).unwrap();

@@ -161,6 +161,7 @@ fn counts(s: &Stream, mode: HistoryMode, dir: &Path) -> (Counts, u64) {
         warmup_ns: 0,
         message_size: 100,
         producers: s.producers.len() as u32,
+        consumers: 1,
         keys: s.keys,
     };
     let bytes = (input.producer_files.iter())

@@ -74,11 +74,10 @@ const PRODUCER_ONLY: &str =
 
 /// Judges `result` by its checked `report`: whether its contract was kept (a broker kill or a
 /// removed queue excuses the losses the contract allows then), or, for a variant without
-/// consumers, that delivery was not measured (the report's delivery figures cleared). The run's
-/// check and `bench merge` both judge with it.
-pub(crate) fn judge(result: &mut VariantResult, report: &mut mq_checker::Report) {
+/// consumers, that delivery was not measured (the checker judged no message lost then, see
+/// [`mq_checker::Input::consumers`]). The run's check and `bench merge` both judge with it.
+pub(crate) fn judge(result: &mut VariantResult, report: &mq_checker::Report) {
     if result.producer_only() {
-        report.producer_only();
         result.contract_kept = None;
         result.contract_note = Some(PRODUCER_ONLY.into());
         return;
@@ -247,6 +246,7 @@ impl VariantRun<'_> {
             warmup_ns: w.warmup.0.as_nanos() as u64,
             message_size: w.message_size,
             producers: w.producers,
+            consumers: w.consumers,
             keys: w.keys(),
         })
     }
@@ -261,8 +261,8 @@ impl VariantRun<'_> {
             return;
         }
         match mq_checker::check(&input) {
-            Ok(mut report) => {
-                judge(result, &mut report);
+            Ok(report) => {
+                judge(result, &report);
                 if !result.producer_only() {
                     result.rebalance = rebalance(&input, &report, &result.faults);
                 }

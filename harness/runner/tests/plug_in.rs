@@ -233,6 +233,7 @@ fn run(scenario: &str) -> mq_checker::Report {
         warmup_ns: 0,
         message_size: w.message_size,
         producers: w.producers,
+        consumers: w.consumers,
         keys: w.keys(),
     })
     .unwrap()

@@ -133,6 +133,8 @@ impl H {
             warmup_ns: 0,
             message_size: 100,
             producers: self.producers.len() as u32,
+            // Loss is judged (a test may give no consumer history: nothing delivered).
+            consumers: self.consumers.len().max(1) as u32,
             keys,
         }
     }

@@ -194,10 +194,11 @@ fn variant(
         warmup_ns: w.warmup.0.as_nanos() as u64,
         message_size: w.message_size,
         producers: w.producers,
+        consumers: w.consumers,
         keys: w.keys(),
     };
-    let mut report = mq_checker::check(&input).map_err(|e| MergeError::Check(e.to_string()))?;
-    crate::variant::judge(&mut v, &mut report);
+    let report = mq_checker::check(&input).map_err(|e| MergeError::Check(e.to_string()))?;
+    crate::variant::judge(&mut v, &report);
     if v.producer_only() {
         v.ended_by = Some(EndedBy::Produced);
         v.report = Some(report);
