@@ -21,6 +21,11 @@ find_bench() {
   [[ -x "$bench" ]] || die "no bench binary at $bench"
 }
 
+# settle: before a round, writes the dirty pages earlier rounds left (a broker's log of the last
+# round is still being written back for seconds after it; that writeback would land in
+# whichever round came next). SETTLE=0 leaves them.
+settle() { [[ "${SETTLE:-1}" == 0 ]] || sync; }
+
 # compare_rounds PEER_NAME BENCH_NAME PEER_TOOL PEER_UNIT NOTE: for each size in SIZES, WARMUP
 # (default 1) rounds left out, then ROUNDS rounds of `peer_round SIZE peer-SIZE-I` and
 # `bench_round SIZE bench-SIZE-I` (the caller's; each prints one rate), the peer first in odd
@@ -36,16 +41,22 @@ compare_rounds() {
     peer=() mine=()
     for ((i = 1; i <= warmup; i++)); do
       # the JVM brokers' JIT and the page cache: the first rounds are slower, on both sides
+      settle
       p="$(peer_round "$size" "warm-peer-$size-$i")"
+      settle
       b="$(bench_round "$size" "warm-bench-$size-$i")"
       log "size $size warm-up round $i (left out): $tool $p $unit, bench $b acked msgs/s"
     done
     for ((i = 1; i <= ROUNDS; i++)); do
       if ((i % 2)); then
+        settle
         p="$(peer_round "$size" "peer-$size-$i")"
+        settle
         b="$(bench_round "$size" "bench-$size-$i")"
       else
+        settle
         b="$(bench_round "$size" "bench-$size-$i")"
+        settle
         p="$(peer_round "$size" "peer-$size-$i")"
       fi
       peer+=("$p") mine+=("$b")
