@@ -28,6 +28,9 @@
 # variants[0].report.throughput.acked_msgs_per_s (acked / time from start to the last ack).
 # By default both sides read what they write: bench with one consumer (consumer_ack = "auto"),
 # the peer with a concurrent `rdkafka_performance -C` reading the same topic from the beginning.
+# rdkafka_performance sets queued.min.messages=1000000 for its consumer (a deeper prefetch than
+# librdkafka's default 100000) and message.send.max.retries=3, retry.backoff.ms=500 for its
+# producer; bench's consumer and producer are given the same.
 # On 2 cores a consumer competes for CPU with the producer and the broker, so both sides do the
 # same work. PEER_CONSUMER=0 runs the producer alone on both sides (bench with consumers = 0).
 set -euo pipefail
@@ -51,6 +54,9 @@ GOAL=${GOAL:-0.9}
 PEER_CONSUMER=${PEER_CONSUMER:-1}
 [[ "$PEER_CONSUMER" == 0 || "$PEER_CONSUMER" == 1 ]] || die "PEER_CONSUMER must be 0 or 1 (got $PEER_CONSUMER)"
 read -r -a COMMON <<<"${COMMON_PROPS-max.in.flight.requests.per.connection=5}"
+# what rdkafka_performance.c sets itself before its options, given to bench too
+PEER_OWN_PRODUCER=(message.send.max.retries=3 retry.backoff.ms=500)
+PEER_OWN_CONSUMER="queued.min.messages=1000000"
 for kv in "${COMMON[@]}"; do [[ "$kv" =~ ^[a-z.]+=[A-Za-z0-9._-]+$ ]] || die "COMMON_PROPS: bad property '$kv'"; done
 [[ "$RECORDS" =~ ^[1-9][0-9]*$ && "$ROUNDS" =~ ^[1-9][0-9]*$ && "$LINGER" =~ ^[0-9]+$ && "$BATCH" =~ ^[1-9][0-9]*$ ]] ||
   usage_exit
@@ -171,7 +177,10 @@ peer_round() {
 }
 
 # bench_round SIZE NAME: prints bench's acked msgs/s
-bench_round() { BENCH_CONSUMERS=$PEER_CONSUMER kafka_bench_round "rdkafka_performance -P" "$@"; }
+bench_round() {
+  local -a COMMON=("${PEER_OWN_PRODUCER[@]}" "${COMMON[@]}")
+  BENCH_CONSUMERS=$PEER_CONSUMER BENCH_CONSUMER_PROPS=$PEER_OWN_CONSUMER kafka_bench_round "rdkafka_performance -P" "$@"
+}
 
 if [[ "$PEER_CONSUMER" == 1 ]]; then cons="a consumer beside the producer on both sides"; else cons="the producer alone on both sides"; fi
 rc=0

@@ -131,7 +131,8 @@ PY
 # kafka_bench_round PEER SIZE NAME: runs bench's Kafka producer with the settings of the calling
 # script (RECORDS, BOOT, LINGER, BATCH, COMMON; work dir $work, binary $bench) as PEER is run,
 # and prints its acked msgs/s. BENCH_CONSUMERS (default 1) is the workload's consumers: 0 runs
-# the producer alone, as a producer-only peer does.
+# the producer alone, as a producer-only peer does. BENCH_CONSUMER_PROPS (k=v words) go to its
+# consumer_config.
 kafka_bench_round() {
   local peer=$1 size=$2 name=$3 toml=$work/$3.toml
   cat >"$toml" <<TOML
@@ -158,6 +159,8 @@ linger_ms = $LINGER
 batch_size = $BATCH
 [variants.options.producer_config]
 $(for kv in "${COMMON[@]}"; do printf '"%s" = "%s"\n' "${kv%%=*}" "${kv#*=}"; done)
+[variants.options.consumer_config]
+$(for kv in ${BENCH_CONSUMER_PROPS:-}; do printf '"%s" = "%s"\n' "${kv%%=*}" "${kv#*=}"; done)
 TOML
   timeout --foreground 600 "$bench" run "$toml" --out "$work/$name" --quiet >"$work/bench.out" 2>&1 ||
     { cat "$work/bench.out" >&2; die "bench run failed"; }
