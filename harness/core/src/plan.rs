@@ -263,6 +263,17 @@ impl VariantPlan {
             FieldError::new(path, e.into_inner().to_string())
         })
     }
+
+    /// [`VariantPlan::options`] where a field error is a `backend`'s error: for a broker or a
+    /// worker, after validation has reported the scenario's errors with their file and field.
+    pub fn backend_options<T: DeserializeOwned>(
+        &self,
+        backend: &'static str,
+    ) -> Result<T, crate::backend::BackendError> {
+        self.options().map_err(|e| {
+            crate::backend::BackendError::other(backend, format!("{}: {}", e.path, e.message))
+        })
+    }
 }
 
 /// A problem with one field; the path is dotted (`variants[1].options.msg_qbytes`).

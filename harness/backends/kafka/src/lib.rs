@@ -47,8 +47,7 @@ const NAME: &str = "kafka";
 pub struct Kafka;
 
 fn options(plan: &VariantPlan) -> Result<Options, BackendError> {
-    plan.options()
-        .map_err(|e| BackendError::other(NAME, format!("{}: {}", e.path, e.message)))
+    plan.backend_options(NAME)
 }
 
 /// Faults on links need the cluster in namespaces; node faults need a managed broker.

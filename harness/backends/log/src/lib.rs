@@ -328,8 +328,7 @@ impl Backend for LogBackend {
 }
 
 fn options(plan: &VariantPlan) -> Result<Options, BackendError> {
-    plan.options()
-        .map_err(|e| BackendError::other(NAME, e.message))
+    plan.backend_options(NAME)
 }
 
 /// What a producer or consumer starts from: the variant's options, the server's endpoint and a

@@ -33,8 +33,7 @@ const NAME: &str = "nats";
 pub struct Nats;
 
 fn options(plan: &VariantPlan) -> Result<Options, BackendError> {
-    plan.options()
-        .map_err(|e| BackendError::other(NAME, format!("{}: {}", e.path, e.message)))
+    plan.backend_options(NAME)
 }
 
 impl Backend for Nats {

@@ -37,8 +37,7 @@ const NAME: &str = "rabbitmq";
 pub struct RabbitMq;
 
 fn options(plan: &VariantPlan) -> Result<Options, BackendError> {
-    plan.options()
-        .map_err(|e| BackendError::other(NAME, format!("{}: {}", e.path, e.message)))
+    plan.backend_options(NAME)
 }
 
 impl Backend for RabbitMq {

@@ -41,8 +41,7 @@ pub const CLIENT_VERSION: &str = "1.0.0";
 pub struct RocketMq;
 
 fn options(plan: &VariantPlan) -> Result<Options, BackendError> {
-    plan.options()
-        .map_err(|e| BackendError::other(NAME, format!("{}: {}", e.path, e.message)))
+    plan.backend_options(NAME)
 }
 
 impl Backend for RocketMq {

@@ -117,9 +117,7 @@ impl Backend for SysV {
         _dir: &Path,
         _run_tag: &str,
     ) -> Result<Box<dyn Broker>, BackendError> {
-        let options: Options = plan
-            .options()
-            .map_err(|e| BackendError::other(NAME, e.message))?;
+        let options: Options = plan.backend_options(NAME)?;
         Ok(Box::new(SysVBroker {
             options,
             queue: None,
