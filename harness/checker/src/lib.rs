@@ -372,9 +372,12 @@ impl Pass {
 
     /// Composes the checks' findings into the report.
     fn finish(self, input: &Input) -> Result<Report, CheckError> {
-        let a = self
-            .lost
-            .finish(&self.msgs, &input.producer_files, &self.sorted, input.consumers > 0)?;
+        let a = self.lost.finish(
+            &self.msgs,
+            &input.producer_files,
+            &self.sorted,
+            input.consumers > 0,
+        )?;
         let (duplicated, reordered, unexpected) = (
             self.duplicates.finish(),
             self.order.finish(),

@@ -28,11 +28,16 @@ fn clean_run_has_no_anomalies() {
 #[test]
 fn without_consumers_nothing_is_lost_and_the_sends_still_count() {
     // 100 acked, 10 unanswered: read back, 100 lost and 10 unacked-lost; producer only, none.
-    let mut recs: Vec<Record> = (0..100).flat_map(|s| [sent(0, s, 0), acked(0, s)]).collect();
+    let mut recs: Vec<Record> = (0..100)
+        .flat_map(|s| [sent(0, s, 0), acked(0, s)])
+        .collect();
     recs.extend((100..110).map(|s| sent(0, s, 0)));
     let h = H::new().producer(recs);
     let read_back = check(&h.input(1)).unwrap();
-    assert_eq!((read_back.counts.lost, read_back.counts.unacked_lost), (100, 10));
+    assert_eq!(
+        (read_back.counts.lost, read_back.counts.unacked_lost),
+        (100, 10)
+    );
     let mut input = h.input(1);
     input.consumers = 0;
     let r = check(&input).unwrap();
