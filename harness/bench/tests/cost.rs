@@ -133,42 +133,15 @@ faults = [
     assert_eq!(v["cost"]["broker"]["processes"], 2);
 }
 
-/// True when `backend`'s managed broker cannot run here (the test then says SKIPPED and
-/// passes, unless `MQ_BENCH_REQUIRE_BROKERS` is set).
-fn skip(backend: &str) -> bool {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../scripts/brokers/kafka.sh"
-    );
-    let installed = match backend {
-        "kafka" => std::process::Command::new("bash")
-            .args([script, "libs"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success()),
-        _ => std::path::Path::new("/usr/lib/rabbitmq/bin/rabbitmq-server").exists(),
-    };
-    if installed {
-        return false;
-    }
-    assert!(
-        std::env::var_os("MQ_BENCH_REQUIRE_BROKERS").is_none(),
-        "{backend} is not installed but MQ_BENCH_REQUIRE_BROKERS is set"
-    );
-    eprintln!("SKIPPED: {backend} is not installed (scripts/brokers/{backend}.sh install)");
-    true
-}
-
 #[test]
 fn kafka_and_rabbitmq_brokers_are_their_jvm_and_erlang_vm() {
     let mut variants = String::new();
-    if !skip("kafka") {
+    if installed("kafka") {
         variants.push_str(
             "[[variants]]\nname = \"kafka\"\nbackend = \"kafka\"\nproducer_ack = \"all\"\noptions = { port = 39150 }\n",
         );
     }
-    if !skip("rabbitmq") {
+    if installed("rabbitmq") {
         variants.push_str(
             "[[variants]]\nname = \"rabbitmq\"\nbackend = \"rabbitmq\"\ndurability = \"persistent\"\noptions = { port = 35690 }\n",
         );

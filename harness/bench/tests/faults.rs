@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
 
@@ -51,28 +50,6 @@ fn faults_done(r: &serde_json::Value, n: usize) {
             .all(|f| f["ok"] == true && f["t"].as_f64().unwrap() > 0.0),
         "{f:?}"
     );
-}
-
-fn installed(backend: &str) -> bool {
-    let ok = match backend {
-        "kafka" => Command::new("bash")
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../scripts/brokers/kafka.sh"
-            ))
-            .arg("libs")
-            .output()
-            .is_ok_and(|o| o.status.success()),
-        _ => Path::new("/usr/lib/rabbitmq/bin/rabbitmq-server").exists(),
-    };
-    if !ok {
-        assert!(
-            std::env::var_os("MQ_BENCH_REQUIRE_BROKERS").is_none(),
-            "{backend} required but not installed"
-        );
-        eprintln!("SKIPPED: {backend} is not installed (scripts/brokers/{backend}.sh install)");
-    }
-    ok
 }
 
 #[test]

@@ -13,22 +13,6 @@ use std::process::Command;
 
 use common::*;
 
-fn nats_installed() -> bool {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/brokers/nats.sh");
-    let ok = Command::new("bash")
-        .args([script, "bin"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var_os("MQ_BENCH_REQUIRE_BROKERS").is_none(),
-            "nats is not installed but MQ_BENCH_REQUIRE_BROKERS is set: run scripts/brokers/nats.sh install"
-        );
-        eprintln!("SKIPPED: nats-server is not installed (scripts/brokers/nats.sh install)");
-    }
-    ok
-}
-
 const SCENARIO: &str = r#"
 name = "nats-kill"
 [workload]
@@ -66,7 +50,7 @@ faults = [
 
 #[test]
 fn a_killed_server_loses_no_acked_message_with_pub_acks_a_file_store_and_explicit_acks() {
-    if !nats_installed() {
+    if !installed("nats") {
         return;
     }
     let _g = serial();
@@ -126,7 +110,7 @@ fn a_killed_server_loses_no_acked_message_with_pub_acks_a_file_store_and_explici
 /// restarted: only what the threads finished was acked, so every acked message comes (again).
 #[test]
 fn a_killed_consumer_with_busy_processing_threads_loses_no_acked_message() {
-    if !nats_installed() {
+    if !installed("nats") {
         return;
     }
     let _g = serial();
@@ -200,7 +184,7 @@ impl Drop for Wipe {
 
 #[test]
 fn ctrl_c_deletes_the_stream_on_an_external_server() {
-    if !nats_installed() {
+    if !installed("nats") {
         return;
     }
     let _g = serial();

@@ -12,7 +12,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
 
@@ -32,28 +31,6 @@ fn run_scenario(dir: &Path, text: &str) -> serde_json::Value {
         "no report: {stderr}"
     );
     r
-}
-
-fn installed(backend: &str) -> bool {
-    let ok = match backend {
-        "kafka" => Command::new("bash")
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../scripts/brokers/kafka.sh"
-            ))
-            .arg("libs")
-            .output()
-            .is_ok_and(|o| o.status.success()),
-        _ => Path::new("/usr/lib/rabbitmq/bin/rabbitmq-server").exists(),
-    };
-    if !ok {
-        assert!(
-            std::env::var_os("MQ_BENCH_REQUIRE_BROKERS").is_none(),
-            "{backend} required but not installed"
-        );
-        eprintln!("SKIPPED: {backend} is not installed (scripts/brokers/{backend}.sh install)");
-    }
-    ok
 }
 
 /// A consumer with 4 busy threads killed at 1.5 s and restarted at 2 s, acking after processing.

@@ -5,30 +5,8 @@
 
 mod common;
 
-use std::process::Command;
 
 use common::*;
-
-/// Whether RocketMQ's jars are installed (`scripts/brokers/rocketmq.sh libs`); without them the
-/// test skips, saying so, unless `MQ_BENCH_REQUIRE_BROKERS` is set.
-fn rocketmq_installed() -> bool {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../scripts/brokers/rocketmq.sh"
-    );
-    let ok = Command::new("bash")
-        .args([script, "libs"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var_os("MQ_BENCH_REQUIRE_BROKERS").is_none(),
-            "rocketmq required but not installed"
-        );
-        eprintln!("SKIPPED: rocketmq is not installed (scripts/brokers/rocketmq.sh install)");
-    }
-    ok
-}
 
 const SCENARIO: &str = r#"
 name = "rocketmq-faults"
@@ -70,7 +48,7 @@ faults = [
 
 #[test]
 fn sync_send_sync_flush_commit_after_loses_nothing_acked_and_at_most_once_keeps_its_contract() {
-    if !rocketmq_installed() {
+    if !installed("rocketmq") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

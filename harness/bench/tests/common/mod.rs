@@ -181,23 +181,38 @@ pub fn worker_pid(variant: &str, role: &str, secs: u64) -> u32 {
     .unwrap_or_else(|| panic!("no {role} of {variant} started within {secs} s"))
 }
 
-/// Whether Kafka's jars are installed (`scripts/brokers/kafka.sh libs`); without them a Kafka
-/// test skips, saying so, unless `MQ_BENCH_REQUIRE_BROKERS` is set.
-pub fn kafka_installed() -> bool {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../scripts/brokers/kafka.sh"
-    );
-    let ok = Command::new("bash")
-        .args([script, "libs"])
-        .output()
-        .is_ok_and(|o| o.status.success());
+/// Whether `backend`'s broker can run here: Kafka's and RocketMQ's jars (`<backend>.sh libs`),
+/// nats-server (`nats.sh bin`), RabbitMQ's Debian package. Without it a test skips, saying so,
+/// unless `MQ_BENCH_REQUIRE_BROKERS` is set (scripts/test.sh sets it after installing them).
+pub fn installed(backend: &str) -> bool {
+    let script = |name: &str, command: &str| {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../scripts/brokers")
+            .join(name);
+        Command::new("bash")
+            .arg(path)
+            .arg(command)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let ok = match backend {
+        "kafka" => script("kafka.sh", "libs"),
+        "rocketmq" => script("rocketmq.sh", "libs"),
+        "nats" => script("nats.sh", "bin"),
+        "rabbitmq" => Path::new("/usr/lib/rabbitmq/bin/rabbitmq-server").exists(),
+        other => panic!("no broker named {other}"),
+    };
     if !ok {
         assert!(
             std::env::var_os("MQ_BENCH_REQUIRE_BROKERS").is_none(),
-            "kafka required but not installed"
+            "{backend} is not installed but MQ_BENCH_REQUIRE_BROKERS is set: run scripts/brokers/{backend}.sh install"
         );
-        eprintln!("SKIPPED: kafka is not installed (scripts/brokers/kafka.sh install)");
+        eprintln!("SKIPPED: {backend} is not installed (scripts/brokers/{backend}.sh install)");
     }
     ok
+}
+
+/// [`installed`] for Kafka.
+pub fn kafka_installed() -> bool {
+    installed("kafka")
 }
