@@ -5,7 +5,6 @@
 
 mod common;
 
-
 use common::*;
 
 const SCENARIO: &str = r#"
