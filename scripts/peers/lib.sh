@@ -41,23 +41,17 @@ compare_rounds() {
     peer=() mine=()
     for ((i = 1; i <= warmup; i++)); do
       # the JVM brokers' JIT and the page cache: the first rounds are slower, on both sides
-      settle
-      p="$(peer_round "$size" "warm-peer-$size-$i")"
-      settle
-      b="$(bench_round "$size" "warm-bench-$size-$i")"
+      p="$(settle && peer_round "$size" "warm-peer-$size-$i")"
+      b="$(settle && bench_round "$size" "warm-bench-$size-$i")"
       log "size $size warm-up round $i (left out): $tool $p $unit, bench $b acked msgs/s"
     done
     for ((i = 1; i <= ROUNDS; i++)); do
       if ((i % 2)); then
-        settle
-        p="$(peer_round "$size" "peer-$size-$i")"
-        settle
-        b="$(bench_round "$size" "bench-$size-$i")"
+        p="$(settle && peer_round "$size" "peer-$size-$i")"
+        b="$(settle && bench_round "$size" "bench-$size-$i")"
       else
-        settle
-        b="$(bench_round "$size" "bench-$size-$i")"
-        settle
-        p="$(peer_round "$size" "peer-$size-$i")"
+        b="$(settle && bench_round "$size" "bench-$size-$i")"
+        p="$(settle && peer_round "$size" "peer-$size-$i")"
       fi
       peer+=("$p") mine+=("$b")
       log "size $size round $i: $tool $p $unit, bench $b acked msgs/s"
