@@ -37,7 +37,7 @@ fn changes(dir: &Path, consumer: u16) -> Vec<(u64, String, Vec<u64>)> {
 
 #[test]
 fn a_killed_group_member_s_partitions_move_to_the_other_within_the_session_timeout() {
-    if !kafka_installed() {
+    if !installed("kafka") {
         return;
     }
     let _g = serial();

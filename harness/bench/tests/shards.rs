@@ -416,7 +416,7 @@ impl Drop for Kafka {
 
 #[test]
 fn three_kafka_shards_merge_to_the_unsharded_counts() {
-    if !common::kafka_installed() {
+    if !common::installed("kafka") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

@@ -90,7 +90,7 @@ fn accounting(r: &serde_json::Value, i: usize) -> serde_json::Value {
 
 #[test]
 fn a_killed_transactional_producer_s_open_transaction_is_seen_only_by_read_uncommitted() {
-    if !kafka_installed() {
+    if !installed("kafka") {
         return;
     }
     let _g = serial();

@@ -211,8 +211,3 @@ pub fn installed(backend: &str) -> bool {
     }
     ok
 }
-
-/// [`installed`] for Kafka.
-pub fn kafka_installed() -> bool {
-    installed("kafka")
-}
