@@ -180,6 +180,46 @@ fn ctrl_c_removes_rabbitmq_queues() {
     ctrl_c_removes_what_the_run_created("rabbitmq", 5892);
 }
 
+/// At a low fixed rate a Kafka consumer hands each message over as it comes. Its batch call
+/// (`rd_kafka_consume_batch_queue`) waits until the whole batch is there: asked for 64 with a wait,
+/// it held the first back until the 64th came or the wait ran out (at 1000 msg/s the end-to-end
+/// p50 was 33 ms with publishing at 3 ms). Now its wait is for the first message only.
+#[test]
+fn a_kafka_consumer_at_a_low_rate_hands_each_message_over_as_it_comes() {
+    let backend = "kafka";
+    if !installed(backend) {
+        return;
+    }
+    let _g = serial();
+    let port = 9942;
+    let dir = tempfile::tempdir().unwrap();
+    let name = "kafka-low-rate";
+    let text = format!(
+        "name = \"low-rate\"\n[workload]\nmessages = 400\nrate = 200\ndrain_timeout = \"20s\"\n{}",
+        variant(backend, name, &format!("{{ port = {port} }}"))
+    );
+    let scenario = write(dir.path(), "low-rate.toml", &text);
+    let out = dir.path().join("run");
+    let node_dir = out.join(format!("history/{name}/{name}.{backend}"));
+    let _wipe = Wipe(backend, port, node_dir.clone());
+    let o = run_quiet(&scenario, &out);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    let r = results(&out);
+    let c = assert_accounting(&r);
+    assert_eq!((u(&c, "acked"), u(&c, "delivered")), (400, 400), "{c}");
+    let latency = &r["variants"][0]["report"]["latency"];
+    let ms = |which: &str, q: &str| latency[which][q].as_f64().unwrap() / 1e3;
+    // Waiting to fill batches of 64 (for at most the worker's 100 ms poll) measured a p50 of
+    // 55 ms and a p99 of 106 ms here; handed over as they come, 6 ms and 18 ms (publishing: 6 ms).
+    let p50 = ms("end_to_end", "p50_us");
+    assert!(
+        p50 < 25.0,
+        "end-to-end p50 {p50} ms (publish p50 {} ms): {latency}",
+        ms("publish", "p50_us")
+    );
+}
+
 /// `rate = "max"` on a managed broker: every probe and fraction point of the search runs on the
 /// broker the first probe started (fresh queues per round, the last round's removed at the end).
 #[test]

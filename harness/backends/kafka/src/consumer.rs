@@ -146,7 +146,10 @@ impl KafkaConsumer {
             partition: Partition(m.partition as u32),
             offset: m.offset.max(0) as u64,
         };
-        let done = sink.deliver_token(m.payload, token);
+        let done = match m.at_ns {
+            Some(at) => sink.deliver_token_at(m.payload, token, at),
+            None => sink.deliver_token(m.payload, token),
+        };
         if manual {
             match done {
                 Processed::Now => {
@@ -371,6 +374,7 @@ fn fetched<M: Message>(m: &M) -> Fetched<'_> {
         partition: m.partition(),
         offset: m.offset(),
         payload: m.payload().unwrap_or(&[]),
+        at_ns: None,
     }
 }
 

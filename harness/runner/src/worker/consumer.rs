@@ -174,9 +174,13 @@ impl Deliveries<'_> {
 }
 
 impl Deliveries<'_> {
-    /// Processes a delivery in this thread.
-    fn process_here(&mut self, payload: &[u8], token: Option<Token>) {
-        let at_ns = now_ns();
+    /// Processes a delivery in this thread; stamped `arrived` (when its backend took it with a
+    /// batch) unless processing here delays it behind the batch's earlier messages.
+    fn process_here(&mut self, payload: &[u8], token: Option<Token>, arrived: Option<u64>) {
+        let at_ns = match (arrived, self.processing) {
+            (Some(at), None) => at,
+            _ => now_ns(),
+        };
         if self.processing.is_some() {
             let work = self.work();
             std::thread::sleep(work);
@@ -186,25 +190,36 @@ impl Deliveries<'_> {
     }
 }
 
+impl Deliveries<'_> {
+    /// A delivery (stamped `arrived` when it came with a batch): to the pool, or processed here.
+    fn take(&mut self, payload: &[u8], token: Token, arrived: Option<u64>) -> Processed {
+        if self.pool.is_some() {
+            self.hand_over(payload, Some(token));
+        } else if self.rec.dedup.is_some() {
+            // acknowledged once the store has it
+            self.process_here(payload, Some(token), arrived);
+        } else {
+            self.process_here(payload, None, arrived);
+            return Processed::Now;
+        }
+        Processed::Later
+    }
+}
+
 impl DeliverySink for Deliveries<'_> {
     fn deliver(&mut self, payload: &[u8], _partition: Partition) {
         if self.pool.is_some() {
             return self.hand_over(payload, None);
         }
-        self.process_here(payload, None);
+        self.process_here(payload, None, None);
     }
 
     fn deliver_token(&mut self, payload: &[u8], token: Token) -> Processed {
-        if self.pool.is_some() {
-            self.hand_over(payload, Some(token));
-        } else if self.rec.dedup.is_some() {
-            // acknowledged once the store has it
-            self.process_here(payload, Some(token));
-        } else {
-            self.deliver(payload, token.partition);
-            return Processed::Now;
-        }
-        Processed::Later
+        self.take(payload, token, None)
+    }
+
+    fn deliver_token_at(&mut self, payload: &[u8], token: Token, at_ns: u64) -> Processed {
+        self.take(payload, token, Some(at_ns))
     }
 
     /// With processing threads, a poll's worth is what keeps them busy; with dedup alone, the
