@@ -27,7 +27,8 @@
 # first produce call to its last delivery report) vs bench's results.json
 # variants[0].report.throughput.acked_msgs_per_s (acked / time from start to the last ack).
 # By default both sides read what they write: bench with one consumer (consumer_ack = "auto"),
-# the peer with a concurrent `rdkafka_performance -C` reading the same topic from the beginning.
+# the peer with a concurrent `rdkafka_performance -C` reading the same topic from the beginning,
+# started first and fetching before the producer's first record (as bench's consumer is).
 # rdkafka_performance sets queued.min.messages=1000000 for its consumer (a deeper prefetch than
 # librdkafka's default 100000) and message.send.max.retries=3, retry.backoff.ms=500 for its
 # producer; bench's consumer and producer are given the same.
@@ -142,17 +143,30 @@ props=(acks=all enable.idempotence=false compression.type=none "linger.ms=$LINGE
 xprops=()
 for kv in "${props[@]}"; do xprops+=(-X "$kv"); done
 
+# the peer's consumer has logged its partition's fetch state turning active (-d topic)
+peer_consumer_fetching() { grep -q "fetch state offset-wait -> active" "$work/cons.out"; }
+# ... not yet, and it is still running
+peer_consumer_starting() { ! peer_consumer_fetching && kill -0 "$cons_pid" 2>/dev/null; }
+
 # peer_round SIZE TOPIC: prints rdkafka_performance's delivered (acked) msgs/s
 peer_round() {
   local size=$1 topic=$2 out=$work/peer.out line re
   kafka create-topic "$topic" 1 >&2
   cons_pid=
   if ((PEER_CONSUMER)); then
-    # simple consumer of partition 0 from the beginning, until it has RECORDS messages
+    # simple consumer of partition 0 from the beginning, until it has RECORDS messages. -d topic
+    # logs its partition's fetch states (a few dozen lines a run, none per fetch): the producer
+    # starts once it is fetching, as bench's producers start once its consumers are ready.
+    # Started together, the consumer would begin about 0.5 s late (its first offset query waits
+    # for a 500 ms timer) and then read that backlog in 1 MiB fetches, work bench's consumer,
+    # fetching at the head from the first message, does not get to skip.
     cpu_run "$work/cpu.$topic" timeout --foreground 600 "$rdkperf" -C -q -t "$topic" -p 0 -o beginning -c "$RECORDS" \
-      -b "$BOOT" >"$work/cons.out" 2>&1 &
+      -b "$BOOT" -d topic >"$work/cons.out" 2>&1 &
     cons_pid=$!
     echo "$cons_pid" >"$work/cons.pid"
+    wait_while 30 "rdkafka_performance -C to start fetching $topic" peer_consumer_starting ||
+      { cat "$work/cons.out" >&2; die "rdkafka_performance -C did not start fetching $topic"; }
+    peer_consumer_fetching || { cat "$work/cons.out" >&2; die "rdkafka_performance -C exited before fetching $topic"; }
   fi
   # -q: only the final summary (no per-second line); -p 0: the one partition; no -k: no key;
   # no -D: one payload buffer for all records (librdkafka copies it into the batch)
