@@ -61,6 +61,46 @@ fn variant(backend: &str, name: &str, options: &str) -> String {
     format!("[[variants]]\nname = \"{name}\"\nbackend = \"{backend}\"\n{delivery}\noptions = {options}\n")
 }
 
+/// One `bench run` of the variant `name` on a managed `backend` on `port`: the scenario is
+/// `head` (its name and workload), the variant, then `tail`. The broker, started by the round
+/// `first`, is wiped however the test ends.
+struct ManagedRun {
+    o: std::process::Output,
+    /// The run's folder.
+    out: PathBuf,
+    /// The broker's data dir.
+    node_dir: PathBuf,
+    _wipe: Wipe,
+    _dir: tempfile::TempDir,
+}
+
+impl ManagedRun {
+    fn new(
+        backend: &'static str,
+        port: u16,
+        name: &str,
+        head: &str,
+        tail: &str,
+        first: &str,
+    ) -> ManagedRun {
+        let dir = tempfile::tempdir().unwrap();
+        let options = format!("{{ port = {port} }}");
+        let text = format!("{head}{}{tail}", variant(backend, name, &options));
+        let scenario = write(dir.path(), "scenario.toml", &text);
+        let out = dir.path().join("run");
+        let node_dir = out.join(format!("history/{first}/{first}.{backend}"));
+        let wipe = Wipe(backend, port, node_dir.clone());
+        let o = run_quiet(&scenario, &out);
+        ManagedRun {
+            o,
+            out,
+            node_dir,
+            _wipe: wipe,
+            _dir: dir,
+        }
+    }
+}
+
 fn assert_accounting(r: &serde_json::Value) -> serde_json::Value {
     let c = counts(r, 0);
     let (sent, acked, failed, unknown) = (
@@ -191,21 +231,13 @@ fn a_kafka_consumer_at_a_low_rate_hands_each_message_over_as_it_comes() {
         return;
     }
     let _g = serial();
-    let port = 9942;
-    let dir = tempfile::tempdir().unwrap();
     let name = "kafka-low-rate";
-    let text = format!(
-        "name = \"low-rate\"\n[workload]\nmessages = 400\nrate = 200\ndrain_timeout = \"20s\"\n{}",
-        variant(backend, name, &format!("{{ port = {port} }}"))
-    );
-    let scenario = write(dir.path(), "low-rate.toml", &text);
-    let out = dir.path().join("run");
-    let node_dir = out.join(format!("history/{name}/{name}.{backend}"));
-    let _wipe = Wipe(backend, port, node_dir.clone());
-    let o = run_quiet(&scenario, &out);
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{stderr}");
-    let r = results(&out);
+    let head =
+        "name = \"low-rate\"\n[workload]\nmessages = 400\nrate = 200\ndrain_timeout = \"20s\"\n";
+    let run = ManagedRun::new(backend, 9942, name, head, "", name);
+    let stderr = String::from_utf8_lossy(&run.o.stderr);
+    assert!(run.o.status.success(), "{stderr}");
+    let r = results(&run.out);
     let c = assert_accounting(&r);
     assert_eq!((u(&c, "acked"), u(&c, "delivered")), (400, 400), "{c}");
     let latency = &r["variants"][0]["report"]["latency"];
@@ -229,23 +261,15 @@ fn a_search_keeps_one_managed_rabbitmq_across_its_rounds() {
         return;
     }
     let _g = serial();
-    let port = 6092;
-    let dir = tempfile::tempdir().unwrap();
     let name = "rabbitmq-search";
-    let text = format!(
-        "name = \"search\"\n[workload]\nrate = \"max\"\nduration = \"1s\"\ndrain_timeout = \"5s\"\n\
-         [sweep]\nrate_fractions = [0.5]\n{}search = {{ start_rate = 200, probe = \"1s\", max_probes = 2 }}\n",
-        variant(backend, name, &format!("{{ port = {port} }}"))
-    );
-    let scenario = write(dir.path(), "search.toml", &text);
-    let out = dir.path().join("run");
-    let first = format!("{name}.probe-1");
-    let node_dir = out.join(format!("history/{first}/{first}.{backend}"));
-    let _wipe = Wipe(backend, port, node_dir.clone());
-    let o = run_quiet(&scenario, &out);
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.code().is_some_and(|c| c <= 1), "{stderr}");
-    let r = results(&out);
+    let head = "name = \"search\"\n[workload]\nrate = \"max\"\nduration = \"1s\"\ndrain_timeout = \"5s\"\n\
+                [sweep]\nrate_fractions = [0.5]\n";
+    let tail = "search = { start_rate = 200, probe = \"1s\", max_probes = 2 }\n";
+    let run = ManagedRun::new(backend, 6092, name, head, tail, &format!("{name}.probe-1"));
+    let (out, node_dir) = (&run.out, &run.node_dir);
+    let stderr = String::from_utf8_lossy(&run.o.stderr);
+    assert!(run.o.status.code().is_some_and(|c| c <= 1), "{stderr}");
+    let r = results(out);
     let s = &r["searches"][0];
     assert_eq!(s["probes"].as_array().unwrap().len(), 2, "{s}");
     assert_eq!(s["points"].as_array().unwrap().len(), 1, "{s}");
