@@ -53,7 +53,12 @@ def curve_checks(runs):
             busy = s["total_s"] - (s.get("broker_start_s") or 0.0)
             total, measuring = total + busy, measuring + s["measuring_s"]
             over = f"{100 * (1 - s['measuring_s'] / busy):.1f} %" if busy > 0 else "–"
-            above = [p for p in s["points"] if p["name"].endswith(".at-120pct")]
+            # the points at the maximum the search settled on (NAME.at-120pct, or -2, -3, … when
+            # a point above an earlier maximum kept up and the search went on)
+            def point(pct):
+                return [p for p in s["points"] if re.search(rf"\.at-{pct}pct(-\d+)?$", p["name"])]
+
+            above = point(120)
             verdict = "–"
             if above:
                 verdict = "kept up (✗ wanted not)" if above[0]["kept_up"] else "not sustained ✓"
@@ -65,7 +70,7 @@ def curve_checks(runs):
                     return "–", "–"
                 return f"{lat['p99_us']:.0f}", str(rep_.get("backlog_peak", "–"))
 
-            half = fig(by_name.get(f"{name}.at-50pct"))
+            half = fig(by_name.get(point(50)[0]["name"])) if point(50) else ("–", "–")
             unb = [v for n, v in by_name.items() if n.endswith("-unbounded") and name.startswith(n[: -len("-unbounded")])]
             free = fig(unb[0]) if unb else ("–", "–")
             rows.append(

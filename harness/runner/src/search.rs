@@ -85,7 +85,8 @@ fn backlog_growth(rate: u64, sent_s: f64, backlog: &[i64], bin_s: f64) -> Option
 /// they do not), then bisect between the highest that kept up and the lowest above it that did
 /// not, until they are within `precision` or `max_probes` ran. With `confirm`, the upper bound
 /// is probed again before the end: failing twice makes it the bound, keeping up the second time
-/// makes it the new highest sustained rate and the search goes on above it.
+/// makes it the new highest sustained rate and the search goes on above it (as it does from a
+/// point above an earlier maximum that kept up, see [`resume`]).
 pub fn next(spec: &SearchSpec, probes: &[Probe]) -> Next {
     let Some(last) = probes.last() else {
         return Next::Probe(spec.start_rate.clamp(1, MAX_RATE));
@@ -126,6 +127,27 @@ pub fn next(spec: &SearchSpec, probes: &[Probe]) -> Next {
     }
 }
 
+/// After a search settled on `max`: the points above it (fractions over 1) are its check. The
+/// highest of them that kept up shows the maximum was too low (a system with two regimes, such
+/// as a SysV queue that once full wakes a side for every message, fails a probe that fell
+/// behind at its start and sustains more when it never does): it becomes a probe that kept up
+/// and the search goes on, unless `probes_left` is 0. None: the maximum stands.
+pub fn resume(max: u64, over: &[ProbeRecord], probes_left: usize) -> Option<ProbeRecord> {
+    let p = over
+        .iter()
+        .filter(|p| p.kept_up && p.rate > max)
+        .max_by_key(|p| p.rate)?;
+    (probes_left > 0).then(|| ProbeRecord {
+        name: p.name.clone(),
+        rate: p.rate,
+        kept_up: true,
+        why: format!(
+            "{}; above the maximum {max} msg/s: the search goes on",
+            p.why
+        ),
+    })
+}
+
 /// The plan of probe `i` at `rate`: the variant's, sending for `search.probe`.
 fn probe_plan(plan: &VariantPlan, search: &SearchSpec, i: usize, rate: u64) -> VariantPlan {
     let mut p = plan.clone();
@@ -138,11 +160,15 @@ fn probe_plan(plan: &VariantPlan, search: &SearchSpec, i: usize, rate: u64) -> V
     p
 }
 
-/// The plan at `fraction` of the rate found: the variant's own workload, at that rate.
-fn fraction_plan(plan: &VariantPlan, max: u64, fraction: f64) -> VariantPlan {
+/// The plan at `fraction` of the rate found: the variant's own workload, at that rate. `attempt`:
+/// the how-manieth maximum the search settled on (`NAME.at-50pct`, then `NAME.at-50pct-2`, …).
+fn fraction_plan(plan: &VariantPlan, max: u64, fraction: f64, attempt: usize) -> VariantPlan {
     let rate = ((max as f64 * fraction).round() as u64).clamp(1, MAX_RATE);
     let mut p = plan.clone();
     p.name = format!("{}.at-{}pct", plan.name, (fraction * 100.0).round());
+    if attempt > 1 {
+        p.name = format!("{}-{attempt}", p.name);
+    }
     p.workload.rate = rate;
     p.search = None;
     p.rate_fractions = Vec::new();
@@ -155,86 +181,141 @@ fn fraction_plan(plan: &VariantPlan, max: u64, fraction: f64) -> VariantPlan {
 }
 
 /// Searches `ctx.plan`'s highest sustainable rate, then runs its fractions; `record` keeps
-/// every probe and point as it ends (results.json is rewritten each time).
+/// every probe and point as it ends (results.json is rewritten each time). When a point above
+/// the maximum keeps up, the search goes on above it ([`resume`]) and the fractions run again.
 pub(crate) fn run(
     ctx: &VariantRun<'_>,
     search: &SearchSpec,
     record: &mut dyn FnMut(VariantResult) -> anyhow::Result<()>,
 ) -> anyhow::Result<SearchResult> {
     let t0 = Instant::now();
-    let (mut probes, mut records) = (Vec::new(), Vec::new());
-    let mut time = Rounds::default();
-    let mut kept_mb: Vec<(u64, f64)> = Vec::new();
-    // One broker for every probe and point where the backend can ([`mq_core::Broker::next_round`]):
-    // starting a broker per probe would be most of the search's time.
-    let mut broker = None;
+    let mut s = Searching {
+        probes: Vec::new(),
+        records: Vec::new(),
+        time: Rounds::default(),
+        // One broker for every probe and point where the backend can
+        // ([`mq_core::Broker::next_round`]): starting a broker per probe would be most of the
+        // search's time.
+        broker: None,
+    };
+    // The fraction points at the last maximum settled on, and which.
+    let (mut points_at_max, mut points_at, mut attempt) = (Vec::new(), None, 0);
     let (max, decision) = loop {
-        let rate = match next(search, &probes) {
-            Next::Probe(rate) => rate,
-            Next::Done { max, why } => break (max, why),
+        let (max, why, settled) = s.probe(ctx, search, record)?;
+        let Some(max) = max.filter(|_| !ctx.interrupt.is_set()) else {
+            break (max, why);
         };
-        let plan = probe_plan(ctx.plan, search, probes.len() + 1, rate);
-        let round = VariantRun {
-            plan: &plan,
-            ..*ctx
-        };
-        let result = crate::run::variant_on(&round, Some(&mut broker));
-        time.add(&result);
-        let sent_s = search.probe.0.as_secs_f64();
-        let verdict = match (&result.report, result.status) {
-            (Some(r), VariantStatus::Ok) => verdict(rate, sent_s, r, search.slo_p99.map(|d| d.0)),
-            (_, status) => {
-                let why = result.reason.clone().unwrap_or_default();
-                let stop = format!("probe {} at {rate} msg/s: {status:?} {why}", plan.name);
-                record(result)?;
-                break (highest_kept(&probes), stop);
+        attempt += 1;
+        let fractions = (ctx.plan.rate_fractions.as_slice(), attempt);
+        let at = (&mut s.broker, &mut s.time);
+        points_at_max = points(ctx, search, max, fractions, at, record)?;
+        points_at = Some(max);
+        let left = (search.max_probes as usize).saturating_sub(s.probes.len());
+        match resume(max, &points_at_max, left) {
+            Some(p) if settled && !ctx.interrupt.is_set() => {
+                if !ctx.opts.quiet {
+                    eprintln!(
+                        "{}: {} msg/s kept up above the maximum {max}: the search goes on",
+                        ctx.plan.name, p.rate
+                    );
+                }
+                s.probes.push(Probe {
+                    rate: p.rate,
+                    kept_up: true,
+                });
+                s.records.push(p);
             }
-        };
-        if let (Ok(_), Some(r)) = (&verdict, &result.report) {
-            kept_mb.push((rate, r.throughput.delivered_mb_per_s));
-        }
-        if !ctx.opts.quiet {
-            let said = verdict
-                .as_ref()
-                .map_or_else(|e| format!("✗ {e}"), |ok| format!("✓ {ok}"));
-            eprintln!("{}: probe at {rate} msg/s: {said}", ctx.plan.name);
-        }
-        let kept_up = verdict.is_ok();
-        records.push(ProbeRecord {
-            name: plan.name.clone(),
-            rate,
-            kept_up,
-            why: verdict.unwrap_or_else(|e| e),
-        });
-        probes.push(Probe { rate, kept_up });
-        record(result)?;
-        if ctx.interrupt.is_set() {
-            break (None, "interrupted".into());
+            _ => break (Some(max), why),
         }
     };
-    let mut found = SearchResult {
+    Ok(SearchResult {
         variant: ctx.plan.name.clone(),
         max_rate: max,
-        max_mb_per_s: kept_mb.iter().find(|(r, _)| Some(*r) == max).map(|m| m.1),
-        probes: records,
-        points: Vec::new(),
+        max_mb_per_s: (s.time.kept_mb.iter())
+            .find(|(r, _)| Some(*r) == max)
+            .map(|m| m.1),
+        probes: s.records,
+        points: match points_at == max {
+            true => points_at_max,
+            false => Vec::new(),
+        },
         decision,
-        measuring_s: 0.0,
-        total_s: 0.0,
-        broker_start_s: 0.0,
-    };
-    if let Some(max) = max {
-        found.points = points(ctx, search, max, (&mut broker, &mut time), record)?;
-    }
-    found.measuring_s = time.measuring_s;
-    found.broker_start_s = time.broker_start_s.unwrap_or(0.0);
-    found.total_s = t0.elapsed().as_secs_f64();
-    Ok(found)
+        measuring_s: s.time.measuring_s,
+        total_s: t0.elapsed().as_secs_f64(),
+        broker_start_s: s.time.broker_start_s.unwrap_or(0.0),
+    })
 }
 
-/// Where a search's time went, round by round.
+/// A search under way: its probes, their records, its time and its broker.
+struct Searching {
+    probes: Vec<Probe>,
+    records: Vec<ProbeRecord>,
+    time: Rounds,
+    broker: Option<crate::variant::BrokerGuard>,
+}
+
+impl Searching {
+    /// Probes until [`next`] settles: the maximum, why, and whether it settled (false: a probe
+    /// failed to run, or the run was interrupted).
+    fn probe(
+        &mut self,
+        ctx: &VariantRun<'_>,
+        search: &SearchSpec,
+        record: &mut dyn FnMut(VariantResult) -> anyhow::Result<()>,
+    ) -> anyhow::Result<(Option<u64>, String, bool)> {
+        loop {
+            let rate = match next(search, &self.probes) {
+                Next::Probe(rate) => rate,
+                Next::Done { max, why } => return Ok((max, why, true)),
+            };
+            let plan = probe_plan(ctx.plan, search, self.probes.len() + 1, rate);
+            let round = VariantRun {
+                plan: &plan,
+                ..*ctx
+            };
+            let result = crate::run::variant_on(&round, Some(&mut self.broker));
+            self.time.add(&result);
+            let sent_s = search.probe.0.as_secs_f64();
+            let slo = search.slo_p99.map(|d| d.0);
+            let verdict = match (&result.report, result.status) {
+                (Some(r), VariantStatus::Ok) => verdict(rate, sent_s, r, slo),
+                (_, status) => {
+                    let why = result.reason.clone().unwrap_or_default();
+                    let stop = format!("probe {} at {rate} msg/s: {status:?} {why}", plan.name);
+                    record(result)?;
+                    return Ok((highest_kept(&self.probes), stop, false));
+                }
+            };
+            if let (Ok(_), Some(r)) = (&verdict, &result.report) {
+                (self.time.kept_mb).push((rate, r.throughput.delivered_mb_per_s));
+            }
+            if !ctx.opts.quiet {
+                let said = verdict
+                    .as_ref()
+                    .map_or_else(|e| format!("✗ {e}"), |ok| format!("✓ {ok}"));
+                eprintln!("{}: probe at {rate} msg/s: {said}", ctx.plan.name);
+            }
+            let kept_up = verdict.is_ok();
+            self.records.push(ProbeRecord {
+                name: plan.name.clone(),
+                rate,
+                kept_up,
+                why: verdict.unwrap_or_else(|e| e),
+            });
+            self.probes.push(Probe { rate, kept_up });
+            record(result)?;
+            if ctx.interrupt.is_set() {
+                return Ok((None, "interrupted".into(), false));
+            }
+        }
+    }
+}
+
+/// Where a search's time went, round by round, and what the rounds that kept up delivered.
 #[derive(Default)]
 struct Rounds {
+    /// Delivered MB/s of each probe or point that kept up, by rate.
+    kept_mb: Vec<(u64, f64)>,
     /// Load in flight: each round's start to its last ack or delivery.
     measuring_s: f64,
     /// The first round's broker set-up (a managed broker's start).
@@ -253,27 +334,34 @@ fn highest_kept(probes: &[Probe]) -> Option<u64> {
     probes.iter().filter(|p| p.kept_up).map(|p| p.rate).max()
 }
 
-/// The workload at each of `rate_fractions` of `max`, on the search's broker, each judged.
+/// The workload at each of `fractions` of `max` (`attempt`: see [`fraction_plan`]), on the
+/// search's broker, each judged.
 fn points(
     ctx: &VariantRun<'_>,
     search: &SearchSpec,
     max: u64,
+    (fractions, attempt): (&[f64], usize),
     (broker, time): (&mut Option<crate::variant::BrokerGuard>, &mut Rounds),
     record: &mut dyn FnMut(VariantResult) -> anyhow::Result<()>,
 ) -> anyhow::Result<Vec<ProbeRecord>> {
     let mut judged = Vec::new();
-    for &f in &ctx.plan.rate_fractions {
+    for &f in fractions {
         if ctx.interrupt.is_set() {
             break;
         }
-        let plan = fraction_plan(ctx.plan, max, f);
+        let plan = fraction_plan(ctx.plan, max, f, attempt);
         let round = VariantRun {
             plan: &plan,
             ..*ctx
         };
         let result = crate::run::variant_on(&round, Some(broker));
         time.add(&result);
-        judged.push(judge_point(&plan, &result, search));
+        let point = judge_point(&plan, &result, search);
+        if let (true, Some(r)) = (point.kept_up, &result.report) {
+            time.kept_mb
+                .push((point.rate, r.throughput.delivered_mb_per_s));
+        }
+        judged.push(point);
         record(result)?;
     }
     Ok(judged)
@@ -416,6 +504,65 @@ mod tests {
             },
         ];
         assert_eq!(next(&spec, &probes), Next::Probe(16_000));
+    }
+
+    /// SysV 100 B, 2026-12-07 (reports/readme-latency-curve-repeat/rep-1): its bound 1 280 000
+    /// failed twice, yet the point at 120 % of 1 184 000 kept up, so the search goes on there.
+    #[test]
+    fn a_point_above_the_maximum_that_kept_up_resumes_the_search_above_it() {
+        let spec = SearchSpec {
+            max_probes: 11,
+            ..SearchSpec::default()
+        };
+        let p = |rate, kept_up| Probe { rate, kept_up };
+        let mut probes = vec![
+            p(128_000, true),
+            p(512_000, true),
+            p(2_048_000, false),
+            p(1_280_000, false),
+            p(896_000, true),
+            p(1_088_000, true),
+            p(1_184_000, true),
+            p(1_280_000, false),
+        ];
+        let Next::Done { max: Some(max), .. } = next(&spec, &probes) else {
+            panic!("{:?}", next(&spec, &probes))
+        };
+        assert_eq!(max, 1_184_000);
+        let point = |pct: u64, kept_up| ProbeRecord {
+            name: format!("sysv-100B.at-{pct}pct"),
+            rate: max * pct / 100,
+            kept_up,
+            why: format!("{pct} %"),
+        };
+        let mut over = vec![point(95, true), point(120, false)];
+        assert_eq!(
+            resume(max, &over, 3),
+            None,
+            "120 % failed: the maximum stands"
+        );
+        over[1].kept_up = true;
+        assert_eq!(resume(max, &over, 0), None, "no probes left");
+        let again = resume(max, &over, 3).expect("120 % kept up");
+        assert_eq!((again.rate, again.kept_up), (1_420_800, true));
+        assert!(again.why.ends_with("the search goes on"), "{}", again.why);
+        // Bisection between it and the lowest failure above it (the ramp's 2 048 000), as before.
+        probes.push(p(again.rate, true));
+        assert_eq!(next(&spec, &probes), Next::Probe(1_734_400));
+        probes.push(p(1_734_400, false));
+        assert_eq!(next(&spec, &probes), Next::Probe(1_577_600));
+        probes.push(p(1_577_600, false));
+        let Next::Done {
+            max: Some(max),
+            why,
+        } = next(&spec, &probes)
+        else {
+            panic!("the budget of 11 is spent")
+        };
+        assert_eq!(
+            (max, why.as_str()),
+            (1_420_800, "11 probes ran (max_probes)")
+        );
     }
 
     fn report(rate: f64, backlog: Vec<i64>, p99_us: f64) -> Report {
