@@ -188,9 +188,7 @@ impl Deliveries<'_> {
         let envelope = Envelope::decode(payload, self.run_id).ok();
         self.rec.finished(envelope, token, at_ns);
     }
-}
 
-impl Deliveries<'_> {
     /// A delivery (stamped `arrived` when it came with a batch): to the pool, or processed here.
     fn take(&mut self, payload: &[u8], token: Token, arrived: Option<u64>) -> Processed {
         if self.pool.is_some() {
