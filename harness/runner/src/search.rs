@@ -206,9 +206,7 @@ pub(crate) fn run(
             break (max, why);
         };
         attempt += 1;
-        let fractions = (ctx.plan.rate_fractions.as_slice(), attempt);
-        let at = (&mut s.broker, &mut s.time);
-        points_at_max = points(ctx, search, max, fractions, at, record)?;
+        points_at_max = s.points(ctx, search, (max, attempt), record)?;
         points_at = Some(max);
         let left = (search.max_probes as usize).saturating_sub(s.probes.len());
         match resume(max, &points_at_max, left) {
@@ -309,6 +307,37 @@ impl Searching {
             }
         }
     }
+
+    /// The workload at each of the plan's fractions of `max` (`attempt`: see
+    /// [`fraction_plan`]), on the search's broker, each judged.
+    fn points(
+        &mut self,
+        ctx: &VariantRun<'_>,
+        search: &SearchSpec,
+        (max, attempt): (u64, usize),
+        record: &mut dyn FnMut(VariantResult) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Vec<ProbeRecord>> {
+        let mut judged = Vec::new();
+        for &f in &ctx.plan.rate_fractions {
+            if ctx.interrupt.is_set() {
+                break;
+            }
+            let plan = fraction_plan(ctx.plan, max, f, attempt);
+            let round = VariantRun {
+                plan: &plan,
+                ..*ctx
+            };
+            let result = crate::run::variant_on(&round, Some(&mut self.broker));
+            self.time.add(&result);
+            let point = judge_point(&plan, &result, search);
+            if let (true, Some(r)) = (point.kept_up, &result.report) {
+                (self.time.kept_mb).push((point.rate, r.throughput.delivered_mb_per_s));
+            }
+            judged.push(point);
+            record(result)?;
+        }
+        Ok(judged)
+    }
 }
 
 /// Where a search's time went, round by round, and what the rounds that kept up delivered.
@@ -332,39 +361,6 @@ impl Rounds {
 /// The highest rate a probe kept up with.
 fn highest_kept(probes: &[Probe]) -> Option<u64> {
     probes.iter().filter(|p| p.kept_up).map(|p| p.rate).max()
-}
-
-/// The workload at each of `fractions` of `max` (`attempt`: see [`fraction_plan`]), on the
-/// search's broker, each judged.
-fn points(
-    ctx: &VariantRun<'_>,
-    search: &SearchSpec,
-    max: u64,
-    (fractions, attempt): (&[f64], usize),
-    (broker, time): (&mut Option<crate::variant::BrokerGuard>, &mut Rounds),
-    record: &mut dyn FnMut(VariantResult) -> anyhow::Result<()>,
-) -> anyhow::Result<Vec<ProbeRecord>> {
-    let mut judged = Vec::new();
-    for &f in fractions {
-        if ctx.interrupt.is_set() {
-            break;
-        }
-        let plan = fraction_plan(ctx.plan, max, f, attempt);
-        let round = VariantRun {
-            plan: &plan,
-            ..*ctx
-        };
-        let result = crate::run::variant_on(&round, Some(broker));
-        time.add(&result);
-        let point = judge_point(&plan, &result, search);
-        if let (true, Some(r)) = (point.kept_up, &result.report) {
-            time.kept_mb
-                .push((point.rate, r.throughput.delivered_mb_per_s));
-        }
-        judged.push(point);
-        record(result)?;
-    }
-    Ok(judged)
 }
 
 /// A fraction point judged as a probe is: whether it kept up with its rate, and why.
