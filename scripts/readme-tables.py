@@ -70,7 +70,8 @@ def curve_checks(runs):
                     return "–", "–"
                 return f"{lat['p99_us']:.0f}", str(rep_.get("backlog_peak", "–"))
 
-            half = fig(by_name.get(point(50)[0]["name"])) if point(50) else ("–", "–")
+            at_half = point(50)
+            half = fig(by_name.get(at_half[0]["name"])) if at_half else ("–", "–")
             unb = [v for n, v in by_name.items() if n.endswith("-unbounded") and name.startswith(n[: -len("-unbounded")])]
             free = fig(unb[0]) if unb else ("–", "–")
             rows.append(
