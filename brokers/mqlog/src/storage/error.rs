@@ -70,8 +70,8 @@ pub enum StorageError {
     /// An earlier fsync failed; the log refuses further durable writes (their durability is unknown).
     #[error("log failed after an fsync error, restart it: {0}")]
     Failed(String),
-    /// Another process holds the log directory.
-    #[error("log directory {0} is locked by another process")]
+    /// Another process, or another open `Log` of this one, holds the log directory.
+    #[error("log directory {0} is locked: another process (or another open of it in this one) has it open")]
     Locked(PathBuf),
     /// Waited too long for an fsync to cover a write.
     #[error("timed out after {0:?} waiting for fsync")]

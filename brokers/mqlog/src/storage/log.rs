@@ -57,21 +57,41 @@ struct Inner {
     committer: Arc<Committer>,
     offsets: OffsetStore,
     recovery: Vec<Truncation>,
-    stop: Arc<Stop>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
     _lock_file: File,
 }
 
-impl Drop for Inner {
-    fn drop(&mut self) {
+/// The committer and housekeeper threads, stopped and joined when the last `Log` handle goes.
+/// The housekeeper holds the log for a moment on each tick; joining it first means the
+/// directory's lock is free the moment the last handle is dropped, not a tick later.
+struct Workers {
+    stop: Arc<Stop>,
+    committer: Arc<Committer>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Workers {
+    fn shutdown(&self) {
         self.stop.stop();
         self.committer.shutdown();
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        self.shutdown();
     }
 }
 
 /// A handle on an open log directory; cheap to clone and share between threads.
 #[derive(Clone)]
 pub struct Log {
+    // Declared (so dropped) before `inner`: the threads let go of the log before this
+    // handle's reference to it, perhaps the last, goes.
+    workers: Arc<Workers>,
     inner: Arc<Inner>,
 }
 
@@ -162,7 +182,6 @@ impl Log {
         // `topics/` and `consumer_offsets.log` may have just been created: make their names
         // durable before anything written into them is acknowledged.
         fs::sync_dir(&dir)?;
-        let stop = Arc::new(Stop::default());
         let inner = Arc::new(Inner {
             dir,
             config: config.clone(),
@@ -172,27 +191,34 @@ impl Log {
             committer: committer.clone(),
             offsets,
             recovery,
-            stop: stop.clone(),
-            threads: Mutex::new(Vec::new()),
             _lock_file: lock_file,
         });
-        let mut threads = Vec::new();
-        let c = committer.clone();
-        threads.push(
-            std::thread::Builder::new()
-                .name("mqlog-committer".into())
-                .spawn(move || c.run())
-                .ctx(|| "spawning the committer thread".into())?,
-        );
-        let weak = Arc::downgrade(&inner);
-        threads.push(
-            std::thread::Builder::new()
-                .name("mqlog-housekeeper".into())
-                .spawn(move || housekeeper(weak, stop, config))
-                .ctx(|| "spawning the housekeeper thread".into())?,
-        );
-        *inner.threads.lock().unwrap_or_else(|e| e.into_inner()) = threads;
-        Ok(Log { inner })
+        // From here on, an early return drops `workers`, which stops and joins whatever
+        // was spawned.
+        let workers = Arc::new(Workers {
+            stop: Arc::new(Stop::default()),
+            committer: committer.clone(),
+            threads: Mutex::new(Vec::new()),
+        });
+        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| -> Result<()> {
+            let t = std::thread::Builder::new()
+                .name(format!("mqlog-{name}"))
+                .spawn(f)
+                .ctx(|| format!("spawning the {name} thread"))?;
+            workers
+                .threads
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(t);
+            Ok(())
+        };
+        spawn("committer", Box::new(move || committer.run()))?;
+        let (weak, stop) = (Arc::downgrade(&inner), workers.stop.clone());
+        spawn(
+            "housekeeper",
+            Box::new(move || housekeeper(weak, stop, config)),
+        )?;
+        Ok(Log { workers, inner })
     }
 
     /// The configuration the log runs with.
@@ -401,22 +427,7 @@ impl Log {
 
     /// Applies retention to every partition now; returns the segments deleted.
     pub fn enforce_retention(&self) -> Result<usize> {
-        let topics: Vec<Arc<Topic>> = self
-            .inner
-            .topics
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        let now = now_ms();
-        let mut n = 0;
-        for t in topics {
-            for p in t.partitions() {
-                n += p.enforce_retention(now)?;
-            }
-        }
-        Ok(n)
+        self.inner.enforce_retention()
     }
 
     /// fsyncs every segment, index and the offsets log now, and the folders files were
@@ -454,14 +465,28 @@ impl Log {
     /// Flushes everything, stops the background threads and waits for them.
     pub fn close(self) -> Result<()> {
         let flushed = self.flush();
-        self.inner.stop.stop();
-        self.inner.committer.shutdown();
-        let threads =
-            std::mem::take(&mut *self.inner.threads.lock().unwrap_or_else(|e| e.into_inner()));
-        for t in threads {
-            let _ = t.join();
-        }
+        self.workers.shutdown();
         flushed
+    }
+}
+
+impl Inner {
+    fn enforce_retention(&self) -> Result<usize> {
+        let topics: Vec<Arc<Topic>> = self
+            .topics
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let now = now_ms();
+        let mut n = 0;
+        for t in topics {
+            for p in t.partitions() {
+                n += p.enforce_retention(now)?;
+            }
+        }
+        Ok(n)
     }
 }
 
@@ -487,8 +512,7 @@ fn housekeeper(log: Weak<Inner>, stop: Arc<Stop>, config: Arc<LogConfig>) {
         }
         if retention && last_retention.elapsed() >= config.retention_check_interval {
             last_retention = Instant::now();
-            let log = Log { inner };
-            if let Err(e) = log.enforce_retention() {
+            if let Err(e) = inner.enforce_retention() {
                 tracing::warn!(error = %e, "retention failed");
             }
         }

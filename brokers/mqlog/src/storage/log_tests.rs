@@ -327,6 +327,29 @@ fn second_open_of_a_directory_is_refused() {
     Log::open(dir.path(), LogConfig::default()).unwrap();
 }
 
+/// The housekeeper thread holds the log for a moment on each tick; the lock must still be
+/// free the moment the last handle is dropped, not when the housekeeper lets go.
+#[test]
+fn the_directory_is_free_as_soon_as_the_last_handle_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = || LogConfig {
+        retention_bytes: Some(1 << 30),
+        retention_check_interval: Duration::from_millis(1),
+        fsync: FsyncPolicy::Interval(Duration::from_millis(1)),
+        ..LogConfig::default()
+    };
+    let log = Log::open(dir.path(), cfg()).unwrap();
+    log.create_topic("t", 64).unwrap();
+    drop(log);
+    for round in 0..300 {
+        let log = Log::open(dir.path(), cfg()).unwrap_or_else(|e| panic!("round {round}: {e}"));
+        // Drop at a different point of the housekeeper's 1 ms tick each round (a tick walks
+        // 64 partitions).
+        std::thread::sleep(Duration::from_micros(round * 37 % 3000));
+        drop(log);
+    }
+}
+
 #[test]
 fn offsets_commit_and_survive_reopen() {
     let dir = tempfile::tempdir().unwrap();
