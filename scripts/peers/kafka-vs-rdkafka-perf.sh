@@ -22,6 +22,8 @@
 # stdout, one line per size:
 #   peer=rdkafka-performance size=S msgs_per_s=X bench=kafka size=S msgs_per_s=Y ratio=Y/X goal=G
 #     peer_rounds=a,b,c bench_rounds=a,b,c spread_peer=..% spread_bench=..%
+#   then `cpu (...)` lines: the CPU seconds per million messages of each side's processes, and of
+#   the broker during each side's rounds (/proc/PID/stat before and after each round)
 # What is compared: records/s acknowledged (acks=all) by the broker. rdkafka_performance's final
 # summary "N delivered ... in Tms: R msgs/s" (R = successful delivery reports / time from its
 # first produce call to its last delivery report) vs bench's results.json
@@ -138,6 +140,22 @@ port_open $((PORT + 1)) && die "127.0.0.1:$((PORT + 1)) (controller) is taken ($
 "$BROKERS/kafka.sh" install
 
 start_private_kafka
+broker_pid="$(kafka pid)"
+[[ "$broker_pid" =~ ^[0-9]+$ ]] || die "kafka.sh pid: no broker pid (got '$broker_pid')"
+clk_tck="$(getconf CLK_TCK)"
+
+# broker_cpu_s: the private broker's CPU seconds so far (user + system, /proc/PID/stat)
+broker_cpu_s() { awk -v hz="$clk_tck" '{ printf "%.2f\n", ($14 + $15) / hz }' "/proc/$broker_pid/stat"; }
+# broker_cpu_around NAME CMD...: runs CMD; appends the broker's CPU seconds meanwhile to
+# $work/broker.NAME (read by compare_cpu broker)
+broker_cpu_around() {
+  local name=$1 t0 rc=0
+  shift
+  t0="$(broker_cpu_s)"
+  "$@" || rc=$?
+  awk -v a="$t0" -v b="$(broker_cpu_s)" 'BEGIN { printf "%.2f\n", b - a }' >>"$work/broker.$name"
+  return "$rc"
+}
 
 props=(acks=all enable.idempotence=false compression.type=none "linger.ms=$LINGER" "batch.size=$BATCH" "${COMMON[@]}")
 xprops=()
@@ -149,7 +167,9 @@ peer_consumer_fetching() { grep -q "fetch state offset-wait -> active" "$work/co
 peer_consumer_starting() { ! peer_consumer_fetching && kill -0 "$cons_pid" 2>/dev/null; }
 
 # peer_round SIZE TOPIC: prints rdkafka_performance's delivered (acked) msgs/s
-peer_round() {
+peer_round() { broker_cpu_around "$2" peer_round_here "$@"; }
+# shellcheck disable=SC2317 # called through broker_cpu_around
+peer_round_here() {
   local size=$1 topic=$2 out=$work/peer.out line re
   kafka create-topic "$topic" 1 >&2
   cons_pid=
@@ -191,7 +211,9 @@ peer_round() {
 }
 
 # bench_round SIZE NAME: prints bench's acked msgs/s
-bench_round() {
+bench_round() { broker_cpu_around "$2" bench_round_here "$@"; }
+# shellcheck disable=SC2317 # called through broker_cpu_around
+bench_round_here() {
   local -a COMMON=("${PEER_OWN_PRODUCER[@]}" "${COMMON[@]}")
   BENCH_CONSUMERS=$PEER_CONSUMER BENCH_CONSUMER_PROPS=$PEER_OWN_CONSUMER kafka_bench_round "rdkafka_performance -P" "$@"
 }
@@ -200,4 +222,5 @@ if [[ "$PEER_CONSUMER" == 1 ]]; then cons="a consumer beside the producer on bot
 rc=0
 compare_rounds rdkafka-performance kafka rdkafka_performance "delivered msgs/s" "$cons" || rc=1
 if [[ "$PEER_CONSUMER" == 1 ]]; then compare_cpu; else compare_cpu producer; fi
+compare_cpu broker
 exit "$rc"

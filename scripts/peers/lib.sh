@@ -92,20 +92,22 @@ sys.exit(rc)
 PY
 }
 
-# compare_cpu [producer]: one line per size on stdout: the median CPU seconds per million
+# compare_cpu [producer|broker]: one line per size on stdout: the median CPU seconds per million
 # messages of the peer's processes ($work/cpu.peer-SIZE-I, written by cpu_run) and of bench's
 # workers ($work/cpu.bench-SIZE-I: producers + consumers from results.json's cost, from the load's
 # start; with `producer`, its producers alone, for a peer that ran no consumer), and their ratio
-# (bench / peer: below 1, bench spends less). CPU time is much less disturbed by other load than
-# throughput is.
+# (bench / peer: below 1, bench spends less). With `broker`: the broker's CPU during each side's
+# rounds ($work/broker.SIDE-SIZE-I, written by the calling script; nothing if there are none).
+# CPU time is much less disturbed by other load than throughput is.
 compare_cpu() {
   python3 - "$work" "$RECORDS" "${1:-}" "${SIZES[@]}" <<'PY'
 import glob, statistics, sys
 work, n, only, sizes = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
 def per_m(side, size):
     xs = []
-    tail = "." + only if side == "bench" and only else ""
-    for f in sorted(glob.glob(f"{work}/cpu.{side}-{size}-[0-9]*{tail}")):
+    tail = "." + only if side == "bench" and only not in ("", "broker") else ""
+    what = "broker" if only == "broker" else "cpu"
+    for f in sorted(glob.glob(f"{work}/{what}.{side}-{size}-[0-9]*{tail}")):
         if not tail and f.endswith(".producer"):
             continue
         xs.append(sum(float(l) for l in open(f) if l.strip()) / n * 1e6)
@@ -115,7 +117,8 @@ for size in sizes:
     if not p or not b:
         continue
     pm, bm = statistics.median(p), statistics.median(b)
-    what = "bench's producer" if only else "bench's producer + consumer"
+    what = {"": "bench's producer + consumer", "producer": "bench's producer",
+            "broker": "the broker, during each side's rounds"}[only]
     print(f"cpu ({what}) size={size} peer_cpu_s_per_million={pm:.2f} bench_cpu_s_per_million={bm:.2f} "
           f"ratio={bm / pm:.2f} peer_rounds={','.join(f'{x:.2f}' for x in p)} "
           f"bench_rounds={','.join(f'{x:.2f}' for x in b)}")
