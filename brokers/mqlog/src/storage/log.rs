@@ -433,15 +433,7 @@ impl Log {
     /// fsyncs every segment, index and the offsets log now, and the folders files were
     /// created in.
     pub fn flush(&self) -> Result<()> {
-        let topics: Vec<Arc<Topic>> = self
-            .inner
-            .topics
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        for t in topics {
+        for t in self.inner.topics_now() {
             for p in t.partitions() {
                 p.sync()?;
             }
@@ -471,17 +463,20 @@ impl Log {
 }
 
 impl Inner {
-    fn enforce_retention(&self) -> Result<usize> {
-        let topics: Vec<Arc<Topic>> = self
-            .topics
+    /// The topics there are now (the map's lock is not held while they are worked on).
+    fn topics_now(&self) -> Vec<Arc<Topic>> {
+        self.topics
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .values()
             .cloned()
-            .collect();
+            .collect()
+    }
+
+    fn enforce_retention(&self) -> Result<usize> {
         let now = now_ms();
         let mut n = 0;
-        for t in topics {
+        for t in self.topics_now() {
             for p in t.partitions() {
                 n += p.enforce_retention(now)?;
             }
