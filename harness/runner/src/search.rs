@@ -198,18 +198,18 @@ pub(crate) fn run(
         // search's time.
         broker: None,
     };
-    // The fraction points at the last maximum settled on, and which.
-    let (mut points_at_max, mut points_at, mut attempt) = (Vec::new(), None, 0);
+    // The fraction points at the maximum that stands (none while the search goes on), and how
+    // many maxima it has settled on.
+    let (mut points, mut attempt) = (Vec::new(), 0);
     let (max, decision) = loop {
         let (max, why, settled) = s.probe(ctx, search, record)?;
         let Some(max) = max.filter(|_| !ctx.interrupt.is_set()) else {
             break (max, why);
         };
         attempt += 1;
-        points_at_max = s.points(ctx, search, (max, attempt), record)?;
-        points_at = Some(max);
+        points = s.points(ctx, search, (max, attempt), record)?;
         let left = (search.max_probes as usize).saturating_sub(s.probes.len());
-        match resume(max, &points_at_max, left) {
+        match resume(max, &points, left) {
             Some(p) if settled && !ctx.interrupt.is_set() => {
                 if !ctx.opts.quiet {
                     eprintln!(
@@ -222,6 +222,8 @@ pub(crate) fn run(
                     kept_up: true,
                 });
                 s.records.push(p);
+                // this maximum no longer stands: its points are not the search's
+                points.clear();
             }
             _ => break (Some(max), why),
         }
@@ -233,10 +235,7 @@ pub(crate) fn run(
             .find(|(r, _)| Some(*r) == max)
             .map(|m| m.1),
         probes: s.records,
-        points: match points_at == max {
-            true => points_at_max,
-            false => Vec::new(),
-        },
+        points,
         decision,
         measuring_s: s.time.measuring_s,
         total_s: t0.elapsed().as_secs_f64(),
@@ -253,6 +252,14 @@ struct Searching {
 }
 
 impl Searching {
+    /// One round of `plan` on the search's broker, its time counted.
+    fn round(&mut self, ctx: &VariantRun<'_>, plan: &VariantPlan) -> VariantResult {
+        let round = VariantRun { plan, ..*ctx };
+        let result = crate::run::variant_on(&round, Some(&mut self.broker));
+        self.time.add(&result);
+        result
+    }
+
     /// Probes until [`next`] settles: the maximum, why, and whether it settled (false: a probe
     /// failed to run, or the run was interrupted).
     fn probe(
@@ -267,12 +274,7 @@ impl Searching {
                 Next::Done { max, why } => return Ok((max, why, true)),
             };
             let plan = probe_plan(ctx.plan, search, self.probes.len() + 1, rate);
-            let round = VariantRun {
-                plan: &plan,
-                ..*ctx
-            };
-            let result = crate::run::variant_on(&round, Some(&mut self.broker));
-            self.time.add(&result);
+            let result = self.round(ctx, &plan);
             let sent_s = search.probe.0.as_secs_f64();
             let slo = search.slo_p99.map(|d| d.0);
             let verdict = match (&result.report, result.status) {
@@ -323,12 +325,7 @@ impl Searching {
                 break;
             }
             let plan = fraction_plan(ctx.plan, max, f, attempt);
-            let round = VariantRun {
-                plan: &plan,
-                ..*ctx
-            };
-            let result = crate::run::variant_on(&round, Some(&mut self.broker));
-            self.time.add(&result);
+            let result = self.round(ctx, &plan);
             let point = judge_point(&plan, &result, search);
             if let (true, Some(r)) = (point.kept_up, &result.report) {
                 (self.time.kept_mb).push((point.rate, r.throughput.delivered_mb_per_s));
