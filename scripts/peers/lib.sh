@@ -105,9 +105,9 @@ import glob, statistics, sys
 work, n, only, sizes = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
 def per_m(side, size):
     xs = []
-    tail = "." + only if side == "bench" and only not in ("", "broker") else ""
-    what = "broker" if only == "broker" else "cpu"
-    for f in sorted(glob.glob(f"{work}/{what}.{side}-{size}-[0-9]*{tail}")):
+    tail = ".producer" if side == "bench" and only == "producer" else ""
+    prefix = "broker" if only == "broker" else "cpu"
+    for f in sorted(glob.glob(f"{work}/{prefix}.{side}-{size}-[0-9]*{tail}")):
         if not tail and f.endswith(".producer"):
             continue
         xs.append(sum(float(l) for l in open(f) if l.strip()) / n * 1e6)
