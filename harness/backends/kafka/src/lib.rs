@@ -16,6 +16,7 @@ mod batch;
 mod broker;
 mod client;
 mod consumer;
+mod events;
 mod group;
 mod options;
 mod pipeline;
@@ -24,7 +25,6 @@ mod script;
 mod stage;
 mod topic_handle;
 mod txn;
-mod wake;
 
 use std::path::Path;
 

@@ -3,7 +3,6 @@
 //! Each record carries its seq as the delivery opaque. A report that says the outcome cannot be
 //! known (timeouts, lost connections) is not reported: the seq stays unknown, as it should.
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use mq_core::delivery::ProducerAck;
@@ -16,10 +15,10 @@ use rdkafka::producer::{
 use rdkafka::ClientConfig;
 
 use crate::client::{self, base_config, Endpoint};
+use crate::events::MainQueue;
 use crate::options::Options;
 use crate::topic_handle::TopicHandle;
 use crate::txn::{self, OnFenced, Transaction};
-use crate::wake::Wake;
 use crate::NAME;
 
 /// Sends between two polls for delivery reports while sending as fast as possible. Polling
@@ -30,44 +29,38 @@ use crate::NAME;
 const SENDS_PER_POLL: u32 = 32;
 
 /// How long a producer whose librdkafka queue is full waits before it looks for reports again,
-/// without a wake-up pipe ([`Wake`]); with one, it waits at most [`QUEUE_FULL_WAKE`] for a report.
+/// without a wake-up pipe ([`MainQueue::wait`]); with one, it waits at most [`QUEUE_FULL_WAKE`]
+/// for a report. A flush waits at most [`FLUSH_WAKE`] between looks.
 const QUEUE_FULL_WAIT: Duration = Duration::from_micros(200);
 const QUEUE_FULL_WAKE: Duration = Duration::from_millis(10);
+const FLUSH_WAKE: Duration = Duration::from_millis(100);
 
-/// Collects delivery reports; librdkafka calls it from `poll`/`flush` on the worker's thread.
-#[derive(Default)]
-struct Reports(Mutex<Vec<(Seq, Option<Outcome>)>>);
+/// The producer's context. Delivery reports are read from the main queue directly
+/// ([`MainQueue::serve`]); the crate's own poll runs only inside a transaction's commit
+/// (`txn.rs`), whose reports are not outcomes (its commit is): dropped here.
+struct Context;
 
-impl ClientContext for Reports {}
+impl ClientContext for Context {}
 
-impl ProducerContext for Reports {
+impl ProducerContext for Context {
     type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, seq: usize) {
-        let outcome = match result {
-            Ok(_) => Some(Outcome::Acked),
-            Err((e, _)) => classify(e),
-        };
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((Seq(seq as u64), outcome));
-    }
+    fn delivery(&self, _: &DeliveryResult<'_>, _: usize) {}
 }
 
-/// `Failed` when the cluster refused the record; `None` (unknown) when it may have it.
-fn classify(e: &KafkaError) -> Option<Outcome> {
+/// A delivery report's outcome: acked, `Failed` when the cluster refused the record, `None`
+/// (unknown) when it may have it.
+fn classify(code: RDKafkaErrorCode) -> Option<Outcome> {
     use RDKafkaErrorCode::*;
-    match e.rdkafka_error_code() {
-        Some(
-            MessageTimedOut
-            | RequestTimedOut
-            | BrokerTransportFailure
-            | AllBrokersDown
-            | NetworkException
-            | NotEnoughReplicasAfterAppend
-            | PurgeInflight,
-        ) => None,
+    match code {
+        NoError => Some(Outcome::Acked),
+        MessageTimedOut
+        | RequestTimedOut
+        | BrokerTransportFailure
+        | AllBrokersDown
+        | NetworkException
+        | NotEnoughReplicasAfterAppend
+        | PurgeInflight => None,
         _ => Some(Outcome::Failed),
     }
 }
@@ -75,9 +68,9 @@ fn classify(e: &KafkaError) -> Option<Outcome> {
 pub struct KafkaProducer {
     /// The topic's handle in `producer`, produced through; dropped before it.
     handle: TopicHandle,
-    /// Wakes a producer waiting for room when a delivery report arrives; dropped before it.
-    wake: Option<Wake>,
-    producer: BaseProducer<Reports>,
+    /// Its main queue, where its delivery reports arrive; dropped before it.
+    queue: MainQueue,
+    producer: BaseProducer<Context>,
     topic: String,
     partitions: u32,
     /// Longest wait for room in librdkafka's queue.
@@ -93,9 +86,9 @@ pub struct KafkaProducer {
 }
 
 /// A producer of `config` (with its delivery-report context).
-fn create(config: &ClientConfig, bootstrap: &str) -> Result<BaseProducer<Reports>, BackendError> {
+fn create(config: &ClientConfig, bootstrap: &str) -> Result<BaseProducer<Context>, BackendError> {
     config
-        .create_with_context(Reports::default())
+        .create_with_context(Context)
         .map_err(|e| BackendError::other(NAME, format!("producer for {bootstrap}: {e}")))
 }
 
@@ -144,7 +137,7 @@ impl KafkaProducer {
         };
         Ok(KafkaProducer {
             handle: TopicHandle::new(&producer, &topic)?,
-            wake: Wake::new(&producer),
+            queue: MainQueue::new(&producer)?,
             producer,
             topic,
             partitions: ep.partitions,
@@ -185,60 +178,44 @@ impl KafkaProducer {
         };
         // The old handle goes before the old instance.
         self.handle = TopicHandle::new(&producer, &self.topic)?;
-        self.wake = Wake::new(&producer);
+        self.queue = MainQueue::new(&producer)?;
         self.producer = producer;
         self.txn = Some(renewed);
         Ok(true)
     }
 }
 
-/// Delivery reports on their way from librdkafka's callback to the worker.
+/// Delivery reports on their way from librdkafka's main queue to the worker.
 #[derive(Default)]
 struct Batch {
     /// Sends since the last poll.
     unpolled: u32,
-    /// The reports being handed on, swapped with the context's (no allocation per poll).
-    taken: Vec<(Seq, Option<Outcome>)>,
+    /// The outcomes being handed on (no allocation per poll).
     known: Vec<(Seq, Outcome)>,
     /// A transactional producer's reports are not outcomes (its commits are): dropped.
     transactional: bool,
 }
 
 impl Batch {
-    /// Polls librdkafka and hands the delivery reports it gave to `acks`, as one batch; how
-    /// many reports there were.
+    /// Serves the main queue and hands the outcomes reported to `acks`, as one batch; how many
+    /// reports there were.
     fn poll(
         &mut self,
-        producer: &BaseProducer<Reports>,
-        timeout: Duration,
+        queue: &MainQueue,
+        producer: &BaseProducer<Context>,
         acks: &mut dyn AckSink,
     ) -> usize {
         self.unpolled = 0;
-        producer.poll(timeout);
-        self.report(producer, acks)
-    }
-
-    fn report(&mut self, producer: &BaseProducer<Reports>, acks: &mut dyn AckSink) -> usize {
-        std::mem::swap(
-            &mut self.taken,
-            &mut *producer
-                .context()
-                .0
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-        );
         self.known.clear();
-        let reports = self.taken.len();
-        if self.transactional {
-            self.taken.clear();
-            return reports;
+        let (known, transactional) = (&mut self.known, self.transactional);
+        let reports = queue.serve(producer, |seq, code| {
+            if let Some(outcome) = classify(code).filter(|_| !transactional) {
+                known.push((Seq(seq), outcome));
+            }
+        });
+        if !self.known.is_empty() {
+            acks.ack_all(&self.known);
         }
-        self.known.extend(
-            self.taken
-                .drain(..)
-                .filter_map(|(seq, outcome)| Some((seq, outcome?))),
-        );
-        acks.ack_all(&self.known);
         reports
     }
 }
@@ -285,11 +262,8 @@ impl Producer for KafkaProducer {
                     // the next one arrives. (The crate's timed poll spins through its deadline's
                     // last millisecond, and a 10 ms one kept the producer idle long after room
                     // came.)
-                    if self.reports.poll(&self.producer, Duration::ZERO, acks) == 0 {
-                        match &self.wake {
-                            Some(w) => w.wait(QUEUE_FULL_WAKE),
-                            None => std::thread::sleep(QUEUE_FULL_WAIT),
-                        }
+                    if self.reports.poll(&self.queue, &self.producer, acks) == 0 {
+                        self.queue.wait(QUEUE_FULL_WAKE, QUEUE_FULL_WAIT);
                     }
                 }
                 Err(code) => {
@@ -309,7 +283,7 @@ impl Producer for KafkaProducer {
         }
         self.reports.unpolled += 1;
         if self.reports.unpolled >= SENDS_PER_POLL {
-            self.reports.poll(&self.producer, Duration::ZERO, acks);
+            self.reports.poll(&self.queue, &self.producer, acks);
         }
         if let Some(t) = &mut self.txn {
             let r = t.after_send(&self.producer, msg.seq, acks);
@@ -319,7 +293,7 @@ impl Producer for KafkaProducer {
     }
 
     fn poll(&mut self, acks: &mut dyn AckSink) -> Result<(), BackendError> {
-        self.reports.poll(&self.producer, Duration::ZERO, acks);
+        self.reports.poll(&self.queue, &self.producer, acks);
         Ok(())
     }
 
@@ -329,17 +303,27 @@ impl Producer for KafkaProducer {
             let r = t.end(&self.producer, acks);
             self.recover(r)?;
         }
-        let r = self.producer.flush(timeout);
-        self.reports.report(&self.producer, acks);
-        if let Err(e) = r {
-            tracing::warn!(
-                "kafka: {} records without a delivery report from {} after {:?} ({e}); they count as unknown",
-                self.producer.in_flight_count(),
-                self.bootstrap,
-                timeout
-            );
+        let deadline = Instant::now() + timeout;
+        loop {
+            // SAFETY: a live producer; with no wait, the call only tells its broker threads to
+            // send what lingers (delivery reports come as events: it does not serve them).
+            unsafe { rdkafka::bindings::rd_kafka_flush(self.producer.client().native_ptr(), 0) };
+            self.reports.poll(&self.queue, &self.producer, acks);
+            let left = self.producer.in_flight_count();
+            if left <= 0 {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                tracing::warn!(
+                    "kafka: {left} records without a delivery report from {} after {timeout:?}; they count as unknown",
+                    self.bootstrap,
+                );
+                return Ok(());
+            }
+            self.queue
+                .wait((deadline - now).min(FLUSH_WAKE), QUEUE_FULL_WAIT);
         }
-        Ok(())
     }
 
     fn transactional(&self) -> bool {

@@ -41,13 +41,20 @@ struct Recorder<'a> {
 
 impl AckSink for Recorder<'_> {
     fn ack(&mut self, seq: Seq, outcome: Outcome) {
-        self.ack_at(seq, outcome, now_ns());
+        if self.ack_at(seq, outcome, now_ns()) {
+            self.counters.acked.fetch_add(1, Release);
+        }
     }
 
+    /// One clock read and one count for the whole batch.
     fn ack_all(&mut self, outcomes: &[(Seq, Outcome)]) {
         let at_ns = now_ns();
+        let mut acked = 0;
         for &(seq, outcome) in outcomes {
-            self.ack_at(seq, outcome, at_ns);
+            acked += u64::from(self.ack_at(seq, outcome, at_ns));
+        }
+        if acked > 0 {
+            self.counters.acked.fetch_add(acked, Release);
         }
     }
 
@@ -69,8 +76,9 @@ impl AckSink for Recorder<'_> {
 }
 
 impl Recorder<'_> {
-    /// Records `seq`'s outcome, known at `at_ns`.
-    fn ack_at(&mut self, seq: Seq, outcome: Outcome, at_ns: u64) {
+    /// Records `seq`'s outcome, known at `at_ns`; whether it is a first ack, for the caller to
+    /// count in `acked` (failures are counted here).
+    fn ack_at(&mut self, seq: Seq, outcome: Outcome, at_ns: u64) -> bool {
         let intended_ns = match self.current {
             Some((s, t)) if s == seq.0 => {
                 self.current = None;
@@ -78,12 +86,11 @@ impl Recorder<'_> {
             }
             _ => match self.pending.remove(seq.0) {
                 Some(t) => t,
-                None => return, // a second outcome for one send: keep the first
+                None => return false, // a second outcome for one send: keep the first
             },
         };
         let rec = match outcome {
             Outcome::Acked => {
-                self.counters.acked.fetch_add(1, Release);
                 if let Err(e) = self.latency.record(intended_ns, at_ns) {
                     self.error.get_or_insert(e);
                 }
@@ -113,6 +120,7 @@ impl Recorder<'_> {
         if let Err(e) = self.history.record(rec) {
             self.error.get_or_insert(e);
         }
+        outcome == Outcome::Acked
     }
 }
 
