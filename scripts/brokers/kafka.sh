@@ -16,6 +16,7 @@
 #   pid      [--node N]           print the broker pid(s) ("N PID" per node in a cluster)
 #   bootstrap                     print the bootstrap servers string
 #   create-topic NAME [PARTITIONS] [RF]   create a topic (RF default: broker default)
+#   delete-topic NAME             delete a topic (its files go at once); a missing one is fine
 #   topics                        list topics
 #   libs                          print the jar folder (for java -cp "$(kafka.sh libs)/*")
 # options (env in brackets):
@@ -522,6 +523,13 @@ cmd_create_topic() {
   helper create-topic "$(bootstrap)" "$name" "$parts" "$rf" 60000
 }
 
+cmd_delete_topic() {
+  require_installed
+  local name="${ARGS[0]:-}"
+  [[ -n "$name" ]] || die "usage: kafka.sh delete-topic NAME"
+  helper delete-topic "$(bootstrap)" "$name" 60000
+}
+
 case "$CMD" in
   install) cmd_install ;;
   start) cmd_start ;;
@@ -536,6 +544,7 @@ case "$CMD" in
   pid) cmd_pid ;;
   bootstrap) bootstrap ;;
   create-topic) cmd_create_topic ;;
+  delete-topic) cmd_delete_topic ;;
   topics) require_installed; helper topics "$(bootstrap)" 30000 ;;
   libs) require_installed; echo "$LIBS" ;;
   *) usage; exit 2 ;;

@@ -168,7 +168,7 @@ cmd_start() {
         tail_log "$(out_file "$n")"
         local bad="$n" m
         for m in "${launched[@]}"; do
-          pid="$(node_pid "$m")" && kill -9 "$pid" 2>/dev/null
+          if pid="$(node_pid "$m")"; then kill -9 "$pid" 2>/dev/null || true; fi
           rm -f "$(pid_file "$m")"
         done
         die "node $bad did not become ready within ${TIMEOUT}s (http://127.0.0.1:$(http_port "$bad")/healthz)"

@@ -62,7 +62,7 @@ props=(acks=all enable.idempotence=false compression.type=none "linger.ms=$LINGE
 # peer_round SIZE TOPIC: prints ProducerPerformance's records/s
 peer_round() {
   local size=$1 topic=$2 out=$work/peer.out line
-  kafka create-topic "$topic" 1 >&2
+  kafka create-topic "$topic" 1 >&2 || die "could not create topic $topic"
   cons_pid=
   if ((PEER_CONSUMER)); then
     timeout --foreground 600 java -Xms256m -Xmx256m -XX:+UseG1GC "${LOGCONF[@]}" -cp "$LIBS/*" \
@@ -81,6 +81,7 @@ peer_round() {
   fi
   line="$(grep -E '^[0-9]+ records sent, .* records/sec' "$out" | tail -n1)"
   [[ "${line%% *}" == "$RECORDS" ]] || { cat "$out" >&2; die "ProducerPerformance: no final summary for $RECORDS records"; }
+  kafka delete-topic "$topic" >&2 || die "could not delete topic $topic" # its data goes, as bench deletes its own
   awk '{ print $4 }' <<<"$line"
 }
 

@@ -26,6 +26,22 @@ find_bench() {
 # whichever round came next). SETTLE=0 leaves them.
 settle() { [[ "${SETTLE:-1}" == 0 ]] || sync; }
 
+# one_round peer|bench SIZE NAME: settles, runs the side's round and prints its figure; a round
+# that fails or prints no number ends the script (compare_rounds is called where `set -e` does
+# not reach, and a round left out would change the medians without a word)
+one_round() {
+  local side=$1 figure
+  shift
+  settle
+  case "$side" in
+    peer) figure="$(peer_round "$@")" || die "the peer's round $2 (size $1) failed" ;;
+    bench) figure="$(bench_round "$@")" || die "bench's round $2 (size $1) failed" ;;
+    *) die "one_round: no side '$side'" ;;
+  esac
+  [[ "$figure" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "$side's round $2 (size $1) printed no figure (got '$figure')"
+  echo "$figure"
+}
+
 # compare_rounds PEER_NAME BENCH_NAME PEER_TOOL PEER_UNIT NOTE: for each size in SIZES, WARMUP
 # (default 1) rounds left out, then ROUNDS rounds of `peer_round SIZE peer-SIZE-I` and
 # `bench_round SIZE bench-SIZE-I` (the caller's; each prints one rate), the peer first in odd
@@ -41,17 +57,17 @@ compare_rounds() {
     peer=() mine=()
     for ((i = 1; i <= warmup; i++)); do
       # the JVM brokers' JIT and the page cache: the first rounds are slower, on both sides
-      p="$(settle && peer_round "$size" "warm-peer-$size-$i")"
-      b="$(settle && bench_round "$size" "warm-bench-$size-$i")"
+      p="$(one_round peer "$size" "warm-peer-$size-$i")" || exit 1
+      b="$(one_round bench "$size" "warm-bench-$size-$i")" || exit 1
       log "size $size warm-up round $i (left out): $tool $p $unit, bench $b acked msgs/s"
     done
     for ((i = 1; i <= ROUNDS; i++)); do
       if ((i % 2)); then
-        p="$(settle && peer_round "$size" "peer-$size-$i")"
-        b="$(settle && bench_round "$size" "bench-$size-$i")"
+        p="$(one_round peer "$size" "peer-$size-$i")" || exit 1
+        b="$(one_round bench "$size" "bench-$size-$i")" || exit 1
       else
-        b="$(settle && bench_round "$size" "bench-$size-$i")"
-        p="$(settle && peer_round "$size" "peer-$size-$i")"
+        b="$(one_round bench "$size" "bench-$size-$i")" || exit 1
+        p="$(one_round peer "$size" "peer-$size-$i")" || exit 1
       fi
       peer+=("$p") mine+=("$b")
       log "size $size round $i: $tool $p $unit, bench $b acked msgs/s"
@@ -184,7 +200,9 @@ kafka() { "$BROKERS/kafka.sh" "$@" --port "$PORT" --dir "$work/kafka"; }
 private_kafka_cleanup() {
   local rc=$?
   # peer_round runs in a command substitution: its consumer's pid is in a file
-  [[ -s "$work/cons.pid" ]] && kill "$(cat "$work/cons.pid")" 2>/dev/null
+  # `|| true`: under set -e a failed kill (the consumer already gone) would end the trap here,
+  # before the wipe, and leave the broker running
+  if [[ -s "$work/cons.pid" ]]; then kill "$(cat "$work/cons.pid")" 2>/dev/null || true; fi
   kafka wipe >/dev/null 2>&1 || log "WARNING: kafka.sh wipe failed (dir $work/kafka)"
   rm -rf "$work"
   exit "$rc"

@@ -6,6 +6,8 @@
 //       (and NODE_ID among them when >= 0); prints "ready brokers=N controller=ID".
 //   create-topic BOOTSTRAP NAME PARTITIONS RF|-1 TIMEOUT_MS
 //       creates the topic (RF -1: broker default); an existing topic is fine.
+//   delete-topic BOOTSTRAP NAME TIMEOUT_MS
+//       deletes the topic; a topic that does not exist is fine.
 //   topics BOOTSTRAP TIMEOUT_MS
 //       lists topic names, one a line.
 import java.util.Collections;
@@ -24,6 +26,7 @@ import org.apache.kafka.clients.admin.ListTopicsOptions;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.common.Node;
 import org.apache.kafka.common.errors.TopicExistsException;
+import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
 
 public final class MqBenchKafkaAdmin {
     private static Admin admin(String bootstrap, int requestTimeoutMs) {
@@ -93,6 +96,24 @@ public final class MqBenchKafkaAdmin {
         }
     }
 
+    private static int deleteTopic(String bootstrap, String name, long timeoutMs) {
+        try (Admin a = admin(bootstrap, (int) Math.min(timeoutMs, 30000))) {
+            a.deleteTopics(Collections.singleton(name)).all().get(timeoutMs, TimeUnit.MILLISECONDS);
+            System.out.println("deleted topic " + name);
+            return 0;
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof UnknownTopicOrPartitionException) {
+                System.out.println("topic " + name + " does not exist");
+                return 0;
+            }
+            System.err.println("delete-topic " + name + " failed: " + cause(e));
+            return 1;
+        } catch (Exception e) {
+            System.err.println("delete-topic " + name + " failed: " + cause(e));
+            return 1;
+        }
+    }
+
     private static int topics(String bootstrap, long timeoutMs) {
         try (Admin a = admin(bootstrap, (int) Math.min(timeoutMs, 30000))) {
             for (String n : new java.util.TreeSet<>(a.listTopics().names().get(timeoutMs, TimeUnit.MILLISECONDS))) {
@@ -112,11 +133,14 @@ public final class MqBenchKafkaAdmin {
             rc = ready(args[1], Integer.parseInt(args[2]), Integer.parseInt(args[3]), Long.parseLong(args[4]));
         } else if (cmd.equals("create-topic") && args.length == 6) {
             rc = createTopic(args[1], args[2], Integer.parseInt(args[3]), Short.parseShort(args[4]), Long.parseLong(args[5]));
+        } else if (cmd.equals("delete-topic") && args.length == 4) {
+            rc = deleteTopic(args[1], args[2], Long.parseLong(args[3]));
         } else if (cmd.equals("topics") && args.length == 3) {
             rc = topics(args[1], Long.parseLong(args[2]));
         } else {
             System.err.println("usage: ready BOOTSTRAP MIN_BROKERS NODE_ID|-1 TIMEOUT_MS"
-                    + " | create-topic BOOTSTRAP NAME PARTITIONS RF|-1 TIMEOUT_MS | topics BOOTSTRAP TIMEOUT_MS");
+                    + " | create-topic BOOTSTRAP NAME PARTITIONS RF|-1 TIMEOUT_MS | delete-topic BOOTSTRAP NAME TIMEOUT_MS"
+                    + " | topics BOOTSTRAP TIMEOUT_MS");
             rc = 2;
         }
         System.exit(rc);
