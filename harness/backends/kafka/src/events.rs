@@ -29,6 +29,10 @@ use rdkafka::producer::{BaseProducer, Producer as _, ProducerContext};
 
 use crate::NAME;
 
+/// How long [`MainQueue::wait`] sleeps when it has no pipe to wake it (`pipe2` failed): short,
+/// as room in librdkafka's queue comes with each delivery report.
+const NO_PIPE_WAIT: Duration = Duration::from_micros(200);
+
 /// A reference to a producer's main queue; dropped before the producer (field order).
 pub struct MainQueue {
     queue: *mut rd::rd_kafka_queue_t,
@@ -114,10 +118,10 @@ impl MainQueue {
     }
 
     /// Sleeps until an event may be waiting on the queue, or `most` has passed; without a pipe,
-    /// sleeps `fallback` (at most `most`).
-    pub fn wait(&self, most: Duration, fallback: Duration) {
+    /// [`NO_PIPE_WAIT`] at most.
+    pub fn wait(&self, most: Duration) {
         let Some((read, write)) = &self.pipe else {
-            std::thread::sleep(fallback.min(most));
+            std::thread::sleep(NO_PIPE_WAIT.min(most));
             return;
         };
         // SAFETY: our own live queue; librdkafka copies the payload. Armed, it writes the pipe
@@ -224,7 +228,7 @@ mod tests {
         let mut got = Vec::new();
         let start = Instant::now();
         while got.len() < 3 && start.elapsed() < Duration::from_secs(20) {
-            queue.wait(Duration::from_millis(500), Duration::from_millis(10));
+            queue.wait(Duration::from_millis(500));
             queue.serve(&producer, |seq, code| got.push((seq, code)));
         }
         got.sort_by_key(|&(seq, _)| seq);

@@ -28,10 +28,9 @@ use crate::NAME;
 /// while it waits for its next send ([`Producer::poll`]), so its reports are timely at any rate.
 const SENDS_PER_POLL: u32 = 32;
 
-/// How long a producer whose librdkafka queue is full waits before it looks for reports again,
-/// without a wake-up pipe ([`MainQueue::wait`]); with one, it waits at most [`QUEUE_FULL_WAKE`]
-/// for a report. A flush waits at most [`FLUSH_WAKE`] between looks.
-const QUEUE_FULL_WAIT: Duration = Duration::from_micros(200);
+/// How long a producer whose librdkafka queue is full waits for a delivery report at most
+/// ([`MainQueue::wait`] wakes when one lands) before it looks again; a flush waits at most
+/// [`FLUSH_WAKE`] between looks.
 const QUEUE_FULL_WAKE: Duration = Duration::from_millis(10);
 const FLUSH_WAKE: Duration = Duration::from_millis(100);
 
@@ -263,7 +262,7 @@ impl Producer for KafkaProducer {
                     // last millisecond, and a 10 ms one kept the producer idle long after room
                     // came.)
                     if self.reports.poll(&self.queue, &self.producer, acks) == 0 {
-                        self.queue.wait(QUEUE_FULL_WAKE, QUEUE_FULL_WAIT);
+                        self.queue.wait(QUEUE_FULL_WAKE);
                     }
                 }
                 Err(code) => {
@@ -321,8 +320,7 @@ impl Producer for KafkaProducer {
                 );
                 return Ok(());
             }
-            self.queue
-                .wait((deadline - now).min(FLUSH_WAKE), QUEUE_FULL_WAIT);
+            self.queue.wait((deadline - now).min(FLUSH_WAKE));
         }
     }
 
