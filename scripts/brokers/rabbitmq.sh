@@ -24,7 +24,8 @@
 #   --node N                            act on node N of the cluster (implies --nodes 3)
 #   --dir DIR    [RABBITMQ_DIR]         data dir; default $MQ_BENCH_CACHE/run/rabbitmq(-cluster)
 #   --timeout S  [RABBITMQ_START_TIMEOUT=90]  bound for the start wait
-#   other env: RABBITMQ_NODENAME (bench@localhost), RABBITMQ_MANAGEMENT=1 (enable the management
+#   other env: RABBITMQ_NODENAME (mqb-PORT@localhost: one per port, so private nodes on other
+#              ports never collide in epmd), RABBITMQ_MANAGEMENT=1 (enable the management
 #              plugin on 127.0.0.1:RABBITMQ_MGMT_PORT, default 15672), RABBITMQ_STOP_TIMEOUT (60),
 #              PERFTEST_VERSION (2.22.1), MQ_BENCH_CACHE
 set -euo pipefail
@@ -61,7 +62,7 @@ fi
 [[ "$TIMEOUT" =~ ^[0-9]+$ ]] || die "bad timeout $TIMEOUT"
 BASE_PORT="$PORT"
 DIST_PORT="${RABBITMQ_DIST_PORT:-$((PORT + 20000))}"
-NODENAME="${RABBITMQ_NODENAME:-bench@localhost}"
+NODENAME="${RABBITMQ_NODENAME:-mqb-$PORT@localhost}"
 MGMT="${RABBITMQ_MANAGEMENT:-0}"
 MGMT_PORT="${RABBITMQ_MGMT_PORT:-15672}"
 PERFTEST_VERSION="${PERFTEST_VERSION:-2.22.1}"
