@@ -10,12 +10,13 @@
 # usage: scripts/peers/rabbitmq-vs-bench.sh [MESSAGES] [SIZES] [ROUNDS]
 #          defaults: 200000 "1024 100" 3   (SIZES: space-separated message sizes in bytes)
 # env:   RABBITMQ_VS_PORT (5992; distribution +20000), CONFIRMS (100), PREFETCH (1000),
-#        MULTI_ACK (100: PerfTest -A, acks with multiple=true every N deliveries; bench acks with
-#        multiple=true once per delivered batch), GOAL (0.9),
+#        MULTI_ACK (100: PerfTest -A, acks with multiple=true every N deliveries; bench the same
+#        with options.ack_every = N, 0 being 1), GOAL (0.9),
 #        BENCH (path of the bench binary; default: build it into $CARGO_TARGET_DIR or target/)
 # PerfTest: -x 1 -y 1 -s SIZE -C N -D N -c CONFIRMS -q PREFETCH -A MULTI_ACK -f persistent -f mandatory
 # bench:    producer_ack = "leader" (confirms), durability = "persistent", consumer_ack =
-#           "after-process", options.max_in_flight = CONFIRMS, options.prefetch = PREFETCH
+#           "after-process", options.max_in_flight = CONFIRMS, options.prefetch = PREFETCH,
+#           options.ack_every = MULTI_ACK
 # What is compared: messages/s published and confirmed. PerfTest's "sending rate avg" (its
 # producer never has more than CONFIRMS unconfirmed, so sent ~ confirmed) vs bench's results.json
 # variants[0].report.throughput.acked_msgs_per_s. Both runs also consume every message.
@@ -45,6 +46,7 @@ for v in "$MESSAGES" "$ROUNDS" "$CONFIRMS" "$PREFETCH"; do
   [[ "$v" =~ ^[1-9][0-9]*$ ]] || usage_exit
 done
 [[ "$MULTI_ACK" =~ ^[0-9]+$ ]] || die "MULTI_ACK must be a number"
+((MULTI_ACK <= PREFETCH)) || die "MULTI_ACK ($MULTI_ACK) must not be above PREFETCH ($PREFETCH)"
 
 find_bench "$ROOT"
 
@@ -105,6 +107,7 @@ uri = "amqp://127.0.0.1:$PORT/%2f"
 queue_type = "classic"
 max_in_flight = $CONFIRMS
 prefetch = $PREFETCH
+ack_every = $((MULTI_ACK > 0 ? MULTI_ACK : 1))
 TOML
   timeout --foreground 600 "$bench" run "$toml" --out "$work/$name" --quiet >"$work/bench.out" 2>&1 ||
     { cat "$work/bench.out" >&2; die "bench run failed"; }

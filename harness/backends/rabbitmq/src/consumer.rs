@@ -20,7 +20,7 @@
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_lite::future::poll_once;
 use futures_lite::Stream;
@@ -75,9 +75,18 @@ pub struct RabbitConsumer {
     next: usize,
     /// Most deliveries handed over in one poll.
     max_batch: usize,
+    /// Handed-over deliveries (all queues) that make an after-process consumer ack them.
+    ack_every: usize,
+    /// Deliveries handed over and not acked yet, and when they must be at the latest.
+    since_ack: usize,
+    ack_due: Option<Instant>,
     /// Counts the links made: the high bits of a token (see the module doc).
     generation: u64,
 }
+
+/// Longest an after-process consumer keeps a delivery it has handed over unacked while more
+/// keep coming (see `options.ack_every`).
+const ACK_LINGER: Duration = Duration::from_millis(10);
 
 /// Bits of a token's offset that hold the delivery tag.
 const TAG_BITS: u32 = 40;
@@ -119,6 +128,9 @@ impl RabbitConsumer {
             manual_ack: ctx.plan.delivery.consumer_ack == ConsumerAck::AfterProcess,
             next: 0,
             max_batch: (options.prefetch as usize).max(64),
+            ack_every: options.ack_every(),
+            since_ack: 0,
+            ack_due: None,
             generation: 0,
         };
         // The first connection is not retried: a broker that is not there is a setup error.
@@ -182,6 +194,8 @@ impl RabbitConsumer {
     /// The link broke (`why`): closed and forgotten, and its recovery begins unless one is
     /// under way.
     fn lose(&mut self, why: &BackendError) {
+        // What was handed over and not acked comes again on the next link.
+        (self.since_ack, self.ack_due) = (0, None);
         if let Some(l) = self.link.take() {
             if l.conn.status().connected() {
                 let _ = self.rt.block_on(conn::within(
@@ -247,6 +261,9 @@ impl RabbitConsumer {
             manual_ack,
             next,
             max_batch,
+            ack_every,
+            since_ack,
+            ack_due,
             dialer,
             generation,
             ..
@@ -258,13 +275,22 @@ impl RabbitConsumer {
         let generation = *generation << TAG_BITS;
         rt.block_on(async {
             let err = |m: String| BackendError::other(NAME, format!("{m} (broker {shown})"));
-            let first = tokio::time::timeout(
-                max_wait,
-                std::future::poll_fn(|cx| poll_any(subs, next, cx)),
-            )
-            .await;
+            // Unacked deliveries wait for the next ones at most until they are due.
+            let wait = match *ack_due {
+                Some(due) => max_wait.min(due.saturating_duration_since(Instant::now())),
+                None => max_wait,
+            };
+            let first =
+                tokio::time::timeout(wait, std::future::poll_fn(|cx| poll_any(subs, next, cx)))
+                    .await;
             let mut item = match first {
-                Err(_) => return Ok(0),
+                Err(_) => {
+                    if ack_due.take().is_some() {
+                        *since_ack = 0;
+                        ack_handed(subs, shown).await?;
+                    }
+                    return Ok(0);
+                }
                 Ok(r) => r.map_err(err)?,
             };
             let mut taken = 0;
@@ -277,7 +303,10 @@ impl RabbitConsumer {
                 };
                 let later = sink.deliver_token(&d.data, token) == Processed::Later;
                 match (later, manual_ack) {
-                    (false, true) => s.unacked = Some(d.delivery_tag),
+                    (false, true) => {
+                        s.unacked = Some(d.delivery_tag);
+                        *since_ack += 1;
+                    }
                     (true, true) => s.in_flight.delivered(0, d.delivery_tag),
                     (_, false) => {}
                 }
@@ -290,8 +319,15 @@ impl RabbitConsumer {
                     Some(r) => r.map_err(err)?,
                 };
             }
-            if manual_ack {
-                ack_handed(subs, shown).await?;
+            if *since_ack > 0 {
+                // Acked once enough are handed over or the first of them has waited long
+                // enough; until then the next poll may bring more to ack with them.
+                let now = Instant::now();
+                let due = *ack_due.get_or_insert(now + ACK_LINGER);
+                if *since_ack >= *ack_every || now >= due {
+                    (*since_ack, *ack_due) = (0, None);
+                    ack_handed(subs, shown).await?;
+                }
             }
             Ok(taken)
         })

@@ -55,6 +55,13 @@ pub struct Options {
     #[serde(default = "defaults::prefetch")]
     #[schemars(range(min = 1, max = 65_535))]
     pub prefetch: u16,
+    /// An `after-process` consumer acks (one `basic.ack` with `multiple`) once it has handed
+    /// over this many deliveries since its last ack, or 10 ms after the first of them,
+    /// whichever comes first: fewer acks for the broker to take (as PerfTest's `-A`), and up
+    /// to that many more redeliveries when a consumer dies. At most `prefetch`; default: 100,
+    /// or half of `prefetch` if that is less.
+    #[schemars(range(min = 1, max = 65_535))]
+    pub ack_every: Option<u16>,
     /// Publishes awaiting a confirm before `send` waits for the oldest.
     #[serde(default = "defaults::max_in_flight")]
     #[schemars(range(min = 1, max = 1_000_000))]
@@ -105,9 +112,24 @@ pub mod defaults {
 }
 
 impl Options {
+    /// Deliveries an `after-process` consumer hands over before it acks them (see `ack_every`).
+    pub fn ack_every(&self) -> usize {
+        let half = (self.prefetch / 2).max(1);
+        usize::from(self.ack_every.unwrap_or(100.min(half)))
+    }
+
     /// Checks that need no broker; paths are relative to the variant.
     pub fn check(&self, delivery: &Delivery) -> Vec<FieldError> {
         let mut e = Vec::new();
+        if let Some(n) = self.ack_every.filter(|&n| n > self.prefetch) {
+            e.push(FieldError::new(
+                "options.ack_every",
+                format!(
+                    "ack_every = {n} is above prefetch = {}: the broker holds deliveries back once prefetch are unacked; valid: 1 to {}",
+                    self.prefetch, self.prefetch
+                ),
+            ));
+        }
         if self.nodes != 1 && self.nodes != CLUSTER_NODES {
             e.push(FieldError::new(
                 "options.nodes",
@@ -244,5 +266,35 @@ mod tests {
             .unwrap_err()
             .contains("amqps"));
         assert!(parse_uri("http://x").is_err());
+    }
+
+    fn options(extra: serde_json::Value) -> Options {
+        let mut o = serde_json::json!({ "mode": "managed" });
+        o.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        serde_json::from_value(o).unwrap()
+    }
+
+    #[test]
+    fn ack_every_defaults_to_100_or_half_the_prefetch_and_stays_within_it() {
+        use mq_core::delivery::ConsumerAck;
+        use serde_json::json;
+        let delivery = Delivery {
+            producer_ack: ProducerAck::Leader,
+            consumer_ack: ConsumerAck::AfterProcess,
+            durability: Durability::Persistent,
+            consumer_dedup: Default::default(),
+        };
+        assert_eq!(options(json!({})).ack_every(), 100);
+        assert_eq!(options(json!({ "prefetch": 50 })).ack_every(), 25);
+        assert_eq!(options(json!({ "prefetch": 1 })).ack_every(), 1);
+        assert_eq!(options(json!({ "ack_every": 7 })).ack_every(), 7);
+        let at = options(json!({ "prefetch": 10, "ack_every": 10 }));
+        assert!(at.check(&delivery).is_empty());
+        let e = options(json!({ "prefetch": 10, "ack_every": 11 })).check(&delivery);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].path, "options.ack_every");
+        assert!(e[0].message.contains("valid: 1 to 10"), "{}", e[0].message);
     }
 }
