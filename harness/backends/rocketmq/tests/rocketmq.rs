@@ -56,10 +56,13 @@ fn plan(
     )
 }
 
-/// The round trip of a oneway variant: every seq acked and delivered exactly once, depth back to
-/// 0, but no order check — the broker's send threads (`sendMessageThreadPoolNums`, 2 on 2 cores)
-/// may store pipelined oneway requests out of order; RocketMQ keeps order only for sync sends.
-/// Returns how many deliveries came before a lower seq of their queue.
+/// The round trip of a oneway variant: every seq acked once; what the broker stored (the depth
+/// it settles at) delivered, each seq at most once; depth back to 0. Oneway is at most once: the
+/// broker answers nothing and its flow control drops a request now and then when busy (README,
+/// "Oneway is at most once"; a loaded CI run stored 4999 of 5000), so up to 5 % may be missing,
+/// no more. No order check — the broker's send threads (`sendMessageThreadPoolNums`, 2 on 2
+/// cores) may store pipelined oneway requests out of order; RocketMQ keeps order only for sync
+/// sends. Returns how many deliveries came before a lower seq of their queue.
 fn oneway_round_trip(
     broker: &mut dyn Broker,
     plan: &VariantPlan,
@@ -106,20 +109,30 @@ fn oneway_round_trip(
         "{}: not every seq acked once",
         plan.name
     );
-    assert_eq!(
-        mq_testkit::wait_depth(
-            broker,
-            n,
-            Duration::from_secs(10),
-            Duration::from_millis(200)
-        ),
-        Some(n)
+    let stored = mq_testkit::wait_depth(
+        broker,
+        n,
+        Duration::from_secs(10),
+        Duration::from_millis(200),
+    )
+    .expect("the broker reports its depth");
+    assert!(
+        stored <= n && stored * 20 >= n * 19,
+        "{}: the broker holds {stored} of the {n} oneway sends (at most 5 % may be dropped)",
+        plan.name
     );
+    if stored < n {
+        eprintln!(
+            "{}: the broker dropped {} of {n} oneway sends",
+            plan.name,
+            n - stored
+        );
+    }
     let mut consumer = RocketMq.consumer(&ctx).unwrap();
     let mut seen = Seen(vec![0; n as usize], vec![0; parts as usize], 0);
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let mut taken = 0;
-    while taken < n && std::time::Instant::now() < deadline {
+    while taken < stored && std::time::Instant::now() < deadline {
         taken += consumer
             .poll(Duration::from_millis(200), &mut seen)
             .unwrap() as u64;
@@ -132,16 +145,19 @@ fn oneway_round_trip(
         "extra deliveries"
     );
     consumer.close().unwrap();
-    let not_once: Vec<_> = seen
-        .0
-        .iter()
-        .enumerate()
-        .filter(|(_, &c)| c != 1)
+    let twice: Vec<_> = (seen.0.iter().enumerate())
+        .filter(|(_, &c)| c > 1)
         .take(5)
         .collect();
     assert!(
-        not_once.is_empty(),
-        "{}: seqs not delivered once: {not_once:?}",
+        twice.is_empty(),
+        "{}: seqs delivered twice: {twice:?}",
+        plan.name
+    );
+    let delivered = seen.0.iter().filter(|&&c| c == 1).count() as u64;
+    assert_eq!(
+        delivered, stored,
+        "{}: delivered what the broker held",
         plan.name
     );
     assert_eq!(
