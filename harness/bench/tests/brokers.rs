@@ -137,7 +137,7 @@ fn kill_and_restart_mid_run(backend: &'static str, port: u16) {
     let node_dir = out.join(format!("history/{name}/{name}.{backend}"));
     let _wipe = Wipe(backend, port, node_dir.clone());
     let mut child = start_run(&scenario, &out);
-    worker_pid(&name, "producer", 120);
+    worker_pid(&mut child, &out, &name, "producer", 240);
     std::thread::sleep(Duration::from_secs(2));
     broker(backend, &["kill"], port, &node_dir);
     std::thread::sleep(Duration::from_secs(1));
@@ -187,7 +187,7 @@ fn ctrl_c_removes_what_the_run_created(backend: &'static str, port: u16) {
     let scenario = write(dir.path(), "ctrlc.toml", &text);
     let out = dir.path().join("run");
     let mut child = start_run(&scenario, &out);
-    worker_pid(&name, "producer", 60);
+    worker_pid(&mut child, &out, &name, "producer", 60);
     std::thread::sleep(Duration::from_secs(2));
     // SAFETY: plain kill(2) of our child.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);

@@ -200,7 +200,7 @@ fn ctrl_c_deletes_the_stream_on_an_external_server() {
     let scenario = write(dir.path(), "ctrlc.toml", &text);
     let out = dir.path().join("run");
     let mut child = start_run(&scenario, &out);
-    worker_pid("nats-ctrlc", "producer", 60);
+    worker_pid(&mut child, &out, "nats-ctrlc", "producer", 60);
     let jsz = || {
         let url = format!(
             "http://127.0.0.1:{}/jsz?accounts=true&streams=true",

@@ -227,7 +227,9 @@ fn ctrl_c_during_a_partition_leaves_no_namespace_broker_or_data() {
     let scenario = write(dir.path(), "ctrlc.toml", &text);
     let out = dir.path().join("run");
     let mut child = start_run(&scenario, &out);
-    worker_pid(name, "producer", 150);
+    // Longer than bench's own start time-out (150 s) for the cluster: a slow start fails in bench,
+    // which says why, not here.
+    worker_pid(&mut child, &out, name, "producer", 300);
     assert_eq!(
         namespaces_with(name).len(),
         3,

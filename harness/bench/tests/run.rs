@@ -126,7 +126,7 @@ backend = "sysv"
     );
     let out = dir.path().join("run");
     let mut child = start_run(&scenario, &out);
-    let consumer = worker_pid("sysv-kill-consumer", "consumer", 20);
+    let consumer = worker_pid(&mut child, &out, "sysv-kill-consumer", "consumer", 20);
     std::thread::sleep(Duration::from_millis(1000));
     // SAFETY: plain kill(2) of a pid we just found.
     assert_eq!(unsafe { libc::kill(consumer as i32, libc::SIGKILL) }, 0);
@@ -207,7 +207,7 @@ backend = "sysv"
     );
     let out = dir.path().join("run");
     let mut child = start_run(&scenario, &out);
-    worker_pid("sysv-ctrlc-a", "producer", 20);
+    worker_pid(&mut child, &out, "sysv-ctrlc-a", "producer", 20);
     std::thread::sleep(Duration::from_millis(1500));
     // SAFETY: plain kill(2) of our child.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);

@@ -173,12 +173,69 @@ pub fn finish(child: &mut Child, secs: u64) -> (ExitStatus, String) {
     (status, stderr)
 }
 
-/// The pid of a `bench worker` of `variant` in `role`, waiting up to `secs` for it to start.
-pub fn worker_pid(variant: &str, role: &str, secs: u64) -> u32 {
-    wait_for(secs, || {
-        processes_with(&["worker", variant, role]).first().copied()
-    })
-    .unwrap_or_else(|| panic!("no {role} of {variant} started within {secs} s"))
+/// The pid of a `bench worker` of `variant` in `role` of the run `child` (from [`start_run`]
+/// writing to `out`), waiting up to `secs` for it to start. Fails at once, with the run's stderr,
+/// when the run ends first; on time-out it interrupts the run. Either way the panic shows the
+/// run's stderr and the end of each broker log under `out`, so a slow start says where it was.
+pub fn worker_pid(child: &mut Child, out: &Path, variant: &str, role: &str, secs: u64) -> u32 {
+    let found = wait_for(secs, || {
+        if let Some(pid) = processes_with(&["worker", variant, role]).first() {
+            return Some(Ok(*pid));
+        }
+        child.try_wait().unwrap().map(Err)
+    });
+    let why = match found {
+        Some(Ok(pid)) => return pid,
+        Some(Err(status)) => format!("the run ended first ({status})"),
+        None => {
+            // SAFETY: plain kill(2) of our child; SIGINT lets it tear down what it started.
+            unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+            let _ = wait_for(120, || child.try_wait().unwrap());
+            let _ = child.kill();
+            let _ = child.wait();
+            format!("not within {secs} s; the run was interrupted")
+        }
+    };
+    let mut stderr = String::new();
+    if let Some(e) = child.stderr.as_mut() {
+        let _ = std::io::Read::read_to_string(e, &mut stderr);
+    }
+    panic!(
+        "no {role} of {variant} started: {why}; its stderr:\n{stderr}\n{}",
+        log_tails(out, 40)
+    )
+}
+
+/// The last `lines` lines of every `*.log` file under `dir` (three levels deep), each headed by
+/// its path: what a failed test prints to say where a run was.
+pub fn log_tails(dir: &Path, lines: usize) -> String {
+    fn walk(dir: &Path, depth: u32, found: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() && depth > 0 {
+                walk(&p, depth - 1, found);
+            } else if p.extension().is_some_and(|x| x == "log") {
+                found.push(p);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(dir, 3, &mut found);
+    found.sort();
+    let mut text = String::new();
+    for p in found {
+        let body = String::from_utf8_lossy(&std::fs::read(&p).unwrap_or_default()).into_owned();
+        let all: Vec<&str> = body.lines().collect();
+        let tail = all[all.len().saturating_sub(lines)..].join("\n");
+        text.push_str(&format!(
+            "----- {} (last {lines} lines)\n{tail}\n",
+            p.display()
+        ));
+    }
+    text
 }
 
 /// Whether `backend`'s broker can run here: Kafka's and RocketMQ's jars (`<backend>.sh libs`),
