@@ -152,7 +152,10 @@ launch() {
   shift 2
   read -r -a jvm <<<"${ROCKETMQ_HEAP_OPTS:--Xms256m -Xmx512m}"
   jvm+=(-XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true
-    -XX:ErrorFile="$DIR/home/hs_err_pid%p.log" -Duser.home="$DIR/home" -Drocketmq.home.dir="$DIR/home")
+    -XX:ErrorFile="$DIR/home/hs_err_pid%p.log" -Duser.home="$DIR/home" -Drocketmq.home.dir="$DIR/home"
+    # the broker's netty writes a self-signed TLS key pair (keyutil_*) to java.io.tmpdir: keep
+    # them in the data dir that wipe removes, not in /tmp
+    -Djava.io.tmpdir="$DIR/home")
   printf '===== %s rocketmq.sh start %s (rocketmq %s) =====\n' "$(date -Is)" "$name" "$VERSION" >>"$DIR/$name.out"
   # setsid: own session, so that signals aimed at the caller's process group miss the broker
   ROCKETMQ_HOME="$DIR/home" setsid nohup java "${jvm[@]}" -cp "$LIBS/*" "$main" "$@" \
@@ -278,7 +281,7 @@ cmd_wipe() {
 
 cmd_admin() {
   require_installed
-  ROCKETMQ_HOME="$DIR/home" java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Duser.home="$DIR/home" \
+  ROCKETMQ_HOME="$DIR/home" java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Duser.home="$DIR/home" -Djava.io.tmpdir="$DIR/home" \
     -cp "$LIBS/*" org.apache.rocketmq.tools.command.MQAdminStartup "${ARGS[@]}" -n "$NS_ADDR"
 }
 
