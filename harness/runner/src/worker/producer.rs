@@ -36,6 +36,10 @@ struct Recorder<'a> {
     current: Option<(u64, u64)>,
     /// Intended send time of sends still waiting for an outcome.
     pending: Pending,
+    /// When the send in progress was confirmed, if it was during its own `send` (a synchronous
+    /// backend): the clock read an unpaced producer takes as the next send's intended time,
+    /// so a message costs one clock read, not two.
+    own_ack_ns: Option<u64>,
     error: Option<std::io::Error>,
 }
 
@@ -82,6 +86,7 @@ impl Recorder<'_> {
         let intended_ns = match self.current {
             Some((s, t)) if s == seq.0 => {
                 self.current = None;
+                self.own_ack_ns = Some(at_ns);
                 t
             }
             _ => match self.pending.remove(seq.0) {
@@ -152,15 +157,16 @@ impl Schedule {
         self.interval_ns > 0.0
     }
 
-    /// The intended send time of `seq`; None when the load is over.
-    fn intended(&self, seq: u64) -> Option<u64> {
+    /// The intended send time of `seq`; None when the load is over. Unpaced, it is now: `now`
+    /// when the caller has just read the clock, else a fresh read.
+    fn intended(&self, seq: u64, now: Option<u64>) -> Option<u64> {
         if self.messages.is_some_and(|n| seq >= n) {
             return None;
         }
         let t = if self.paced() {
             self.start_ns + (seq as f64 * self.interval_ns) as u64
         } else {
-            now_ns()
+            now.unwrap_or_else(now_ns)
         };
         self.end_ns.is_none_or(|end| t < end).then_some(t)
     }
@@ -195,6 +201,7 @@ pub(super) fn run_producer(
         counters,
         current: None,
         pending: Pending::default(),
+        own_ack_ns: None,
         error: None,
     };
     if producer.transactional() {
@@ -205,7 +212,8 @@ pub(super) fn run_producer(
     let mut result = Ok(());
     let mut seq = 0u64;
     while !counters.stop.load(Relaxed) {
-        let Some(intended_ns) = schedule.intended(seq) else {
+        // The last send's own confirmation was the last thing it did: its clock read is now.
+        let Some(intended_ns) = schedule.intended(seq, rec.own_ack_ns.take()) else {
             break;
         };
         if schedule.paced() {
