@@ -34,6 +34,8 @@ struct Loop<'a> {
     /// The load's start (monotonic ns): fault times count from it.
     start_ns: u64,
     last_depth: Instant,
+    /// How long the last depth sample took (a broker query, up to seconds on a busy broker).
+    depth_took: Duration,
     /// When the counts last moved, and to what.
     last_change: (Instant, Totals),
     /// Since when the producers are done.
@@ -87,6 +89,7 @@ impl VariantRun<'_> {
             },
             start_ns,
             last_depth: Instant::now() - DEPTH_EVERY,
+            depth_took: Duration::ZERO,
             last_change: (Instant::now(), pool.totals()),
             drain_since: None,
             next_verify: Instant::now(),
@@ -243,6 +246,12 @@ impl VariantRun<'_> {
     }
 }
 
+/// Whether a timed fault due in `until_fault` is too close for a depth sample that may take
+/// about `depth_took`.
+fn fault_too_close(until_fault: Option<Duration>, depth_took: Duration) -> bool {
+    until_fault.is_some_and(|d| d < depth_took * 2)
+}
+
 /// The broker's processes now, for the cost sampler to read (a restart changes them).
 fn track_broker(resources: Option<&resources::Handle>, broker: &mut BrokerGuard) {
     if let (Some(r), Processes::Pids(p)) = (resources, broker.0.processes()) {
@@ -251,13 +260,21 @@ fn track_broker(resources: Option<&resources::Handle>, broker: &mut BrokerGuard)
 }
 
 /// A line of broker-depth.jsonl every [`DEPTH_EVERY`], while the broker is up and reports one;
-/// whether it was time for one.
+/// whether it was time for one. A sample waits while a timed fault is due sooner than twice
+/// the last sample took: the query blocks this loop (a Kafka depth query may take up to its 2 s
+/// time-out), and a fault's time is the experiment's (a kill once ran 0.6 s late in CI).
 fn sample_depth(l: &mut Loop<'_>, broker: &mut BrokerGuard, now: Instant) -> bool {
     if now.duration_since(l.last_depth) < DEPTH_EVERY || l.nemesis.broker_down_at.is_some() {
         return false;
     }
+    if fault_too_close(l.nemesis.until_next(l.elapsed()), l.depth_took) {
+        return false;
+    }
     l.last_depth = now;
-    if let Some(d) = broker.0.depth() {
+    let began = Instant::now();
+    let depth = broker.0.depth();
+    l.depth_took = began.elapsed();
+    if let Some(d) = depth {
         let _ = writeln!(
             l.depth_log,
             r#"{{"t_ns":{},"messages":{},"bytes":{}}}"#,
@@ -267,4 +284,23 @@ fn sample_depth(l: &mut Loop<'_>, broker: &mut BrokerGuard, now: Instant) -> boo
         );
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fault_too_close;
+    use std::time::Duration;
+
+    #[test]
+    fn a_depth_sample_waits_only_for_a_fault_closer_than_twice_its_last_duration() {
+        let ms = Duration::from_millis;
+        assert!(!fault_too_close(None, ms(900)), "no fault to come");
+        assert!(fault_too_close(Some(ms(500)), ms(300)));
+        assert!(!fault_too_close(Some(ms(700)), ms(300)));
+        assert!(
+            !fault_too_close(Some(ms(1)), Duration::ZERO),
+            "a fast broker is always sampled"
+        );
+        assert!(!fault_too_close(Some(Duration::ZERO), Duration::ZERO));
+    }
 }
