@@ -242,6 +242,12 @@ pub trait Broker: Send {
         None
     }
 
+    /// The longest [`Broker::depth`] may take (its own time-out): the coordinator takes no
+    /// sample this close to a timed fault, so a slow answer cannot make the fault late.
+    fn depth_bound(&self) -> Duration {
+        Duration::ZERO
+    }
+
     /// Removes what `setup` created and stops a managed broker. Called on success, on error and on
     /// Ctrl-C; must be safe to call twice.
     fn teardown(&mut self) -> Result<(), BackendError>;

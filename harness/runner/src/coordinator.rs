@@ -247,9 +247,9 @@ impl VariantRun<'_> {
 }
 
 /// Whether a timed fault due in `until_fault` is too close for a depth sample that may take
-/// about `depth_took`.
-fn fault_too_close(until_fault: Option<Duration>, depth_took: Duration) -> bool {
-    until_fault.is_some_and(|d| d < depth_took * 2)
+/// up to `bound`.
+fn fault_too_close(until_fault: Option<Duration>, bound: Duration) -> bool {
+    until_fault.is_some_and(|d| d < bound)
 }
 
 /// The broker's processes now, for the cost sampler to read (a restart changes them).
@@ -260,14 +260,16 @@ fn track_broker(resources: Option<&resources::Handle>, broker: &mut BrokerGuard)
 }
 
 /// A line of broker-depth.jsonl every [`DEPTH_EVERY`], while the broker is up and reports one;
-/// whether it was time for one. A sample waits while a timed fault is due sooner than twice
-/// the last sample took: the query blocks this loop (a Kafka depth query may take up to its 2 s
-/// time-out), and a fault's time is the experiment's (a kill once ran 0.6 s late in CI).
+/// whether it was time for one. A sample waits while a timed fault is due sooner than the
+/// longest the query may take (the backend's depth time-out, or twice the last sample if more):
+/// the query blocks this loop, and a fault's time is the experiment's. A Kafka depth query
+/// during a transactional run has hung for its whole 2 s time-out and made a kill 1 s late.
 fn sample_depth(l: &mut Loop<'_>, broker: &mut BrokerGuard, now: Instant) -> bool {
     if now.duration_since(l.last_depth) < DEPTH_EVERY || l.nemesis.broker_down_at.is_some() {
         return false;
     }
-    if fault_too_close(l.nemesis.until_next(l.elapsed()), l.depth_took) {
+    let bound = broker.0.depth_bound().max(l.depth_took * 2);
+    if fault_too_close(l.nemesis.until_next(l.elapsed()), bound) {
         return false;
     }
     l.last_depth = now;
@@ -292,11 +294,11 @@ mod tests {
     use std::time::Duration;
 
     #[test]
-    fn a_depth_sample_waits_only_for_a_fault_closer_than_twice_its_last_duration() {
+    fn a_depth_sample_waits_only_for_a_fault_closer_than_its_bound() {
         let ms = Duration::from_millis;
-        assert!(!fault_too_close(None, ms(900)), "no fault to come");
-        assert!(fault_too_close(Some(ms(500)), ms(300)));
-        assert!(!fault_too_close(Some(ms(700)), ms(300)));
+        assert!(!fault_too_close(None, ms(2000)), "no fault to come");
+        assert!(fault_too_close(Some(ms(1999)), ms(2000)));
+        assert!(!fault_too_close(Some(ms(2000)), ms(2000)));
         assert!(
             !fault_too_close(Some(ms(1)), Duration::ZERO),
             "a fast broker is always sampled"

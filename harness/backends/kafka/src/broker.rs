@@ -376,6 +376,10 @@ impl Broker for KafkaBroker {
         Ok(true)
     }
 
+    fn depth_bound(&self) -> Duration {
+        DEPTH_TIMEOUT
+    }
+
     fn depth(&mut self) -> Option<Depth> {
         if !self.created {
             return None;

@@ -240,6 +240,10 @@ impl Broker for LogBroker {
         m.fault(fault).map(|()| Vec::new())
     }
 
+    fn depth_bound(&self) -> Duration {
+        DEPTH_TIMEOUT
+    }
+
     fn depth(&mut self) -> Option<Depth> {
         if self.client.is_none() {
             // Reconnect after a restart; a server down or coming up is simply not sampled.

@@ -185,6 +185,10 @@ impl Broker for NatsBroker {
         Ok(true)
     }
 
+    fn depth_bound(&self) -> Duration {
+        DEPTH_TIMEOUT
+    }
+
     fn depth(&mut self) -> Option<Depth> {
         if !self.created {
             return None;

@@ -256,6 +256,10 @@ impl Broker for RabbitBroker {
         Ok(true)
     }
 
+    fn depth_bound(&self) -> Duration {
+        DEPTH_TIMEOUT
+    }
+
     fn depth(&mut self) -> Option<Depth> {
         if !self.created {
             return None;

@@ -128,6 +128,10 @@ impl Broker for RocketBroker {
         Ok(true)
     }
 
+    fn depth_bound(&self) -> Duration {
+        DEPTH_TIMEOUT
+    }
+
     fn depth(&mut self) -> Option<Depth> {
         let target = self.created.clone()?;
         let topic = self.topic.clone();
