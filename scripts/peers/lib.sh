@@ -108,6 +108,21 @@ sys.exit(rc)
 PY
 }
 
+# bench_cpu RESULTS FILE: appends the CPU seconds of the first variant's workers in RESULTS
+# (results.json's cost: producers + consumers) to FILE, and of its producers alone to
+# FILE.producer, for compare_cpu.
+bench_cpu() {
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+cost = json.load(open(sys.argv[1]))["variants"][0].get("cost") or {}
+cpu = {part: (cost.get(part) or {}).get("cpu_s", 0.0) for part in ("producers", "consumers")}
+with open(sys.argv[2], "a") as f:
+    f.write(f"{cpu['producers'] + cpu['consumers']:.3f}\n")
+with open(sys.argv[2] + ".producer", "a") as f:
+    f.write(f"{cpu['producers']:.3f}\n")
+PY
+}
+
 # compare_cpu [producer|broker]: one line per size on stdout: the median CPU seconds per million
 # messages of the peer's processes ($work/cpu.peer-SIZE-I, written by cpu_run) and of bench's
 # workers ($work/cpu.bench-SIZE-I: producers + consumers from results.json's cost, from the load's
@@ -177,19 +192,14 @@ $(for kv in ${BENCH_CONSUMER_PROPS:-}; do printf '"%s" = "%s"\n' "${kv%%=*}" "${
 TOML
   timeout --foreground 600 "$bench" run "$toml" --out "$work/$name" --quiet >"$work/bench.out" 2>&1 ||
     { cat "$work/bench.out" >&2; die "bench run failed"; }
-  python3 - "$work/$name/results.json" "$RECORDS" "$work/cpu.$name" <<'PY'
+  python3 - "$work/$name/results.json" "$RECORDS" <<'PY' || return 1
 import json, sys
 v = json.load(open(sys.argv[1]))["variants"][0]
 c = v["report"]["counts"]
 assert v["status"] == "ok" and c["acked"] == int(sys.argv[2]), (v["status"], c)
 print(round(v["report"]["throughput"]["acked_msgs_per_s"]))
-cost = v.get("cost") or {}
-cpu = {part: (cost.get(part) or {}).get("cpu_s", 0.0) for part in ("producers", "consumers")}
-with open(sys.argv[3], "a") as f:
-    f.write(f"{cpu['producers'] + cpu['consumers']:.3f}\n")
-with open(sys.argv[3] + ".producer", "a") as f:
-    f.write(f"{cpu['producers']:.3f}\n")
 PY
+  bench_cpu "$work/$name/results.json" "$work/cpu.$name"
 }
 
 # start_private_kafka: the calling script's private broker on $PORT ($BOOT) in a new temp dir

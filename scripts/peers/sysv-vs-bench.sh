@@ -72,17 +72,14 @@ backend = "sysv"
 TOML
   timeout --foreground 600 "$bench" run "$toml" --out "$work/$name" --quiet >"$work/bench.out" 2>&1 ||
     { cat "$work/bench.out" >&2; die "bench run failed"; }
-  python3 - "$work/$name/results.json" "$work/cpu.$name" <<'PY'
+  python3 - "$work/$name/results.json" <<'PY' || return 1
 import json, sys
 v = json.load(open(sys.argv[1]))["variants"][0]
 c = v["report"]["counts"]
 assert v["status"] == "ok" and c["lost"] == 0 and c["delivered"] == c["sent"], (v["status"], c)
 print(round(v["report"]["throughput"]["delivered_msgs_per_s"]))
-cost = v.get("cost") or {}
-cpu = sum((cost.get(part) or {}).get("cpu_s", 0.0) for part in ("producers", "consumers"))
-with open(sys.argv[2], "a") as f:
-    f.write(f"{cpu:.3f}\n")
 PY
+  bench_cpu "$work/$name/results.json" "$work/cpu.$name"
   rm -rf "${work:?}/$name"
 }
 
