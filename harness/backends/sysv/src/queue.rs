@@ -82,8 +82,19 @@ impl Queue {
         buf.clear();
         buf.extend_from_slice(&mtype.to_ne_bytes());
         buf.extend_from_slice(body);
-        // SAFETY: buf holds a long followed by body.len() bytes, as msgsnd expects.
-        check(unsafe { libc::msgsnd(self.0, buf.as_ptr().cast(), body.len(), 0) })
+        // SAFETY: buf holds a long followed by body.len() bytes, as msgsnd expects. The raw
+        // system call: libc's wrapper is a cancellation point, and sets up and tears down
+        // cancellation around every call (bench never cancels a thread).
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_msgsnd,
+                libc::c_long::from(self.0),
+                buf.as_ptr(),
+                body.len(),
+                0 as libc::c_long,
+            )
+        };
+        check(rc as libc::c_int)
     }
 
     /// Takes one message of type `mtype` (0: any) into `buf` (8 bytes of type, then the body).
@@ -91,9 +102,18 @@ impl Queue {
     #[inline]
     pub fn recv(&self, mtype: i64, buf: &mut [u8], wait: bool) -> io::Result<Option<(i64, usize)>> {
         let flags = if wait { 0 } else { libc::IPC_NOWAIT };
-        // SAFETY: buf has room for a long plus buf.len() - 8 bytes of body.
-        let n =
-            unsafe { libc::msgrcv(self.0, buf.as_mut_ptr().cast(), buf.len() - 8, mtype, flags) };
+        // SAFETY: buf has room for a long plus buf.len() - 8 bytes of body. The raw system
+        // call, as in `send`.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_msgrcv,
+                libc::c_long::from(self.0),
+                buf.as_mut_ptr(),
+                buf.len() - 8,
+                mtype as libc::c_long,
+                libc::c_long::from(flags),
+            )
+        };
         if n == -1 {
             let e = io::Error::last_os_error();
             return if e.raw_os_error() == Some(libc::ENOMSG) {
