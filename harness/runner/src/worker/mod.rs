@@ -29,6 +29,8 @@ use mq_core::{Backend, Registry};
 /// A worker's counts and the flags its controller sets.
 #[derive(Default)]
 pub struct Counters {
+    /// Written by the producer loop alone, which stores each new total (no other writer may
+    /// add to these two).
     sent: AtomicU64,
     acked: AtomicU64,
     failed: AtomicU64,
