@@ -40,9 +40,8 @@ struct Recorder<'a> {
     /// backend): the clock read an unpaced producer takes as the next send's intended time,
     /// so a message costs one clock read, not two.
     own_ack_ns: Option<u64>,
-    /// This producer's counts so far: it alone writes its counters, so a plain store of each
+    /// Acks counted so far: the producer alone writes its counters, so a plain store of each
     /// new total publishes it (no locked read-modify-write per message).
-    sent: u64,
     acked: u64,
     error: Option<std::io::Error>,
 }
@@ -84,11 +83,11 @@ impl AckSink for Recorder<'_> {
 }
 
 impl Recorder<'_> {
-    /// One more send, published before it leaves (so no outcome is ever counted above it).
+    /// Send `seq` counted, before it leaves (so no outcome is ever counted above it): seqs run
+    /// from 0, one send each, so it is send number `seq + 1`.
     #[inline]
-    fn count_sent(&mut self) {
-        self.sent += 1;
-        self.counters.sent.store(self.sent, Release);
+    fn count_sent(&self, seq: Seq) {
+        self.counters.sent.store(seq.0 + 1, Release);
     }
 
     #[inline]
@@ -219,7 +218,6 @@ pub(super) fn run_producer(
         current: None,
         pending: Pending::default(),
         own_ack_ns: None,
-        sent: 0,
         acked: 0,
         error: None,
     };
@@ -312,7 +310,7 @@ fn send(
         key,
         intended_ns,
     })?;
-    rec.count_sent();
+    rec.count_sent(seq);
     rec.current = Some((seq.0, intended_ns));
     let msg = Outgoing {
         seq,
