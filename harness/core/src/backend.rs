@@ -377,14 +377,58 @@ pub trait AckSink {
     fn transaction(&mut self, _event: TxnEvent, _first: Seq, _count: u64) {}
 }
 
-/// One message to send.
+/// One message to send: its payload behind [`Outgoing::HEADROOM`] bytes of room a backend may
+/// write its own header into, so that header and payload leave in one piece without a copy.
 #[derive(Debug)]
 pub struct Outgoing<'a> {
     pub seq: Seq,
     pub key: Key,
     pub partition: Partition,
+    /// `HEADROOM` bytes of room, then the payload (envelope plus padding, `message_size` bytes).
+    buf: &'a mut [u8],
+}
+
+/// See [`Outgoing::HEADROOM`] (an associated const cannot size an array in a signature).
+const ROOM: usize = 8;
+
+impl<'a> Outgoing<'a> {
+    /// Bytes of room in front of the payload: a System V message's type, for one.
+    pub const HEADROOM: usize = ROOM;
+
+    /// A buffer for payloads of `message_size` bytes, with the room in front ('x' padding).
+    pub fn buffer(message_size: usize) -> Vec<u8> {
+        vec![b'x'; Self::HEADROOM + message_size]
+    }
+
+    /// The message in `buf`: room first, the payload after it (as [`Outgoing::buffer`] makes).
+    ///
+    /// # Panics
+    /// If `buf` is shorter than the room.
+    pub fn new(seq: Seq, key: Key, partition: Partition, buf: &'a mut [u8]) -> Self {
+        assert!(
+            buf.len() >= Self::HEADROOM,
+            "no room in front of the payload"
+        );
+        Outgoing {
+            seq,
+            key,
+            partition,
+            buf,
+        }
+    }
+
     /// Envelope plus padding, `message_size` bytes.
-    pub payload: &'a [u8],
+    #[inline]
+    pub fn payload(&self) -> &[u8] {
+        &self.buf[Self::HEADROOM..]
+    }
+
+    /// The payload with `head` written in the room in front of it, as one slice.
+    #[inline]
+    pub fn with_head(&mut self, head: [u8; ROOM]) -> &[u8] {
+        self.buf[..Self::HEADROOM].copy_from_slice(&head);
+        self.buf
+    }
 }
 
 /// Worker side: sends messages and reports their outcome.
@@ -392,7 +436,7 @@ pub trait Producer {
     /// Sends one message. Outcomes (of this or earlier sends) go to `acks` as they are known.
     /// `Err` means the producer cannot go on; sends without an outcome then count as unknown.
     /// `Err(Interrupted)` means a blocking send was interrupted by the worker's stop signal.
-    fn send(&mut self, msg: &Outgoing<'_>, acks: &mut dyn AckSink) -> Result<(), BackendError>;
+    fn send(&mut self, msg: &mut Outgoing<'_>, acks: &mut dyn AckSink) -> Result<(), BackendError>;
 
     /// Waits up to `timeout` for the outcomes of every send so far.
     fn flush(&mut self, timeout: Duration, acks: &mut dyn AckSink) -> Result<(), BackendError>;
@@ -494,6 +538,17 @@ pub trait Consumer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outgoing_puts_a_head_in_front_of_its_payload_without_touching_it() {
+        let mut buf = Outgoing::buffer(4);
+        buf[Outgoing::HEADROOM..].copy_from_slice(b"body");
+        let mut msg = Outgoing::new(Seq(7), Key(1), Partition(0), &mut buf);
+        assert_eq!(msg.payload(), b"body");
+        assert_eq!(msg.with_head(*b"12345678"), b"12345678body");
+        assert_eq!(msg.payload(), b"body");
+        assert_eq!(Outgoing::buffer(0).len(), Outgoing::HEADROOM);
+    }
 
     #[test]
     fn run_tags_keep_only_name_safe_characters() {

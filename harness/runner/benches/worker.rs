@@ -77,8 +77,8 @@ struct NullProducer {
 }
 
 impl Producer for NullProducer {
-    fn send(&mut self, msg: &Outgoing<'_>, acks: &mut dyn AckSink) -> Result<(), BackendError> {
-        std::hint::black_box(msg.payload);
+    fn send(&mut self, msg: &mut Outgoing<'_>, acks: &mut dyn AckSink) -> Result<(), BackendError> {
+        std::hint::black_box(msg.payload());
         if !self.batched {
             acks.ack(msg.seq, Outcome::Acked);
             return Ok(());

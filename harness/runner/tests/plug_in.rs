@@ -125,10 +125,14 @@ mod mem {
     }
 
     impl Producer for MemProducer {
-        fn send(&mut self, msg: &Outgoing<'_>, acks: &mut dyn AckSink) -> Result<(), BackendError> {
+        fn send(
+            &mut self,
+            msg: &mut Outgoing<'_>,
+            acks: &mut dyn AckSink,
+        ) -> Result<(), BackendError> {
             self.sent += 1;
             if self.drop_every == 0 || !self.sent.is_multiple_of(self.drop_every) {
-                self.queue.lock().unwrap().push_back(msg.payload.to_vec());
+                self.queue.lock().unwrap().push_back(msg.payload().to_vec());
             }
             acks.ack(msg.seq, Outcome::Acked);
             Ok(())

@@ -156,8 +156,9 @@ pub fn worker_ctx(
     }
 }
 
-/// The payload of `seq` (key `seq % partitions`), encoded into `payload`.
-pub fn message(payload: &mut [u8], run_id: u32, seq: u64, partitions: u32) -> Outgoing<'_> {
+/// Message `seq` (key `seq % partitions`), its envelope encoded into `buf` (made by
+/// [`Outgoing::buffer`]).
+pub fn message(buf: &mut [u8], run_id: u32, seq: u64, partitions: u32) -> Outgoing<'_> {
     let key = Key((seq % u64::from(partitions)) as u32);
     Envelope {
         run_id,
@@ -166,13 +167,8 @@ pub fn message(payload: &mut [u8], run_id: u32, seq: u64, partitions: u32) -> Ou
         seq: Seq(seq),
         send_ns: 0,
     }
-    .encode(payload);
-    Outgoing {
-        seq: Seq(seq),
-        key,
-        partition: key.partition(partitions),
-        payload,
-    }
+    .encode(&mut buf[Outgoing::HEADROOM..]);
+    Outgoing::new(Seq(seq), key, key.partition(partitions), buf)
 }
 
 struct Acks(Vec<u8>);
@@ -269,11 +265,11 @@ pub fn round_trip(
 
     let mut producer = backend.producer(&ctx).unwrap();
     let mut acks = Acks(vec![0; n as usize]);
-    let mut payload = vec![0u8; plan.workload.message_size];
+    let mut buf = Outgoing::buffer(plan.workload.message_size);
     let t0 = Instant::now();
     for seq in 0..n {
-        let msg = message(&mut payload, how.run_id, seq, parts);
-        producer.send(&msg, &mut acks).unwrap();
+        let mut msg = message(&mut buf, how.run_id, seq, parts);
+        producer.send(&mut msg, &mut acks).unwrap();
     }
     producer.flush(Duration::from_secs(30), &mut acks).unwrap();
     let produce_rate = n as f64 / t0.elapsed().as_secs_f64();

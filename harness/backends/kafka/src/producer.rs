@@ -220,7 +220,7 @@ impl Batch {
 }
 
 impl Producer for KafkaProducer {
-    fn send(&mut self, msg: &Outgoing<'_>, acks: &mut dyn AckSink) -> Result<(), BackendError> {
+    fn send(&mut self, msg: &mut Outgoing<'_>, acks: &mut dyn AckSink) -> Result<(), BackendError> {
         if msg.partition.0 >= self.partitions {
             return Err(BackendError::other(
                 NAME,
@@ -242,7 +242,7 @@ impl Producer for KafkaProducer {
         let partition = msg.partition.0 as i32;
         let mut deadline = None;
         loop {
-            match self.handle.produce(partition, msg.payload, msg.seq.0) {
+            match self.handle.produce(partition, msg.payload(), msg.seq.0) {
                 Ok(()) => break,
                 Err(RDKafkaErrorCode::QueueFull) => {
                     // librdkafka's queue is the in-flight window: wait for room.

@@ -243,14 +243,14 @@ fn cluster_leader_kill_loses_no_message_acked_with_acks_all() {
 
     // Send continuously (~1500/s) until the faults are over and 6 s have passed.
     let mut outcomes = Outcomes::default();
-    let mut payload = vec![0u8; plan.workload.message_size];
+    let mut buf = mq_core::Outgoing::buffer(plan.workload.message_size);
     let mut sent = 0u64;
     let mut send_error = None;
     while t0.elapsed() < Duration::from_secs(6)
         || (!faults_done.load(Ordering::Acquire) && t0.elapsed() < Duration::from_secs(60))
     {
-        let msg = message(&mut payload, RUN_ID, sent, PARTITIONS);
-        if let Err(e) = producer.send(&msg, &mut outcomes) {
+        let mut msg = message(&mut buf, RUN_ID, sent, PARTITIONS);
+        if let Err(e) = producer.send(&mut msg, &mut outcomes) {
             send_error = Some(e.to_string());
             break;
         }

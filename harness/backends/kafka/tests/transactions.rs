@@ -84,9 +84,9 @@ fn commits_ack_whole_transactions_and_a_fenced_producer_errs() {
     let mut p = Kafka.producer(&ctx).unwrap();
     assert!(p.transactional());
     let mut events = Events::default();
-    let mut payload = vec![0u8; 100];
+    let mut buf = mq_core::Outgoing::buffer(100);
     let mut send = |p: &mut Box<dyn Producer>, events: &mut Events, seq: u64| {
-        p.send(&message(&mut payload, RUN_ID, seq, 2), events)
+        p.send(&mut message(&mut buf, RUN_ID, seq, 2), events)
     };
     for seq in 0..99 {
         send(&mut p, &mut events, seq).unwrap();

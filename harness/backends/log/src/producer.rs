@@ -314,9 +314,9 @@ impl LogProducer {
 }
 
 impl Producer for LogProducer {
-    fn send(&mut self, msg: &Outgoing<'_>, acks: &mut dyn AckSink) -> Result<(), BackendError> {
-        self.open[msg.partition.0 as usize].push(msg.payload, msg.seq);
-        self.buffered += msg.payload.len();
+    fn send(&mut self, msg: &mut Outgoing<'_>, acks: &mut dyn AckSink) -> Result<(), BackendError> {
+        self.open[msg.partition.0 as usize].push(msg.payload(), msg.seq);
+        self.buffered += msg.payload().len();
         if !self.in_flight.is_empty() {
             self.collect(Duration::ZERO, acks);
         }

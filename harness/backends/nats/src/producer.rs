@@ -233,7 +233,7 @@ fn outcome(r: Result<PublishAck, PublishError>) -> Option<Outcome> {
 }
 
 impl Producer for NatsProducer {
-    fn send(&mut self, msg: &Outgoing<'_>, acks: &mut dyn AckSink) -> Result<(), BackendError> {
+    fn send(&mut self, msg: &mut Outgoing<'_>, acks: &mut dyn AckSink) -> Result<(), BackendError> {
         let Some(subject) = self.subjects.get(msg.partition.0 as usize).cloned() else {
             return Err(BackendError::other(
                 NAME,
@@ -244,7 +244,7 @@ impl Producer for NatsProducer {
                 ),
             ));
         };
-        let payload = Bytes::copy_from_slice(msg.payload);
+        let payload = Bytes::copy_from_slice(msg.payload());
         if self.conn.reconnected() {
             // The server may have restarted without the stream (a memory stream).
             self.ensured = None;

@@ -59,10 +59,10 @@ fn killing_the_stream_leader_of_a_3_node_cluster_loses_no_pub_acked_message() {
     let ctx = worker_ctx(&plan, &endpoint, vec![Partition(0)], RUN_ID);
     let mut producer = Nats.producer(&ctx).unwrap();
     let mut acks = Outcomes(vec![None; n as usize]);
-    let mut payload = vec![0u8; 100];
+    let mut buf = mq_core::Outgoing::buffer(100);
     for seq in 0..1000 {
         producer
-            .send(&message(&mut payload, RUN_ID, seq, 1), &mut acks)
+            .send(&mut message(&mut buf, RUN_ID, seq, 1), &mut acks)
             .unwrap();
     }
     producer.flush(Duration::from_secs(20), &mut acks).unwrap();
@@ -86,7 +86,7 @@ fn killing_the_stream_leader_of_a_3_node_cluster_loses_no_pub_acked_message() {
     while acked_after(&acks) < 500 && next < n && t0.elapsed() < Duration::from_secs(40) {
         for seq in next..next + 100 {
             producer
-                .send(&message(&mut payload, RUN_ID, seq, 1), &mut acks)
+                .send(&mut message(&mut buf, RUN_ID, seq, 1), &mut acks)
                 .unwrap();
         }
         next += 100;

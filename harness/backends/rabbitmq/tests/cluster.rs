@@ -179,7 +179,7 @@ fn quorum_leader_kill_reconnecting_clients_lose_no_confirmed_message() {
 
     // Send continuously (~1000/s) until the faults are over and 2 s more have passed.
     let mut outcomes = Outcomes::default();
-    let mut payload = vec![0u8; plan.workload.message_size];
+    let mut buf = mq_core::Outgoing::buffer(plan.workload.message_size);
     let mut send_error = None;
     let mut done_at = None;
     while t0.elapsed() < Duration::from_secs(70) {
@@ -190,8 +190,8 @@ fn quorum_leader_kill_reconnecting_clients_lose_no_confirmed_message() {
             }
         }
         let seq = sent.load(Ordering::Acquire);
-        let msg = message(&mut payload, RUN_ID, seq, PARTITIONS);
-        if let Err(e) = producer.send(&msg, &mut outcomes) {
+        let mut msg = message(&mut buf, RUN_ID, seq, PARTITIONS);
+        if let Err(e) = producer.send(&mut msg, &mut outcomes) {
             send_error = Some(e.to_string());
             break;
         }

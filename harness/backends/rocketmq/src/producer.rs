@@ -207,7 +207,7 @@ impl RocketProducer {
 }
 
 impl Producer for RocketProducer {
-    fn send(&mut self, msg: &Outgoing<'_>, acks: &mut dyn AckSink) -> Result<(), BackendError> {
+    fn send(&mut self, msg: &mut Outgoing<'_>, acks: &mut dyn AckSink) -> Result<(), BackendError> {
         let deadline = Instant::now() + self.ack_timeout;
         while self.in_flight >= self.max_in_flight {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -225,7 +225,7 @@ impl Producer for RocketProducer {
         let job = Job {
             seq: msg.seq,
             queue: msg.partition.0 % self.sender.ep.queues.max(1),
-            payload: msg.payload.to_vec(),
+            payload: msg.payload().to_vec(),
         };
         self.in_flight += 1;
         if self.lanes.is_empty() {

@@ -105,11 +105,11 @@ fn oneway_round_trip(
     let ctx = mq_testkit::worker_ctx(plan, endpoint, (0..parts).map(Partition).collect(), RUN_ID);
     let mut producer = RocketMq.producer(&ctx).unwrap();
     let mut acks = Acks(vec![0; n as usize]);
-    let mut payload = vec![0u8; plan.workload.message_size];
+    let mut buf = mq_core::Outgoing::buffer(plan.workload.message_size);
     for seq in 0..n {
         producer
             .send(
-                &mq_testkit::message(&mut payload, RUN_ID, seq, parts),
+                &mut mq_testkit::message(&mut buf, RUN_ID, seq, parts),
                 &mut acks,
             )
             .unwrap();

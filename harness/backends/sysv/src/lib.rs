@@ -128,7 +128,6 @@ impl Backend for SysV {
         let ep = endpoint(ctx)?;
         Ok(Box::new(SysVProducer {
             queue: Queue::from_id(ep.msqid),
-            buf: Vec::new(),
         }))
     }
 
@@ -241,15 +240,12 @@ impl Drop for SysVBroker {
 
 struct SysVProducer {
     queue: Queue,
-    buf: Vec<u8>,
 }
 
 impl Producer for SysVProducer {
-    fn send(&mut self, msg: &Outgoing<'_>, acks: &mut dyn AckSink) -> Result<(), BackendError> {
-        match self
-            .queue
-            .send(mtype(msg.partition), msg.payload, &mut self.buf)
-        {
+    fn send(&mut self, msg: &mut Outgoing<'_>, acks: &mut dyn AckSink) -> Result<(), BackendError> {
+        let frame = msg.with_head(mtype(msg.partition).to_ne_bytes());
+        match self.queue.send_framed(frame) {
             Ok(()) => {
                 acks.ack(msg.seq, Outcome::Acked);
                 Ok(())

@@ -76,21 +76,22 @@ impl Queue {
         }
     }
 
-    /// Sends `body` with type `mtype`, blocking while the queue is full. `buf` is scratch space.
+    /// Sends a message already laid out as msgsnd wants it: the type in the first 8 bytes
+    /// (native order), the body after them. Blocks while the queue is full.
     #[inline]
-    pub fn send(&self, mtype: i64, body: &[u8], buf: &mut Vec<u8>) -> io::Result<()> {
-        buf.clear();
-        buf.extend_from_slice(&mtype.to_ne_bytes());
-        buf.extend_from_slice(body);
-        // SAFETY: buf holds a long followed by body.len() bytes, as msgsnd expects. The raw
+    pub fn send_framed(&self, frame: &[u8]) -> io::Result<()> {
+        let Some(body_len) = frame.len().checked_sub(8) else {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        };
+        // SAFETY: frame holds a long followed by body_len bytes, as msgsnd expects. The raw
         // system call: libc's wrapper is a cancellation point, and sets up and tears down
         // cancellation around every call (bench never cancels a thread).
         let rc = unsafe {
             libc::syscall(
                 libc::SYS_msgsnd,
                 libc::c_long::from(self.0),
-                buf.as_ptr(),
-                body.len(),
+                frame.as_ptr(),
+                body_len,
                 0 as libc::c_long,
             )
         };
@@ -131,12 +132,21 @@ impl Queue {
 mod tests {
     use super::*;
 
+    fn frame(mtype: i64, body: &[u8]) -> Vec<u8> {
+        [&mtype.to_ne_bytes()[..], body].concat()
+    }
+
     #[test]
     fn send_recv_by_type_stat_and_remove() {
         let q = Queue::create().unwrap();
-        let mut scratch = Vec::new();
-        q.send(2, b"two", &mut scratch).unwrap();
-        q.send(1, b"one", &mut scratch).unwrap();
+        q.send_framed(&frame(2, b"two")).unwrap();
+        q.send_framed(&frame(1, b"one")).unwrap();
+        let e = q.send_framed(&[1, 0, 0]).unwrap_err();
+        assert_eq!(
+            e.raw_os_error(),
+            Some(libc::EINVAL),
+            "a frame shorter than its type"
+        );
         let s = q.stat().unwrap();
         assert_eq!((s.messages, s.bytes), (2, 6));
         let mut buf = vec![0u8; 8 + 16];

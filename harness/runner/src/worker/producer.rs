@@ -205,7 +205,7 @@ pub(super) fn run_producer(
     counters: &Counters,
 ) -> anyhow::Result<()> {
     let schedule = Schedule::new(&plan);
-    let mut payload = vec![b'x'; spec.ctx.plan.workload.message_size];
+    let mut buf = Outgoing::buffer(spec.ctx.plan.workload.message_size);
     let warmup_ns = spec.ctx.plan.workload.warmup.0.as_nanos() as u64;
     let from_ns = plan.start_ns + warmup_ns;
     let latency = LatencyLog::create(&spec.history, PUBLISH, warmup_ns, Some(from_ns))
@@ -243,7 +243,7 @@ pub(super) fn run_producer(
             producer.as_mut(),
             &mut rec,
             spec,
-            &mut payload,
+            &mut buf,
             Seq(seq),
             intended_ns,
         )? {
@@ -289,7 +289,7 @@ fn send(
     producer: &mut dyn mq_core::Producer,
     rec: &mut Recorder<'_>,
     spec: &WorkerSpec,
-    payload: &mut [u8],
+    buf: &mut [u8],
     seq: Seq,
     intended_ns: u64,
 ) -> anyhow::Result<Step> {
@@ -303,7 +303,7 @@ fn send(
         seq,
         send_ns: intended_ns,
     };
-    env.encode(payload);
+    env.encode(&mut buf[Outgoing::HEADROOM..]);
     rec.history.record(Record::Sent {
         producer: id,
         seq,
@@ -312,13 +312,8 @@ fn send(
     })?;
     rec.count_sent(seq);
     rec.current = Some((seq.0, intended_ns));
-    let msg = Outgoing {
-        seq,
-        key,
-        partition: key.partition(w.partitions),
-        payload,
-    };
-    match producer.send(&msg, rec) {
+    let mut msg = Outgoing::new(seq, key, key.partition(w.partitions), buf);
+    match producer.send(&mut msg, rec) {
         Ok(()) => {}
         Err(BackendError::Interrupted { .. }) => return Ok(Step::Interrupted),
         Err(e) => {

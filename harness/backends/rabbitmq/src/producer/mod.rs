@@ -351,7 +351,7 @@ impl RabbitProducer {
 }
 
 impl Producer for RabbitProducer {
-    fn send(&mut self, msg: &Outgoing<'_>, acks: &mut dyn AckSink) -> Result<(), BackendError> {
+    fn send(&mut self, msg: &mut Outgoing<'_>, acks: &mut dyn AckSink) -> Result<(), BackendError> {
         let Some(key) = self.keys.get(msg.partition.0 as usize) else {
             return Err(BackendError::other(
                 NAME,
@@ -365,7 +365,7 @@ impl Producer for RabbitProducer {
         let entry = Entry {
             seq: msg.seq,
             key: key.clone(),
-            payload: Arc::from(msg.payload),
+            payload: Arc::from(msg.payload()),
         };
         if self.link.is_none() {
             // Nothing of this send has left yet: if no link comes back, it was never sent.
